@@ -1,0 +1,265 @@
+// Bindings for dist (ops/dist.h, core/nccl_loader.h). A communicator is a Napi::External holding a
+// shared_ptr; ts/dist.ts wraps it in the Communicator class.
+#include <cstring>
+#include <memory>
+#include <string>
+#include "common.h"
+#include "../core/nccl_loader.h"
+#include "../ops/dist.h"
+
+namespace llmk::napi {
+namespace {
+
+using CommPtr = std::shared_ptr<ops::dist::Communicator>;
+using CommExternal = Napi::External<CommPtr>;
+
+Napi::Value wrap_comm(Napi::Env env, CommPtr c) {
+  return CommExternal::New(env, new CommPtr(std::move(c)), [](Napi::Env, CommPtr* p) { delete p; });
+}
+
+ops::dist::Communicator& arg_comm(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Value v = info[i];
+  if (!v.IsExternal()) throw_js(info.Env(), llmk::Error(ErrCode::Arg, "dist: not a communicator handle"));
+  CommPtr* p = v.As<CommExternal>().Data();
+  if (!p || !*p) throw_js(info.Env(), llmk::Error(ErrCode::Arg, "dist: not a communicator handle"));
+  return **p;
+}
+
+std::string arg_bytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Value v = info[i];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string(name) + " must be a Uint8Array"));
+  auto a = v.As<Napi::Uint8Array>();
+  return std::string(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
+}
+
+int arg_int(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string(name) + " must be a number"));
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+int64_t arg_i64(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (!info[i].IsNumber()) throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string(name) + " must be a number"));
+  return info[i].As<Napi::Number>().Int64Value();
+}
+
+// Optional tensor argument: undefined/null gives an undefined Tensor.
+llmk::Tensor opt_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return llmk::Tensor();
+  return arg_tensor(info, i, name);
+}
+
+Napi::Object load_info_object(Napi::Env env, const nccl::LoadInfo& li) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("available", li.ok);
+  o.Set("version", li.ok ? Napi::Value(Napi::String::New(env, li.version_str)) : env.Null());
+  o.Set("versionCode", li.version ? Napi::Value(Napi::Number::New(env, li.version)) : env.Null());
+  o.Set("path", li.ok ? Napi::Value(Napi::String::New(env, li.path)) : env.Null());
+  o.Set("reason", li.ok ? env.Null() : Napi::Value(Napi::String::New(env, li.error)));
+  Napi::Array s = Napi::Array::New(env, li.searched.size());
+  for (size_t i = 0; i < li.searched.size(); i++) s.Set(uint32_t(i), li.searched[i]);
+  o.Set("searched", s);
+  return o;
+}
+
+Napi::Value nccl_info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&] { return load_info_object(env, nccl::info()); });
+}
+
+Napi::Value nccl_probe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) throw_js(env, llmk::Error(ErrCode::Arg, "dist.nccl.probe: path must be a string"));
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  return guarded(env, [&] { return load_info_object(env, nccl::load({path}, nullptr)); });
+}
+
+Napi::Value nccl_unique_id(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  return guarded(env, [&] {
+    std::string id = ops::dist::nccl_unique_id();
+    auto a = Napi::Uint8Array::New(env, id.size());
+    std::memcpy(a.Data(), id.data(), id.size());
+    return a;
+  });
+}
+
+Napi::Value check_local_id(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string id = arg_bytes(info, 0, "uniqueId");
+  return Napi::String::New(env, ops::dist::check_local_id(id));
+}
+
+Napi::Value init_local(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string id = arg_bytes(info, 0, "uniqueId");
+  int rank = arg_int(info, 1, "rank"), world = arg_int(info, 2, "worldSize");
+  int64_t tmo = arg_i64(info, 3, "timeoutMs");
+  return guarded(env, [&] { return wrap_comm(env, ops::dist::init_local(id, rank, world, tmo)); });
+}
+
+Napi::Value init_nccl(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string id = arg_bytes(info, 0, "uniqueId");
+  int rank = arg_int(info, 1, "rank"), world = arg_int(info, 2, "worldSize");
+  llmk::Device dev = arg_device(info, 3);
+  int64_t tmo = arg_i64(info, 5, "timeoutMs");
+  return guarded(env, [&] { return wrap_comm(env, ops::dist::init_nccl(id, rank, world, dev, tmo)); });
+}
+
+Napi::Value poll_ready(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  return guarded(env, [&] { return Napi::Number::New(env, c.poll_ready()); });
+}
+
+// Collectives return the output handle when they allocated it, else undefined.
+Napi::Value all_reduce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
+  llmk::Tensor out = opt_tensor(info, 2, "out");
+  int op = arg_int(info, 3, "op");
+  return guarded(env, [&] {
+    ops::dist::all_reduce(c, in, out, ops::dist::red_op_from_int(op));
+    return env.Undefined();
+  });
+}
+
+Napi::Value all_gather(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
+  llmk::Tensor out = opt_tensor(info, 2, "out");
+  return guarded(env, [&]() -> Napi::Value {
+    bool alloc = !out.defined();
+    llmk::Tensor r = ops::dist::all_gather(c, in, out);
+    if (alloc) return wrap_tensor(env, r);
+    return env.Undefined();
+  });
+}
+
+Napi::Value reduce_scatter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
+  llmk::Tensor out = opt_tensor(info, 2, "out");
+  int op = arg_int(info, 3, "op");
+  return guarded(env, [&]() -> Napi::Value {
+    bool alloc = !out.defined();
+    llmk::Tensor r = ops::dist::reduce_scatter(c, in, out, ops::dist::red_op_from_int(op));
+    if (alloc) return wrap_tensor(env, r);
+    return env.Undefined();
+  });
+}
+
+Napi::Value broadcast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
+  llmk::Tensor out = opt_tensor(info, 2, "out");
+  int root = arg_int(info, 3, "root");
+  return guarded(env, [&] {
+    ops::dist::broadcast(c, in, out, root);
+    return env.Undefined();
+  });
+}
+
+Napi::Value send(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  const llmk::Tensor& t = arg_tensor(info, 1, "tensor");
+  int peer = arg_int(info, 2, "peer");
+  return guarded(env, [&] {
+    ops::dist::send(c, t, peer);
+    return env.Undefined();
+  });
+}
+
+Napi::Value recv(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  const llmk::Tensor& t = arg_tensor(info, 1, "tensor");
+  int peer = arg_int(info, 2, "peer");
+  return guarded(env, [&] {
+    ops::dist::recv(c, t, peer);
+    return env.Undefined();
+  });
+}
+
+template <void (ops::dist::Communicator::*M)()>
+Napi::Value simple(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  return guarded(env, [&] {
+    (c.*M)();
+    return env.Undefined();
+  });
+}
+
+Napi::Value barrier(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  return guarded(env, [&] {
+    c.check_usable("barrier");
+    c.barrier();
+    return env.Undefined();
+  });
+}
+
+Napi::Value group_start(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  return guarded(env, [&] {
+    c.check_usable("group");
+    c.group_start();
+    return env.Undefined();
+  });
+}
+
+Napi::Value abort_comm(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  std::string why = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : std::string();
+  return guarded(env, [&] {
+    c.abort(why);
+    return env.Undefined();
+  });
+}
+
+Napi::Value comm_error(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto& c = arg_comm(info, 0);
+  return guarded(env, [&] {
+    std::string e = c.error();
+    return e.empty() ? env.Null() : Napi::Value(Napi::String::New(env, e));
+  });
+}
+
+}  // namespace
+
+void init_dist_binding(Napi::Env env, Napi::Object exports) {
+  Napi::Object d = Napi::Object::New(env);
+  d.Set("ncclInfo", Napi::Function::New(env, nccl_info));
+  d.Set("ncclProbe", Napi::Function::New(env, nccl_probe));
+  d.Set("ncclUniqueId", Napi::Function::New(env, nccl_unique_id));
+  d.Set("checkLocalId", Napi::Function::New(env, check_local_id));
+  d.Set("initLocal", Napi::Function::New(env, init_local));
+  d.Set("initNccl", Napi::Function::New(env, init_nccl));
+  d.Set("pollReady", Napi::Function::New(env, poll_ready));
+  d.Set("allReduce", Napi::Function::New(env, all_reduce));
+  d.Set("allGather", Napi::Function::New(env, all_gather));
+  d.Set("reduceScatter", Napi::Function::New(env, reduce_scatter));
+  d.Set("broadcast", Napi::Function::New(env, broadcast));
+  d.Set("send", Napi::Function::New(env, send));
+  d.Set("recv", Napi::Function::New(env, recv));
+  d.Set("barrier", Napi::Function::New(env, barrier));
+  d.Set("groupStart", Napi::Function::New(env, group_start));
+  d.Set("groupEnd", Napi::Function::New(env, simple<&ops::dist::Communicator::group_end>));
+  d.Set("destroy", Napi::Function::New(env, simple<&ops::dist::Communicator::destroy>));
+  d.Set("abort", Napi::Function::New(env, abort_comm));
+  d.Set("error", Napi::Function::New(env, comm_error));
+  exports.Set("dist", d);
+}
+
+}  // namespace llmk::napi
