@@ -1,0 +1,230 @@
+// INT4 weight-only matmul, CPU kernels. See int4.h for the formats.
+#include "int4.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "../core/error.h"
+#include "../core/half.h"
+#include "../core/parallel.h"
+
+namespace llmk::cpu {
+
+namespace {
+
+inline float round_to(int dt, float v) {
+  if (dt == 1) return f16_to_f32(f32_to_f16(v));
+  if (dt == 2) return bf16_to_f32(f32_to_bf16(v));
+  return v;
+}
+
+inline int nib(const uint8_t* row, int64_t k) { return (row[k >> 1] >> ((k & 1) * 4)) & 15; }
+
+// Sum of a[i] * b[i] over len elements; eight independent lanes so the compiler vectorises it
+// without reassociation flags.
+inline float dot(const float* a, const float* b, int64_t len) {
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= len; i += 8)
+    for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
+  float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+  for (; i < len; i++) s += a[i] * b[i];
+  return s;
+}
+
+// Unpacks len (even) nibbles starting at byte p into q[0..len) as floats 0..15.
+inline void unpack(const uint8_t* p, int64_t len, float* q) {
+  for (int64_t i = 0; i < len / 2; i++) {
+    uint32_t b = p[i];
+    q[2 * i] = float(b & 15u);
+    q[2 * i + 1] = float(b >> 4);
+  }
+}
+
+}  // namespace
+
+void int4_quantize(const void* w, int wdt, int64_t N, int64_t K, int64_t group, bool symmetric,
+                   uint8_t* qweight, void* scales, int sdt, uint8_t* zeros) {
+  const int64_t G = K / group;
+  parallel_for(N, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)), [&](int64_t n0, int64_t n1) {
+    std::vector<float> buf(static_cast<size_t>(group));
+    for (int64_t n = n0; n < n1; n++) {
+      uint8_t* qrow = qweight + n * (K / 2);
+      for (int64_t g = 0; g < G; g++) {
+        const int64_t base = n * K + g * group;
+        float mn = 0.f, mx = 0.f, amax = 0.f;
+        for (int64_t i = 0; i < group; i++) {
+          float v = load_as_f32(w, base + i, wdt);
+          buf[size_t(i)] = v;
+          mn = std::min(mn, v);
+          mx = std::max(mx, v);
+          amax = std::max(amax, std::fabs(v));
+        }
+        float s;
+        int zero;
+        if (symmetric) {
+          s = round_to(sdt, amax / 7.f);
+          zero = 8;
+        } else {
+          s = round_to(sdt, (mx - mn) / 15.f);
+          zero = s > 0.f ? int(std::min(15.f, std::max(0.f, std::nearbyint(-mn / s)))) : 8;
+          zeros[n * G + g] = uint8_t(zero);
+        }
+        store_from_f32(scales, n * G + g, sdt, s);
+        for (int64_t i = 0; i < group; i++) {
+          const float r = s > 0.f ? std::nearbyint(buf[size_t(i)] / s) : 0.f;
+          int q = int(std::min(15.f, std::max(0.f, r + float(zero))));
+          if (r != r) q = zero;  // NaN input: store the zero point
+          const int64_t k = g * group + i;
+          uint8_t& byte = qrow[k >> 1];
+          if ((k & 1) == 0) byte = uint8_t((byte & 0xF0u) | uint32_t(q));
+          else byte = uint8_t((byte & 0x0Fu) | (uint32_t(q) << 4));
+        }
+      }
+    }
+  });
+}
+
+void int4_dequantize(const uint8_t* qweight, const void* scales, int sdt, const uint8_t* zeros,
+                     int64_t N, int64_t K, int64_t group, void* out, int odt) {
+  const int64_t G = K / group;
+  parallel_for(N, std::max<int64_t>(1, 16384 / std::max<int64_t>(K, 1)), [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      const uint8_t* qrow = qweight + n * (K / 2);
+      for (int64_t g = 0; g < G; g++) {
+        const float s = load_as_f32(scales, n * G + g, sdt);
+        const float z = zeros ? float(zeros[n * G + g]) : 8.f;
+        for (int64_t k = g * group; k < (g + 1) * group; k++)
+          store_from_f32(out, n * K + k, odt, s * (float(nib(qrow, k)) - z));
+      }
+    }
+  });
+}
+
+void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
+                 const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
+                 int64_t M, int64_t N, int64_t K, int64_t group) {
+  if (M <= 0 || N <= 0) return;
+  const int64_t G = K / group;
+  // Activations as float32 (permuted for act-order) and their per-group sums: the zero point is
+  // applied once per group as scale * (Σ x·q − zero · Σ x).
+  if (perm)
+    for (int64_t k = 0; k < K; k++)
+      if (perm[k] < 0 || perm[k] >= K)
+        throw Error(ErrCode::Index, fmt("quant.matmul: permutation entry %lld at %lld is outside [0, %lld)",
+                                        (long long)perm[k], (long long)k, (long long)K));
+  std::vector<float> xf(size_t(M * K)), xs(size_t(M * G));
+  parallel_for(M, std::max<int64_t>(1, 4096 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; m++) {
+      float* xr = xf.data() + m * K;
+      for (int64_t k = 0; k < K; k++) xr[k] = load_as_f32(x, m * K + (perm ? perm[k] : k), xdt);
+      for (int64_t g = 0; g < G; g++) {
+        double s = 0;
+        for (int64_t k = g * group; k < (g + 1) * group; k++) s += xr[k];
+        xs[size_t(m * G + g)] = float(s);
+      }
+    }
+  });
+
+  constexpr int64_t NT = 4;    // weight rows per tile
+  constexpr int64_t MB = 16;   // activation rows per block
+  constexpr int64_t CH = 128;  // k per unpacked chunk
+  const int64_t ntiles = (N + NT - 1) / NT;
+  const int64_t work_per_tile = M * K * NT;
+  const int64_t grain = std::max<int64_t>(1, 65536 / std::max<int64_t>(work_per_tile, 1));
+  parallel_for(ntiles, grain, [&](int64_t t0, int64_t t1) {
+    alignas(64) float q[NT][CH];
+    float acc[MB][NT], gacc[MB][NT];
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t nb = t * NT, nr = std::min(NT, N - nb);
+      for (int64_t mb = 0; mb < M; mb += MB) {
+        const int64_t mr = std::min(MB, M - mb);
+        for (int64_t i = 0; i < MB; i++)
+          for (int64_t r = 0; r < NT; r++) acc[i][r] = 0.f;
+        for (int64_t g = 0; g < G; g++) {
+          for (int64_t i = 0; i < MB; i++)
+            for (int64_t r = 0; r < NT; r++) gacc[i][r] = 0.f;
+          for (int64_t k0 = g * group; k0 < (g + 1) * group; k0 += CH) {
+            const int64_t len = std::min(CH, (g + 1) * group - k0);
+            for (int64_t r = 0; r < nr; r++) unpack(qweight + (nb + r) * (K / 2) + k0 / 2, len, q[r]);
+            for (int64_t i = 0; i < mr; i++) {
+              const float* xr = xf.data() + (mb + i) * K + k0;
+              for (int64_t r = 0; r < nr; r++) gacc[i][r] += dot(xr, q[r], len);
+            }
+          }
+          for (int64_t r = 0; r < nr; r++) {
+            const int64_t n = nb + r;
+            const float s = load_as_f32(scales, n * G + g, sdt);
+            const float z = zeros ? float(zeros[n * G + g]) : 8.f;
+            for (int64_t i = 0; i < mr; i++) acc[i][r] += s * (gacc[i][r] - z * xs[size_t((mb + i) * G + g)]);
+          }
+        }
+        for (int64_t i = 0; i < mr; i++)
+          for (int64_t r = 0; r < nr; r++) {
+            const int64_t n = nb + r;
+            float v = acc[i][r];
+            if (bias) v += load_as_f32(bias, n, bdt);
+            store_from_f32(y, (mb + i) * N + n, ydt, v);
+          }
+      }
+    }
+  });
+}
+
+void int4_pack_prepared(const uint8_t* qweight, int64_t N, int64_t K, uint8_t* out) {
+  const int64_t KB = (K + 63) / 64, NB = N / 16;
+  parallel_for(NB, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t nb = b0; nb < b1; nb++)
+      for (int64_t kb = 0; kb < KB; kb++) {
+        uint8_t* blk = out + (nb * KB + kb) * 512;
+        for (int lane = 0; lane < 32; lane++) {
+          const int g = lane >> 2, t = lane & 3;
+          for (int kc = 0; kc < 4; kc++) {
+            uint32_t word = 0;
+            for (int slot = 0; slot < 8; slot++) {
+              const int64_t row = nb * 16 + g + ((slot & 2) ? 8 : 0);
+              const int64_t k = kb * 64 + kc * 16 + 2 * t + ((slot & 1) ? 8 : 0) + ((slot & 4) ? 1 : 0);
+              const uint32_t v = k < K ? uint32_t(nib(qweight + row * (K / 2), k)) : 0u;
+              word |= v << (4 * slot);
+            }
+            uint8_t* wp = blk + (lane * 4 + kc) * 4;
+            wp[0] = uint8_t(word); wp[1] = uint8_t(word >> 8); wp[2] = uint8_t(word >> 16); wp[3] = uint8_t(word >> 24);
+          }
+        }
+      }
+  });
+}
+
+void int4_unpack_prepared(const uint8_t* packed, int64_t N, int64_t K, uint8_t* qweight) {
+  const int64_t KB = (K + 63) / 64;
+  parallel_for(N, 16, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++) {
+      const int64_t nb = n / 16, r = n % 16, g = r % 8;
+      for (int64_t k = 0; k < K; k++) {
+        const int64_t kb = k / 64, kk = k % 64, kc = kk / 16, j = kk % 16;
+        const int64_t t = (j % 8) / 2;
+        const int slot = int((r >= 8 ? 2 : 0) + (j >= 8 ? 1 : 0) + ((j & 1) ? 4 : 0));
+        const int64_t lane = g * 4 + t;
+        const uint8_t* wp = packed + (nb * KB + kb) * 512 + (lane * 4 + kc) * 4;
+        const uint32_t word = uint32_t(wp[0]) | uint32_t(wp[1]) << 8 | uint32_t(wp[2]) << 16 | uint32_t(wp[3]) << 24;
+        const uint32_t v = (word >> (4 * slot)) & 15u;
+        uint8_t& byte = qweight[n * (K / 2) + k / 2];
+        if ((k & 1) == 0) byte = uint8_t((byte & 0xF0u) | v);
+        else byte = uint8_t((byte & 0x0Fu) | (v << 4));
+      }
+    }
+  });
+}
+
+void transpose_bytes(const void* in, int64_t R, int64_t C, int64_t esize, void* out) {
+  const char* src = static_cast<const char*>(in);
+  char* dst = static_cast<char*>(out);
+  parallel_for(R, std::max<int64_t>(1, 4096 / std::max<int64_t>(C, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++)
+      for (int64_t c = 0; c < C; c++) std::memcpy(dst + (c * R + r) * esize, src + (r * C + c) * esize, size_t(esize));
+  });
+}
+
+}  // namespace llmk::cpu

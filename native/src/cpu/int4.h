@@ -1,0 +1,50 @@
+// INT4 weight-only matmul, CPU kernels (DESIGN.md 5.3).
+//
+// Canonical format for a weight W[N,K]: qweight uint8 [N, K/2] packed along K (low nibble = even k),
+// scales [N, G] (G = K / group; float32, float16 or bfloat16, given as a DType int), zeros uint8 [N, G]
+// or null (symmetric: zero point 8). Value = scale * (nibble - zero).
+//
+// Plain functions over pointers; multi-threaded with llmk::parallel_for; no allocation policy.
+#pragma once
+#include <cstdint>
+
+namespace llmk::cpu {
+
+// Round-to-nearest quantisation of w[N,K] (dtype wdt) per group of `group` consecutive k.
+// symmetric: scale = amax/7, q = clamp(round(w/scale), -8, 7) + 8 (zeros not written).
+// asymmetric: range widened to include 0, scale = (max-min)/15, zero = clamp(round(-min/scale), 0, 15),
+//             q = clamp(round(w/scale) + zero, 0, 15); zeros must be non-null.
+// Scales are rounded to sdt first and q is computed with the rounded scale.
+void int4_quantize(const void* w, int wdt, int64_t N, int64_t K, int64_t group, bool symmetric,
+                   uint8_t* qweight, void* scales, int sdt, uint8_t* zeros);
+
+// out[N,K] (dtype odt) = scale * (nibble - zero).
+void int4_dequantize(const uint8_t* qweight, const void* scales, int sdt, const uint8_t* zeros,
+                     int64_t N, int64_t K, int64_t group, void* out, int odt);
+
+// y[M,N] (dtype ydt) = x'[M,K] · dequant(W)ᵀ + bias, where x' = x, or x'[:, j] = x[:, perm[j]] when
+// perm is non-null (act-order). Accumulation in float32; never materialises the dequantised W.
+// perm entries must be a permutation of [0,K) (checked by the caller).
+void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
+                 const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
+                 int64_t M, int64_t N, int64_t K, int64_t group);
+
+// ---- The CUDA kernels' tuned layout ("prepared"), as a host reference (used by the native test and
+// by the ops layer to describe sizes). Only for N % 16 == 0 and K % 16 == 0.
+//   qweight: blocks of 16 rows × 64 k (512 bytes), block (nb, kb) at byte offset (nb * KB + kb) * 512,
+//   KB = ceil(K/64) (k beyond K padded with nibble 0). Inside a block, 32-bit word (lane*4 + kc),
+//   lane = g*4 + t (g, t in 0..7, 0..3), kc in 0..3, holds eight nibbles (bits 4i..4i+3 = slot i):
+//     slot0 = W[g][16kc+2t]     slot4 = W[g][16kc+2t+1]
+//     slot1 = W[g][16kc+2t+8]   slot5 = W[g][16kc+2t+9]
+//     slot2 = W[g+8][16kc+2t]   slot6 = W[g+8][16kc+2t+1]
+//     slot3 = W[g+8][16kc+2t+8] slot7 = W[g+8][16kc+2t+9]
+//   (rows relative to 16*nb, k relative to 64*kb): exactly the B fragments of mma.m16n8k16 for two
+//   n8 tiles, so one 16-byte load per lane gives a warp a 16×64 tile ready to dequantise in registers.
+//   scales: transposed to [G, N] (same dtype); zeros: transposed to [G, N].
+inline int64_t int4_prepared_qbytes(int64_t N, int64_t K) { return (N / 16) * ((K + 63) / 64) * 512; }
+void int4_pack_prepared(const uint8_t* qweight, int64_t N, int64_t K, uint8_t* out);
+void int4_unpack_prepared(const uint8_t* packed, int64_t N, int64_t K, uint8_t* qweight);
+// [R, C] -> [C, R] transpose of elements of `esize` bytes.
+void transpose_bytes(const void* in, int64_t R, int64_t C, int64_t esize, void* out);
+
+}  // namespace llmk::cpu

@@ -1,0 +1,275 @@
+// Native GPU test of the INT4 kernels: each CUDA kernel against the CPU implementation on fresh random
+// data, at sizes hitting every path (tiny, tails, general, fast paths, every benchmark shape), with
+// poisoned outputs. Prints PASS/FAIL lines; with LLMK_INT4_TIME=1 also device times of the bench shapes.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "../src/core/cuda_runtime.h"
+#include "../src/core/dtype.h"
+#include "../src/core/error.h"
+#include "../src/core/half.h"
+#include "../src/cpu/int4.h"
+#include "../src/cuda/int4.h"
+#include "test_util.h"
+
+using namespace llmk_test;
+using llmk::DType;
+
+namespace {
+
+uint64_t xs_state = 0;
+inline uint64_t xorshift() {
+  xs_state ^= xs_state << 13; xs_state ^= xs_state >> 7; xs_state ^= xs_state << 17;
+  return xs_state;
+}
+inline float urand() { return float(xorshift() >> 40) * (1.f / 16777216.f) * 2.f - 1.f; }  // [-1, 1)
+
+std::vector<uint8_t> rand_bytes(size_t n) {
+  std::vector<uint8_t> v(n);
+  for (auto& b : v) b = uint8_t(xorshift() >> 32);
+  return v;
+}
+// Floats of dtype dt as raw storage bytes.
+std::vector<uint8_t> rand_floats(size_t n, DType dt, float scale, float offset = 0.f) {
+  std::vector<uint8_t> v(n * llmk::dtype_size(dt));
+  for (size_t i = 0; i < n; i++) llmk::store_from_f32(v.data(), int64_t(i), int(dt), offset + scale * urand());
+  return v;
+}
+std::vector<float> as_f32(const std::vector<uint8_t>& raw, DType dt) {
+  const size_t n = raw.size() / llmk::dtype_size(dt);
+  std::vector<float> f(n);
+  for (size_t i = 0; i < n; i++) f[i] = llmk::load_as_f32(raw.data(), int64_t(i), int(dt));
+  return f;
+}
+
+struct Weight {  // host canonical
+  int64_t N, K, group;
+  DType sdt;
+  std::vector<uint8_t> q, s, z;  // z empty = symmetric
+};
+
+Weight rand_weight(int64_t N, int64_t K, int64_t group, DType sdt, bool zeros) {
+  Weight w{N, K, group, sdt, rand_bytes(size_t(N * K / 2)), rand_floats(size_t(N * (K / group)), sdt, 0.01f, 0.02f), {}};
+  if (zeros) { w.z = rand_bytes(size_t(N * (K / group))); for (auto& b : w.z) b &= 15; }
+  return w;
+}
+
+struct DevWeight {
+  DevBuf<uint8_t> q, s, z;
+  bool prepared;
+  DevWeight(const Weight& w, bool prepare)
+      : q(std::max<size_t>(w.q.size(), size_t(llmk::cpu::int4_prepared_qbytes(w.N, w.K)))),
+        s(w.s.size()), z(std::max<size_t>(w.z.size(), 1)), prepared(prepare) {
+    if (!prepare) {
+      TCUDA(cudaMemcpy(q.p, w.q.data(), w.q.size(), cudaMemcpyHostToDevice));
+      s.upload(w.s);
+      if (!w.z.empty()) z.upload(w.z);
+      return;
+    }
+    DevBuf<uint8_t> cq(w.q), cs(w.s), cz(w.z.empty() ? std::vector<uint8_t>(1) : w.z);
+    llmk::cuda::int4_prepare(cq.p, cs.p, int(llmk::dtype_size(w.sdt)), w.z.empty() ? nullptr : cz.p, w.N, w.K,
+                             w.group, q.p, s.p, w.z.empty() ? nullptr : z.p, nullptr);
+    TCUDA(cudaDeviceSynchronize());
+  }
+};
+
+const char* dtn(DType d) { return llmk::dtype_name(d); }
+
+// One matmul case: GPU vs CPU on `check_rows` sampled rows (all rows when M is small).
+void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DType sdt, bool zeros, bool prepare,
+                 bool bias, bool perm, bool time_it = false) {
+  char name[256];
+  std::snprintf(name, sizeof name, "matmul M=%lld N=%lld K=%lld g=%lld x=%s s=%s%s%s%s%s", (long long)M,
+                (long long)N, (long long)K, (long long)group, dtn(xdt), dtn(sdt), zeros ? " zeros" : "",
+                prepare ? " prepared" : " canonical", bias ? " bias" : "", perm ? " perm" : "");
+  const bool prep = prepare && llmk::cuda::int4_fast_layout(N, K);
+  Weight w = rand_weight(N, K, group, sdt, zeros);
+  auto x = rand_floats(size_t(M * K), xdt, 1.f);
+  auto b = rand_floats(size_t(N), DType::F32, 1.f);
+  std::vector<int32_t> pm;
+  if (perm) {
+    pm.resize(size_t(K));
+    for (int64_t k = 0; k < K; k++) pm[size_t(k)] = int32_t(k);
+    for (int64_t k = K - 1; k > 0; k--) std::swap(pm[size_t(k)], pm[size_t(xorshift() % uint64_t(k + 1))]);
+  }
+  DevWeight dw(w, prep);
+  DevBuf<uint8_t> dx(x), db(b);
+  DevBuf<int32_t> dp(pm.empty() ? std::vector<int32_t>(1) : pm);
+  const size_t ysz = size_t(M * N) * llmk::dtype_size(xdt);
+  DevBuf<uint8_t> dy(ysz);
+  dy.poison();
+  const int64_t wsb = llmk::cuda::int4_matmul_workspace(M, N, K, group, int(xdt), prep, perm);
+  DevBuf<uint8_t> ws(size_t(std::max<int64_t>(wsb, 1)));
+  int splits = 1;
+  const char* path = llmk::cuda::int4_matmul_path(M, N, K, int(xdt), prep, dx.p, &splits);
+  auto launch = [&] {
+    llmk::cuda::int4_matmul(dx.p, int(xdt), dw.q.p, dw.s.p, int(sdt), zeros ? dw.z.p : nullptr, prep,
+                            bias ? db.p : nullptr, int(DType::F32), perm ? dp.p : nullptr, dy.p, M, N, K, group,
+                            ws.p, wsb, nullptr, nullptr);
+  };
+  try {
+    launch();
+  } catch (const llmk::Error& e) {
+    report(name, false, std::string("threw: ") + e.what());
+    return;
+  }
+  TCUDA(cudaDeviceSynchronize());
+  auto y = dy.download();
+  // CPU on sampled rows.
+  std::vector<int64_t> rows;
+  if (M <= 32) for (int64_t m = 0; m < M; m++) rows.push_back(m);
+  else { rows = {0, 1, M / 2, M - 2, M - 1}; for (int i = 0; i < 3; i++) rows.push_back(int64_t(xorshift() % uint64_t(M))); }
+  const size_t xe = llmk::dtype_size(xdt);
+  std::vector<uint8_t> xs(rows.size() * size_t(K) * xe), ys(rows.size() * size_t(N) * 4), yg(rows.size() * size_t(N) * xe);
+  for (size_t i = 0; i < rows.size(); i++) {
+    std::memcpy(xs.data() + i * K * xe, x.data() + rows[i] * K * xe, K * xe);
+    std::memcpy(yg.data() + i * N * xe, y.data() + rows[i] * N * xe, N * xe);
+  }
+  llmk::cpu::int4_matmul(xs.data(), int(xdt), w.q.data(), w.s.data(), int(sdt), zeros ? w.z.data() : nullptr,
+                         bias ? b.data() : nullptr, int(DType::F32), perm ? pm.data() : nullptr, ys.data(),
+                         int(DType::F32), int64_t(rows.size()), N, K, group);
+  auto got = as_f32(yg, xdt), want = as_f32(ys, DType::F32);
+  const double err = rel_l2(got.data(), want.data(), got.size());
+  const double tol = xdt == DType::F32 ? 1e-5 : 1e-2;
+  char det[160];
+  std::snprintf(det, sizeof det, "path=%s splits=%d rel_l2=%.3g", path, splits, err);
+  report(name, err < tol, det);
+
+  if (time_it) {
+    cudaEvent_t e0, e1;
+    TCUDA(cudaEventCreate(&e0)); TCUDA(cudaEventCreate(&e1));
+    for (int i = 0; i < 3; i++) launch();
+    const int iters = M >= 1024 ? 10 : 50;
+    TCUDA(cudaEventRecord(e0));
+    for (int i = 0; i < iters; i++) launch();
+    TCUDA(cudaEventRecord(e1));
+    TCUDA(cudaEventSynchronize(e1));
+    float ms = 0;
+    TCUDA(cudaEventElapsedTime(&ms, e0, e1));
+    ms /= float(iters);
+    const double bytes = double(N) * K / 2 + double(N) * (K / group) * llmk::dtype_size(sdt) + double(M) * K * xe + double(M) * N * xe;
+    const double flops = 2.0 * double(M) * N * K;
+    std::printf("TIME int4 N=%lld K=%lld M=%lld x=%s path=%s splits=%d ms=%.4f GB/s=%.0f TFLOP/s=%.1f\n",
+                (long long)N, (long long)K, (long long)M, dtn(xdt), path, splits, ms, bytes / ms / 1e6, flops / ms / 1e9);
+    std::printf("{\"case\":\"int4 %lldx%lld M=%lld\",\"ms\":%.5f,\"path\":\"%s\"}\n", (long long)N, (long long)K, (long long)M, ms, path);
+    cudaEventDestroy(e0); cudaEventDestroy(e1);
+  }
+}
+
+void quantize_case(int64_t N, int64_t K, int64_t group, DType wdt, DType sdt, bool sym) {
+  char name[200];
+  std::snprintf(name, sizeof name, "quantize+dequantize N=%lld K=%lld g=%lld w=%s s=%s %s", (long long)N,
+                (long long)K, (long long)group, dtn(wdt), dtn(sdt), sym ? "sym" : "asym");
+  auto w = rand_floats(size_t(N * K), wdt, 1.f, sym ? 0.f : 0.3f);
+  const int64_t G = K / group;
+  std::vector<uint8_t> q(size_t(N * K / 2)), s(size_t(N * G) * llmk::dtype_size(sdt)), z(size_t(N * G));
+  llmk::cpu::int4_quantize(w.data(), int(wdt), N, K, group, sym, q.data(), s.data(), int(sdt), sym ? nullptr : z.data());
+  DevBuf<uint8_t> dw(w), dq(q.size()), ds(s.size()), dz(z.size());
+  dq.poison(); ds.poison(); dz.poison();
+  llmk::cuda::int4_quantize(dw.p, int(wdt), N, K, group, sym, dq.p, ds.p, int(sdt), sym ? nullptr : dz.p, nullptr);
+  TCUDA(cudaDeviceSynchronize());
+  auto gq = dq.download(), gs = ds.download(), gz = dz.download();
+  size_t qdiff = 0;
+  for (size_t i = 0; i < q.size(); i++) qdiff += gq[i] != q[i];
+  bool ok = gs == s && (sym || gz == z) && qdiff <= q.size() / 10000;  // rounding ties may differ rarely
+  report(name, ok, "q bytes differing: " + std::to_string(qdiff));
+  // dequantize
+  const size_t oe = llmk::dtype_size(wdt);
+  std::vector<uint8_t> deq(size_t(N * K) * oe);
+  llmk::cpu::int4_dequantize(q.data(), s.data(), int(sdt), sym ? nullptr : z.data(), N, K, group, deq.data(), int(wdt));
+  DevBuf<uint8_t> dd(deq.size());
+  dd.poison();
+  dq.upload(q); ds.upload(s); dz.upload(z);
+  llmk::cuda::int4_dequantize(dq.p, ds.p, int(sdt), sym ? nullptr : dz.p, N, K, group, dd.p, int(wdt), nullptr);
+  TCUDA(cudaDeviceSynchronize());
+  report(std::string("dequantize ") + name, dd.download() == deq);
+}
+
+void prepare_case(int64_t N, int64_t K, int64_t group, DType sdt, bool zeros) {
+  char name[160];
+  std::snprintf(name, sizeof name, "prepare/unprepare N=%lld K=%lld g=%lld s=%s%s", (long long)N, (long long)K,
+                (long long)group, dtn(sdt), zeros ? " zeros" : "");
+  Weight w = rand_weight(N, K, group, sdt, zeros);
+  std::vector<uint8_t> hp(size_t(llmk::cpu::int4_prepared_qbytes(N, K)));
+  llmk::cpu::int4_pack_prepared(w.q.data(), N, K, hp.data());
+  std::vector<uint8_t> back(w.q.size());
+  llmk::cpu::int4_unpack_prepared(hp.data(), N, K, back.data());
+  DevWeight dw(w, true);
+  bool ok = back == w.q && dw.q.download() == hp;
+  DevBuf<uint8_t> cq(w.q.size()), cs(w.s.size()), cz(std::max<size_t>(w.z.size(), 1));
+  cq.poison(); cs.poison();
+  llmk::cuda::int4_unprepare(dw.q.p, dw.s.p, int(llmk::dtype_size(sdt)), zeros ? dw.z.p : nullptr, N, K, group, cq.p,
+                             cs.p, zeros ? cz.p : nullptr, nullptr);
+  TCUDA(cudaDeviceSynchronize());
+  ok = ok && cq.download() == w.q && cs.download() == w.s && (!zeros || cz.download() == w.z);
+  report(name, ok);
+}
+
+void bad_perm_case() {
+  const int64_t M = 2, N = 32, K = 64;
+  Weight w = rand_weight(N, K, 32, DType::F16, false);
+  DevWeight dw(w, true);
+  auto x = rand_floats(size_t(M * K), DType::F16, 1.f);
+  std::vector<int32_t> pm(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; k++) pm[size_t(k)] = int32_t(k);
+  pm[5] = int32_t(K + 3);
+  DevBuf<uint8_t> dx(x), dy(size_t(M * N * 2));
+  DevBuf<int32_t> dp(pm);
+  const int64_t wsb = llmk::cuda::int4_matmul_workspace(M, N, K, 32, int(DType::F16), true, true);
+  DevBuf<uint8_t> ws(static_cast<size_t>(wsb));
+  DevBuf<int> flag(std::vector<int>{0});
+  llmk::cuda::int4_matmul(dx.p, int(DType::F16), dw.q.p, dw.s.p, int(DType::F16), nullptr, true, nullptr, 0, dp.p,
+                          dy.p, M, N, K, 32, ws.p, wsb, flag.p, nullptr);
+  TCUDA(cudaDeviceSynchronize());
+  report("out-of-range act-order permutation raises the device error flag", flag.download()[0] != 0);
+}
+
+}  // namespace
+
+int main() {
+  xs_state = run_seed() | 1;
+  const bool timing = std::getenv("LLMK_INT4_TIME") != nullptr;
+  const DType F16 = DType::F16, BF16 = DType::BF16, F32 = DType::F32;
+
+  quantize_case(64, 256, 32, F32, F16, true);
+  quantize_case(48, 384, 128, F16, F16, false);
+  quantize_case(33, 256, 256, BF16, BF16, true);
+  quantize_case(20, 100, 100, F32, F32, false);
+  prepare_case(16, 16, 16, F16, false);
+  prepare_case(64, 320, 64, F16, true);
+  prepare_case(7392 / 16 * 16, 192, 64, F32, true);
+  prepare_case(48, 4096, 128, BF16, false);
+  bad_perm_case();
+
+  // Tiny, tails, general path, every tile config.
+  for (DType xdt : {F16, BF16}) {
+    matmul_case(1, 16, 32, 32, xdt, xdt, false, true, false, false);
+    matmul_case(1, 64, 128, 128, xdt, xdt, true, true, true, false);
+    matmul_case(3, 48, 48, 48, xdt, F32, false, true, true, false);          // K % 64 != 0, group = K
+    matmul_case(5, 100, 320, 64, xdt, xdt, true, true, true, false);         // N % 16 != 0: general path
+    matmul_case(7, 96, 320, 32, xdt, xdt, false, true, false, false);        // K = 320 (K % 128 != 0)
+    matmul_case(16, 7392 / 4, 1024, 128, xdt, xdt, true, true, true, false); // N % 64 != 0
+    matmul_case(17, 272, 576, 64, xdt, BF16, false, true, true, false);
+    matmul_case(64, 1040, 2048, 128, xdt, xdt, true, true, false, false);
+    matmul_case(65, 1024, 1024, 256, xdt, xdt, false, true, true, true);     // act-order
+    matmul_case(200, 528, 1088, 64, xdt, F16, true, true, true, false);
+    matmul_case(300, 2048, 2048, 2048, xdt, xdt, false, true, false, false);
+    matmul_case(9, 512, 512, 128, xdt, xdt, true, false, true, false);       // canonical layout: general path
+  }
+  matmul_case(4, 64, 256, 64, F32, F16, true, true, true, false);            // float32 x: general path
+  matmul_case(33, 100, 96, 32, F32, F32, false, false, true, true);
+  matmul_case(1, 10944, 256, 128, F16, F16, false, true, false, false);
+  matmul_case(2, 256, 10944, 64, BF16, BF16, true, true, true, false);
+
+  // Every benchmark shape (g = 128), float16; sampled rows are checked against the CPU.
+  const int64_t shapes[][2] = {{4096, 4096}, {8192, 8192}, {28672, 8192}, {8192, 28672}, {7392, 8192}};
+  const int64_t ms[] = {1, 4, 16, 64, 256, 1024, 4096};
+  const bool full = timing || std::getenv("LLMK_INT4_FULL") != nullptr;
+  for (auto& s : shapes)
+    for (int64_t m : ms)
+      if (full || ((m == 1 || m == 16 || m == 256) && s[0] * s[1] <= 8192 * 8192)) matmul_case(m, s[0], s[1], 128, F16, F16, false, true, false, false, timing);
+  return finish();
+}
