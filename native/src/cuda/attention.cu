@@ -1,0 +1,722 @@
+// Block-sparse attention forward on CUDA.
+//
+// Three kernels:
+//  * attn_fa2_kernel   FlashAttention-2 style prefill for float16/bfloat16 and D = 64 or 128: one CTA
+//                      (4 warps, 64 query rows) per (query block half, head, batch); K/V tiles of 64 keys
+//                      through a cp.async multi-stage pipeline into XOR-swizzled shared memory; S = Q·Kᵀ
+//                      and O += P·V with mma.sync m16n8k16 fed by ldmatrix; online softmax in float32
+//                      registers; only the block row's kept column blocks are visited, and tiles fully
+//                      inside the token mask skip the per-element masking.
+//  * attn_generic_kernel  any dtype (float32 too) and any D <= 256 that is a multiple of 8: K/V tiles of
+//                      32 keys in float32 shared memory, one lane per key for Q·Kᵀ, one lane per output
+//                      column for P·V. With splits > 1 it is the flash-decoding path: the kept tiles of a
+//                      row are split over CTAs, each writes a normalised partial output and its LSE, and
+//                      attn_merge_kernel merges them through the LSEs. For decode with a shared layout,
+//                      one CTA serves all query heads of a KV head (GQA), so K/V are read once.
+//  * attn_merge_kernel combines split partials: lse = log Σ exp(lse_s), out = Σ exp(lse_s − lse)·o_s.
+#include "attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include "../core/dtype.h"
+#include "../core/error.h"
+#include "common.cuh"
+
+namespace llmk::cuda {
+namespace {
+
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+
+struct Range { int64_t lo, hi; };
+
+__host__ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Visible key interval of query row i (same rule as the CPU kernel).
+__device__ __forceinline__ Range key_range(int64_t i, const AttnParams& p) {
+  const int64_t diag = i + p.Nk - p.Nq;
+  int64_t lo = 0, hi = p.Nk - 1;
+  if (p.causal && diag < hi) hi = diag;
+  if (p.win_right >= 0 && diag + p.win_right < hi) hi = diag + p.win_right;
+  if (p.win_left >= 0 && diag - p.win_left > lo) lo = diag - p.win_left;
+  return {lo, hi};
+}
+
+__device__ __forceinline__ void raise_flag(const AttnParams& p) {
+  if (p.err_flag) atomicExch(p.err_flag, 1);
+}
+
+// First index in [lo, hi) with a[idx] >= x (a sorted ascending).
+__device__ __forceinline__ int64_t lower_bound(const int32_t* a, int64_t lo, int64_t hi, int64_t x) {
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) >> 1;
+    if (a[mid] < x) lo = mid + 1; else hi = mid;
+  }
+  return lo;
+}
+
+// The slice [pa, pz) of col_idx holding the blocks of layout row (head lh, row qb) that intersect the
+// key interval [lo, hi]. Flags and returns an empty slice when row_ptr is out of range.
+__device__ __forceinline__ void block_slice(const AttnParams& p, int64_t lh, int64_t qb, int64_t lo, int64_t hi,
+                                            int64_t& pa, int64_t& pz) {
+  const int32_t* rp = p.row_ptr + lh * (p.nqb + 1);
+  const int64_t p0 = rp[qb], p1 = rp[qb + 1];
+  pa = pz = 0;
+  if (p0 < 0 || p1 < p0 || p1 > p.nnz) { raise_flag(p); return; }
+  if (hi < lo) { pa = pz = p0; return; }
+  pa = lower_bound(p.col_idx, p0, p1, lo / p.block_k);
+  pz = lower_bound(p.col_idx, pa, p1, hi / p.block_k + 1);
+}
+
+__device__ __forceinline__ float fast_exp2(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Generic kernel (any dtype, D <= 256 multiple of 8), optionally split over the key range.
+// ---------------------------------------------------------------------------------------------
+constexpr int kGenWarps = 8, kGenRowsPerWarp = 4, kGenTK = 32, kGenMaxDC = 8;  // D <= 32 * 8
+constexpr int kGenRows = kGenWarps * kGenRowsPerWarp;                            // 32 rows per CTA
+
+template <typename T, bool VEC>
+__global__ void __launch_bounds__(kGenWarps * 32)
+attn_generic_kernel(AttnParams p, int group_mode, int splits, float* ws) {
+  extern __shared__ float gsm[];
+  const int D = int(p.D), DP = D + 1;
+  float* Ks = gsm;
+  float* Vs = Ks + kGenTK * DP;
+  float* Qs = Vs + kGenTK * DP;  // [kGenRows][D]
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int64_t b = blockIdx.z / splits;
+  const int split = int(blockIdx.z % splits);
+  const int64_t G = p.Hq / p.Hkv;
+
+  // The CTA's rows: (head, query) pairs sharing one KV head and one layout row.
+  int64_t set_size, r_begin, qb, hkv, head0;
+  if (group_mode) {  // decode, shared layout, nqb == 1: rows = all G heads x Nq queries of KV head y
+    hkv = blockIdx.y; head0 = hkv * G; qb = 0;
+    set_size = G * p.Nq; r_begin = int64_t(blockIdx.x) * kGenRows;
+  } else {
+    head0 = blockIdx.y; hkv = head0 / G;
+    const int64_t cpr = (p.block_q + kGenRows - 1) / kGenRows;
+    qb = blockIdx.x / cpr;
+    r_begin = (blockIdx.x % cpr) * kGenRows;
+    set_size = min64(p.block_q, p.Nq - qb * p.block_q);
+  }
+  auto row_head = [&](int64_t r) { return group_mode ? head0 + r / p.Nq : head0; };
+  auto row_query = [&](int64_t r) { return group_mode ? r % p.Nq : qb * p.block_q + r; };
+  const int64_t r_end = min64(set_size, r_begin + kGenRows);
+  if (r_begin >= r_end) return;
+
+  // Key interval any row of the CTA may see (lo, hi non-decreasing in the query index).
+  int64_t imin = INT64_MAX, imax = -1;
+  for (int64_t r = r_begin; r < r_end; r++) {
+    const int64_t i = row_query(r);
+    imin = i < imin ? i : imin;
+    imax = i > imax ? i : imax;
+  }
+  const int64_t lo_cta = key_range(imin, p).lo, hi_cta = key_range(imax, p).hi;
+  const int64_t lh = p.layout_heads == 1 ? 0 : head0;  // group mode only with a shared layout
+  int64_t pa, pz;
+  block_slice(p, lh, qb, lo_cta, hi_cta, pa, pz);
+  const int64_t tpb = p.block_k / kGenTK;
+  const int64_t ntiles = (pz - pa) * tpb;
+  const int64_t per = (ntiles + splits - 1) / splits;
+  const int64_t t_beg = min64(ntiles, split * per), t_end = min64(ntiles, t_beg + per);
+
+  // Q rows of the CTA in float32.
+  const T* q = static_cast<const T*>(p.q);
+  for (int e = tid; e < kGenRows * D; e += blockDim.x) {
+    const int lr = e / D, d = e % D;
+    const int64_t r = r_begin + lr;
+    float x = 0.f;
+    if (r < r_end) x = to_f32(q[((b * p.Nq + row_query(r)) * p.Hq + row_head(r)) * p.D + d]);
+    Qs[e] = x;
+  }
+
+  // Per-row state: rows lr = warp * kGenRowsPerWarp + rr.
+  float m[kGenRowsPerWarp], l[kGenRowsPerWarp], acc[kGenRowsPerWarp][kGenMaxDC];
+  int64_t rlo[kGenRowsPerWarp], rhi[kGenRowsPerWarp];
+#pragma unroll
+  for (int rr = 0; rr < kGenRowsPerWarp; rr++) {
+    m[rr] = -INFINITY; l[rr] = 0.f;
+#pragma unroll
+    for (int c = 0; c < kGenMaxDC; c++) acc[rr][c] = 0.f;
+    const int64_t r = r_begin + warp * kGenRowsPerWarp + rr;
+    if (r < r_end) {
+      const Range kr = key_range(row_query(r), p);
+      rlo[rr] = kr.lo; rhi[rr] = kr.hi;
+    } else {
+      rlo[rr] = 1; rhi[rr] = 0;  // empty
+    }
+  }
+
+  const T* kp = static_cast<const T*>(p.k);
+  const T* vp = static_cast<const T*>(p.v);
+  const int64_t kv_row = p.Hkv * p.D;
+  const int64_t kv_base = (b * p.Nk * p.Hkv + hkv) * p.D;
+  for (int64_t t = t_beg; t < t_end; t++) {
+    const int64_t kb = p.col_idx[pa + t / tpb];
+    if (kb < 0 || kb >= p.nkb) { raise_flag(p); continue; }
+    const int64_t j0 = kb * p.block_k + (t % tpb) * kGenTK;
+    if (j0 >= p.Nk || j0 > hi_cta || j0 + kGenTK - 1 < lo_cta) continue;  // uniform over the CTA
+    __syncthreads();  // previous tile fully consumed (and Qs written on the first pass)
+    if (VEC) {
+      constexpr int VW = 16 / int(sizeof(T));
+      const int dv = D / VW;
+      for (int e = tid; e < kGenTK * dv; e += blockDim.x) {
+        const int jj = e / dv, d = (e % dv) * VW;
+        const int64_t j = j0 + jj;
+        float kx[VW], vx[VW];
+        if (j < p.Nk) {
+          const int64_t off = kv_base + j * kv_row + d;
+          const uint4 kr = *reinterpret_cast<const uint4*>(kp + off);
+          const uint4 vr = *reinterpret_cast<const uint4*>(vp + off);
+          const T* kt = reinterpret_cast<const T*>(&kr);
+          const T* vt = reinterpret_cast<const T*>(&vr);
+#pragma unroll
+          for (int u = 0; u < VW; u++) { kx[u] = to_f32(kt[u]); vx[u] = to_f32(vt[u]); }
+        } else {
+#pragma unroll
+          for (int u = 0; u < VW; u++) { kx[u] = 0.f; vx[u] = 0.f; }
+        }
+#pragma unroll
+        for (int u = 0; u < VW; u++) { Ks[jj * DP + d + u] = kx[u]; Vs[jj * DP + d + u] = vx[u]; }
+      }
+    } else {
+      for (int e = tid; e < kGenTK * D; e += blockDim.x) {
+        const int jj = e / D, d = e % D;
+        const int64_t j = j0 + jj;
+        float kx = 0.f, vx = 0.f;
+        if (j < p.Nk) {
+          const int64_t off = kv_base + j * kv_row + d;
+          kx = to_f32(kp[off]);
+          vx = to_f32(vp[off]);
+        }
+        Ks[jj * DP + d] = kx;
+        Vs[jj * DP + d] = vx;
+      }
+    }
+    __syncthreads();
+
+    const int64_t j = j0 + lane;
+#pragma unroll
+    for (int rr = 0; rr < kGenRowsPerWarp; rr++) {
+      if (j0 + kGenTK - 1 < rlo[rr] || j0 > rhi[rr]) continue;  // warp-uniform
+      const int lr = warp * kGenRowsPerWarp + rr;
+      float s = -INFINITY;
+      if (j >= rlo[rr] && j <= rhi[rr]) {
+        const float* qr = Qs + lr * D;
+        const float* kr = Ks + lane * DP;
+        float a0 = 0.f, a1 = 0.f;
+        int d = 0;
+        for (; d + 2 <= D; d += 2) { a0 += qr[d] * kr[d]; a1 += qr[d + 1] * kr[d + 1]; }
+        s = (a0 + a1) * p.scale;
+        if (p.softcap > 0.f) s = p.softcap * tanhf(s / p.softcap);
+      }
+      float mx = s;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      if (mx == -INFINITY) continue;  // nothing visible (or all logits -inf) in this tile
+      const float mnew = fmaxf(m[rr], mx);
+      const float alpha = __expf(m[rr] - mnew);
+      const float pj = __expf(s - mnew);
+      float sum = pj;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      l[rr] = l[rr] * alpha + sum;
+      m[rr] = mnew;
+#pragma unroll
+      for (int c = 0; c < kGenMaxDC; c++) acc[rr][c] *= alpha;
+      for (int jj = 0; jj < kGenTK; jj++) {
+        const float pb = __shfl_sync(0xffffffffu, pj, jj);
+        if (pb == 0.f) continue;  // warp-uniform
+        const float* vr = Vs + jj * DP;
+#pragma unroll
+        for (int c = 0; c < kGenMaxDC; c++) {
+          const int d = c * 32 + lane;
+          if (d < D) acc[rr][c] += pb * vr[d];
+        }
+      }
+    }
+  }
+
+  // Results: normalised rows and LSE, to the output (splits == 1) or the split workspace.
+  T* out = static_cast<T*>(p.out);
+  const int64_t rows_total = p.B * p.Hq * p.Nq;
+#pragma unroll
+  for (int rr = 0; rr < kGenRowsPerWarp; rr++) {
+    const int64_t r = r_begin + warp * kGenRowsPerWarp + rr;
+    if (r >= r_end) continue;
+    const int64_t hq = row_head(r), i = row_query(r);
+    const float inv = l[rr] > 0.f ? 1.f / l[rr] : 0.f;
+    const float lse = l[rr] > 0.f ? m[rr] + __logf(l[rr]) : -INFINITY;
+    if (splits == 1) {
+      const int64_t off = ((b * p.Nq + i) * p.Hq + hq) * p.D;
+#pragma unroll
+      for (int c = 0; c < kGenMaxDC; c++) {
+        const int d = c * 32 + lane;
+        if (d < D) out[off + d] = from_f32<T>(acc[rr][c] * inv);
+      }
+      if (p.lse && lane == 0) p.lse[(b * p.Hq + hq) * p.Nq + i] = lse;
+    } else {
+      const int64_t row = (b * p.Hq + hq) * p.Nq + i;
+      float* wo = ws + (int64_t(split) * rows_total + row) * p.D;
+#pragma unroll
+      for (int c = 0; c < kGenMaxDC; c++) {
+        const int d = c * 32 + lane;
+        if (d < D) wo[d] = acc[rr][c] * inv;
+      }
+      if (lane == 0) ws[int64_t(splits) * rows_total * p.D + int64_t(split) * rows_total + row] = lse;
+    }
+  }
+}
+
+template <typename T>
+__global__ void attn_merge_kernel(AttnParams p, int splits, const float* ws) {
+  const int64_t rows_total = p.B * p.Hq * p.Nq;
+  const int64_t row = blockIdx.x;  // (b, hq, i)
+  if (row >= rows_total) return;
+  const float* wl = ws + int64_t(splits) * rows_total * p.D;
+  float mx = -INFINITY;
+  for (int s = 0; s < splits; s++) mx = fmaxf(mx, wl[int64_t(s) * rows_total + row]);
+  float den = 0.f;
+  if (mx != -INFINITY)
+    for (int s = 0; s < splits; s++) den += __expf(wl[int64_t(s) * rows_total + row] - mx);
+  const int64_t i = row % p.Nq, hq = (row / p.Nq) % p.Hq, b = row / (p.Nq * p.Hq);
+  T* out = static_cast<T*>(p.out);
+  const int64_t off = ((b * p.Nq + i) * p.Hq + hq) * p.D;
+  for (int64_t d = threadIdx.x; d < p.D; d += blockDim.x) {
+    float o = 0.f;
+    if (den > 0.f) {
+      for (int s = 0; s < splits; s++) {
+        const float w = __expf(wl[int64_t(s) * rows_total + row] - mx);
+        if (w > 0.f) o += w * ws[(int64_t(s) * rows_total + row) * p.D + d];
+      }
+      o /= den;
+    }
+    out[off + d] = from_f32<T>(o);
+  }
+  if (p.lse && threadIdx.x == 0) p.lse[row] = den > 0.f ? mx + __logf(den) : -INFINITY;
+}
+
+// ---------------------------------------------------------------------------------------------
+// FlashAttention-2 style tensor-core kernel (float16 / bfloat16, D = 64 or 128).
+// ---------------------------------------------------------------------------------------------
+constexpr int kFaBM = 64, kFaBN = 64, kFaThreads = 128;
+
+__device__ __forceinline__ uint32_t smem_u32(const void* ptr) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
+}
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
+  const int n = valid ? 16 : 0;  // 0: zero-fill the 16 bytes
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
+}
+
+template <typename T> struct Mma;
+template <> struct Mma<__half> {
+  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t pack(float x, float y) {
+    __half2 h = __floats2half2_rn(x, y);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+template <> struct Mma<__nv_bfloat16> {
+  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+  static __device__ __forceinline__ uint32_t pack(float x, float y) {
+    __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
+    return *reinterpret_cast<uint32_t*>(&h);
+  }
+};
+
+// Element offset of (row, 16-byte chunk) in a [rows][D] half tile with XOR swizzle (conflict-free
+// ldmatrix: the 8 rows of one 8x8 matrix land in 8 different 16-byte bank groups).
+template <int D> __device__ __forceinline__ int swz(int row, int chunk) {
+  return row * D + ((chunk ^ (row & 7)) << 3);
+}
+
+template <typename T, int D, int STAGES>
+__global__ void __launch_bounds__(kFaThreads)
+attn_fa2_kernel(AttnParams p) {
+  constexpr int CH = D / 8;         // 16-byte chunks per row
+  constexpr int NT = kFaBN / 8;     // score n-tiles per warp row block
+  constexpr int DT = D / 8;         // output n-tiles
+  constexpr int KC = D / 16;        // k-chunks of Q·Kᵀ
+  extern __shared__ __align__(128) unsigned char fsm[];
+  T* Qs = reinterpret_cast<T*>(fsm);
+  T* Ks = Qs + kFaBM * D;
+  T* Vs = Ks + STAGES * kFaBN * D;
+
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int64_t b = blockIdx.z, hq = blockIdx.y;
+  const int64_t halves = p.block_q / kFaBM;
+  const int64_t bx = int64_t(gridDim.x) - 1 - blockIdx.x;  // heaviest (last) rows first under causal masks
+  const int64_t qb = bx / halves;
+  const int64_t i0 = qb * p.block_q + (bx % halves) * kFaBM;
+  if (i0 >= p.Nq) return;
+  const int64_t imax = min64(i0 + kFaBM - 1, p.Nq - 1);
+  const int64_t hkv = hq / (p.Hq / p.Hkv);
+  const int64_t lo_cta = key_range(imax, p).lo;  // smallest lo is at i0, largest at imax
+  const int64_t lo_any = key_range(i0, p).lo, hi_any = key_range(imax, p).hi;
+  const int64_t hi_all = key_range(i0, p).hi;    // every row sees keys <= hi_all (if >= its lo)
+  int64_t pa, pz;
+  block_slice(p, p.layout_heads == 1 ? 0 : hq, qb, lo_any, hi_any, pa, pz);
+  const int64_t tpb = p.block_k / kFaBN;
+  const int64_t ntiles = (pz - pa) * tpb;
+
+  auto tile_start = [&](int64_t t) -> int64_t {
+    const int64_t kb = p.col_idx[pa + t / tpb];
+    if (kb < 0 || kb >= p.nkb) { raise_flag(p); return -1; }
+    return kb * p.block_k + (t % tpb) * kFaBN;
+  };
+  auto next_valid = [&](int64_t t) -> int64_t {
+    for (; t < ntiles; t++) {
+      const int64_t j0 = tile_start(t);
+      if (j0 >= 0 && j0 < p.Nk && j0 <= hi_any && j0 + kFaBN - 1 >= lo_any) break;
+    }
+    return t;
+  };
+
+  const T* qg = static_cast<const T*>(p.q);
+  const T* kg = static_cast<const T*>(p.k);
+  const T* vg = static_cast<const T*>(p.v);
+  const int64_t q_row = p.Hq * D, kv_row = p.Hkv * D;
+  const T* qbase = qg + ((b * p.Nq + i0) * p.Hq + hq) * D;
+  const T* kbase = kg + (b * p.Nk * p.Hkv + hkv) * D;
+  const T* vbase = vg + (b * p.Nk * p.Hkv + hkv) * D;
+
+  // Q tile (group 0, together with the first K/V stage).
+  for (int c = tid; c < kFaBM * CH; c += kFaThreads) {
+    const int r = c / CH, ch = c % CH;
+    const bool ok = i0 + r < p.Nq;
+    cp_async16(smem_u32(Qs + swz<D>(r, ch)), ok ? static_cast<const void*>(qbase + r * q_row + ch * 8) : p.q, ok);
+  }
+  auto load_kv = [&](int stage, int64_t j0) {
+    T* ks = Ks + stage * kFaBN * D;
+    T* vs = Vs + stage * kFaBN * D;
+    for (int c = tid; c < kFaBN * CH; c += kFaThreads) {
+      const int r = c / CH, ch = c % CH;
+      const bool ok = j0 + r < p.Nk;
+      const int64_t off = (j0 + r) * kv_row + ch * 8;
+      cp_async16(smem_u32(ks + swz<D>(r, ch)), ok ? static_cast<const void*>(kbase + off) : p.k, ok);
+      cp_async16(smem_u32(vs + swz<D>(r, ch)), ok ? static_cast<const void*>(vbase + off) : p.v, ok);
+    }
+  };
+  int64_t t_load = next_valid(0);
+#pragma unroll
+  for (int s = 0; s < STAGES; s++) {
+    if (t_load < ntiles) {
+      load_kv(s, tile_start(t_load));
+      t_load = next_valid(t_load + 1);
+    }
+    cp_async_commit();
+  }
+
+  // Per-thread rows: ra = warp*16 + lane/4 and rb = ra + 8 (within the CTA tile).
+  const int64_t ia = i0 + warp * 16 + (lane >> 2), ib = ia + 8;
+  const Range ka = key_range(ia, p), kbr = key_range(ib, p);
+  const float scale = p.scale, softcap = p.softcap;
+  const float sl2 = softcap > 0.f ? kLog2e : scale * kLog2e;
+
+  uint32_t qf[KC][4];
+  float o[DT][4];
+#pragma unroll
+  for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
+  float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+
+  int stage = 0;
+  bool first = true;
+  for (int64_t t = next_valid(0); t < ntiles; t = next_valid(t + 1)) {
+    cp_async_wait<STAGES - 1>();
+    __syncthreads();
+    if (first) {
+      first = false;
+#pragma unroll
+      for (int kc = 0; kc < KC; kc++) {
+        const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+        const int ch = kc * 2 + (lane >> 4);
+        ldsm_x4(qf[kc], smem_u32(Qs + swz<D>(r, ch)));
+      }
+    }
+    const int64_t j0 = tile_start(t);
+    const T* ks = Ks + stage * kFaBN * D;
+    const T* vs = Vs + stage * kFaBN * D;
+
+    // S = Q Kᵀ (16 rows x 64 keys per warp).
+    float s[NT][4];
+#pragma unroll
+    for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+#pragma unroll
+    for (int kc = 0; kc < KC; kc++) {
+#pragma unroll
+      for (int np = 0; np < NT / 2; np++) {
+        uint32_t r[4];
+        const int row = np * 16 + (lane & 7) + (lane >> 4) * 8;
+        const int ch = kc * 2 + ((lane >> 3) & 1);
+        ldsm_x4(r, smem_u32(ks + swz<D>(row, ch)));
+        Mma<T>::run(s[2 * np], qf[kc], r[0], r[1]);
+        Mma<T>::run(s[2 * np + 1], qf[kc], r[2], r[3]);
+      }
+    }
+
+    // Scale, softcap, token mask (skipped for tiles fully inside it), in the log2 domain.
+    const bool full = j0 + kFaBN - 1 < p.Nk && j0 + kFaBN - 1 <= hi_all && j0 >= lo_cta;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+#pragma unroll
+      for (int e = 0; e < 4; e++) {
+        float x = s[n][e];
+        if (softcap > 0.f) x = softcap * tanhf(x * scale / softcap);
+        x *= sl2;
+        if (!full) {
+          const int64_t j = j0 + n * 8 + (lane & 3) * 2 + (e & 1);
+          const Range& kr = e < 2 ? ka : kbr;
+          if (j < kr.lo || j > kr.hi) x = -INFINITY;
+        }
+        s[n][e] = x;
+      }
+    }
+
+    // Online softmax.
+    float mxa = -INFINITY, mxb = -INFINITY;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      mxa = fmaxf(mxa, fmaxf(s[n][0], s[n][1]));
+      mxb = fmaxf(mxb, fmaxf(s[n][2], s[n][3]));
+    }
+#pragma unroll
+    for (int off = 1; off <= 2; off <<= 1) {
+      mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, off));
+      mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, off));
+    }
+    const float mna = fmaxf(ma, mxa), mnb = fmaxf(mb, mxb);
+    const float basea = mna == -INFINITY ? 0.f : mna, baseb = mnb == -INFINITY ? 0.f : mnb;
+    const float alpha_a = fast_exp2(ma - basea), alpha_b = fast_exp2(mb - baseb);
+    ma = mna; mb = mnb;
+    float suma = 0.f, sumb = 0.f;
+#pragma unroll
+    for (int n = 0; n < NT; n++) {
+      s[n][0] = fast_exp2(s[n][0] - basea);
+      s[n][1] = fast_exp2(s[n][1] - basea);
+      s[n][2] = fast_exp2(s[n][2] - baseb);
+      s[n][3] = fast_exp2(s[n][3] - baseb);
+      suma += s[n][0] + s[n][1];
+      sumb += s[n][2] + s[n][3];
+    }
+    la = la * alpha_a + suma;
+    lb = lb * alpha_b + sumb;
+#pragma unroll
+    for (int d = 0; d < DT; d++) {
+      o[d][0] *= alpha_a; o[d][1] *= alpha_a;
+      o[d][2] *= alpha_b; o[d][3] *= alpha_b;
+    }
+
+    // O += P V.
+#pragma unroll
+    for (int kc = 0; kc < kFaBN / 16; kc++) {
+      uint32_t a[4];
+      a[0] = Mma<T>::pack(s[2 * kc][0], s[2 * kc][1]);
+      a[1] = Mma<T>::pack(s[2 * kc][2], s[2 * kc][3]);
+      a[2] = Mma<T>::pack(s[2 * kc + 1][0], s[2 * kc + 1][1]);
+      a[3] = Mma<T>::pack(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+#pragma unroll
+      for (int dp = 0; dp < DT / 2; dp++) {
+        uint32_t r[4];
+        const int row = kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+        const int ch = dp * 2 + (lane >> 4);
+        ldsm_x4_t(r, smem_u32(vs + swz<D>(row, ch)));
+        Mma<T>::run(o[2 * dp], a, r[0], r[1]);
+        Mma<T>::run(o[2 * dp + 1], a, r[2], r[3]);
+      }
+    }
+
+    __syncthreads();  // every warp is done with this stage before it is refilled
+    if (t_load < ntiles) {
+      load_kv(stage, tile_start(t_load));
+      t_load = next_valid(t_load + 1);
+    }
+    cp_async_commit();
+    stage = stage + 1 == STAGES ? 0 : stage + 1;
+  }
+  cp_async_wait<0>();
+
+  // Finish: row sums over the quad, normalise, store.
+#pragma unroll
+  for (int off = 1; off <= 2; off <<= 1) {
+    la += __shfl_xor_sync(0xffffffffu, la, off);
+    lb += __shfl_xor_sync(0xffffffffu, lb, off);
+  }
+  const float inva = la > 0.f ? 1.f / la : 0.f, invb = lb > 0.f ? 1.f / lb : 0.f;
+  T* out = static_cast<T*>(p.out);
+  const int dc = (lane & 3) * 2;
+  if (ia < p.Nq) {
+    T* orow = out + ((b * p.Nq + ia) * p.Hq + hq) * D;
+#pragma unroll
+    for (int d = 0; d < DT; d++) {
+      orow[d * 8 + dc] = from_f32<T>(o[d][0] * inva);
+      orow[d * 8 + dc + 1] = from_f32<T>(o[d][1] * inva);
+    }
+    if (p.lse && (lane & 3) == 0)
+      p.lse[(b * p.Hq + hq) * p.Nq + ia] = la > 0.f ? (ma + __log2f(la)) * kLn2 : -INFINITY;
+  }
+  if (ib < p.Nq) {
+    T* orow = out + ((b * p.Nq + ib) * p.Hq + hq) * D;
+#pragma unroll
+    for (int d = 0; d < DT; d++) {
+      orow[d * 8 + dc] = from_f32<T>(o[d][2] * invb);
+      orow[d * 8 + dc + 1] = from_f32<T>(o[d][3] * invb);
+    }
+    if (p.lse && (lane & 3) == 0)
+      p.lse[(b * p.Hq + hq) * p.Nq + ib] = lb > 0.f ? (mb + __log2f(lb)) * kLn2 : -INFINITY;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host side.
+// ---------------------------------------------------------------------------------------------
+bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
+
+bool fa2_applicable(const AttnParams& p) {
+  return (p.dtype == int(DType::F16) || p.dtype == int(DType::BF16)) && (p.D == 64 || p.D == 128) &&
+         aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && (reinterpret_cast<uintptr_t>(p.out) & 3u) == 0 &&
+         p.block_q % kFaBM == 0 && p.block_k % kFaBN == 0;
+}
+
+bool group_mode_ok(const AttnParams& p) {
+  return p.layout_heads == 1 && p.nqb == 1;
+}
+
+// Number of key-range splits for the decode path.
+int decode_splits(const AttnParams& p) {
+  const int64_t rows_per_cta = kGenRows;
+  const bool gm = group_mode_ok(p);
+  const int64_t set = gm ? (p.Hq / p.Hkv) * p.Nq : p.block_q;
+  const int64_t chunks = gm ? ceil_div(set, rows_per_cta) : p.nqb * ceil_div(set, rows_per_cta);
+  const int64_t base = chunks * (gm ? p.Hkv : p.Hq) * p.B;
+  const int64_t target = 2 * int64_t(sm_count());
+  int64_t splits = ceil_div(target, std::max<int64_t>(base, 1));
+  const int64_t tiles = p.max_row_nnz * (p.block_k / kGenTK);
+  splits = std::min<int64_t>(splits, std::max<int64_t>(1, tiles / 4));  // at least ~4 tiles per split
+  splits = std::min<int64_t>(splits, 128);
+  return int(std::max<int64_t>(splits, 1));
+}
+
+AttnPath choose(const AttnParams& p, int force_path) {
+  if (force_path == int(AttnPath::Generic)) return AttnPath::Generic;
+  if (force_path == int(AttnPath::SplitKDecode)) return AttnPath::SplitKDecode;
+  if (force_path == int(AttnPath::TensorCore)) return fa2_applicable(p) ? AttnPath::TensorCore : AttnPath::Generic;
+  if (p.Nq <= 16) return AttnPath::SplitKDecode;
+  if (fa2_applicable(p)) return AttnPath::TensorCore;
+  return AttnPath::Generic;
+}
+
+size_t generic_smem(const AttnParams& p) {
+  return size_t(2 * kGenTK * (p.D + 1) + kGenRows * p.D) * sizeof(float);
+}
+
+template <typename T>
+void launch_generic(const AttnParams& p, bool group_mode, int splits, float* ws, cudaStream_t st) {
+  const size_t smem = generic_smem(p);
+  const bool vec = aligned16(p.k) && aligned16(p.v);  // rows are 16-byte multiples (D % 8 == 0)
+  auto kern = vec ? attn_generic_kernel<T, true> : attn_generic_kernel<T, false>;
+  cuda_throw_if(int(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem))),
+                "cudaFuncSetAttribute(attn_generic_kernel)");
+  int64_t gx;
+  if (group_mode) gx = ceil_div((p.Hq / p.Hkv) * p.Nq, kGenRows);
+  else gx = p.nqb * ceil_div(p.block_q, kGenRows);
+  const dim3 grid(unsigned(gx), unsigned(group_mode ? p.Hkv : p.Hq), unsigned(p.B * splits));
+  kern<<<grid, kGenWarps * 32, smem, st>>>(p, group_mode ? 1 : 0, splits, ws);
+  check_launch("attn_generic_kernel");
+  if (splits > 1) {
+    const int64_t rows = p.B * p.Hq * p.Nq;
+    attn_merge_kernel<T><<<unsigned(rows), 128, 0, st>>>(p, splits, ws);
+    check_launch("attn_merge_kernel");
+  }
+}
+
+template <typename T, int D, int STAGES>
+void launch_fa2_d(const AttnParams& p, cudaStream_t st) {
+  const size_t smem = size_t(kFaBM * D + 2 * STAGES * kFaBN * D) * sizeof(T);
+  auto kern = attn_fa2_kernel<T, D, STAGES>;
+  cuda_throw_if(int(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem))),
+                "cudaFuncSetAttribute(attn_fa2_kernel)");
+  const dim3 grid(unsigned(p.nqb * (p.block_q / kFaBM)), unsigned(p.Hq), unsigned(p.B));
+  kern<<<grid, kFaThreads, smem, st>>>(p);
+  check_launch("attn_fa2_kernel");
+}
+
+template <typename T>
+void launch_fa2(const AttnParams& p, cudaStream_t st) {
+  if (p.D == 64) launch_fa2_d<T, 64, 3>(p, st);
+  else launch_fa2_d<T, 128, 2>(p, st);
+}
+
+}  // namespace
+
+AttnPath attention_path(const AttnParams& p) { return choose(p, -1); }
+
+int64_t attention_workspace_floats(const AttnParams& p, int force_path) {
+  if (choose(p, force_path) != AttnPath::SplitKDecode) return 0;
+  const int splits = decode_splits(p);
+  if (splits <= 1) return 0;
+  return int64_t(splits) * p.B * p.Hq * p.Nq * (p.D + 1);
+}
+
+void attention_block_sparse(const AttnParams& p, float* workspace, void* stream, int force_path) {
+  if (p.B == 0 || p.Nq == 0 || p.Hq == 0) return;
+  cudaStream_t st = as_stream(stream);
+  const AttnPath path = choose(p, force_path);
+  const bool f16 = p.dtype == int(DType::F16), bf16 = p.dtype == int(DType::BF16);
+  if (path == AttnPath::TensorCore) {
+    if (f16) launch_fa2<__half>(p, st);
+    else launch_fa2<__nv_bfloat16>(p, st);
+    return;
+  }
+  int splits = 1;
+  bool gm = false;
+  if (path == AttnPath::SplitKDecode) {
+    splits = decode_splits(p);
+    gm = group_mode_ok(p);
+    if (splits > 1 && workspace == nullptr)
+      throw Error(ErrCode::Internal, "attention: split-K decode launched without its workspace");
+  }
+  if (f16) launch_generic<__half>(p, gm, splits, workspace, st);
+  else if (bf16) launch_generic<__nv_bfloat16>(p, gm, splits, workspace, st);
+  else launch_generic<float>(p, gm, splits, workspace, st);
+}
+
+void attention_copy_h2d(void* dst, const void* src, int64_t nbytes, void* stream) {
+  if (nbytes <= 0) return;
+  cuda_throw_if(int(cudaMemcpyAsync(dst, src, size_t(nbytes), cudaMemcpyHostToDevice, as_stream(stream))),
+                "cudaMemcpyAsync(attention layout)");
+}
+
+}  // namespace llmk::cuda
