@@ -1,0 +1,139 @@
+#include "stream.h"
+#include <map>
+#include "cuda_runtime.h"
+#include "error.h"
+#ifdef LLMK_WITH_CUDA
+#include <cuda_runtime.h>
+#endif
+
+namespace llmk {
+
+CpuStream::CpuStream() : worker_([this] { run(); }) {}
+
+CpuStream::~CpuStream() {
+  { std::lock_guard<std::mutex> l(mu_); stop_ = true; }
+  cv_task_.notify_one();
+  worker_.join();
+}
+
+void CpuStream::enqueue(std::function<void()> task) {
+  { std::lock_guard<std::mutex> l(mu_); queue_.push_back(std::move(task)); }
+  cv_task_.notify_one();
+}
+
+void CpuStream::run() {
+  for (;;) {
+    std::function<void()> task;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_task_.wait(l, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stop requested and nothing left
+      task = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+    }
+    std::exception_ptr err;
+    try { task(); } catch (...) { err = std::current_exception(); }
+    task = nullptr;  // release captured tensors before reporting idle
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (err && !error_) error_ = err;
+      busy_ = false;
+    }
+    cv_idle_.notify_all();
+  }
+}
+
+void CpuStream::drain() {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_idle_.wait(l, [&] { return queue_.empty() && !busy_; });
+}
+
+void CpuStream::synchronize() {
+  drain();
+  std::exception_ptr e;
+  { std::lock_guard<std::mutex> l(mu_); std::swap(e, error_); }
+  if (e) std::rethrow_exception(e);
+}
+
+std::shared_ptr<Stream> Stream::create(Device device) {
+  auto s = std::shared_ptr<Stream>(new Stream());
+  s->device_ = device;
+  if (device.is_cpu()) {
+    s->cpu_ = std::make_unique<CpuStream>();
+  } else {
+#ifdef LLMK_WITH_CUDA
+    cuda_set_device(device.index);
+    cudaStream_t cs;
+    cuda_throw_if(int(cudaStreamCreateWithFlags(&cs, cudaStreamNonBlocking)), "cudaStreamCreate");
+    s->cuda_ = cs;
+#else
+    throw Error(ErrCode::Unavailable, "this build has no CUDA support");
+#endif
+  }
+  return s;
+}
+
+Stream::~Stream() {
+#ifdef LLMK_WITH_CUDA
+  if (cuda_) {
+    cudaSetDevice(device_.index);
+    cudaStreamSynchronize(static_cast<cudaStream_t>(cuda_));
+    cudaStreamDestroy(static_cast<cudaStream_t>(cuda_));
+  }
+#endif
+}
+
+void Stream::synchronize() {
+  if (cpu_) { cpu_->synchronize(); return; }
+#ifdef LLMK_WITH_CUDA
+  cuda_set_device(device_.index);
+  cuda_throw_if(int(cudaStreamSynchronize(static_cast<cudaStream_t>(cuda_))), "cudaStreamSynchronize");
+  cuda_check_error_flag(device_.index, cuda_);
+#endif
+}
+
+namespace {
+struct ThreadStreams {
+  std::map<int, std::shared_ptr<Stream>> defaults, current;  // key: -1 = cpu, N = cuda:N
+};
+ThreadStreams& thread_streams() {
+  thread_local ThreadStreams ts;
+  return ts;
+}
+int key(Device d) { return d.is_cpu() ? -1 : d.index; }
+}  // namespace
+
+std::shared_ptr<Stream> default_stream(Device device) {
+  auto& m = thread_streams().defaults;
+  auto it = m.find(key(device));
+  if (it != m.end()) return it->second;
+  auto s = Stream::create(device);
+  m[key(device)] = s;
+  return s;
+}
+
+std::shared_ptr<Stream> current_stream(Device device) {
+  auto& m = thread_streams().current;
+  auto it = m.find(key(device));
+  if (it != m.end() && it->second) return it->second;
+  return default_stream(device);
+}
+
+void set_current_stream(const std::shared_ptr<Stream>& s) {
+  if (s) thread_streams().current[key(s->device())] = s;
+}
+
+void enqueue_cpu(std::function<void()> task) { current_stream(Device{})->cpu()->enqueue(std::move(task)); }
+
+void synchronize_device(Device device) {
+  // Every stream this thread knows of on the device: the default one and the current one.
+  auto& ts = thread_streams();
+  std::shared_ptr<Stream> a = default_stream(device);
+  auto it = ts.current.find(key(device));
+  std::shared_ptr<Stream> b = it != ts.current.end() ? it->second : nullptr;
+  a->synchronize();
+  if (b && b != a) b->synchronize();
+}
+
+}  // namespace llmk

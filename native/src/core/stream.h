@@ -1,0 +1,60 @@
+// Streams: every op is enqueued on the current stream of its device and returns at once.
+// CPU: an in-order queue served by one worker thread. CUDA: a cudaStream_t.
+// "Current" is per JS thread (thread_local), so each worker_thread environment has its own.
+#pragma once
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include "device.h"
+
+namespace llmk {
+
+class CpuStream {
+ public:
+  CpuStream();
+  ~CpuStream();
+  void enqueue(std::function<void()> task);
+  // Waits for every queued task; rethrows the first error a task raised since the last sync.
+  void synchronize();
+  // Blocks the caller until tasks queued so far ran (no rethrow).
+  void drain();
+
+ private:
+  void run();
+  std::mutex mu_;
+  std::condition_variable cv_task_, cv_idle_;
+  std::deque<std::function<void()>> queue_;
+  bool busy_ = false, stop_ = false;
+  std::exception_ptr error_;
+  std::thread worker_;
+};
+
+class Stream {
+ public:
+  static std::shared_ptr<Stream> create(Device device);  // a new, non-default stream
+  ~Stream();
+  Device device() const { return device_; }
+  CpuStream* cpu() const { return cpu_.get(); }
+  void* cuda() const { return cuda_; }  // cudaStream_t
+  void synchronize();                   // also turns the device error flag into ERR_LLMK_INDEX
+
+ private:
+  Device device_;
+  std::unique_ptr<CpuStream> cpu_;
+  void* cuda_ = nullptr;
+  friend std::shared_ptr<Stream> default_stream(Device);
+};
+
+std::shared_ptr<Stream> default_stream(Device device);  // per thread
+std::shared_ptr<Stream> current_stream(Device device);  // per thread
+void set_current_stream(const std::shared_ptr<Stream>& s);  // nullptr-safe: resets its device to default
+// Runs task on the current stream of device (CPU only; CUDA ops launch directly on current_stream).
+void enqueue_cpu(std::function<void()> task);
+void synchronize_device(Device device);
+
+}  // namespace llmk

@@ -1,0 +1,28 @@
+// Addon entry point: registers every binding. Context-aware (loads in worker_threads).
+#include "common.h"
+
+namespace llmk::napi {
+void init_moe_binding(Napi::Env env, Napi::Object exports) __attribute__((weak));
+void init_int4_binding(Napi::Env env, Napi::Object exports) __attribute__((weak));
+void init_attention_binding(Napi::Env env, Napi::Object exports) __attribute__((weak));
+void init_dist_binding(Napi::Env env, Napi::Object exports) __attribute__((weak));
+
+EnvData& env_data(Napi::Env env) { return *env.GetInstanceData<EnvData>(); }
+
+Napi::Object init_module(Napi::Env env, Napi::Object exports) {
+  env.SetInstanceData<EnvData>(new EnvData());
+  init_tensor_binding(env, exports);
+  init_runtime_binding(env, exports);
+  init_ops_binding(env, exports);
+  // Kernel families register themselves when their sources are part of the build.
+  if (init_moe_binding) init_moe_binding(env, exports);
+  if (init_int4_binding) init_int4_binding(env, exports);
+  if (init_attention_binding) init_attention_binding(env, exports);
+  if (init_dist_binding) init_dist_binding(env, exports);
+  return exports;
+}
+
+}  // namespace llmk::napi
+
+static Napi::Object InitLlmk(Napi::Env env, Napi::Object exports) { return llmk::napi::init_module(env, exports); }
+NODE_API_MODULE(llmk, InitLlmk)

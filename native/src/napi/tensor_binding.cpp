@@ -1,0 +1,281 @@
+// Bindings for the tensor handle and tensor creation/copies (ops/tensor_ops.h).
+#include <cstdio>
+#include <cstdlib>
+#include "common.h"
+#include "../core/stream.h"
+#include "../ops/tensor_ops.h"
+
+namespace llmk::napi {
+namespace {
+
+bool debug_leaks() {
+  static bool on = [] { const char* e = std::getenv("LLMK_DEBUG_LEAKS"); return e && *e && *e != '0'; }();
+  return on;
+}
+
+}  // namespace
+
+Napi::Object make_error(Napi::Env env, const llmk::Error& e) {
+  EnvData& d = env_data(env);
+  Napi::Object err;
+  if (!d.error_ctor.IsEmpty()) {
+    err = d.error_ctor.New({Napi::String::New(env, e.what()), Napi::String::New(env, err_code_name(e.code))});
+  } else {
+    err = Napi::Error::New(env, e.what()).Value();
+    err.Set("code", err_code_name(e.code));
+  }
+  if (!e.detail.empty()) err.Set(e.code == ErrCode::Nccl ? "ncclResult" : "cudaError", e.detail);
+  return err;
+}
+
+void throw_js(Napi::Env env, const llmk::Error& e) { throw Napi::Error(env, make_error(env, e)); }
+
+Napi::Function NativeTensor::define(Napi::Env env) {
+  return DefineClass(env, "NativeTensor", {InstanceMethod<&NativeTensor::dispose>("dispose")});
+}
+
+NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeTensor>(info) {}
+
+NativeTensor::~NativeTensor() {
+  if (!disposed_ && t_.defined()) {
+    if (debug_leaks())
+      std::fprintf(stderr, "llm-kernels: leaked tensor %s %s on %s (%lld bytes) was not disposed\n",
+                   dtype_name(t_.dtype()), shape_str(t_.shape()).c_str(), t_.device().str().c_str(),
+                   (long long)t_.nbytes());
+    if (accounted_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -accounted_);
+  }
+}
+
+const llmk::Tensor& NativeTensor::tensor(Napi::Env env) const {
+  if (disposed_) throw_js(env, llmk::Error(ErrCode::Disposed, "tensor was used after dispose()"));
+  return t_;
+}
+
+void NativeTensor::set(Napi::Env env, llmk::Tensor t, bool owns_memory) {
+  t_ = std::move(t);
+  if (owns_memory && t_.device().is_cpu() && t_.nbytes() > 0) {
+    accounted_ = t_.nbytes();
+    Napi::MemoryManagement::AdjustExternalMemory(env, accounted_);
+  }
+}
+
+void NativeTensor::release(Napi::Env env) {
+  if (disposed_) return;  // double dispose is a no-op
+  disposed_ = true;
+  if (accounted_) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_);
+  accounted_ = 0;
+  t_ = llmk::Tensor();  // queued work keeps its own reference; memory goes when that work is done
+}
+
+Napi::Value NativeTensor::dispose(const Napi::CallbackInfo& info) {
+  release(info.Env());
+  return info.Env().Undefined();
+}
+
+const llmk::Tensor& arg_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  Napi::Env env = info.Env();
+  Napi::Value v = info[i];
+  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(env_data(env).tensor_ctor.Value()))
+    throw_js(env, llmk::Error(ErrCode::Arg, std::string(name) + " must be a Tensor"));
+  return NativeTensor::Unwrap(v.As<Napi::Object>())->tensor(env);
+}
+
+Napi::Object wrap_tensor(Napi::Env env, llmk::Tensor t, bool owns_memory) {
+  Napi::Object o = env_data(env).tensor_ctor.New({});
+  NativeTensor::Unwrap(o)->set(env, std::move(t), owns_memory);
+  return o;
+}
+
+Shape arg_shape(const Napi::CallbackInfo& info, size_t i) {
+  Napi::Env env = info.Env();
+  if (!info[i].IsArray()) throw_js(env, llmk::Error(ErrCode::Arg, "shape must be an array of integers"));
+  Napi::Array a = info[i].As<Napi::Array>();
+  Shape s(a.Length());
+  for (uint32_t k = 0; k < a.Length(); k++) {
+    Napi::Value d = a.Get(k);
+    double x = d.IsNumber() ? d.As<Napi::Number>().DoubleValue() : -1.0;
+    if (!(x >= 0) || x != double(int64_t(x)) || x > 9.007199254740991e15)
+      throw_js(env, llmk::Error(ErrCode::Shape, "shape entries must be non-negative integers"));
+    s[k] = int64_t(x);
+  }
+  return s;
+}
+
+DType arg_dtype(const Napi::CallbackInfo& info, size_t i) {
+  int v = info[i].IsNumber() ? info[i].As<Napi::Number>().Int32Value() : -1;
+  if (v < 0 || v >= kNumDTypes) throw_js(info.Env(), llmk::Error(ErrCode::DType, "unknown dtype"));
+  return DType(v);
+}
+
+llmk::Device arg_device(const Napi::CallbackInfo& info, size_t kind_i) {
+  Napi::Env env = info.Env();
+  int kind = info[kind_i].As<Napi::Number>().Int32Value();
+  int index = info[kind_i + 1].As<Napi::Number>().Int32Value();
+  return guarded(env, [&] { return ops::resolve_device(kind, index); });
+}
+
+namespace {
+
+Napi::Array shape_array(Napi::Env env, const Shape& s) {
+  Napi::Array a = Napi::Array::New(env, s.size());
+  for (uint32_t i = 0; i < s.size(); i++) a.Set(i, Napi::Number::New(env, double(s[i])));
+  return a;
+}
+
+// fromHost(bytes: TypedArray|ArrayBuffer view, shape, dtype, kind, index, asFloat32: boolean)
+Napi::Value from_host(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw_js(env, llmk::Error(ErrCode::Arg, "data must be a TypedArray"));
+  Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+  const uint8_t* p = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  Shape shape = arg_shape(info, 1);
+  DType dtype = arg_dtype(info, 2);
+  llmk::Device dev = arg_device(info, 3);
+  bool as_f32 = info[5].ToBoolean();
+  return guarded(env, [&] {
+    Tensor t = as_f32 ? ops::from_host_f32(reinterpret_cast<const float*>(p), int64_t(ta.ElementLength()), shape, dtype, dev)
+                      : ops::from_host(p, int64_t(ta.ByteLength()), shape, dtype, dev);
+    return wrap_tensor(env, std::move(t));
+  });
+}
+
+Napi::Value empty(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Shape shape = arg_shape(info, 0);
+  DType dtype = arg_dtype(info, 1);
+  llmk::Device dev = arg_device(info, 2);
+  return guarded(env, [&] { return wrap_tensor(env, Tensor::empty(shape, dtype, dev)); });
+}
+
+Napi::Value full(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Shape shape = arg_shape(info, 0);
+  DType dtype = arg_dtype(info, 1);
+  llmk::Device dev = arg_device(info, 2);
+  double v = info[4].As<Napi::Number>().DoubleValue();
+  return guarded(env, [&] { return wrap_tensor(env, ops::full(shape, dtype, dev, v)); });
+}
+
+// random(shape, dtype, kind, index, seed (number), normal)
+Napi::Value random(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Shape shape = arg_shape(info, 0);
+  DType dtype = arg_dtype(info, 1);
+  llmk::Device dev = arg_device(info, 2);
+  uint64_t seed = uint64_t(info[4].As<Napi::Number>().Int64Value());
+  bool normal = info[5].ToBoolean();
+  return guarded(env, [&] { return wrap_tensor(env, ops::random(shape, dtype, dev, seed, normal)); });
+}
+
+Napi::Value cast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Tensor& t = arg_tensor(info, 0, "tensor");
+  DType dtype = arg_dtype(info, 1);
+  return guarded(env, [&] { return wrap_tensor(env, ops::cast(t, dtype)); });
+}
+
+Napi::Value to_device(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Tensor& t = arg_tensor(info, 0, "tensor");
+  llmk::Device dev = arg_device(info, 1);
+  return guarded(env, [&] { return wrap_tensor(env, ops::to_device(t, dev)); });
+}
+
+Napi::Value reshape(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Tensor& t = arg_tensor(info, 0, "tensor");
+  Shape s = arg_shape(info, 1);
+  return guarded(env, [&] { return wrap_tensor(env, t.reshape(s), false); });
+}
+
+Napi::Value narrow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Tensor& t = arg_tensor(info, 0, "tensor");
+  int64_t start = info[1].As<Napi::Number>().Int64Value(), len = info[2].As<Napi::Number>().Int64Value();
+  return guarded(env, [&] { return wrap_tensor(env, t.narrow0(start, len), false); });
+}
+
+Napi::Value shape_of(const Napi::CallbackInfo& info) {
+  return shape_array(info.Env(), arg_tensor(info, 0, "tensor").shape());
+}
+
+// Copies a tensor to a fresh ArrayBuffer off the JS thread, after its stream's queued work.
+class ToHostWorker : public Napi::AsyncWorker {
+ public:
+  ToHostWorker(Napi::Env env, Tensor t, bool as_f32)
+      : Napi::AsyncWorker(env), t_(std::move(t)), as_f32_(as_f32), deferred_(Napi::Promise::Deferred::New(env)),
+        stream_(current_stream(t_.device())) {
+    size_t n = size_t(as_f32_ ? t_.numel() * 4 : t_.nbytes());
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, n);
+    data_ = ab.Data();
+    buffer_ = Napi::Persistent(ab);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      if (as_f32_) ops::copy_to_host_f32(t_, static_cast<float*>(data_), stream_);
+      else ops::copy_to_host(t_, data_, stream_);
+    } catch (const llmk::Error& e) {
+      error_ = std::make_unique<llmk::Error>(e);
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(buffer_.Value()); }
+  void OnError(const Napi::Error& e) override {
+    deferred_.Reject(error_ ? make_error(Env(), *error_) : e.Value());
+  }
+
+ private:
+  Tensor t_;
+  bool as_f32_;
+  Napi::Promise::Deferred deferred_;
+  std::shared_ptr<Stream> stream_;
+  Napi::Reference<Napi::ArrayBuffer> buffer_;
+  void* data_ = nullptr;
+  std::unique_ptr<llmk::Error> error_;
+};
+
+Napi::Value to_host_async(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Tensor& t = arg_tensor(info, 0, "tensor");
+  return guarded(env, [&] {
+    auto* w = new ToHostWorker(env, t, info[1].ToBoolean());
+    Napi::Promise p = w->promise();
+    w->Queue();
+    return p;
+  });
+}
+
+Napi::Value to_host_sync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Tensor& t = arg_tensor(info, 0, "tensor");
+  bool as_f32 = info[1].ToBoolean();
+  return guarded(env, [&] {
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, size_t(as_f32 ? t.numel() * 4 : t.nbytes()));
+    auto s = current_stream(t.device());
+    if (as_f32) ops::copy_to_host_f32(t, static_cast<float*>(ab.Data()), s);
+    else ops::copy_to_host(t, ab.Data(), s);
+    return ab;
+  });
+}
+
+}  // namespace
+
+void init_tensor_binding(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = NativeTensor::define(env);
+  env_data(env).tensor_ctor = Napi::Persistent(ctor);
+  exports.Set("NativeTensor", ctor);
+  exports.Set("fromHost", Napi::Function::New(env, from_host));
+  exports.Set("empty", Napi::Function::New(env, empty));
+  exports.Set("full", Napi::Function::New(env, full));
+  exports.Set("random", Napi::Function::New(env, random));
+  exports.Set("cast", Napi::Function::New(env, cast));
+  exports.Set("toDevice", Napi::Function::New(env, to_device));
+  exports.Set("reshape", Napi::Function::New(env, reshape));
+  exports.Set("narrow", Napi::Function::New(env, narrow));
+  exports.Set("shapeOf", Napi::Function::New(env, shape_of));
+  exports.Set("toHostAsync", Napi::Function::New(env, to_host_async));
+  exports.Set("toHostSync", Napi::Function::New(env, to_host_sync));
+}
+
+}  // namespace llmk::napi

@@ -1,0 +1,46 @@
+#!/usr/bin/env node
+// Proves the published package works without compiling: makes the prebuild (prebuildify), packs the
+// package, installs the tarball into an empty project with no install scripts allowed, and loads it
+// there, checking that the prebuilt binary was the one loaded. Exits non-zero on failure.
+'use strict';
+const { execFileSync } = require('child_process');
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+
+const root = path.join(__dirname, '..');
+const sh = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+const prebuildDir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+if (!fs.existsSync(prebuildDir) || process.argv.includes('--rebuild')) sh(npm, ['run', 'prebuild'], root);
+const prebuilt = fs.readdirSync(prebuildDir).filter((f) => f.endsWith('.node'));
+if (prebuilt.length === 0) throw new Error(`no prebuilt binary in ${prebuildDir}`);
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'llmk-pack-'));
+try {
+  const tgz = sh(npm, ['pack', '--ignore-scripts', '--pack-destination', tmp], root).trim().split('\n').pop();
+  const consumer = path.join(tmp, 'consumer');
+  fs.mkdirSync(consumer);
+  fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
+  // --ignore-scripts: the package must work with no install script run (npm 11 allowScripts).
+  sh(npm, ['install', '--ignore-scripts', '--no-audit', '--no-fund', path.join(tmp, tgz)], consumer);
+  const installed = path.join(consumer, 'node_modules', 'llm-kernels');
+  if (fs.existsSync(path.join(installed, 'build'))) throw new Error('the installed package has a build/ folder: it compiled');
+  const probe = `
+    const l = require('llm-kernels');
+    const t = l.add(l.tensor(new Float32Array([1, 2])), l.full([2], 3));
+    const out = Array.from(t.toArraySync());
+    if (out.join() !== '4,5') throw new Error('wrong result ' + out);
+    const loaded = Object.keys(require.cache).concat(process.report ? [] : []);
+    const so = require('fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').find((l) => l.includes('.node') && l.includes('llm-kernels'));
+    console.log(JSON.stringify({ ok: true, binary: so ? so.trim().split(/\\s+/).pop() : null, backends: l.backends() }));
+  `;
+  const res = JSON.parse(sh(process.execPath, ['-e', probe], consumer).trim().split('\n').pop());
+  if (!res.binary || !res.binary.includes(`${path.sep}prebuilds${path.sep}`)) throw new Error(`loaded ${res.binary}, not the prebuild`);
+  const esm = sh(process.execPath, ['--input-type=module', '-e', "import { tensor, backends } from 'llm-kernels'; console.log(typeof tensor, typeof backends);"], consumer).trim();
+  if (esm !== 'function function') throw new Error(`ESM import failed: ${esm}`);
+  console.log(`pack-check ok: ${tgz} installed without compiling; loaded ${res.binary}; cuda: ${res.backends.cuda.available ? 'available' : res.backends.cuda.reason}`);
+} finally {
+  fs.rmSync(tmp, { recursive: true, force: true });
+}

@@ -1,0 +1,78 @@
+// Shared test helpers: the device matrix, seeded random data and error metrics.
+import { backends, type DeviceName } from '../ts';
+
+export interface TestDevice { device: DeviceName; skip: string | null }
+
+/**
+ * Devices the suites run on: the CPU always, each CUDA device when one is available (else listed as
+ * skipped with the reason). LLMK_TEST_DEVICES=cuda (or cpu) restricts the matrix, as gpu-check does.
+ */
+export function testDevices(): TestDevice[] {
+  const b = backends();
+  const only = process.env.LLMK_TEST_DEVICES;
+  const out: TestDevice[] = [];
+  if (!only || only === 'cpu') out.push({ device: 'cpu', skip: null });
+  if (!only || only.startsWith('cuda')) {
+    if (b.cuda.available) for (let i = 0; i < b.cuda.deviceCount; i++) out.push({ device: `cuda:${i}`, skip: null });
+    else out.push({ device: 'cuda:0', skip: b.cuda.reason ?? 'CUDA unavailable' });
+  }
+  return out;
+}
+
+/** describe() once per test device; unavailable devices are reported as skipped with their reason. */
+export function describeDevices(name: string, fn: (device: DeviceName) => void): void {
+  for (const d of testDevices()) {
+    const title = `${name} [${d.device}]${d.skip ? ` (skipped: ${d.skip})` : ''}`;
+    (d.skip ? describe.skip : describe)(title, () => fn(d.device));
+  }
+}
+
+/** The run's seed: LLMK_TEST_SEED or a fresh one. Put it in test titles so failures show it. */
+export const SEED = Number(process.env.LLMK_TEST_SEED ?? Math.floor(Math.random() * 1e9));
+
+/** mulberry32: small seeded PRNG for test inputs. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n standard-normal values (Box-Muller) scaled by `scale`. */
+export function randnArray(n: number, r: () => number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = 1 - r(), v = r();
+    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+  return out;
+}
+
+/** ‖out − ref‖ / ‖ref‖ (Infinity when NaN appears in out but not in ref). */
+export function relL2(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const o = out[i], r = ref[i];
+    if (Number.isNaN(r) && Number.isNaN(o)) continue;
+    if (Number.isNaN(o) !== Number.isNaN(r)) return Infinity;
+    num += (o - r) ** 2;
+    den += r * r;
+  }
+  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+}
+
+/** Expects fn to throw an LlmkError with `code`. */
+export function expectCode(fn: () => unknown, code: string): void {
+  let err: unknown;
+  try { fn(); } catch (e) { err = e; }
+  expect(err).toBeDefined();
+  expect((err as { name?: string }).name).toBe('LlmkError');
+  expect((err as { code?: string }).code).toBe(code);
+}
+
+/** Tolerance of DESIGN.md section 6 for a dtype. */
+export function tol(dtype: string): number { return dtype === 'float32' ? 1e-5 : 1e-2; }

@@ -1,0 +1,233 @@
+import { assertDeviceAvailable, DeviceName, DeviceSpec, parseDevice } from './device';
+import { DType, dtypeId, dtypeSize, DTYPES, isFloating, isHalf, TypedArray } from './dtype';
+import { check, LlmkError } from './errors';
+import { native } from './native';
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+type Handle = any;
+
+// `using` support on runtimes that do not define Symbol.dispose yet.
+const symDispose: symbol = (Symbol as any).dispose ?? ((Symbol as any).dispose = Symbol.for('Symbol.dispose'));
+
+const MAX_ELEMENTS = 2 ** 53;
+
+/** Validates a shape: non-negative integers whose product is representable. */
+export function checkShape(shape: readonly number[], what = 'shape'): number {
+  check(Array.isArray(shape), 'ERR_LLMK_SHAPE', `${what} must be an array of non-negative integers`);
+  let n = 1;
+  for (const d of shape) {
+    check(Number.isInteger(d) && d >= 0, 'ERR_LLMK_SHAPE', () => `${what} [${shape.join(', ')}] has an entry that is not a non-negative integer`);
+    n *= d;
+  }
+  check(n <= MAX_ELEMENTS, 'ERR_LLMK_SHAPE', () => `${what} [${shape.join(', ')}] has more elements than can be addressed`);
+  return n;
+}
+
+/**
+ * A contiguous row-major tensor on a device. Ops return at once (work is queued on the device's
+ * current stream); read results with `await t.toArray()`. Free with `dispose()` or `using`.
+ */
+export class Tensor {
+  /** @internal */ _h: Handle | null;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly device: DeviceName;
+  readonly numel: number;
+
+  /** @internal Use tensor(), empty(), zeros(), full(), rand(), randn() to create tensors. */
+  constructor(handle: Handle, shape: readonly number[], dtype: DType, device: DeviceName, numel?: number) {
+    this._h = handle;
+    this.shape = shape;
+    this.dtype = dtype;
+    this.device = device;
+    this.numel = numel ?? shape.reduce((a, b) => a * b, 1);
+  }
+
+  get nbytes(): number { return this.numel * dtypeSize(this.dtype); }
+  get ndim(): number { return this.shape.length; }
+  get disposed(): boolean { return this._h === null; }
+
+  /** @internal The native handle; throws ERR_LLMK_DISPOSED after dispose(). */
+  get handle(): Handle {
+    const h = this._h;
+    if (h === null) throw new LlmkError('tensor was used after dispose()', 'ERR_LLMK_DISPOSED');
+    return h;
+  }
+
+  /** Frees the memory once queued work that uses it is done. A second call does nothing. */
+  dispose(): void {
+    if (this._h !== null) { this._h.dispose(); this._h = null; }
+  }
+  [Symbol.dispose](): void { this.dispose(); }
+
+  /**
+   * Copies the data to JS after the queued work; never blocks the event loop. float16/bfloat16
+   * come back as Float32Array (converted natively) or, with `{ raw: true }`, as their Uint16Array bits.
+   */
+  async toArray(opts: { raw?: boolean } = {}): Promise<TypedArray> {
+    const asF32 = isHalf(this.dtype) && !opts.raw;
+    return view(await native.toHostAsync(this.handle, asF32), this.dtype, asF32);
+  }
+  /** Blocking toArray for scripts. */
+  toArraySync(opts: { raw?: boolean } = {}): TypedArray {
+    const asF32 = isHalf(this.dtype) && !opts.raw;
+    return view(native.toHostSync(this.handle, asF32), this.dtype, asF32);
+  }
+
+  /** A copy on another device (waits for queued work on this tensor's device first). */
+  to(device: DeviceSpec): Tensor {
+    const d = parseDevice(device);
+    assertDeviceAvailable(d);
+    return new Tensor(native.toDevice(this.handle, d.kind, d.index), this.shape, this.dtype, d.name, this.numel);
+  }
+  /** A copy converted to another dtype (float→int truncates toward zero and saturates; NaN → 0). */
+  cast(dtype: DType): Tensor {
+    dtypeId(dtype);
+    return new Tensor(native.cast(this.handle, dtypeId(dtype)), this.shape, dtype, this.device, this.numel);
+  }
+  /** A view with another shape and the same number of elements (shares storage). */
+  reshape(shape: readonly number[]): Tensor {
+    const n = checkShape(shape);
+    check(n === this.numel, 'ERR_LLMK_SHAPE', () => `cannot reshape [${this.shape.join(', ')}] to [${shape.join(', ')}]`);
+    return new Tensor(native.reshape(this.handle, [...shape]), [...shape], this.dtype, this.device, n);
+  }
+  /** A view of rows [start, start + length) along dimension 0 (shares storage). */
+  narrow(dim: number, start: number, length: number): Tensor {
+    check(dim === 0, 'ERR_LLMK_ARG', 'narrow supports dimension 0 only (views stay contiguous)');
+    check(this.shape.length >= 1, 'ERR_LLMK_SHAPE', 'narrow needs a tensor with at least one dimension');
+    check(Number.isInteger(start) && Number.isInteger(length) && start >= 0 && length >= 0 && start + length <= this.shape[0],
+      'ERR_LLMK_INDEX', () => `narrow(0, ${start}, ${length}) is out of range for dimension 0 of size ${this.shape[0]}`);
+    const shape = [length, ...this.shape.slice(1)];
+    return new Tensor(native.narrow(this.handle, start, length), shape, this.dtype, this.device);
+  }
+  toString(): string { return `Tensor(${this.dtype}, [${this.shape.join(', ')}], ${this.device}${this._h ? '' : ', disposed'})`; }
+}
+
+function view(buf: ArrayBuffer, dtype: DType, asF32: boolean): TypedArray {
+  if (asF32 || dtype === 'float32') return new Float32Array(buf);
+  switch (dtype) {
+    case 'float16': case 'bfloat16': return new Uint16Array(buf);
+    case 'int32': return new Int32Array(buf);
+    case 'int64': return new BigInt64Array(buf);
+    case 'int8': return new Int8Array(buf);
+    default: return new Uint8Array(buf);
+  }
+}
+
+export interface CreateOptions { dtype?: DType; device?: DeviceSpec }
+
+function resolve(opts: CreateOptions | undefined, fallback: DType): { dtype: DType; dev: ReturnType<typeof parseDevice> } {
+  const dtype = opts?.dtype ?? fallback;
+  dtypeId(dtype);
+  const dev = parseDevice(opts?.device);
+  assertDeviceAvailable(dev);
+  return { dtype, dev };
+}
+
+function inferDType(data: unknown): DType {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Int32Array) return 'int32';
+  if (data instanceof BigInt64Array) return 'int64';
+  if (data instanceof Int8Array) return 'int8';
+  if (data instanceof Uint8Array) return 'uint8';
+  if (data instanceof Uint16Array) throw new LlmkError('Uint16Array data needs dtype float16 or bfloat16', 'ERR_LLMK_DTYPE');
+  return 'float32';
+}
+
+function flatten(data: unknown, shape: number[], out: number[], depth: number): void {
+  if (Array.isArray(data)) {
+    if (shape.length <= depth) shape.push(data.length);
+    else check(shape[depth] === data.length, 'ERR_LLMK_SHAPE', 'nested arrays are ragged');
+    for (const x of data) flatten(x, shape, out, depth + 1);
+  } else {
+    check(depth === shape.length, 'ERR_LLMK_SHAPE', 'nested arrays are ragged');
+    check(typeof data === 'number' || typeof data === 'boolean', 'ERR_LLMK_ARG', 'tensor data must hold numbers');
+    out.push(Number(data));
+  }
+}
+
+const ARRAY_FOR: Record<DType, (n: number[]) => TypedArray> = {
+  float32: (n) => Float32Array.from(n),
+  float16: (n) => Float32Array.from(n),
+  bfloat16: (n) => Float32Array.from(n),
+  int32: (n) => Int32Array.from(n),
+  int64: (n) => BigInt64Array.from(n, (x) => BigInt(Math.trunc(x))),
+  int8: (n) => Int8Array.from(n),
+  uint8: (n) => Uint8Array.from(n),
+};
+
+/**
+ * A tensor holding a copy of `data`: a TypedArray (shape defaults to [length]) or nested number arrays.
+ * float16/bfloat16 accept Float32Array (converted with round-to-nearest-even) or raw Uint16Array bits.
+ */
+export function tensor(data: TypedArray | number[] | unknown[], opts: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+  let arr: TypedArray;
+  let shape: readonly number[];
+  if (ArrayBuffer.isView(data)) {
+    arr = data as TypedArray;
+    shape = opts.shape ?? [arr.length];
+  } else {
+    check(Array.isArray(data), 'ERR_LLMK_ARG', 'tensor data must be a TypedArray or an array of numbers');
+    const flat: number[] = [];
+    const inferred: number[] = [];
+    flatten(data, inferred, flat, 0);
+    arr = ARRAY_FOR[opts.dtype ?? 'float32'](flat);
+    shape = opts.shape ?? inferred;
+  }
+  const { dtype, dev } = resolve(opts, opts.dtype ?? inferDType(arr));
+  const n = checkShape(shape);
+  check(n === arr.length, 'ERR_LLMK_SHAPE', () => `data has ${arr.length} elements but shape [${shape.join(', ')}] needs ${n}`);
+  const asF32 = arr instanceof Float32Array && dtype !== 'float32';
+  if (asF32) check(isHalf(dtype), 'ERR_LLMK_DTYPE', `Float32Array data cannot make a ${dtype} tensor`);
+  else if (isHalf(dtype)) check(arr instanceof Uint16Array, 'ERR_LLMK_DTYPE', `${dtype} data must be a Float32Array or raw Uint16Array bits`);
+  else check(inferDType(arr) === dtype, 'ERR_LLMK_DTYPE', () => `${arr.constructor.name} data cannot make a ${dtype} tensor`);
+  return new Tensor(native.fromHost(arr, [...shape], dtypeId(dtype), dev.kind, dev.index, asF32), [...shape], dtype, dev.name, n);
+}
+
+/** An uninitialised tensor. */
+export function empty(shape: readonly number[], opts?: CreateOptions): Tensor {
+  const n = checkShape(shape);
+  const { dtype, dev } = resolve(opts, 'float32');
+  return new Tensor(native.empty([...shape], dtypeId(dtype), dev.kind, dev.index), [...shape], dtype, dev.name, n);
+}
+
+/** A tensor filled with `value`. */
+export function full(shape: readonly number[], value: number, opts?: CreateOptions): Tensor {
+  const n = checkShape(shape);
+  check(typeof value === 'number', 'ERR_LLMK_ARG', 'full: value must be a number');
+  const { dtype, dev } = resolve(opts, 'float32');
+  return new Tensor(native.full([...shape], dtypeId(dtype), dev.kind, dev.index, value), [...shape], dtype, dev.name, n);
+}
+
+export function zeros(shape: readonly number[], opts?: CreateOptions): Tensor { return full(shape, 0, opts); }
+
+export interface RandomOptions extends CreateOptions { seed?: number }
+
+function random(shape: readonly number[], opts: RandomOptions | undefined, normal: boolean): Tensor {
+  const n = checkShape(shape);
+  const { dtype, dev } = resolve(opts, 'float32');
+  check(isFloating(dtype), 'ERR_LLMK_DTYPE', `${normal ? 'randn' : 'rand'}: dtype must be floating, got ${dtype}`);
+  const seed = opts?.seed ?? Math.floor(Math.random() * 2 ** 48);
+  check(Number.isSafeInteger(seed) && seed >= 0, 'ERR_LLMK_ARG', 'seed must be a non-negative safe integer');
+  return new Tensor(native.random([...shape], dtypeId(dtype), dev.kind, dev.index, seed, normal), [...shape], dtype, dev.name, n);
+}
+
+/** Uniform [0, 1) values; the same seed gives the same values on every device. */
+export function rand(shape: readonly number[], opts?: RandomOptions): Tensor { return random(shape, opts, false); }
+/** Standard normal values; the same seed gives the same values on every device. */
+export function randn(shape: readonly number[], opts?: RandomOptions): Tensor { return random(shape, opts, true); }
+
+/** Throws unless `t` is a live Tensor (ERR_LLMK_ARG / ERR_LLMK_DISPOSED). */
+export function checkTensor(t: unknown, what: string): asserts t is Tensor {
+  check(t instanceof Tensor, 'ERR_LLMK_ARG', `${what} must be a Tensor`);
+  if (t.disposed) throw new LlmkError(`${what} was used after dispose()`, 'ERR_LLMK_DISPOSED');
+}
+
+/** Throws ERR_LLMK_DEVICE unless all tensors are on one device. */
+export function checkSameDevice(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) {
+    check(t.device === ts[0].device, 'ERR_LLMK_DEVICE', () => `${op}: tensors are on different devices (${ts[0].device} and ${t.device})`);
+  }
+}
+
+export { DTYPES, symDispose as disposeSymbol };
