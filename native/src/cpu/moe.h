@@ -1,0 +1,56 @@
+// MoE routing kernels on the CPU (DESIGN.md 5.1). Plain functions over pointers and shapes,
+// multi-threaded over tokens with llmk::parallel_for. The routing rules are in moe_math.h.
+#pragma once
+#include <cstdint>
+#include "../core/dtype.h"
+
+namespace llmk::cpu {
+
+struct MoeTopkParams {
+  int64_t tokens = 0;        // T
+  int experts = 0;           // E (1..1024)
+  int k = 1;                 // 1..E
+  bool sigmoid = false;      // scoring: false = softmax
+  bool renormalize = true;
+  const float* bias = nullptr;  // [E] or null
+  int groups = 0;            // 0 = no grouping; else divides E
+  int group_topk = 0;        // groups kept
+  float scale = 1.f;
+};
+
+// logits [T,E] (F32/F16/BF16) -> weights [T,k] float32, ids [T,k] int32.
+void moe_topk(const void* logits, DType dtype, const MoeTopkParams& p, float* weights, int32_t* ids);
+
+// Capacity of align's sortedIds for n = T*k slots: n + min(E, n) * (blockSize - 1).
+inline int64_t moe_align_capacity(int64_t n, int experts, int block_size) {
+  int64_t used = n < experts ? n : int64_t(experts);
+  return n + used * int64_t(block_size - 1);
+}
+
+// ids: n = T*k slots. sorted_ids [capacity] (pad value n), block_experts [capacity / blockSize]
+// (-1 for unused), num_padded [1]. Slots of one expert keep ascending slot order.
+// expert_offsets (optional, [E+1]): start of each expert's run in sorted_ids (padded).
+// Throws Error(Index) when an id is outside [0, E).
+void moe_align(const int32_t* ids, int64_t n, int experts, int block_size, int32_t* sorted_ids,
+               int64_t capacity, int32_t* block_experts, int64_t num_blocks, int32_t* num_padded,
+               int32_t* expert_offsets);
+
+// x [T,H] -> out [T*k,H] rows grouped by expert (stable), row_map [T*k] (row of slot t*k+j),
+// expert_offsets [E+1]. Throws Error(Index) on an id outside [0, E).
+void moe_permute(const void* x, DType dtype, int64_t tokens, int64_t hidden, const int32_t* ids, int k,
+                 int experts, void* out, int32_t* row_map, int32_t* expert_offsets);
+
+// out[t,:] = sum_j weights[t,j] * y[row_map[t,j], :]; y [rows,H]; float32 accumulation, out in y's dtype.
+// Throws Error(Index) when a row_map entry is outside [0, rows).
+void moe_combine(const void* y, DType dtype, int64_t rows, int64_t hidden, const float* weights,
+                 const int32_t* row_map, int64_t tokens, int k, void* out);
+
+// counts [E] of ids [n]. Throws Error(Index) on an id outside [0, E).
+void moe_expert_counts(const int32_t* ids, int64_t n, int experts, int32_t* counts);
+
+// Switch-Transformer auxiliary loss: E * sum_e f_e * P_e, f_e = count_e / (T*k), P_e = mean_t probs[t,e].
+// T == 0 gives 0. Throws Error(Index) on an id outside [0, E).
+void moe_load_balancing_loss(const void* probs, DType dtype, int64_t tokens, int experts, const int32_t* ids,
+                             int k, float* out);
+
+}  // namespace llmk::cpu
