@@ -1,12 +1,23 @@
 // The one module that loads the addon (node-gyp-build: build/Release, then prebuilds/<platform>-<arch>).
+import * as fs from 'fs';
 import * as path from 'path';
 import { LlmkError } from './errors';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 export type NativeAddon = any;
 
+/** The package root: the nearest folder above this file with our package.json (lib/, or lib-bench/ts/). */
+function packageRoot(): string {
+  for (let dir = path.join(__dirname, '..'); ; dir = path.dirname(dir)) {
+    try {
+      if (JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')).name === 'llm-kernels') return dir;
+    } catch { /* keep looking */ }
+    if (path.dirname(dir) === dir) return path.join(__dirname, '..');
+  }
+}
+
 function load(): NativeAddon {
-  const root = path.join(__dirname, '..');
+  const root = packageRoot();
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const gypBuild = require('node-gyp-build');

@@ -1,0 +1,21 @@
+// The device ceilings the figures are compared with, measured once per run: a large same-device copy
+// (bytes read + written) for bandwidth, and the best matmul the library has for FLOP/s.
+import { matmul, randn, type DeviceName } from '../ts';
+import type { Ceilings } from './harness';
+import { timeCase } from './harness';
+
+export function measureCeilings(device: DeviceName): Ceilings {
+  const gpu = device !== 'cpu';
+  const n = gpu ? 256 * 1024 * 1024 : 32 * 1024 * 1024; // floats: 1 GiB on a GPU, 128 MiB on the CPU
+  const src = randn([n], { device, seed: 1 });
+  const copyMs = timeCase(device, { name: 'copy', run: () => src.to(device).dispose() }, 50, 3);
+  src.dispose();
+  const bandwidthGBs = (2 * n * 4) / (copyMs / 1e3) / 1e9;
+  const m = gpu ? 4096 : 512;
+  const dtype = gpu ? 'bfloat16' : 'float32';
+  const a = randn([m, m], { device, dtype, seed: 2 }), b = randn([m, m], { device, dtype, seed: 3 });
+  const mmMs = timeCase(device, { name: 'matmul', run: () => matmul(a, b).dispose() }, 50, 3);
+  a.dispose(); b.dispose();
+  const tflops = (2 * m * m * m) / (mmMs / 1e3) / 1e12;
+  return { bandwidthGBs, tflops, how: `copy of ${(n * 4) / 2 ** 20} MiB; llm-kernels ${dtype} matmul ${m}^3 (on a GPU the PyTorch/cuBLAS figure from the peers is the real matrix ceiling)` };
+}
