@@ -145,8 +145,9 @@ LoadInfo load(const std::vector<std::string>& cands, Api* api) {
     ::dlerror();
     void* h = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-      last_reason = "cannot open " + path + ": " + dl_error();
-      info.searched.push_back(path + " (not loadable: " + dl_error() + ")");
+      const std::string why = dl_error();
+      last_reason = "cannot open " + path + ": " + why;
+      info.searched.push_back(path + " (not loadable: " + why + ")");
       continue;
     }
     std::string missing;

@@ -71,8 +71,8 @@ using Clock = std::chrono::steady_clock;
 const char kLocalMagic[8] = {'L', 'L', 'M', 'K', 'L', 'O', 'C', '1'};
 
 uint64_t fnv1a(const unsigned char* p, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 1099511628211ull; }
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (size_t i = 0; i < n; i++) { h ^= p[i]; h *= 0x100000001b3ull; }
   return h;
 }
 
