@@ -197,6 +197,7 @@ int main(int argc, char** argv) {
   auto stream = current_stream(dev);
   auto upload = [&](const std::vector<char>& h, DType dt) {
     Tensor t = Tensor::empty({int64_t(h.size() / dtype_size(dt))}, dt, dev);
+    stream->synchronize();  // the stream-ordered allocation is usable from the legacy stream now
     CK(cudaMemcpy(t.data(), h.data(), h.size(), cudaMemcpyHostToDevice));
     return t;
   };
@@ -222,6 +223,7 @@ int main(int argc, char** argv) {
       Tensor rs = D::reduce_scatter(*c, a, Tensor(), D::RedOp::Sum);
       report("ops reduceScatter " + dn, download(rs) == host);
       Tensor bc = Tensor::empty({N}, dt, dev);
+      stream->synchronize();
       D::broadcast(*c, a, bc, 0);
       report("ops broadcast(out of place) " + dn, download(bc) == host);
       Tensor rv = Tensor::empty({N}, dt, dev);

@@ -163,6 +163,9 @@ export class TCPStoreServer {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+// A connected rank waits this much past its own deadline, so that rank 0's explanation (which ranks
+// never arrived) reaches it first; the timeouts of all ranks are normally the same.
+const SERVER_GRACE_MS = 2000;
 
 /** Ranks 1..W-1: fetches the unique id from rank 0's store, retrying the connection until the timeout. */
 export async function fetchUniqueId(opts: { host?: string; port: number; rank: number; worldSize: number; timeoutMs: number }): Promise<Uint8Array> {
@@ -183,7 +186,7 @@ export async function fetchUniqueId(opts: { host?: string; port: number; rank: n
       const t = setTimeout(() => {
         sock.destroy();
         settle({ fail: storeError(`dist rendezvous: rank ${opts.rank} timed out after ${opts.timeoutMs} ms waiting for the unique id from the store at ${where}`) });
-      }, Math.max(1, deadline - Date.now()));
+      }, Math.max(1, deadline - Date.now()) + SERVER_GRACE_MS);
       let connected = false;
       sock.on('connect', () => {
         connected = true;
