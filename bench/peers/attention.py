@@ -8,7 +8,7 @@ globalLocal (2 global blocks + 3 local blocks each side, 64-token blocks); plus 
 dense / causal / decode: torch.nn.functional.scaled_dot_product_attention with the flash backend.
 sparse layouts: FlexAttention with the equivalent BlockMask (block size 64), when torch has it.
 Device time from CUDA events around each call (median of many). One JSON line per case on stdout:
-{"case": ..., "impl": ..., "N": ..., "Nq": ..., "ms": ...}. Options: --sizes 4096,16384 --no-flex
+{"suite": "attention", "case": "<layout> N=<n>", "peer": ..., "N": ..., "Nq": ..., "ms": ...}. Options: --sizes 4096,16384 --no-flex
 """
 import argparse
 import json
@@ -39,7 +39,11 @@ def timed(fn, budget_ms=300.0, max_iters=200):
 
 
 def emit(case, impl, n, nq, ms, **extra):
-    rec = {"case": case, "impl": impl, "N": n, "Nq": nq, "ms": round(ms, 4)}
+    # case names match bench/attention.bench.ts ("<layout> N=<n>", "decode Nk=65536")
+    name = f"decode Nk={n}" if case == "decode" else f"{case} N={n}"
+    if impl == "torch-flex" and case == "causal":
+        name += " (flex)"
+    rec = {"suite": "attention", "case": name, "peer": impl, "impl": impl, "N": n, "Nq": nq, "ms": round(ms, 4)}
     rec.update(extra)
     print(json.dumps(rec), flush=True)
 

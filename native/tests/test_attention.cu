@@ -365,8 +365,17 @@ int main(int argc, char** argv) {
     c.causal = true; c.L = random_layout(16, 16, 5000, 64, 64, 0.6); add(c);
     c.name = "f32 decode Nq3 Nk3000 window"; c.dt = DType::F32; c.Nq = 3; c.Nk = 3000; c.D = 128; c.causal = false;
     c.wl = 1000; c.wr = 0; c.L = dense_layout(3, 3000, 64, 64); add(c);
-    c.name = "bf16 split-K forced on prefill Nq300"; c.dt = DType::BF16; c.Nq = 300; c.Nk = 4000; c.D = 128; c.wl = -1;
-    c.wr = -1; c.force = 2; c.L = random_layout(1, 300, 4000, 64, 64, 0.5); add(c);
+    c.name = "bf16 split-K decode kernel forced on prefill Nq300"; c.dt = DType::BF16; c.Nq = 300; c.Nk = 4000;
+    c.D = 128; c.wl = -1; c.wr = -1; c.force = 2; c.L = random_layout(1, 300, 4000, 64, 64, 0.5); add(c);
+    c.name = "bf16 generic split-K (path 3) forced on prefill Nq300"; c.force = 3; add(c);
+    c.name = "bf16 generic split-K (path 3) decode GQA4"; c.Nq = 1; c.Nk = 8192; c.Hq = 16; c.Hkv = 4;
+    c.L = dense_layout(1, 8192, 64, 128); add(c);
+    c.name = "f16 decode Nq16 GQA8 causal shared layout (64 rows/KV head)"; c.dt = DType::F16; c.force = -1;
+    c.Nq = 16; c.Nk = 3000; c.Hq = 16; c.Hkv = 2; c.causal = true; c.L = causal_layout(16, 3000, 64, 64); add(c);
+    c.name = "bf16 decode D96 unaligned-size window"; c.dt = DType::BF16; c.D = 96; c.Nq = 2; c.Nk = 1111;
+    c.causal = false; c.wl = 300; c.wr = 0; c.L = dense_layout(2, 1111, 64, 128); add(c);
+    c.name = "f16 decode D256 per-head random"; c.dt = DType::F16; c.D = 256; c.Nq = 5; c.Nk = 2000; c.wl = c.wr = -1;
+    c.L = random_layout(16, 5, 2000, 64, 64, 0.5); add(c);
   }
   {  // large
     Case c; c.name = "bf16 large causal N2048 H8/2 D128"; c.dt = DType::BF16; c.Nq = 2048; c.Nk = 2048; c.Hq = 8;

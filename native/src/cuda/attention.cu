@@ -305,6 +305,217 @@ __global__ void attn_merge_kernel(AttnParams p, int splits, const float* ws) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Flash-decoding kernel (Nq <= 16): up to kDecRows (head, query) rows per CTA that share one KV head
+// and one layout row; the CTA's 32-key tiles are dealt round-robin to its 8 warps (and the key range
+// to `splits` CTAs). Lane = key for Q·Kᵀ (each lane streams its key's K row from global memory with
+// 16-byte loads), lane = output column for P·V. Warps merge their partial states through shared
+// memory by their running max; split partials go to the workspace for attn_merge_kernel.
+// ---------------------------------------------------------------------------------------------
+constexpr int kDecWarps = 8, kDecRows = 4, kDecTK = 32, kDecMaxDC = 8;
+
+template <typename T, bool VEC>
+__global__ void __launch_bounds__(kDecWarps * 32)
+attn_decode_kernel(AttnParams p, int group_mode, int splits, float* ws) {
+  extern __shared__ float dsm[];
+  const int D = int(p.D);
+  float* Qs = dsm;                                   // [kDecRows][D]
+  float* Wm = Qs + kDecRows * D;                     // [warps][rows] running max
+  float* Wl = Wm + kDecWarps * kDecRows;             // [warps][rows] running sum
+  float* Wo = Wl + kDecWarps * kDecRows;             // [warps][rows][D] unnormalised output
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int64_t b = blockIdx.z / splits;
+  const int split = int(blockIdx.z % splits);
+  const int64_t G = p.Hq / p.Hkv;
+
+  int64_t set_size, r_begin, qb, hkv, head0;
+  if (group_mode) {
+    hkv = blockIdx.y; head0 = hkv * G; qb = 0;
+    set_size = G * p.Nq; r_begin = int64_t(blockIdx.x) * kDecRows;
+  } else {
+    head0 = blockIdx.y; hkv = head0 / G;
+    const int64_t cpr = (p.block_q + kDecRows - 1) / kDecRows;
+    qb = blockIdx.x / cpr;
+    r_begin = (blockIdx.x % cpr) * kDecRows;
+    set_size = min64(p.block_q, p.Nq - qb * p.block_q);
+  }
+  auto row_head = [&](int64_t r) { return group_mode ? head0 + r / p.Nq : head0; };
+  auto row_query = [&](int64_t r) { return group_mode ? r % p.Nq : qb * p.block_q + r; };
+  const int64_t r_end = min64(set_size, r_begin + kDecRows);
+  if (r_begin >= r_end) return;
+  const int nrows = int(r_end - r_begin);
+
+  int64_t imin = INT64_MAX, imax = -1;
+  for (int64_t r = r_begin; r < r_end; r++) {
+    const int64_t i = row_query(r);
+    imin = i < imin ? i : imin;
+    imax = i > imax ? i : imax;
+  }
+  const int64_t lo_cta = key_range(imin, p).lo, hi_cta = key_range(imax, p).hi;
+  int64_t pa, pz;
+  block_slice(p, p.layout_heads == 1 ? 0 : head0, qb, lo_cta, hi_cta, pa, pz);
+  const int64_t tpb = p.block_k / kDecTK;
+  const int64_t ntiles = (pz - pa) * tpb;
+  const int64_t per = (ntiles + splits - 1) / splits;
+  const int64_t t_beg = min64(ntiles, split * per), t_end = min64(ntiles, t_beg + per);
+
+  const T* q = static_cast<const T*>(p.q);
+  for (int e = tid; e < kDecRows * D; e += blockDim.x) {
+    const int lr = e / D, d = e % D;
+    float x = 0.f;
+    if (lr < nrows) x = to_f32(q[((b * p.Nq + row_query(r_begin + lr)) * p.Hq + row_head(r_begin + lr)) * p.D + d]);
+    Qs[e] = x;
+  }
+  int64_t rlo[kDecRows], rhi[kDecRows];
+#pragma unroll
+  for (int r = 0; r < kDecRows; r++) {
+    if (r < nrows) {
+      const Range kr = key_range(row_query(r_begin + r), p);
+      rlo[r] = kr.lo; rhi[r] = kr.hi;
+    } else {
+      rlo[r] = 1; rhi[r] = 0;
+    }
+  }
+  __syncthreads();
+
+  float m[kDecRows], l[kDecRows], acc[kDecRows][kDecMaxDC];
+#pragma unroll
+  for (int r = 0; r < kDecRows; r++) {
+    m[r] = -INFINITY; l[r] = 0.f;
+#pragma unroll
+    for (int c = 0; c < kDecMaxDC; c++) acc[r][c] = 0.f;
+  }
+  const T* kp = static_cast<const T*>(p.k);
+  const T* vp = static_cast<const T*>(p.v);
+  const int64_t kv_row = p.Hkv * p.D;
+  const int64_t kv_base = (b * p.Nk * p.Hkv + hkv) * p.D;
+
+  for (int64_t t = t_beg + warp; t < t_end; t += kDecWarps) {
+    const int64_t kb = p.col_idx[pa + t / tpb];
+    if (kb < 0 || kb >= p.nkb) { raise_flag(p); continue; }
+    const int64_t j0 = kb * p.block_k + (t % tpb) * kDecTK;
+    if (j0 >= p.Nk || j0 > hi_cta || j0 + kDecTK - 1 < lo_cta) continue;  // warp-uniform
+    const int64_t j = j0 + lane;
+    const bool jin = j < p.Nk;
+    // scores of this lane's key for every row
+    float s[kDecRows];
+#pragma unroll
+    for (int r = 0; r < kDecRows; r++) s[r] = 0.f;
+    if (jin) {
+      const T* krow = kp + kv_base + j * kv_row;
+      if (VEC) {
+        constexpr int VW = 16 / int(sizeof(T));
+        for (int d = 0; d < D; d += VW) {
+          const uint4 raw = *reinterpret_cast<const uint4*>(krow + d);
+          const T* kt = reinterpret_cast<const T*>(&raw);
+          float kx[VW];
+#pragma unroll
+          for (int u = 0; u < VW; u++) kx[u] = to_f32(kt[u]);
+#pragma unroll
+          for (int r = 0; r < kDecRows; r++) {
+            if (r < nrows) {
+              const float* qr = Qs + r * D + d;
+#pragma unroll
+              for (int u = 0; u < VW; u++) s[r] += qr[u] * kx[u];
+            }
+          }
+        }
+      } else {
+        for (int d = 0; d < D; d++) {
+          const float kx = to_f32(krow[d]);
+#pragma unroll
+          for (int r = 0; r < kDecRows; r++)
+            if (r < nrows) s[r] += Qs[r * D + d] * kx;
+        }
+      }
+    }
+    float pr[kDecRows];
+#pragma unroll
+    for (int r = 0; r < kDecRows; r++) {
+      pr[r] = 0.f;
+      if (r >= nrows || j0 + kDecTK - 1 < rlo[r] || j0 > rhi[r]) continue;  // warp-uniform
+      float x = -INFINITY;
+      if (jin && j >= rlo[r] && j <= rhi[r]) {
+        x = s[r] * p.scale;
+        if (p.softcap > 0.f) x = p.softcap * tanhf(x / p.softcap);
+      }
+      float mx = x;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+      if (mx == -INFINITY) continue;
+      const float mnew = fmaxf(m[r], mx);
+      const float alpha = __expf(m[r] - mnew);
+      const float pj = __expf(x - mnew);
+      float sum = pj;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+      l[r] = l[r] * alpha + sum;
+      m[r] = mnew;
+#pragma unroll
+      for (int c = 0; c < kDecMaxDC; c++) acc[r][c] *= alpha;
+      pr[r] = pj;
+    }
+    // P·V: one V row per key, read once for all rows.
+    const int nk = int(min64(kDecTK, p.Nk - j0));
+    for (int jj = 0; jj < nk; jj++) {
+      const T* vrow = vp + kv_base + (j0 + jj) * kv_row;
+      float vx[kDecMaxDC];
+#pragma unroll
+      for (int c = 0; c < kDecMaxDC; c++) {
+        const int d = c * 32 + lane;
+        vx[c] = d < D ? to_f32(vrow[d]) : 0.f;
+      }
+#pragma unroll
+      for (int r = 0; r < kDecRows; r++) {
+        const float pb = __shfl_sync(0xffffffffu, pr[r], jj);
+        if (pb == 0.f) continue;
+#pragma unroll
+        for (int c = 0; c < kDecMaxDC; c++) acc[r][c] += pb * vx[c];
+      }
+    }
+  }
+
+  // Merge the warps' partial states.
+#pragma unroll
+  for (int r = 0; r < kDecRows; r++) {
+    if (lane == 0) { Wm[warp * kDecRows + r] = m[r]; Wl[warp * kDecRows + r] = l[r]; }
+#pragma unroll
+    for (int c = 0; c < kDecMaxDC; c++) {
+      const int d = c * 32 + lane;
+      if (d < D) Wo[(warp * kDecRows + r) * D + d] = acc[r][c];
+    }
+  }
+  __syncthreads();
+  T* out = static_cast<T*>(p.out);
+  const int64_t rows_total = p.B * p.Hq * p.Nq;
+  for (int e = tid; e < nrows * D; e += blockDim.x) {
+    const int r = e / D, d = e % D;
+    float M = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kDecWarps; w++) M = fmaxf(M, Wm[w * kDecRows + r]);
+    float L = 0.f, O = 0.f;
+    if (M != -INFINITY) {
+#pragma unroll
+      for (int w = 0; w < kDecWarps; w++) {
+        const float f = __expf(Wm[w * kDecRows + r] - M);
+        L += Wl[w * kDecRows + r] * f;
+        O += Wo[(w * kDecRows + r) * D + d] * f;
+      }
+    }
+    const float o = L > 0.f ? O / L : 0.f;
+    const float lse = L > 0.f ? M + __logf(L) : -INFINITY;
+    const int64_t hq = row_head(r_begin + r), i = row_query(r_begin + r);
+    if (splits == 1) {
+      out[((b * p.Nq + i) * p.Hq + hq) * p.D + d] = from_f32<T>(o);
+      if (p.lse && d == 0) p.lse[(b * p.Hq + hq) * p.Nq + i] = lse;
+    } else {
+      const int64_t row = (b * p.Hq + hq) * p.Nq + i;
+      ws[(int64_t(split) * rows_total + row) * p.D + d] = o;
+      if (d == 0) ws[int64_t(splits) * rows_total * p.D + int64_t(split) * rows_total + row] = lse;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // FlashAttention-2 style tensor-core kernel (float16 / bfloat16, D = 64 or 128).
 // ---------------------------------------------------------------------------------------------
 constexpr int kFaBM = 64, kFaBN = 64, kFaThreads = 128;
@@ -602,6 +813,9 @@ attn_fa2_kernel(AttnParams p) {
 // ---------------------------------------------------------------------------------------------
 // Host side.
 // ---------------------------------------------------------------------------------------------
+// Internal path number: the generic kernel split over the key range (the first split-K implementation).
+constexpr int kGenericSplitPath = 3;
+
 bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u) == 0; }
 
 bool fa2_applicable(const AttnParams& p) {
@@ -614,29 +828,38 @@ bool group_mode_ok(const AttnParams& p) {
   return p.layout_heads == 1 && p.nqb == 1;
 }
 
-// Number of key-range splits for the decode path.
-int decode_splits(const AttnParams& p) {
-  const int64_t rows_per_cta = kGenRows;
+// Number of key-range splits for the split-K paths (rows_per_cta rows per CTA, >= min_tiles tiles each).
+int split_count(const AttnParams& p, int64_t rows_per_cta, int64_t tile_keys, int64_t min_tiles) {
   const bool gm = group_mode_ok(p);
   const int64_t set = gm ? (p.Hq / p.Hkv) * p.Nq : p.block_q;
   const int64_t chunks = gm ? ceil_div(set, rows_per_cta) : p.nqb * ceil_div(set, rows_per_cta);
   const int64_t base = chunks * (gm ? p.Hkv : p.Hq) * p.B;
   const int64_t target = 2 * int64_t(sm_count());
   int64_t splits = ceil_div(target, std::max<int64_t>(base, 1));
-  const int64_t tiles = p.max_row_nnz * (p.block_k / kGenTK);
-  splits = std::min<int64_t>(splits, std::max<int64_t>(1, tiles / 4));  // at least ~4 tiles per split
+  const int64_t tiles = p.max_row_nnz * (p.block_k / tile_keys);
+  splits = std::min<int64_t>(splits, std::max<int64_t>(1, tiles / min_tiles));
   splits = std::min<int64_t>(splits, 128);
   return int(std::max<int64_t>(splits, 1));
+}
+
+int path_splits(const AttnParams& p, AttnPath path) {
+  if (path == AttnPath::SplitKDecode) return split_count(p, kDecRows, kDecTK, 2 * kDecWarps);
+  if (int(path) == kGenericSplitPath) return split_count(p, kGenRows, kGenTK, 4);
+  return 1;
 }
 
 AttnPath choose(const AttnParams& p, int force_path) {
   if (force_path == int(AttnPath::Generic)) return AttnPath::Generic;
   if (force_path == int(AttnPath::SplitKDecode)) return AttnPath::SplitKDecode;
+  if (force_path == kGenericSplitPath) return AttnPath(kGenericSplitPath);
   if (force_path == int(AttnPath::TensorCore)) return fa2_applicable(p) ? AttnPath::TensorCore : AttnPath::Generic;
   if (p.Nq <= 16) return AttnPath::SplitKDecode;
   if (fa2_applicable(p)) return AttnPath::TensorCore;
   return AttnPath::Generic;
 }
+
+template <typename T>
+void launch_merge(const AttnParams& p, int splits, float* ws, cudaStream_t st);
 
 size_t generic_smem(const AttnParams& p) {
   return size_t(2 * kGenTK * (p.D + 1) + kGenRows * p.D) * sizeof(float);
@@ -655,11 +878,29 @@ void launch_generic(const AttnParams& p, bool group_mode, int splits, float* ws,
   const dim3 grid(unsigned(gx), unsigned(group_mode ? p.Hkv : p.Hq), unsigned(p.B * splits));
   kern<<<grid, kGenWarps * 32, smem, st>>>(p, group_mode ? 1 : 0, splits, ws);
   check_launch("attn_generic_kernel");
-  if (splits > 1) {
-    const int64_t rows = p.B * p.Hq * p.Nq;
-    attn_merge_kernel<T><<<unsigned(rows), 128, 0, st>>>(p, splits, ws);
-    check_launch("attn_merge_kernel");
-  }
+  if (splits > 1) launch_merge<T>(p, splits, ws, st);
+}
+
+template <typename T>
+void launch_merge(const AttnParams& p, int splits, float* ws, cudaStream_t st) {
+  const int64_t rows = p.B * p.Hq * p.Nq;
+  attn_merge_kernel<T><<<unsigned(rows), 128, 0, st>>>(p, splits, ws);
+  check_launch("attn_merge_kernel");
+}
+
+template <typename T>
+void launch_decode(const AttnParams& p, int splits, float* ws, cudaStream_t st) {
+  const bool gm = group_mode_ok(p);
+  const size_t smem = size_t(kDecRows * p.D + 2 * kDecWarps * kDecRows + kDecWarps * kDecRows * p.D) * sizeof(float);
+  const bool vec = aligned16(p.k) && aligned16(p.v);
+  auto kern = vec ? attn_decode_kernel<T, true> : attn_decode_kernel<T, false>;
+  cuda_throw_if(int(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem))),
+                "cudaFuncSetAttribute(attn_decode_kernel)");
+  const int64_t gx = gm ? ceil_div((p.Hq / p.Hkv) * p.Nq, kDecRows) : p.nqb * ceil_div(p.block_q, kDecRows);
+  const dim3 grid(unsigned(gx), unsigned(gm ? p.Hkv : p.Hq), unsigned(p.B * splits));
+  kern<<<grid, kDecWarps * 32, smem, st>>>(p, gm ? 1 : 0, splits, ws);
+  check_launch("attn_decode_kernel");
+  if (splits > 1) launch_merge<T>(p, splits, ws, st);
 }
 
 template <typename T, int D, int STAGES>
@@ -684,8 +925,7 @@ void launch_fa2(const AttnParams& p, cudaStream_t st) {
 AttnPath attention_path(const AttnParams& p) { return choose(p, -1); }
 
 int64_t attention_workspace_floats(const AttnParams& p, int force_path) {
-  if (choose(p, force_path) != AttnPath::SplitKDecode) return 0;
-  const int splits = decode_splits(p);
+  const int splits = path_splits(p, choose(p, force_path));
   if (splits <= 1) return 0;
   return int64_t(splits) * p.B * p.Hq * p.Nq * (p.D + 1);
 }
@@ -700,14 +940,16 @@ void attention_block_sparse(const AttnParams& p, float* workspace, void* stream,
     else launch_fa2<__nv_bfloat16>(p, st);
     return;
   }
-  int splits = 1;
-  bool gm = false;
+  const int splits = path_splits(p, path);
+  if (splits > 1 && workspace == nullptr)
+    throw Error(ErrCode::Internal, "attention: split-K path launched without its workspace");
   if (path == AttnPath::SplitKDecode) {
-    splits = decode_splits(p);
-    gm = group_mode_ok(p);
-    if (splits > 1 && workspace == nullptr)
-      throw Error(ErrCode::Internal, "attention: split-K decode launched without its workspace");
+    if (f16) launch_decode<__half>(p, splits, workspace, st);
+    else if (bf16) launch_decode<__nv_bfloat16>(p, splits, workspace, st);
+    else launch_decode<float>(p, splits, workspace, st);
+    return;
   }
+  const bool gm = path != AttnPath::Generic && group_mode_ok(p);
   if (f16) launch_generic<__half>(p, gm, splits, workspace, st);
   else if (bf16) launch_generic<__nv_bfloat16>(p, gm, splits, workspace, st);
   else launch_generic<float>(p, gm, splits, workspace, st);
