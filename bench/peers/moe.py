@@ -4,7 +4,8 @@
 The eager equivalent of what llm-kernels fuses into one kernel: softmax (or sigmoid + bias + grouped
 selection as DeepSeek-V3 writes it) + topk + gather + renormalise. Device time from CUDA events around
 CUDA-graph replays of many calls (launch overhead would dominate small T otherwise). Prints one JSON
-line per case: {"case": ..., "ms": ..., "gbps": ..., "peer": "torch-eager"}.
+line per case: {"suite": "moe", "case": ..., "ms": ..., "gbps": ..., "peer": "torch-eager"}, with
+the case names of bench/moe.bench.ts.
 Usage: python3 bench/peers/moe.py [--dtype bfloat16|float32|both] [--quick]
 """
 import argparse
@@ -95,7 +96,7 @@ def main():
                 fn = lambda: route(logits, k, scoring, G, gk, bias)
                 ms = time_ms(fn, 20 if T >= 65536 else 100)
                 nbytes = T * E * logits.element_size() + 8 * T * k
-                print(json.dumps({"case": f"moe.topk {tag} T={T} {dname}", "ms": round(ms, 6),
+                print(json.dumps({"suite": "moe", "case": f"{tag} T={T} {dname}", "ms": round(ms, 6),
                                   "gbps": round(nbytes / (ms * 1e-3) / 1e9, 1), "peer": "torch-eager"}))
                 sys.stdout.flush()
     return 0

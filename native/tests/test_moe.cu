@@ -374,12 +374,14 @@ void bench() {
 int main(int argc, char** argv) {
   run_seed();
   bool do_bench = (argc > 1 && std::strcmp(argv[1], "--bench") == 0) || std::getenv("LLMK_MOE_TIME");
+  const bool small = std::getenv("LLMK_TEST_SMALL") != nullptr;  // e.g. under compute-sanitizer
   // ---- topk: every fused configuration, the scalar fallback, the general path ----
   const DType dts[] = {DType::F32, DType::F16, DType::BF16};
   const int Es[] = {1, 2, 4, 8, 16, 32, 60, 64, 128, 160, 256, 288, 384, 512, 513, 768, 1024};
   for (DType dt : dts) {
     for (int E : Es) {
       for (int64_t T : {int64_t(1), int64_t(33), int64_t(1000)}) {
+        if (small && T == 1000) continue;
         const int ks[] = {1, std::min(2, E), std::min(8, E), E};
         for (int k : ks) {
           if (T == 1000 && k == E && E > 64) continue;  // keep the run short
@@ -406,6 +408,12 @@ int main(int argc, char** argv) {
     run_topk({333, 384, 8, true, true, true, 12, 2, 1.f, dt});
     run_topk({200, 1024, 16, true, true, true, 16, 4, 1.f, dt});   // general path, grouped
     run_topk({200, 768, 768, false, true, false, 0, 0, 1.f, dt});  // general path, k = E
+    run_topk({300, 128, 8, true, true, true, 4, 2, 1.f, dt});      // register group path variants
+    run_topk({300, 64, 6, true, true, true, 8, 3, 1.f, dt});
+    run_topk({300, 16, 4, false, true, true, 4, 2, 1.f, dt});
+    run_topk({300, 256, 8, true, true, true, 8, 4, 1.f, dt, 0, true});  // misaligned: scalar lanes
+    run_topk({300, 512, 8, true, true, true, 16, 4, 1.f, dt});
+    run_topk({300, 96, 8, false, true, true, 3, 2, 1.f, dt});      // 3 groups of 32
   }
   // hostile: NaN / +-Inf / all-NaN / all -Inf rows, exact ties
   for (DType dt : dts) {
@@ -421,16 +429,20 @@ int main(int argc, char** argv) {
     run_topk({500, 256, 8, true, true, false, 8, 4, 1.f, dt, 2});
   }
   // large
-  run_topk({65536, 256, 8, true, true, true, 8, 4, 2.5f, DType::BF16});
-  run_topk({65536, 128, 8, false, true, false, 0, 0, 1.f, DType::F32});
+  if (!small) {
+    run_topk({65536, 256, 8, true, true, true, 8, 4, 2.5f, DType::BF16});
+    run_topk({65536, 128, 8, false, true, false, 0, 0, 1.f, DType::F32});
+  }
 
   // ---- align ----
   for (int E : {1, 8, 64, 256, 1024})
     for (int bs : {1, 16, 64, 128})
       for (int64_t T : {int64_t(1), int64_t(7), int64_t(512), int64_t(1025), int64_t(9000)})
         run_align(T, std::min(8, E), E, bs, 0);
-  run_align(65536, 8, 256, 64, 0);
-  run_align(65536, 8, 256, 128, 1);
+  if (!small) {
+    run_align(65536, 8, 256, 64, 0);
+    run_align(65536, 8, 256, 128, 1);
+  }
   run_align(20000, 8, 64, 16, 2);
   run_align(300, 8, 64, 16, 2);
   run_align(0, 8, 64, 16, 0);

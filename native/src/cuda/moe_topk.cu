@@ -116,7 +116,53 @@ __global__ void __launch_bounds__(kFusedThreads) topk_fused_kernel(MoeTopkArgs a
 
   FusedSmem lay(TOK, E, G, k);
   uint32_t code[VPL];
-  if (G > 0) {
+  const int gs = G > 0 ? E / G : 1;
+  const int glanes = gs / VEC;  // lanes of one group in a chunk row (register path)
+  if (G > 0 && gs % VEC == 0 && (glanes & (glanes - 1)) == 0 && glanes <= TPT) {
+    // Register path: every VEC-chunk lies inside one group and a group's chunks of one chunk row are
+    // an aligned run of `glanes` lanes, so group top-2 = local top-2 merged by xor shuffles.
+    float kf[VPL];
+#pragma unroll
+    for (int i = 0; i < VPL; i++) {
+      kf[i] = select_key(x[i], sc[i], a.bias, idx_of(i));
+      code[i] = in_row(i) ? ord_key(kf[i]) : 0u;
+    }
+    uint64_t gkey[NCH];
+#pragma unroll
+    for (int c = 0; c < NCH; c++) {
+      Top2 t2;
+#pragma unroll
+      for (int v = 0; v < VEC; v++) if (code[c * VEC + v] != 0u) t2.push(kf[c * VEC + v]);
+      for (int off = 1; off < glanes; off <<= 1) {
+        const uint32_t oca = __shfl_xor_sync(kFull, t2.ca, off), ocb = __shfl_xor_sync(kFull, t2.cb, off);
+        const float oa = __shfl_xor_sync(kFull, t2.a, off), ob = __shfl_xor_sync(kFull, t2.b, off);
+        if (t2.ca >= oca) {
+          if (oca > t2.cb) { t2.cb = oca; t2.b = oa; }
+        } else {
+          if (t2.ca >= ocb) { t2.cb = t2.ca; t2.b = t2.a; } else { t2.cb = ocb; t2.b = ob; }
+          t2.ca = oca; t2.a = oa;
+        }
+      }
+      const int row = c * TPT + gl;
+      gkey[c] = (valid && row < nvec) ? pack(ord_key(group_score(t2, gs, a.bias != nullptr)), uint32_t(row / glanes)) : 0;
+    }
+    int rank[NCH];
+#pragma unroll
+    for (int c = 0; c < NCH; c++) rank[c] = 0;
+    for (int h = 0; h < G; h++) {
+      const int ch = (h * glanes) / TPT, src = (h * glanes) % TPT;
+      uint64_t v = 0;
+#pragma unroll
+      for (int c = 0; c < NCH; c++) if (c == ch) v = gkey[c];
+      const uint32_t lo = __shfl_sync(kFull, uint32_t(v), src, TPT), hi = __shfl_sync(kFull, uint32_t(v >> 32), src, TPT);
+      const uint64_t other = (uint64_t(hi) << 32) | lo;
+#pragma unroll
+      for (int c = 0; c < NCH; c++) rank[c] += other > gkey[c];
+    }
+#pragma unroll
+    for (int i = 0; i < VPL; i++)
+      if (rank[i / VEC] >= a.group_topk) code[i] = 0u;
+  } else if (G > 0) {
     float* keys = reinterpret_cast<float*>(smem + lay.keys) + int64_t(tl) * E;
     uint64_t* gk = reinterpret_cast<uint64_t*>(smem + lay.gkey) + int64_t(tl) * G;
     unsigned char* flags = smem + lay.flags + int64_t(tl) * G;
@@ -128,7 +174,6 @@ __global__ void __launch_bounds__(kFusedThreads) topk_fused_kernel(MoeTopkArgs a
       if (((i / VEC) * TPT + gl) < nvec) keys[e] = key;
     }
     __syncwarp();
-    const int gs = E / G;
     for (int g = gl; g < G; g += TPT) {
       Top2 t2;
       int r = g % gs;  // rotated start: spreads the lanes over the banks
@@ -354,7 +399,12 @@ const char* moe_topk_path(const MoeTopkArgs& a) {
   static thread_local char buf[64];
   FusedCfg c = choose_fused(a);
   if (!c.vec) return "general";
-  snprintf(buf, sizeof buf, "fused/%dx%dx%d", c.vec, c.tpt, c.nch);
+  const char* grp = "";
+  if (a.groups > 0) {
+    const int gs = a.experts / a.groups, gl = gs / c.vec;
+    grp = (gs % c.vec == 0 && (gl & (gl - 1)) == 0 && gl <= c.tpt) ? "+groups/regs" : "+groups/smem";
+  }
+  snprintf(buf, sizeof buf, "fused/%dx%dx%d%s", c.vec, c.tpt, c.nch, grp);
   return buf;
 }
 

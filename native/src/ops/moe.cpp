@@ -1,0 +1,258 @@
+// MoE routing ops: every contract is re-checked here (never trusting JS) before anything is
+// allocated or enqueued; then the CPU kernels run on the CPU stream, the CUDA kernels on the
+// current CUDA stream. Out-of-range ids that only the device data reveals raise ERR_LLMK_INDEX at
+// the next synchronisation (CPU: the kernel throws on the stream; CUDA: the device error flag).
+#include "moe.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "../core/cuda_runtime.h"
+#include "../core/stream.h"
+#include "../cpu/moe.h"
+#ifdef LLMK_WITH_CUDA
+#include "../cuda/moe.h"
+#endif
+
+namespace llmk::ops {
+
+namespace {
+
+constexpr int64_t kMaxExperts = 1024;
+constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+
+void check_experts(int64_t E, const char* op) {
+  LLMK_CHECK(E >= 1 && E <= kMaxExperts, Arg, "%s: numExperts must be an integer in [1, %lld], got %lld", op,
+             (long long)kMaxExperts, (long long)E);
+}
+
+void check_ids(const Tensor& ids, const char* op) {
+  check_dtype(ids, DType::I32, op, "ids");
+  check_ndim(ids, 2, op, "ids");
+  LLMK_CHECK(ids.numel() <= kInt32Max, Shape, "%s: ids has %lld elements; at most 2^31-1 are supported", op,
+             (long long)ids.numel());
+}
+
+#ifdef LLMK_WITH_CUDA
+void* cuda_stream_of(Device d) {
+  cuda_set_device(d.index);
+  return current_stream(d)->cuda();
+}
+Tensor scratch(int64_t bytes, Device d) { return Tensor::empty({std::max<int64_t>(bytes, 1)}, DType::U8, d); }
+#else
+[[noreturn]] void no_cuda(const char* op) {
+  throw Error(ErrCode::Unavailable, fmt("%s: this build of llm-kernels has no CUDA support", op));
+}
+#endif
+
+}  // namespace
+
+MoeTopkResult moe_topk(const Tensor& logits, const MoeTopkOptions& o) {
+  const char* op = "moe.topk";
+  check_float_dtype(logits, op, "logits");
+  check_ndim(logits, 2, op, "logits");
+  const int64_t T = logits.dim(0), E = logits.dim(1);
+  LLMK_CHECK(E >= 1 && E <= kMaxExperts, Shape, "%s: logits must have 1 to %lld experts (columns), got %lld", op,
+             (long long)kMaxExperts, (long long)E);
+  LLMK_CHECK(T <= kInt32Max, Shape, "%s: at most 2^31-1 tokens are supported, got %lld", op, (long long)T);
+  LLMK_CHECK(o.k >= 1 && o.k <= E, Arg, "%s: k must be in [1, E=%lld], got %lld", op, (long long)E, (long long)o.k);
+  if (o.bias.defined()) {
+    check_same_device(logits, o.bias, op);
+    check_dtype(o.bias, DType::F32, op, "bias");
+    LLMK_CHECK(o.bias.ndim() == 1 && o.bias.dim(0) == E, Shape, "%s: bias must have shape [%lld], got %s", op,
+               (long long)E, shape_str(o.bias.shape()).c_str());
+  }
+  if (o.groups != 0) {
+    LLMK_CHECK(o.groups >= 1 && E % o.groups == 0, Arg, "%s: groups.count (%lld) must divide E (%lld)", op,
+               (long long)o.groups, (long long)E);
+    LLMK_CHECK(o.group_topk >= 1 && o.group_topk <= o.groups, Arg, "%s: groups.topk must be in [1, %lld], got %lld", op,
+               (long long)o.groups, (long long)o.group_topk);
+    LLMK_CHECK(o.k <= o.group_topk * (E / o.groups), Arg,
+               "%s: k (%lld) exceeds the experts of the kept groups (groups.topk %lld x %lld experts per group)", op,
+               (long long)o.k, (long long)o.group_topk, (long long)(E / o.groups));
+  }
+  LLMK_CHECK(std::isfinite(o.scale), Arg, "%s: scale must be finite", op);
+  const Device dev = logits.device();
+  MoeTopkResult r{Tensor::empty({T, o.k}, DType::F32, dev), Tensor::empty({T, o.k}, DType::I32, dev)};
+  if (T == 0) return r;
+  if (dev.is_cpu()) {
+    Tensor l = logits, bias = o.bias, w = r.weights, ids = r.ids;
+    cpu::MoeTopkParams p;
+    p.tokens = T; p.experts = int(E); p.k = int(o.k); p.sigmoid = o.sigmoid; p.renormalize = o.renormalize;
+    p.groups = int(o.groups); p.group_topk = int(o.group_topk); p.scale = float(o.scale);
+    enqueue_cpu([l, bias, w, ids, p]() mutable {
+      p.bias = bias.defined() ? bias.data_as<float>() : nullptr;
+      cpu::moe_topk(l.data(), l.dtype(), p, w.data_as<float>(), ids.data_as<int32_t>());
+    });
+  } else {
+#ifdef LLMK_WITH_CUDA
+    cuda::MoeTopkArgs a;
+    a.logits = logits.data(); a.dtype = logits.dtype(); a.tokens = T; a.experts = int(E); a.k = int(o.k);
+    a.sigmoid = o.sigmoid; a.renormalize = o.renormalize;
+    a.bias = o.bias.defined() ? o.bias.data_as<float>() : nullptr;
+    a.groups = int(o.groups); a.group_topk = int(o.group_topk); a.scale = float(o.scale);
+    a.weights = r.weights.data_as<float>(); a.ids = r.ids.data_as<int32_t>();
+    cuda::moe_topk(a, cuda_stream_of(dev));
+#else
+    no_cuda(op);
+#endif
+  }
+  return r;
+}
+
+MoeAlignResult moe_align(const Tensor& ids, int64_t E, int64_t bs) {
+  const char* op = "moe.align";
+  check_ids(ids, op);
+  check_experts(E, op);
+  LLMK_CHECK(bs >= 1 && bs <= (1 << 20), Arg, "%s: blockSize must be an integer in [1, 2^20], got %lld", op, (long long)bs);
+  const int64_t n = ids.numel();
+  const int64_t cap = cpu::moe_align_capacity(n, int(E), int(bs));
+  LLMK_CHECK(cap <= kInt32Max, Arg, "%s: the padded size (%lld) does not fit int32; use a smaller blockSize", op,
+             (long long)cap);
+  const int64_t nb = cap / bs;
+  const Device dev = ids.device();
+  MoeAlignResult r{Tensor::empty({cap}, DType::I32, dev), Tensor::empty({nb}, DType::I32, dev),
+                   Tensor::empty({1}, DType::I32, dev)};
+  if (dev.is_cpu()) {
+    Tensor in = ids, s = r.sorted_ids, b = r.block_experts, np = r.num_padded;
+    const int e = int(E), blk = int(bs);
+    enqueue_cpu([in, s, b, np, n, e, blk, cap, nb] {
+      cpu::moe_align(in.data_as<int32_t>(), n, e, blk, s.data_as<int32_t>(), cap, b.data_as<int32_t>(), nb,
+                     np.data_as<int32_t>(), nullptr);
+    });
+  } else {
+#ifdef LLMK_WITH_CUDA
+    Tensor sc = scratch(cuda::moe_align_scratch_bytes(n, int(E)), dev);
+    cuda::moe_align(ids.data_as<int32_t>(), n, int(E), int(bs), r.sorted_ids.data_as<int32_t>(), cap,
+                    r.block_experts.data_as<int32_t>(), nb, r.num_padded.data_as<int32_t>(), nullptr, sc.data(),
+                    cuda_error_flag(dev.index), cuda_stream_of(dev));
+#else
+    no_cuda(op);
+#endif
+  }
+  return r;
+}
+
+MoePermuteResult moe_permute(const Tensor& x, const Tensor& ids, int64_t E) {
+  const char* op = "moe.permute";
+  check_same_device(x, ids, op);
+  check_ids(ids, op);
+  check_experts(E, op);
+  check_ndim(x, 2, op, "x");
+  const int64_t T = x.dim(0), H = x.dim(1), k = ids.dim(1);
+  LLMK_CHECK(ids.dim(0) == T, Shape, "%s: ids must have one row per token of x (x is %s, ids is %s)", op,
+             shape_str(x.shape()).c_str(), shape_str(ids.shape()).c_str());
+  const int64_t n = T * k;
+  const Device dev = x.device();
+  MoePermuteResult r{Tensor::empty({n, H}, x.dtype(), dev), Tensor::empty({T, k}, DType::I32, dev),
+                     Tensor::empty({E + 1}, DType::I32, dev)};
+  if (dev.is_cpu()) {
+    Tensor xi = x, in = ids, out = r.out, rm = r.row_map, eo = r.expert_offsets;
+    const int e = int(E), kk = int(k);
+    enqueue_cpu([xi, in, out, rm, eo, T, H, kk, e] {
+      cpu::moe_permute(xi.data(), xi.dtype(), T, H, in.data_as<int32_t>(), kk, e, out.data(), rm.data_as<int32_t>(),
+                       eo.data_as<int32_t>());
+    });
+  } else {
+#ifdef LLMK_WITH_CUDA
+    Tensor sc = scratch(cuda::moe_permute_scratch_bytes(n, int(E)), dev);
+    cuda::moe_permute(x.data(), x.dtype(), T, H, ids.data_as<int32_t>(), int(k), int(E), r.out.data(),
+                      r.row_map.data_as<int32_t>(), r.expert_offsets.data_as<int32_t>(), sc.data(),
+                      cuda_error_flag(dev.index), cuda_stream_of(dev));
+#else
+    no_cuda(op);
+#endif
+  }
+  return r;
+}
+
+Tensor moe_combine(const Tensor& y, const Tensor& weights, const Tensor& row_map) {
+  const char* op = "moe.combine";
+  check_same_device(y, weights, op);
+  check_same_device(y, row_map, op);
+  check_float_dtype(y, op, "y");
+  check_ndim(y, 2, op, "y");
+  check_dtype(weights, DType::F32, op, "weights");
+  check_ndim(weights, 2, op, "weights");
+  check_dtype(row_map, DType::I32, op, "rowMap");
+  LLMK_CHECK(row_map.shape() == weights.shape(), Shape, "%s: rowMap %s and weights %s must have the same shape [T,k]",
+             op, shape_str(row_map.shape()).c_str(), shape_str(weights.shape()).c_str());
+  const int64_t R = y.dim(0), H = y.dim(1), T = weights.dim(0), k = weights.dim(1);
+  LLMK_CHECK(R <= kInt32Max, Shape, "%s: y has more than 2^31-1 rows", op);
+  const Device dev = y.device();
+  Tensor out = Tensor::empty({T, H}, y.dtype(), dev);
+  if (T == 0 || H == 0) return out;
+  if (dev.is_cpu()) {
+    Tensor yi = y, w = weights, rm = row_map, o = out;
+    const int kk = int(k);
+    enqueue_cpu([yi, w, rm, o, R, H, T, kk] {
+      cpu::moe_combine(yi.data(), yi.dtype(), R, H, w.data_as<float>(), rm.data_as<int32_t>(), T, kk, o.data());
+    });
+  } else {
+#ifdef LLMK_WITH_CUDA
+    cuda::moe_combine(y.data(), y.dtype(), R, H, weights.data_as<float>(), row_map.data_as<int32_t>(), T, int(k),
+                      out.data(), cuda_error_flag(dev.index), cuda_stream_of(dev));
+#else
+    no_cuda(op);
+#endif
+  }
+  return out;
+}
+
+Tensor moe_expert_counts(const Tensor& ids, int64_t E) {
+  const char* op = "moe.expertCounts";
+  check_dtype(ids, DType::I32, op, "ids");
+  check_experts(E, op);
+  const int64_t n = ids.numel();
+  const Device dev = ids.device();
+  Tensor out = Tensor::empty({E}, DType::I32, dev);
+  if (dev.is_cpu()) {
+    Tensor in = ids, o = out;
+    const int e = int(E);
+    enqueue_cpu([in, o, n, e] { cpu::moe_expert_counts(in.data_as<int32_t>(), n, e, o.data_as<int32_t>()); });
+  } else {
+#ifdef LLMK_WITH_CUDA
+    cuda::moe_expert_counts(ids.data_as<int32_t>(), n, int(E), out.data_as<int32_t>(), cuda_error_flag(dev.index),
+                            cuda_stream_of(dev));
+#else
+    no_cuda(op);
+#endif
+  }
+  return out;
+}
+
+Tensor moe_load_balancing_loss(const Tensor& probs, const Tensor& ids, int64_t E) {
+  const char* op = "moe.loadBalancingLoss";
+  check_same_device(probs, ids, op);
+  check_float_dtype(probs, op, "probs");
+  check_ndim(probs, 2, op, "probs");
+  check_ids(ids, op);
+  check_experts(E, op);
+  const int64_t T = probs.dim(0), k = ids.dim(1);
+  LLMK_CHECK(probs.dim(1) == E, Shape, "%s: probs must have numExperts (%lld) columns, got %s", op, (long long)E,
+             shape_str(probs.shape()).c_str());
+  LLMK_CHECK(ids.dim(0) == T, Shape, "%s: ids must have one row per token of probs (probs is %s, ids is %s)", op,
+             shape_str(probs.shape()).c_str(), shape_str(ids.shape()).c_str());
+  LLMK_CHECK(k >= 1 || T == 0, Shape, "%s: ids must have at least one column", op);
+  const Device dev = probs.device();
+  Tensor out = Tensor::empty({1}, DType::F32, dev);
+  if (dev.is_cpu()) {
+    Tensor p = probs, in = ids, o = out;
+    const int e = int(E), kk = int(k);
+    enqueue_cpu([p, in, o, T, e, kk] {
+      cpu::moe_load_balancing_loss(p.data(), p.dtype(), T, e, in.data_as<int32_t>(), kk, o.data_as<float>());
+    });
+  } else {
+#ifdef LLMK_WITH_CUDA
+    Tensor sc = scratch(cuda::moe_lb_loss_scratch_bytes(T, int(E)), dev);
+    cuda::moe_load_balancing_loss(probs.data(), probs.dtype(), T, int(E), ids.data_as<int32_t>(), int(k),
+                                  out.data_as<float>(), sc.data(), cuda_error_flag(dev.index), cuda_stream_of(dev));
+#else
+    no_cuda(op);
+#endif
+  }
+  return out;
+}
+
+}  // namespace llmk::ops

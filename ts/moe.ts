@@ -1,0 +1,281 @@
+/**
+ * Mixture-of-Experts routing (DESIGN.md 5.1): top-k expert selection with softmax or sigmoid
+ * scoring, selection bias and grouped routing (Mixtral, Qwen-MoE, DeepSeek-V2/V3, gpt-oss, DBRX),
+ * and the pieces that turn the routing into a grouped expert GEMM: {@link align}, {@link permute},
+ * {@link combine}, plus {@link expertCounts} and the auxiliary {@link loadBalancingLoss}.
+ *
+ * Every op is enqueued on the current stream of its inputs' device and returns at once. Ids that
+ * are only known on the device (produced by a kernel, or passed in by the caller) are bounds-checked
+ * there: an id outside `[0, numExperts)` never causes an out-of-bounds access; it raises
+ * `ERR_LLMK_INDEX` at the next synchronisation (`await t.toArray()`, `await synchronize()`), and
+ * the outputs of that op are not valid.
+ *
+ * ## Routing rules of {@link topk} (identical on the CPU and on CUDA)
+ * - softmax: `p = softmax(logits)` over all E experts; the weights of the k chosen experts are their
+ *   `p`, divided by their sum when `renormalize` (Mixtral; equal to a softmax over the k chosen logits,
+ *   as gpt-oss computes it).
+ * - sigmoid: `s = sigmoid(logits)`; weights are the `s` of the chosen experts, divided by their sum when
+ *   `renormalize` (DeepSeek-V3).
+ * - Selection key: the logit itself without `bias` (monotone in the score); `score + bias` with bias.
+ * - Grouped routing: the E experts form `groups.count` contiguous groups; a group's score is the sum of
+ *   its two largest keys with `bias` (its largest alone if the group has one expert), its largest key
+ *   without; the `groups.topk` best groups are kept and the k experts are chosen among theirs.
+ * - All weights are then multiplied by `scale`.
+ * - Ordering: each row's ids come in descending key order. Equal keys go to the lower expert index (and
+ *   equal group scores to the lower group index), so results are deterministic, also for the exact
+ *   ties that bfloat16 logits make common.
+ * - NaN and infinities: a NaN logit ranks below every other key (below −Inf); an expert with a NaN logit
+ *   gets weight 0. A row that is entirely NaN still yields k distinct valid ids (0, 1, …, k−1) with
+ *   weight 0. softmax with +Inf logits gives the +Inf experts equal shares (1/count) and the others 0; a
+ *   row whose non-NaN logits are all −Inf gives those experts equal shares. When the chosen weights sum
+ *   to 0, `renormalize` leaves them at 0. Weights are always finite.
+ *
+ * @packageDocumentation
+ */
+import { isFloating } from './dtype';
+import { check } from './errors';
+import { native } from './native';
+import { checkSameDevice, checkTensor, Tensor } from './tensor';
+
+/** Largest number of experts the routing ops support. */
+export const MAX_EXPERTS = 1024;
+
+/** Scoring function of {@link topk}. */
+export type Scoring = 'softmax' | 'sigmoid';
+
+/** Options of {@link topk}. */
+export interface TopkOptions {
+  /** Experts per token, 1 ≤ k ≤ E (and ≤ groups.topk · E / groups.count with groups). */
+  k: number;
+  /** 'softmax' (default) or 'sigmoid'. */
+  scoring?: Scoring;
+  /** Divide the k weights of a token by their sum (default true). */
+  renormalize?: boolean;
+  /** Selection bias [E] float32 on the logits' device: added to the scores for selection only. */
+  bias?: Tensor;
+  /** Grouped routing: `count` groups (dividing E), keep the `topk` best groups. */
+  groups?: { count: number; topk: number };
+  /** Multiplies every weight (default 1), e.g. DeepSeek-V3's routed_scaling_factor. */
+  scale?: number;
+}
+
+/** Disposable bundle of result tensors (`using r = moe.topk(...)` frees them all). */
+abstract class Results {
+  protected abstract tensors(): Tensor[];
+  /** Frees every tensor of the result. */
+  dispose(): void { for (const t of this.tensors()) t.dispose(); }
+  [Symbol.dispose](): void { this.dispose(); }
+}
+
+/** Result of {@link topk}. */
+export class TopkResult extends Results {
+  /** @internal */
+  constructor(
+    /** [T, k] float32: routing weights, in the order of `ids`. */
+    readonly weights: Tensor,
+    /** [T, k] int32: chosen experts, each row in descending score order. */
+    readonly ids: Tensor,
+  ) { super(); }
+  protected tensors(): Tensor[] { return [this.weights, this.ids]; }
+}
+
+/** Result of {@link align}. */
+export class AlignResult extends Results {
+  /** @internal */
+  constructor(
+    /**
+     * int32 [n + min(E, n)·(blockSize − 1)] with n = T·k, the worst case of the padded size (the
+     * shape never depends on the data, so nothing waits for the device): flat slot indices `t·k + j`
+     * grouped by expert (experts in increasing order; within an expert, increasing slot order), each
+     * expert's run padded to a multiple of `blockSize` with the pad value `n`. Only the first
+     * `numPadded` entries are meaningful; every entry after them is also `n`.
+     */
+    readonly sortedIds: Tensor,
+    /**
+     * int32 [floor(sortedIds.length / blockSize)]: the expert of block b (entries
+     * `[b·blockSize, (b+1)·blockSize)` of sortedIds), −1 for the blocks after `numPadded / blockSize`.
+     */
+    readonly blockExperts: Tensor,
+    /** int32 [1], on the device: the padded size Σ_e ceil(count_e / blockSize) · blockSize. */
+    readonly numPadded: Tensor,
+  ) { super(); }
+  protected tensors(): Tensor[] { return [this.sortedIds, this.blockExperts, this.numPadded]; }
+}
+
+/** Result of {@link permute}. */
+export class PermuteResult extends Results {
+  /** @internal */
+  constructor(
+    /** [T·k, H], x's dtype: row r is x[t] for the r-th slot in expert order (stable: slot order within an expert). */
+    readonly out: Tensor,
+    /** [T, k] int32: the row of `out` that holds slot (t, j); what {@link combine} takes. */
+    readonly rowMap: Tensor,
+    /** [E + 1] int32: expert e owns rows [expertOffsets[e], expertOffsets[e+1]) of `out`. */
+    readonly expertOffsets: Tensor,
+  ) { super(); }
+  protected tensors(): Tensor[] { return [this.out, this.rowMap, this.expertOffsets]; }
+}
+
+function intIn(v: unknown, name: string, lo: number, hi: number): number {
+  check(typeof v === 'number' && Number.isInteger(v), 'ERR_LLMK_ARG', () => `${name} must be an integer, got ${String(v)}`);
+  check(v >= lo && v <= hi, 'ERR_LLMK_ARG', () => `${name} must be in [${lo}, ${hi}], got ${v}`);
+  return v;
+}
+
+function checkIds(ids: Tensor, op: string): void {
+  checkTensor(ids, `${op}: ids`);
+  check(ids.dtype === 'int32', 'ERR_LLMK_DTYPE', () => `${op}: ids must be int32, got ${ids.dtype}`);
+  check(ids.ndim === 2, 'ERR_LLMK_SHAPE', () => `${op}: ids must be 2-D [T, k], got [${ids.shape.join(', ')}]`);
+}
+
+/**
+ * Top-k expert routing of every token: scores, optional bias and grouped selection, top-k and
+ * normalisation in one kernel (see the module documentation for the exact rules).
+ *
+ * @param logits [T, E] router logits, float32, float16 or bfloat16; 1 ≤ E ≤ 1024. T = 0 gives empty outputs.
+ * @returns `{ weights: [T,k] float32, ids: [T,k] int32 }`, disposable with `using`.
+ * @throws LlmkError ERR_LLMK_ARG (k, groups, scale), ERR_LLMK_SHAPE (logits or bias shape),
+ *   ERR_LLMK_DTYPE (logits or bias dtype), ERR_LLMK_DEVICE (bias on another device).
+ */
+export function topk(logits: Tensor, opts: TopkOptions): TopkResult {
+  checkTensor(logits, 'moe.topk: logits');
+  check(isFloating(logits.dtype), 'ERR_LLMK_DTYPE', () => `moe.topk: logits must be float32, float16 or bfloat16, got ${logits.dtype}`);
+  check(logits.ndim === 2, 'ERR_LLMK_SHAPE', () => `moe.topk: logits must be 2-D [T, E], got [${logits.shape.join(', ')}]`);
+  const [T, E] = logits.shape;
+  check(E >= 1 && E <= MAX_EXPERTS, 'ERR_LLMK_SHAPE', () => `moe.topk: logits must have 1 to ${MAX_EXPERTS} experts (columns), got ${E}`);
+  check(typeof opts === 'object' && opts !== null, 'ERR_LLMK_ARG', 'moe.topk: an options object with k is required');
+  const k = intIn(opts.k, 'moe.topk: k', 1, E);
+  const scoring = opts.scoring ?? 'softmax';
+  check(scoring === 'softmax' || scoring === 'sigmoid', 'ERR_LLMK_ARG', () => `moe.topk: scoring must be 'softmax' or 'sigmoid', got ${String(scoring)}`);
+  const renormalize = opts.renormalize ?? true;
+  check(typeof renormalize === 'boolean', 'ERR_LLMK_ARG', 'moe.topk: renormalize must be a boolean');
+  const scale = opts.scale ?? 1;
+  check(typeof scale === 'number' && Number.isFinite(scale), 'ERR_LLMK_ARG', () => `moe.topk: scale must be a finite number, got ${String(scale)}`);
+  let groups = 0, groupTopk = 0;
+  if (opts.groups !== undefined) {
+    check(typeof opts.groups === 'object' && opts.groups !== null, 'ERR_LLMK_ARG', 'moe.topk: groups must be { count, topk }');
+    groups = intIn(opts.groups.count, 'moe.topk: groups.count', 1, E);
+    check(E % groups === 0, 'ERR_LLMK_ARG', () => `moe.topk: groups.count (${groups}) must divide the number of experts (${E})`);
+    groupTopk = intIn(opts.groups.topk, 'moe.topk: groups.topk', 1, groups);
+    check(k <= groupTopk * (E / groups), 'ERR_LLMK_ARG',
+      () => `moe.topk: k (${k}) exceeds the experts of the kept groups (groups.topk ${groupTopk} × ${E / groups} experts per group)`);
+  }
+  const bias = opts.bias;
+  if (bias !== undefined) {
+    checkTensor(bias, 'moe.topk: bias');
+    checkSameDevice('moe.topk', logits, bias);
+    check(bias.dtype === 'float32', 'ERR_LLMK_DTYPE', () => `moe.topk: bias must be float32, got ${bias.dtype}`);
+    check(bias.ndim === 1 && bias.shape[0] === E, 'ERR_LLMK_SHAPE', () => `moe.topk: bias must have shape [${E}], got [${bias.shape.join(', ')}]`);
+  }
+  const [w, ids] = native.moeTopk(logits.handle, k, scoring === 'sigmoid', renormalize, bias ? bias.handle : null,
+    groups, groupTopk, scale);
+  return new TopkResult(new Tensor(w, [T, k], 'float32', logits.device), new Tensor(ids, [T, k], 'int32', logits.device));
+}
+
+/**
+ * Groups the T·k routing slots by expert and pads each expert's run to a multiple of `blockSize`:
+ * the block schedule a grouped expert GEMM consumes. Runs entirely on the device (no host round
+ * trip): output sizes are the worst case, `numPadded` is a device tensor.
+ *
+ * @param ids [T, k] int32 expert ids (as from {@link topk}); T·k slots `t·k + j`.
+ * @param opts.numExperts E, 1 ≤ E ≤ 1024. @param opts.blockSize ≥ 1 (rows per GEMM block, e.g. 16–128).
+ * @throws LlmkError ERR_LLMK_ARG, ERR_LLMK_DTYPE, ERR_LLMK_SHAPE; ERR_LLMK_INDEX at the next sync
+ *   when an id is outside [0, E).
+ */
+export function align(ids: Tensor, opts: { numExperts: number; blockSize: number }): AlignResult {
+  checkIds(ids, 'moe.align');
+  check(typeof opts === 'object' && opts !== null, 'ERR_LLMK_ARG', 'moe.align: options { numExperts, blockSize } are required');
+  const E = intIn(opts.numExperts, 'moe.align: numExperts', 1, MAX_EXPERTS);
+  const bs = intIn(opts.blockSize, 'moe.align: blockSize', 1, 1 << 20);
+  const n = ids.numel;
+  const cap = n + Math.min(E, n) * (bs - 1);
+  check(cap <= 2 ** 31 - 1, 'ERR_LLMK_ARG', () => `moe.align: the padded size (${cap}) does not fit int32; use a smaller blockSize`);
+  const [s, b, np] = native.moeAlign(ids.handle, E, bs);
+  const d = ids.device;
+  return new AlignResult(new Tensor(s, [cap], 'int32', d), new Tensor(b, [Math.floor(cap / bs)], 'int32', d),
+    new Tensor(np, [1], 'int32', d));
+}
+
+/**
+ * Gathers the rows of x into expert order: row r of `out` is x[t] for the r-th slot (t, j) when the
+ * T·k slots are sorted by expert (stable). Feed `out` to the experts, then {@link combine}.
+ *
+ * @param x [T, H] activations (any dtype). @param ids [T, k] int32. @param opts.numExperts E ≤ 1024.
+ * @throws LlmkError ERR_LLMK_ARG, ERR_LLMK_DTYPE, ERR_LLMK_SHAPE, ERR_LLMK_DEVICE; ERR_LLMK_INDEX at the
+ *   next sync when an id is outside [0, E).
+ */
+export function permute(x: Tensor, ids: Tensor, opts: { numExperts: number }): PermuteResult {
+  checkTensor(x, 'moe.permute: x');
+  checkIds(ids, 'moe.permute');
+  checkSameDevice('moe.permute', x, ids);
+  check(x.ndim === 2, 'ERR_LLMK_SHAPE', () => `moe.permute: x must be 2-D [T, H], got [${x.shape.join(', ')}]`);
+  check(ids.shape[0] === x.shape[0], 'ERR_LLMK_SHAPE',
+    () => `moe.permute: ids must have one row per token of x (x is [${x.shape.join(', ')}], ids is [${ids.shape.join(', ')}])`);
+  check(typeof opts === 'object' && opts !== null, 'ERR_LLMK_ARG', 'moe.permute: options { numExperts } are required');
+  const E = intIn(opts.numExperts, 'moe.permute: numExperts', 1, MAX_EXPERTS);
+  const [T, H] = x.shape, k = ids.shape[1];
+  const [o, rm, eo] = native.moePermute(x.handle, ids.handle, E);
+  const d = x.device;
+  return new PermuteResult(new Tensor(o, [T * k, H], x.dtype, d), new Tensor(rm, [T, k], 'int32', d),
+    new Tensor(eo, [E + 1], 'int32', d));
+}
+
+/**
+ * out[t] = Σ_j weights[t, j] · y[rowMap[t, j]] (float32 accumulation in j order, stored in y's dtype).
+ *
+ * @param y [R, H] float32/float16/bfloat16 expert outputs (R = T·k after {@link permute}; any R works).
+ * @param weights [T, k] float32. @param rowMap [T, k] int32 rows of y, each in [0, R).
+ * @throws LlmkError ERR_LLMK_DTYPE, ERR_LLMK_SHAPE, ERR_LLMK_DEVICE; ERR_LLMK_INDEX at the next sync
+ *   when a rowMap entry is outside [0, R).
+ */
+export function combine(y: Tensor, weights: Tensor, rowMap: Tensor): Tensor {
+  checkTensor(y, 'moe.combine: y');
+  checkTensor(weights, 'moe.combine: weights');
+  checkTensor(rowMap, 'moe.combine: rowMap');
+  checkSameDevice('moe.combine', y, weights, rowMap);
+  check(isFloating(y.dtype), 'ERR_LLMK_DTYPE', () => `moe.combine: y must be float32, float16 or bfloat16, got ${y.dtype}`);
+  check(weights.dtype === 'float32', 'ERR_LLMK_DTYPE', () => `moe.combine: weights must be float32, got ${weights.dtype}`);
+  check(rowMap.dtype === 'int32', 'ERR_LLMK_DTYPE', () => `moe.combine: rowMap must be int32, got ${rowMap.dtype}`);
+  check(y.ndim === 2, 'ERR_LLMK_SHAPE', () => `moe.combine: y must be 2-D [R, H], got [${y.shape.join(', ')}]`);
+  check(weights.ndim === 2, 'ERR_LLMK_SHAPE', () => `moe.combine: weights must be 2-D [T, k], got [${weights.shape.join(', ')}]`);
+  check(rowMap.ndim === 2 && rowMap.shape[0] === weights.shape[0] && rowMap.shape[1] === weights.shape[1], 'ERR_LLMK_SHAPE',
+    () => `moe.combine: rowMap [${rowMap.shape.join(', ')}] and weights [${weights.shape.join(', ')}] must have the same shape [T, k]`);
+  return new Tensor(native.moeCombine(y.handle, weights.handle, rowMap.handle), [weights.shape[0], y.shape[1]], y.dtype, y.device);
+}
+
+/**
+ * Number of slots routed to each expert.
+ * @param ids int32 expert ids of any shape. @returns [E] int32.
+ * @throws LlmkError ERR_LLMK_ARG, ERR_LLMK_DTYPE; ERR_LLMK_INDEX at the next sync for an id outside [0, E).
+ */
+export function expertCounts(ids: Tensor, numExperts: number): Tensor {
+  checkTensor(ids, 'moe.expertCounts: ids');
+  check(ids.dtype === 'int32', 'ERR_LLMK_DTYPE', () => `moe.expertCounts: ids must be int32, got ${ids.dtype}`);
+  const E = intIn(numExperts, 'moe.expertCounts: numExperts', 1, MAX_EXPERTS);
+  return new Tensor(native.moeExpertCounts(ids.handle, E), [E], 'int32', ids.device);
+}
+
+/**
+ * Switch-Transformer auxiliary load-balancing loss, `E · Σ_e f_e · P_e`, with f_e = count_e / (T·k) the
+ * fraction of routed slots that went to expert e and P_e = mean over tokens of probs[t, e] (Megatron-LM's
+ * normalisation: 1 for perfectly uniform routing whatever k; Hugging Face's `load_balancing_loss_func`
+ * gives k times this value). T = 0 gives 0.
+ *
+ * @param probs [T, E] router probabilities (float32/float16/bfloat16). @param ids [T, k] int32.
+ * @returns [1] float32 on the inputs' device.
+ * @throws LlmkError ERR_LLMK_ARG, ERR_LLMK_DTYPE, ERR_LLMK_SHAPE, ERR_LLMK_DEVICE; ERR_LLMK_INDEX at the next
+ *   sync for an id outside [0, E).
+ */
+export function loadBalancingLoss(probs: Tensor, ids: Tensor, numExperts: number): Tensor {
+  checkTensor(probs, 'moe.loadBalancingLoss: probs');
+  checkIds(ids, 'moe.loadBalancingLoss');
+  checkSameDevice('moe.loadBalancingLoss', probs, ids);
+  check(isFloating(probs.dtype), 'ERR_LLMK_DTYPE', () => `moe.loadBalancingLoss: probs must be float32, float16 or bfloat16, got ${probs.dtype}`);
+  const E = intIn(numExperts, 'moe.loadBalancingLoss: numExperts', 1, MAX_EXPERTS);
+  check(probs.ndim === 2 && probs.shape[1] === E, 'ERR_LLMK_SHAPE',
+    () => `moe.loadBalancingLoss: probs must be [T, ${E}], got [${probs.shape.join(', ')}]`);
+  check(ids.shape[0] === probs.shape[0], 'ERR_LLMK_SHAPE',
+    () => `moe.loadBalancingLoss: ids must have one row per token (probs is [${probs.shape.join(', ')}], ids is [${ids.shape.join(', ')}])`);
+  check(ids.shape[1] >= 1 || probs.shape[0] === 0, 'ERR_LLMK_SHAPE', 'moe.loadBalancingLoss: ids must have at least one column');
+  return new Tensor(native.moeLoadBalancingLoss(probs.handle, ids.handle, E), [1], 'float32', probs.device);
+}
