@@ -76,7 +76,8 @@ function gypBuild() {
 }
 
 function buildNative() {
-  if (!force && !mode && prebuildMatches() && !fs.existsSync(variantFile)) {
+  // A clone (.git present) always builds; an unpacked package with a matching prebuild does not.
+  if (!force && !mode && prebuildMatches() && !fs.existsSync(path.join(root, '.git'))) {
     log(`using the prebuilt binary in prebuilds/${process.platform}-${process.arch} (LLMK_BUILD=cpu|cuda or --force builds from source)`);
     return;
   }

@@ -1,4 +1,6 @@
 // 100k create/dispose cycles: allocator counters return to where they were and RSS stays flat.
+import { spawnSync } from 'child_process';
+import * as path from 'path';
 import { add, full, memoryStats, tensor, synchronizeSync } from '../ts';
 
 describe('memory', () => {
@@ -24,13 +26,23 @@ describe('memory', () => {
     expect(after.totalAllocs - before.totalAllocs).toBe(300000);
     expect(rss1 - rss0).toBeLessThan(64 * 1024 * 1024);
   });
-  it('the finalizer frees tensors that were never disposed', async () => {
-    const gc = (global as { gc?: () => void }).gc;
-    if (!gc) return; // run with --expose-gc to check the finalizer path too
-    const before = memoryStats('cpu').liveBlocks;
-    for (let i = 0; i < 1000; i++) full([16], 1);
-    synchronizeSync('cpu');
-    for (let i = 0; i < 10; i++) { gc(); await new Promise((r) => setImmediate(r)); }
-    expect(memoryStats('cpu').liveBlocks).toBeLessThan(before + 1000);
+  it('the finalizer frees tensors that were never disposed, and LLMK_DEBUG_LEAKS reports them', () => {
+    const lib = path.join(__dirname, '..', 'lib', 'index.js');
+    const script = `
+      const l = require(${JSON.stringify(lib)});
+      const before = l.memoryStats('cpu').liveBlocks;
+      (() => { for (let i = 0; i < 200; i++) l.full([16], 1); })();
+      l.synchronizeSync('cpu');
+      const leaked = l.memoryStats('cpu').liveBlocks - before;
+      (async () => {
+        for (let i = 0; i < 20; i++) { global.gc(); await new Promise((r) => setTimeout(r, 5)); }
+        console.log(JSON.stringify({ leaked, after: l.memoryStats('cpu').liveBlocks - before }));
+      })();`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { env: { ...process.env, LLMK_DEBUG_LEAKS: '1' }, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(out.leaked).toBe(200);
+    expect(out.after).toBeLessThan(200);
+    expect(r.stderr).toMatch(/llm-kernels: leaked tensor float32 \[16\] on cpu \(64 bytes\) was not disposed/);
   });
 });

@@ -3,10 +3,15 @@ import { DType, dtypeId, dtypeSize, DTYPES, isFloating, isHalf, TypedArray } fro
 import { check, LlmkError } from './errors';
 import { native } from './native';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-type Handle = any;
+/** A tensor's native handle: a number naming a slot of the addon's per-thread tensor table. */
+type Handle = number;
+
+// Backstop for tensors that were never disposed: frees the native slot once the Tensor is collected
+// (LLMK_DEBUG_LEAKS=1 makes the addon report each one).
+const leaks = new FinalizationRegistry<Handle>((h) => native.release(h, true));
 
 // `using` support on runtimes that do not define Symbol.dispose yet.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 const symDispose: symbol = (Symbol as any).dispose ?? ((Symbol as any).dispose = Symbol.for('Symbol.dispose'));
 
 const MAX_ELEMENTS = 2 ** 53;
@@ -37,6 +42,7 @@ export class Tensor {
   /** @internal Use tensor(), empty(), zeros(), full(), rand(), randn() to create tensors. */
   constructor(handle: Handle, shape: readonly number[], dtype: DType, device: DeviceName, numel?: number) {
     this._h = handle;
+    leaks.register(this, handle, this);
     this.shape = shape;
     this.dtype = dtype;
     this.device = device;
@@ -56,7 +62,11 @@ export class Tensor {
 
   /** Frees the memory once queued work that uses it is done. A second call does nothing. */
   dispose(): void {
-    if (this._h !== null) { this._h.dispose(); this._h = null; }
+    if (this._h !== null) {
+      native.release(this._h, false);
+      leaks.unregister(this);
+      this._h = null;
+    }
   }
   [Symbol.dispose](): void { this.dispose(); }
 

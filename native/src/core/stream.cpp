@@ -1,4 +1,8 @@
 #include "stream.h"
+#include <chrono>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 #include <map>
 #include "cuda_runtime.h"
 #include "error.h"
@@ -17,19 +21,35 @@ CpuStream::~CpuStream() {
 }
 
 void CpuStream::enqueue(std::function<void()> task) {
-  { std::lock_guard<std::mutex> l(mu_); queue_.push_back(std::move(task)); }
-  cv_task_.notify_one();
+  bool wake;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    queue_.push_back(std::move(task));
+    queued_.fetch_add(1, std::memory_order_release);
+    wake = sleeping_;  // a busy worker finds the task itself: skip the wake-up system call
+  }
+  if (wake) cv_task_.notify_one();
 }
 
 void CpuStream::run() {
   for (;;) {
     std::function<void()> task;
+    // Ops usually come in bursts: spin briefly before sleeping so that enqueue rarely pays for a wake-up.
+    auto spin_end = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
+    while (queued_.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < spin_end) {
+#if defined(__x86_64__)
+      _mm_pause();
+#endif
+    }
     {
       std::unique_lock<std::mutex> l(mu_);
+      sleeping_ = true;
       cv_task_.wait(l, [&] { return stop_ || !queue_.empty(); });
+      sleeping_ = false;
       if (queue_.empty()) return;  // stop requested and nothing left
       task = std::move(queue_.front());
       queue_.pop_front();
+      queued_.fetch_sub(1, std::memory_order_relaxed);
       busy_ = true;
     }
     std::exception_ptr err;

@@ -2,6 +2,7 @@
 // CPU: an in-order queue served by one worker thread. CUDA: a cudaStream_t.
 // "Current" is per JS thread (thread_local), so each worker_thread environment has its own.
 #pragma once
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -29,7 +30,8 @@ class CpuStream {
   std::mutex mu_;
   std::condition_variable cv_task_, cv_idle_;
   std::deque<std::function<void()>> queue_;
-  bool busy_ = false, stop_ = false;
+  std::atomic<int64_t> queued_{0};  // queue_.size(), readable without the lock (worker's spin)
+  bool busy_ = false, stop_ = false, sleeping_ = false;
   std::exception_ptr error_;
   std::thread worker_;
 };

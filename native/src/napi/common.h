@@ -1,14 +1,33 @@
 // Shared N-API plumbing: per-environment data, the JS tensor handle, and error conversion.
 #pragma once
 #include <napi.h>
+#include <deque>
 #include <functional>
+#include <vector>
 #include "../core/error.h"
 #include "../core/tensor.h"
 
 namespace llmk::napi {
 
+// Live tensors of one JS environment. JS holds a number (slot index + generation), which makes creating
+// and disposing a tensor two cheap calls with no per-object N-API wrapper or finalizer; ts/tensor.ts
+// backs leaks up with a FinalizationRegistry that calls release().
+class TensorTable {
+ public:
+  double insert(llmk::Tensor t, int64_t accounted);
+  // The live tensor of a handle, or nullptr with *state: 0 = not a handle, 1 = disposed.
+  const llmk::Tensor* find(double handle, int* state) const;
+  // Frees a handle's slot; returns the host bytes that were reported to V8 (0 if it was not live).
+  int64_t release(double handle, bool report_leak);
+
+ private:
+  struct Slot { llmk::Tensor t; uint32_t gen = 0; int64_t accounted = 0; bool live = false; };
+  std::deque<Slot> slots_;  // deque: references stay valid while slots are added
+  std::vector<uint32_t> free_;
+};
+
 struct EnvData {
-  Napi::FunctionReference tensor_ctor;   // NativeTensor
+  TensorTable tensors;
   Napi::FunctionReference stream_ctor;   // NativeStream
   Napi::FunctionReference error_ctor;    // LlmkError from ts/errors.ts (set by the loader)
 };
@@ -34,27 +53,10 @@ auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
   }
 }
 
-// The JS-visible tensor handle. ts/tensor.ts wraps it in the public Tensor class.
-class NativeTensor : public Napi::ObjectWrap<NativeTensor> {
- public:
-  static Napi::Function define(Napi::Env env);
-  explicit NativeTensor(const Napi::CallbackInfo& info);
-  ~NativeTensor() override;
-  const llmk::Tensor& tensor(Napi::Env env) const;  // throws ERR_LLMK_DISPOSED after dispose
-  void set(Napi::Env env, llmk::Tensor t, bool owns_memory);
-
- private:
-  Napi::Value dispose(const Napi::CallbackInfo& info);
-  void release(Napi::Env env);
-  llmk::Tensor t_;
-  bool disposed_ = false;
-  int64_t accounted_ = 0;  // host bytes reported to V8 (owners of CPU storage only)
-};
-
-// Unwraps argument i as a live tensor; ERR_LLMK_ARG when it is not a tensor handle.
+// Argument i as a live tensor; ERR_LLMK_ARG when it is not a tensor handle, ERR_LLMK_DISPOSED after dispose.
 const llmk::Tensor& arg_tensor(const Napi::CallbackInfo& info, size_t i, const char* name);
-// Wraps a fresh tensor (result of an op) in a new handle.
-Napi::Object wrap_tensor(Napi::Env env, llmk::Tensor t, bool owns_memory = true);
+// A handle for a fresh tensor (result of an op). owns_memory: report its CPU bytes to V8 (not for views).
+Napi::Value wrap_tensor(Napi::Env env, llmk::Tensor t, bool owns_memory = true);
 Shape arg_shape(const Napi::CallbackInfo& info, size_t i);
 DType arg_dtype(const Napi::CallbackInfo& info, size_t i);
 llmk::Device arg_device(const Napi::CallbackInfo& info, size_t kind_i);  // reads (kind, index) at kind_i, kind_i+1

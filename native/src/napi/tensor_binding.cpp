@@ -30,60 +30,69 @@ Napi::Object make_error(Napi::Env env, const llmk::Error& e) {
 
 void throw_js(Napi::Env env, const llmk::Error& e) { throw Napi::Error(env, make_error(env, e)); }
 
-Napi::Function NativeTensor::define(Napi::Env env) {
-  return DefineClass(env, "NativeTensor", {InstanceMethod<&NativeTensor::dispose>("dispose")});
-}
+namespace {
+constexpr double kGenScale = 16777216.0;  // handle = gen * 2^24 + slot
+}  // namespace
 
-NativeTensor::NativeTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeTensor>(info) {}
-
-NativeTensor::~NativeTensor() {
-  if (!disposed_ && t_.defined()) {
-    if (debug_leaks())
-      std::fprintf(stderr, "llm-kernels: leaked tensor %s %s on %s (%lld bytes) was not disposed\n",
-                   dtype_name(t_.dtype()), shape_str(t_.shape()).c_str(), t_.device().str().c_str(),
-                   (long long)t_.nbytes());
-    if (accounted_) Napi::MemoryManagement::AdjustExternalMemory(Env(), -accounted_);
+double TensorTable::insert(llmk::Tensor t, int64_t accounted) {
+  uint32_t idx;
+  if (!free_.empty()) { idx = free_.back(); free_.pop_back(); }
+  else {
+    if (slots_.size() >= (1u << 24)) throw llmk::Error(ErrCode::OOM, "too many live tensors (16M)");
+    idx = uint32_t(slots_.size());
+    slots_.emplace_back();
   }
+  Slot& s = slots_[idx];
+  s.t = std::move(t);
+  s.accounted = accounted;
+  s.live = true;
+  s.gen = (s.gen + 1) & 0x0fffffffu;
+  return double(s.gen) * kGenScale + double(idx);
 }
 
-const llmk::Tensor& NativeTensor::tensor(Napi::Env env) const {
-  if (disposed_) throw_js(env, llmk::Error(ErrCode::Disposed, "tensor was used after dispose()"));
-  return t_;
+const llmk::Tensor* TensorTable::find(double h, int* state) const {
+  *state = 0;
+  if (!(h >= 0) || h > 4503599627370496.0) return nullptr;
+  uint64_t v = uint64_t(h);
+  if (double(v) != h) return nullptr;
+  uint32_t idx = uint32_t(v & 0xffffffu), gen = uint32_t(v >> 24);
+  if (idx >= slots_.size() || gen == 0) return nullptr;
+  const Slot& s = slots_[idx];
+  if (s.live && s.gen == gen) return &s.t;
+  *state = 1;  // a handle we issued whose tensor was released since
+  return nullptr;
 }
 
-void NativeTensor::set(Napi::Env env, llmk::Tensor t, bool owns_memory) {
-  t_ = std::move(t);
-  if (owns_memory && t_.device().is_cpu() && t_.nbytes() > 0) {
-    accounted_ = t_.nbytes();
-    Napi::MemoryManagement::AdjustExternalMemory(env, accounted_);
-  }
-}
-
-void NativeTensor::release(Napi::Env env) {
-  if (disposed_) return;  // double dispose is a no-op
-  disposed_ = true;
-  if (accounted_) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_);
-  accounted_ = 0;
-  t_ = llmk::Tensor();  // queued work keeps its own reference; memory goes when that work is done
-}
-
-Napi::Value NativeTensor::dispose(const Napi::CallbackInfo& info) {
-  release(info.Env());
-  return info.Env().Undefined();
+int64_t TensorTable::release(double h, bool report_leak) {
+  int state;
+  if (!find(h, &state)) return 0;
+  Slot& s = slots_[uint32_t(uint64_t(h)) & 0xffffffu];
+  if (report_leak && debug_leaks())
+    std::fprintf(stderr, "llm-kernels: leaked tensor %s %s on %s (%lld bytes) was not disposed\n", dtype_name(s.t.dtype()),
+                 shape_str(s.t.shape()).c_str(), s.t.device().str().c_str(), (long long)s.t.nbytes());
+  int64_t acc = s.accounted;
+  s.t = llmk::Tensor();  // queued work keeps its own reference; memory goes when that work is done
+  s.live = false;
+  s.accounted = 0;
+  free_.push_back(uint32_t(uint64_t(h)) & 0xffffffu);
+  return acc;
 }
 
 const llmk::Tensor& arg_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
   Napi::Env env = info.Env();
   Napi::Value v = info[i];
-  if (!v.IsObject() || !v.As<Napi::Object>().InstanceOf(env_data(env).tensor_ctor.Value()))
-    throw_js(env, llmk::Error(ErrCode::Arg, std::string(name) + " must be a Tensor"));
-  return NativeTensor::Unwrap(v.As<Napi::Object>())->tensor(env);
+  int state = 0;
+  const llmk::Tensor* t = v.IsNumber() ? env_data(env).tensors.find(v.As<Napi::Number>().DoubleValue(), &state) : nullptr;
+  if (t) return *t;
+  if (state == 1) throw_js(env, llmk::Error(ErrCode::Disposed, std::string(name) + " was used after dispose()"));
+  throw_js(env, llmk::Error(ErrCode::Arg, std::string(name) + " must be a Tensor"));
 }
 
-Napi::Object wrap_tensor(Napi::Env env, llmk::Tensor t, bool owns_memory) {
-  Napi::Object o = env_data(env).tensor_ctor.New({});
-  NativeTensor::Unwrap(o)->set(env, std::move(t), owns_memory);
-  return o;
+Napi::Value wrap_tensor(Napi::Env env, llmk::Tensor t, bool owns_memory) {
+  int64_t acc = owns_memory && t.device().is_cpu() ? t.nbytes() : 0;
+  double h = env_data(env).tensors.insert(std::move(t), acc);
+  if (acc) Napi::MemoryManagement::AdjustExternalMemory(env, acc);
+  return Napi::Number::New(env, h);
 }
 
 Shape arg_shape(const Napi::CallbackInfo& info, size_t i) {
@@ -259,12 +268,20 @@ Napi::Value to_host_sync(const Napi::CallbackInfo& info) {
   });
 }
 
+// release(handle, leaked): frees a tensor's handle (dispose(), or the FinalizationRegistry when leaked).
+Napi::Value release(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info[0].IsNumber()) {
+    int64_t acc = env_data(env).tensors.release(info[0].As<Napi::Number>().DoubleValue(), info[1].ToBoolean());
+    if (acc) Napi::MemoryManagement::AdjustExternalMemory(env, -acc);
+  }
+  return env.Undefined();
+}
+
 }  // namespace
 
 void init_tensor_binding(Napi::Env env, Napi::Object exports) {
-  Napi::Function ctor = NativeTensor::define(env);
-  env_data(env).tensor_ctor = Napi::Persistent(ctor);
-  exports.Set("NativeTensor", ctor);
+  exports.Set("release", Napi::Function::New(env, release));
   exports.Set("fromHost", Napi::Function::New(env, from_host));
   exports.Set("empty", Napi::Function::New(env, empty));
   exports.Set("full", Napi::Function::New(env, full));
