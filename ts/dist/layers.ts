@@ -38,7 +38,19 @@ function fromHost(data: TypedArray, shape: number[], dtype: DType, device: Tenso
  * of worldSize (ERR_LLMK_SHAPE). Dimension 0 is copied on the device; other dimensions go through
  * host memory (a one-time cost when loading weights).
  */
-export function shard(t: Tensor, dim: number, rank: number, worldSize: number): Tensor {
+export function shard(t: Tensor, dim: number, rank: number, worldSize: number): Tensor;
+/**
+ * Rank `rank`'s part of an INT4 weight W[N, K]: dim 0 splits N (column-parallel), dim 1 splits K
+ * (row-parallel; K/worldSize must be a multiple of the group size). The result is canonical, on the
+ * weight's device (use quant.prepare for the fast kernels). Act-order weights split along N only.
+ */
+export function shard(t: Int4Weight, dim: number, rank: number, worldSize: number): Int4Weight;
+export function shard(t: Tensor | Int4Weight, dim: number, rank: number, worldSize: number): Tensor | Int4Weight {
+  if (isInt4(t)) return shardInt4(t as Int4Weight, dim, rank, worldSize);
+  return shardTensor(t as Tensor, dim, rank, worldSize);
+}
+
+function shardTensor(t: Tensor, dim: number, rank: number, worldSize: number): Tensor {
   checkTensor(t, 'dist.shard: tensor');
   check(Number.isInteger(worldSize) && worldSize >= 1, 'ERR_LLMK_ARG', 'dist.shard: worldSize must be an integer >= 1');
   check(Number.isInteger(rank) && rank >= 0 && rank < worldSize, 'ERR_LLMK_ARG', () => `dist.shard: rank ${rank} is out of range for worldSize ${worldSize}`);
@@ -65,6 +77,51 @@ export function shard(t: Tensor, dim: number, rank: number, worldSize: number): 
   const shape = [...t.shape];
   shape[d] = part;
   return fromHost(dst, shape, t.dtype, t.device);
+}
+
+function shardInt4(w: Int4Weight, dim: number, rank: number, worldSize: number): Int4Weight {
+  const q = quantModule();
+  check(w instanceof q.Int4Weight, 'ERR_LLMK_ARG', 'dist.shard: not an Int4Weight');
+  check(!w.disposed, 'ERR_LLMK_DISPOSED', 'dist.shard: the Int4Weight was used after dispose()');
+  check(Number.isInteger(worldSize) && worldSize >= 1, 'ERR_LLMK_ARG', 'dist.shard: worldSize must be an integer >= 1');
+  check(Number.isInteger(rank) && rank >= 0 && rank < worldSize, 'ERR_LLMK_ARG', () => `dist.shard: rank ${rank} is out of range for worldSize ${worldSize}`);
+  const d = normDim(dim, 2, 'dist.shard');
+  const c: Int4Weight = w.layout === 'prepared' ? w.toCanonical() : w;
+  try {
+    if (d === 0) {
+      check(w.n % worldSize === 0, 'ERR_LLMK_SHAPE', () => `dist.shard: the weight has ${w.n} rows (N), not a multiple of worldSize ${worldSize}`);
+      const parts = {
+        qweight: shardTensor(c.qweight, 0, rank, worldSize),
+        scales: shardTensor(c.scales, 0, rank, worldSize),
+        zeros: c.zeros ? shardTensor(c.zeros, 0, rank, worldSize) : null,
+        perm: c.perm ? c.perm.to(c.perm.device) : null,
+        groupSize: w.groupSize,
+      };
+      return adopt(q.fromCanonical(parts), parts);
+    }
+    check(!c.perm, 'ERR_LLMK_ARG', 'dist.shard: an act-order INT4 weight cannot be split along K (split it along N, or requantize without act-order)');
+    const kp = w.k / worldSize;
+    check(Number.isInteger(kp) && kp % w.groupSize === 0 && kp % 2 === 0, 'ERR_LLMK_SHAPE',
+      () => `dist.shard: K = ${w.k} split ${worldSize} ways must leave a multiple of the group size ${w.groupSize} per rank`);
+    const parts = {
+      qweight: shardTensor(c.qweight, 1, rank, worldSize),
+      scales: shardTensor(c.scales, 1, rank, worldSize),
+      zeros: c.zeros ? shardTensor(c.zeros, 1, rank, worldSize) : null,
+      groupSize: w.groupSize,
+    };
+    return adopt(q.fromCanonical(parts), parts);
+  } finally {
+    if (c !== w) c.dispose();
+  }
+}
+
+// fromCanonical takes views of the parts; drop our handles so that only the weight owns them.
+function adopt(w: Int4Weight, parts: { qweight: Tensor; scales: Tensor; zeros?: Tensor | null; perm?: Tensor | null }): Int4Weight {
+  parts.qweight.dispose();
+  parts.scales.dispose();
+  parts.zeros?.dispose();
+  parts.perm?.dispose();
+  return w;
 }
 
 // [R, C] → [C, R] through host memory (one-time, for dense weights: matmul takes b as [K, N]).
@@ -104,6 +161,7 @@ class BiasCache {
 function isInt4(w: unknown): boolean {
   return !!w && typeof w === 'object' && !(w instanceof Tensor) && 'qweight' in (w as any) && 'scales' in (w as any) && 'groupSize' in (w as any);
 }
+type Int4Weight = import('../quant').Int4Weight;
 
 function quantModule(): any {
   try {
@@ -123,6 +181,15 @@ interface Weight {
   dtype?: DType;
 }
 
+// An INT4 shard in the kernel's layout for its device (prepared weights take the fast kernels).
+function ownShard(w: Tensor | Int4Weight): Tensor | Int4Weight {
+  if (!isInt4(w)) return w;
+  const q = quantModule();
+  const p = q.prepare(w);
+  (w as Int4Weight).dispose();
+  return p;
+}
+
 function prepareWeight(w: Tensor | any, what: string): Weight {
   if (isInt4(w)) {
     quantModule();
@@ -134,11 +201,11 @@ function prepareWeight(w: Tensor | any, what: string): Weight {
   return { kind: 'dense', n: w.shape[0], k: w.shape[1], wT: transpose2d(w), dtype: w.dtype };
 }
 
-function linear(x: Tensor, w: Weight, what: string): Tensor {
+function linear(x: Tensor, w: Weight, what: string, bias?: Tensor): Tensor {
   checkTensor(x, `${what}: x`);
   check(x.ndim === 2, 'ERR_LLMK_SHAPE', () => `${what}: x must be 2-D [M, ${w.k}], got [${x.shape.join(', ')}]`);
   check(x.shape[1] === w.k, 'ERR_LLMK_SHAPE', () => `${what}: x has ${x.shape[1]} features, the shard expects ${w.k}`);
-  if (w.kind === 'int4') return quantModule().matmul(x, w.q);
+  if (w.kind === 'int4') return quantModule().matmul(x, w.q, bias ? { bias } : {});
   check(x.dtype === w.dtype, 'ERR_LLMK_DTYPE', () => `${what}: x is ${x.dtype}, the weight ${w.dtype}`);
   return matmul(x, w.wT!);
 }
@@ -160,7 +227,8 @@ export class ColumnParallelLinear {
   /** Output features of this rank (N/p). */
   readonly outPerRank: number;
   readonly gatherOutput: boolean;
-  private w: Weight;
+  /** @internal */ w: Weight;
+  /** @internal An INT4 shard made by fromFull (freed by dispose). */ owned: any = null;
   private bias: BiasCache | null;
 
   constructor(readonly comm: Communicator, opts: ColumnParallelOptions) {
@@ -178,18 +246,20 @@ export class ColumnParallelLinear {
   }
 
   /** Shards a full weight [N, K] (and bias [N]) for this rank. */
-  static fromFull(comm: Communicator, opts: { weight: Tensor; bias?: Tensor; gatherOutput?: boolean }): ColumnParallelLinear {
-    const w = shard(opts.weight, 0, comm.rank, comm.worldSize);
+  static fromFull(comm: Communicator, opts: { weight: Tensor | Int4Weight; bias?: Tensor; gatherOutput?: boolean }): ColumnParallelLinear {
+    const w = shard(opts.weight as any, 0, comm.rank, comm.worldSize) as Tensor | Int4Weight;
     const b = opts.bias ? shard(opts.bias, 0, comm.rank, comm.worldSize) : undefined;
-    const l = new ColumnParallelLinear(comm, { weight: w, bias: b, gatherOutput: opts.gatherOutput });
-    w.dispose();
+    const l = new ColumnParallelLinear(comm, { weight: ownShard(w), bias: b, gatherOutput: opts.gatherOutput });
+    l.owned = isInt4(w) ? l.w.q : null;
+    if (!isInt4(w)) (w as Tensor).dispose();
     return l;
   }
 
   /** x [M, K] (the full input, the same on every rank) → [M, N/p], or [M, N] with gatherOutput. */
   async forward(x: Tensor): Promise<Tensor> {
-    let y = linear(x, this.w, 'ColumnParallelLinear');
-    if (this.bias) {
+    const int4Bias = this.w.kind === 'int4' && this.bias ? this.bias.bias : undefined;
+    let y = linear(x, this.w, 'ColumnParallelLinear', int4Bias);
+    if (this.bias && !int4Bias) {
       const yb = add(y, this.bias.get(x.shape[0]));
       y.dispose();
       y = yb;
@@ -215,6 +285,7 @@ export class ColumnParallelLinear {
 
   dispose(): void {
     this.w.wT?.dispose();
+    this.owned?.dispose();
     this.bias?.dispose();
   }
 }
@@ -236,7 +307,8 @@ export class RowParallelLinear {
   readonly inPerRank: number;
   readonly outFeatures: number;
   readonly inputIsParallel: boolean;
-  private w: Weight;
+  /** @internal */ w: Weight;
+  /** @internal An INT4 shard made by fromFull (freed by dispose). */ owned: any = null;
   private bias: BiasCache | null;
 
   constructor(readonly comm: Communicator, opts: RowParallelOptions) {
@@ -254,10 +326,11 @@ export class RowParallelLinear {
   }
 
   /** Shards a full weight [N, K] by columns for this rank; the bias [N] stays whole. */
-  static fromFull(comm: Communicator, opts: { weight: Tensor; bias?: Tensor; inputIsParallel?: boolean }): RowParallelLinear {
-    const w = shard(opts.weight, 1, comm.rank, comm.worldSize);
-    const l = new RowParallelLinear(comm, { weight: w, bias: opts.bias, inputIsParallel: opts.inputIsParallel });
-    w.dispose();
+  static fromFull(comm: Communicator, opts: { weight: Tensor | Int4Weight; bias?: Tensor; inputIsParallel?: boolean }): RowParallelLinear {
+    const w = shard(opts.weight as any, 1, comm.rank, comm.worldSize) as Tensor | Int4Weight;
+    const l = new RowParallelLinear(comm, { weight: ownShard(w), bias: opts.bias, inputIsParallel: opts.inputIsParallel });
+    l.owned = isInt4(w) ? l.w.q : null;
+    if (!isInt4(w)) (w as Tensor).dispose();
     return l;
   }
 
@@ -281,6 +354,7 @@ export class RowParallelLinear {
 
   dispose(): void {
     this.w.wT?.dispose();
+    this.owned?.dispose();
     this.bias?.dispose();
   }
 }

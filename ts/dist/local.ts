@@ -18,6 +18,10 @@ export interface LocalContext<A = unknown> {
   comm: import('../dist').Communicator;
   /** The llm-kernels module, loaded in the worker. */
   lib: typeof import('../index');
+  /** The dist module (the same as lib.dist). */
+  dist: typeof import('../dist');
+  /** The worker's require (resolves .ts sources when running from them). */
+  require: NodeRequire;
   /** `opts.args`, structured-cloned into the worker. */
   args: A;
 }
@@ -76,7 +80,7 @@ function hookTs() {
     const d = workerData.llmkDist;
     comm = await dist.init({ backend: 'local', rank: d.rank, worldSize: d.worldSize, uniqueId: d.uniqueId, timeoutMs: d.timeoutMs });
     const fn = (0, eval)('(' + run.fnSrc + ')');
-    const result = await fn({ rank: d.rank, worldSize: d.worldSize, comm, lib, args: run.args });
+    const result = await fn({ rank: d.rank, worldSize: d.worldSize, comm, lib, dist, require, args: run.args });
     await comm.destroy();
     parentPort.postMessage({ ok: true, result });
   } catch (e) {

@@ -705,10 +705,7 @@ class NcclComm : public Communicator {
   ~NcclComm() override {
     stop_watchdog();
     std::lock_guard<std::mutex> l(mu_);
-    if (comm_) {
-      api_.CommAbort(comm_);
-      comm_ = nullptr;
-    }
+    abort_locked();
     if (init_) {
       std::lock_guard<std::mutex> li(init_->mu);
       init_->abandoned = true;
@@ -832,13 +829,13 @@ class NcclComm : public Communicator {
     destroyed_ = true;
     if (!comm_) return;
     if (!err_.empty()) {
-      api_.CommAbort(comm_);
-      comm_ = nullptr;
+      abort_locked();
       return;
     }
     int r = api_.CommFinalize(comm_);
     int r2 = api_.CommDestroy(comm_);
     comm_ = nullptr;
+    release_events();
     nccl::check(r, "ncclCommFinalize");
     nccl::check(r2, "ncclCommDestroy");
   }
@@ -848,10 +845,7 @@ class NcclComm : public Communicator {
     std::lock_guard<std::mutex> l(mu_);
     if (err_.empty()) set_error_locked("dist: communicator aborted" + (why.empty() ? "" : ": " + why), "ncclRemoteError");
     destroyed_ = true;
-    if (comm_) {
-      api_.CommAbort(comm_);
-      comm_ = nullptr;
-    }
+    abort_locked();
     if (init_) {
       std::lock_guard<std::mutex> li(init_->mu);
       init_->abandoned = true;
@@ -910,15 +904,26 @@ class NcclComm : public Communicator {
     }
   }
 
+  // Called with mu_ held. Events come from a pool (creating one per call costs more than the call).
   void record_locked(const char* what, cudaStream_t s) {
-    cudaEvent_t ev;
-    cuda_throw_if(int(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)), "cudaEventCreate");
+    cudaEvent_t ev = nullptr;
+    {
+      std::lock_guard<std::mutex> lp(pend_mu_);
+      if (!free_events_.empty()) {
+        ev = free_events_.back();
+        free_events_.pop_back();
+      }
+    }
+    if (!ev) cuda_throw_if(int(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)), "cudaEventCreate");
     cuda_throw_if(int(cudaEventRecord(ev, s)), "cudaEventRecord");
+    std::lock_guard<std::mutex> lp(pend_mu_);
     pending_.push_back(Pending{ev, what, Clock::now()});
   }
 
   // Watchdog: asynchronous NCCL errors and operations that take longer than the timeout abort the
-  // communicator (which also unblocks its kernels); the error is reported by the next call.
+  // communicator (which also unblocks its kernels); the error is reported by the next call or sync.
+  // Completed operations are retired under pend_mu_ only, one at a time, so that enqueueing never
+  // waits long for the watchdog.
   void watch() {
     cudaSetDevice(dev_.index);
     for (;;) {
@@ -927,37 +932,45 @@ class NcclComm : public Communicator {
         wd_cv_.wait_for(l, std::chrono::milliseconds(5), [&] { return wd_stop_; });
         if (wd_stop_) return;
       }
-      std::lock_guard<std::mutex> l(mu_);
-      if (!comm_) continue;
-      ncclResult_t ae = ncclSuccess;
-      int r = api_.CommGetAsyncError(comm_, &ae);
-      if (r == 0 && ae != ncclSuccess && ae != ncclInProgress) {
-        std::string m = std::string("dist (nccl): asynchronous NCCL error ") + nccl::result_name(ae);
-        const char* le = api_.GetLastError(comm_);
-        if (le && *le) m += std::string(": ") + le;
-        set_error_locked(m, nccl::result_name(ae));
-        abort_locked();
-        continue;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (!comm_) continue;
+        ncclResult_t ae = ncclSuccess;
+        int r = api_.CommGetAsyncError(comm_, &ae);
+        if (r == 0 && ae != ncclSuccess && ae != ncclInProgress) {
+          std::string m = std::string("dist (nccl): asynchronous NCCL error ") + nccl::result_name(ae);
+          const char* le = api_.GetLastError(comm_);
+          if (le && *le) m += std::string(": ") + le;
+          set_error_locked(m, nccl::result_name(ae));
+          abort_locked();
+          continue;
+        }
       }
-      while (!pending_.empty()) {
-        Pending& p = pending_.front();
+      std::string fail, detail;
+      for (;;) {
+        std::lock_guard<std::mutex> lp(pend_mu_);
+        if (pending_.empty()) break;
+        const Pending p = pending_.front();
         cudaError_t q = cudaEventQuery(p.ev);
         if (q == cudaSuccess) {
-          cudaEventDestroy(p.ev);
+          free_events_.push_back(p.ev);
           pending_.pop_front();
           continue;
         }
         if (q != cudaErrorNotReady) {
-          set_error_locked(std::string("dist (nccl): ") + p.what + " failed on the device: " + cudaGetErrorName(q),
-                           "ncclUnhandledCudaError");
-          abort_locked();
+          fail = std::string("dist (nccl): ") + p.what + " failed on the device: " + cudaGetErrorName(q);
+          detail = "ncclUnhandledCudaError";
         } else if (std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - p.t0).count() > timeout_ms_) {
-          set_error_locked(std::string("dist (nccl): ") + p.what + " did not complete within " +
-                               std::to_string(timeout_ms_) + " ms (a peer is gone or did not call it); communicator aborted",
-                           "ncclTimeout");
-          abort_locked();
+          fail = std::string("dist (nccl): ") + p.what + " did not complete within " + std::to_string(timeout_ms_) +
+                 " ms (a peer is gone or did not call it); communicator aborted";
+          detail = "ncclTimeout";
         }
         break;
+      }
+      if (!fail.empty()) {
+        std::lock_guard<std::mutex> l(mu_);
+        set_error_locked(fail, detail);
+        abort_locked();
       }
     }
   }
@@ -967,8 +980,15 @@ class NcclComm : public Communicator {
       api_.CommAbort(comm_);
       comm_ = nullptr;
     }
+    release_events();
+  }
+
+  void release_events() {
+    std::lock_guard<std::mutex> lp(pend_mu_);
     for (auto& p : pending_) cudaEventDestroy(p.ev);
     pending_.clear();
+    for (auto e : free_events_) cudaEventDestroy(e);
+    free_events_.clear();
   }
 
   void stop_watchdog() {
@@ -989,7 +1009,9 @@ class NcclComm : public Communicator {
   bool destroyed_ = false;
   int group_depth_ = 0;
   std::vector<void*> group_streams_;
+  std::mutex pend_mu_;  // guards pending_ and free_events_ (taken after mu_, never before it)
   std::deque<Pending> pending_;
+  std::vector<cudaEvent_t> free_events_;
   std::string err_, err_detail_;
   std::shared_ptr<InitState> init_;
   Tensor scratch_;
