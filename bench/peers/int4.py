@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch peer for bench/int4.bench.ts: fp16 dense torch.matmul (cuBLAS) at the INT4 bench shapes.
 
-Prints one JSON line per case: {"case": "int4 NxK M=m", "ms": <median device ms>, "peer": "torch fp16"},
-plus {"case": "copy", "gbps": ...} (device-to-device copy bandwidth, bytes read + written), the
+Prints one JSON line per case: {"suite": "int4", "case": "NxK M=m", "ms": <median device ms>,
+"peer": "torch fp16 matmul"} (the names of bench/int4.bench.ts), plus {"suite": "int4", "case": "copy", "gbps": ...} (device-to-device copy bandwidth, bytes read + written), the
 ceiling the M=1 goal is stated against. Times come from CUDA events around batches of launches.
 Usage: python3 bench/peers/int4.py [--quick]
 """
@@ -43,7 +43,7 @@ def main():
     src = torch.empty(n, dtype=torch.float16, device=dev)
     dst = torch.empty_like(src)
     ms = time_ms(lambda: dst.copy_(src), 10)
-    print(json.dumps({"case": "copy", "ms": ms, "gbps": 2 * n * 2 / ms / 1e6}), flush=True)
+    print(json.dumps({"suite": "int4", "case": "copy", "ms": ms, "gbps": 2 * n * 2 / ms / 1e6, "peer": "torch copy_"}), flush=True)
     del src, dst
     for (N, K) in SHAPES:
         w = torch.randn(N, K, dtype=torch.float16, device=dev)
@@ -54,7 +54,7 @@ def main():
             wt = w.t()
             iters = 20 if m >= 1024 else 100
             ms = time_ms(lambda: torch.matmul(x, wt), iters)
-            print(json.dumps({"case": f"int4 {N}x{K} M={m}", "ms": ms, "peer": "torch fp16",
+            print(json.dumps({"suite": "int4", "case": f"{N}x{K} M={m}", "ms": ms, "peer": "torch fp16 matmul",
                               "tflops": 2 * m * N * K / ms / 1e9}), flush=True)
         del w
         torch.cuda.empty_cache()

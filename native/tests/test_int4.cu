@@ -80,7 +80,7 @@ const char* dtn(DType d) { return llmk::dtype_name(d); }
 
 // One matmul case: GPU vs CPU on `check_rows` sampled rows (all rows when M is small).
 void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DType sdt, bool zeros, bool prepare,
-                 bool bias, bool perm, bool time_it = false) {
+                 bool bias, bool perm, bool time_it = false, std::vector<int> tiles = {}) {
   char name[256];
   std::snprintf(name, sizeof name, "matmul M=%lld N=%lld K=%lld g=%lld x=%s s=%s%s%s%s%s", (long long)M,
                 (long long)N, (long long)K, (long long)group, dtn(xdt), dtn(sdt), zeros ? " zeros" : "",
@@ -99,46 +99,52 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
   DevBuf<uint8_t> dx(x), db(b);
   DevBuf<int32_t> dp(pm.empty() ? std::vector<int32_t>(1) : pm);
   const size_t ysz = size_t(M * N) * llmk::dtype_size(xdt);
-  DevBuf<uint8_t> dy(ysz);
-  dy.poison();
-  const int64_t wsb = llmk::cuda::int4_matmul_workspace(M, N, K, group, int(xdt), prep, perm);
-  DevBuf<uint8_t> ws(size_t(std::max<int64_t>(wsb, 1)));
-  int splits = 1;
-  const char* path = llmk::cuda::int4_matmul_path(M, N, K, int(xdt), prep, dx.p, &splits);
-  auto launch = [&] {
-    llmk::cuda::int4_matmul(dx.p, int(xdt), dw.q.p, dw.s.p, int(sdt), zeros ? dw.z.p : nullptr, prep,
-                            bias ? db.p : nullptr, int(DType::F32), perm ? dp.p : nullptr, dy.p, M, N, K, group,
-                            ws.p, wsb, nullptr, nullptr);
-  };
-  try {
-    launch();
-  } catch (const llmk::Error& e) {
-    report(name, false, std::string("threw: ") + e.what());
-    return;
-  }
-  TCUDA(cudaDeviceSynchronize());
-  auto y = dy.download();
-  // CPU on sampled rows.
+  const size_t xe = llmk::dtype_size(xdt);
+  // CPU reference on sampled rows (all rows when M is small).
   std::vector<int64_t> rows;
   if (M <= 32) for (int64_t m = 0; m < M; m++) rows.push_back(m);
   else { rows = {0, 1, M / 2, M - 2, M - 1}; for (int i = 0; i < 3; i++) rows.push_back(int64_t(xorshift() % uint64_t(M))); }
-  const size_t xe = llmk::dtype_size(xdt);
-  std::vector<uint8_t> xs(rows.size() * size_t(K) * xe), ys(rows.size() * size_t(N) * 4), yg(rows.size() * size_t(N) * xe);
-  for (size_t i = 0; i < rows.size(); i++) {
-    std::memcpy(xs.data() + i * K * xe, x.data() + rows[i] * K * xe, K * xe);
-    std::memcpy(yg.data() + i * N * xe, y.data() + rows[i] * N * xe, N * xe);
-  }
+  std::vector<uint8_t> xs(rows.size() * size_t(K) * xe), ys(rows.size() * size_t(N) * 4);
+  for (size_t i = 0; i < rows.size(); i++) std::memcpy(xs.data() + i * K * xe, x.data() + rows[i] * K * xe, K * xe);
   llmk::cpu::int4_matmul(xs.data(), int(xdt), w.q.data(), w.s.data(), int(sdt), zeros ? w.z.data() : nullptr,
                          bias ? b.data() : nullptr, int(DType::F32), perm ? pm.data() : nullptr, ys.data(),
                          int(DType::F32), int64_t(rows.size()), N, K, group);
-  auto got = as_f32(yg, xdt), want = as_f32(ys, DType::F32);
-  const double err = rel_l2(got.data(), want.data(), got.size());
+  const auto want = as_f32(ys, DType::F32);
   const double tol = xdt == DType::F32 ? 1e-5 : 1e-2;
-  char det[160];
-  std::snprintf(det, sizeof det, "path=%s splits=%d rel_l2=%.3g", path, splits, err);
-  report(name, err < tol, det);
 
-  if (time_it) {
+  // Default plan, then (tiles non-empty) each forced tile configuration.
+  std::vector<int> plan = {-1};
+  for (int t : tiles) plan.push_back(t);
+  for (int tile : plan) {
+    if (tile >= 0) setenv("LLMK_INT4_TILE", std::to_string(tile).c_str(), 1);
+    else unsetenv("LLMK_INT4_TILE");
+    DevBuf<uint8_t> dy(ysz);
+    dy.poison();
+    const int64_t wsb = llmk::cuda::int4_matmul_workspace(M, N, K, group, int(xdt), prep, perm);
+    DevBuf<uint8_t> ws(size_t(std::max<int64_t>(wsb, 1)));
+    int splits = 1;
+    const char* path = llmk::cuda::int4_matmul_path(M, N, K, int(xdt), prep, perm ? nullptr : dx.p, &splits);
+    auto launch = [&] {
+      llmk::cuda::int4_matmul(dx.p, int(xdt), dw.q.p, dw.s.p, int(sdt), zeros ? dw.z.p : nullptr, prep,
+                              bias ? db.p : nullptr, int(DType::F32), perm ? dp.p : nullptr, dy.p, M, N, K, group,
+                              ws.p, wsb, nullptr, nullptr);
+    };
+    try {
+      launch();
+    } catch (const llmk::Error& e) {
+      report(name, false, std::string("threw: ") + e.what());
+      continue;
+    }
+    TCUDA(cudaDeviceSynchronize());
+    auto y = dy.download();
+    std::vector<uint8_t> yg(rows.size() * size_t(N) * xe);
+    for (size_t i = 0; i < rows.size(); i++) std::memcpy(yg.data() + i * N * xe, y.data() + rows[i] * N * xe, N * xe);
+    auto got = as_f32(yg, xdt);
+    const double err = rel_l2(got.data(), want.data(), got.size());
+    char det[160];
+    std::snprintf(det, sizeof det, "path=%s splits=%d rel_l2=%.3g", path, splits, err);
+    report(std::string(name) + (tile >= 0 ? " tile=" + std::to_string(tile) : ""), err < tol, det);
+    if (!time_it) continue;
     cudaEvent_t e0, e1;
     TCUDA(cudaEventCreate(&e0)); TCUDA(cudaEventCreate(&e1));
     for (int i = 0; i < 3; i++) launch();
@@ -152,11 +158,12 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
     ms /= float(iters);
     const double bytes = double(N) * K / 2 + double(N) * (K / group) * llmk::dtype_size(sdt) + double(M) * K * xe + double(M) * N * xe;
     const double flops = 2.0 * double(M) * N * K;
-    std::printf("TIME int4 N=%lld K=%lld M=%lld x=%s path=%s splits=%d ms=%.4f GB/s=%.0f TFLOP/s=%.1f\n",
-                (long long)N, (long long)K, (long long)M, dtn(xdt), path, splits, ms, bytes / ms / 1e6, flops / ms / 1e9);
-    std::printf("{\"case\":\"int4 %lldx%lld M=%lld\",\"ms\":%.5f,\"path\":\"%s\"}\n", (long long)N, (long long)K, (long long)M, ms, path);
+    std::printf("TIME int4 N=%lld K=%lld M=%lld x=%s path=%s splits=%d ms=%.4f GB/s=%.0f TFLOP/s=%.1f%s\n",
+                (long long)N, (long long)K, (long long)M, dtn(xdt), path, splits, ms, bytes / ms / 1e6, flops / ms / 1e9,
+                tile < 0 ? " (default)" : "");
     cudaEventDestroy(e0); cudaEventDestroy(e1);
   }
+  unsetenv("LLMK_INT4_TILE");
 }
 
 void quantize_case(int64_t N, int64_t K, int64_t group, DType wdt, DType sdt, bool sym) {
@@ -255,7 +262,8 @@ int main() {
     matmul_case(17, 272, 576, 64, xdt, BF16, false, true, true, false);
     matmul_case(64, 1040, 2048, 128, xdt, xdt, true, true, false, false);
     matmul_case(65, 1024, 1024, 256, xdt, xdt, false, true, true, true);     // act-order
-    matmul_case(200, 528, 1088, 64, xdt, F16, true, true, true, false);
+    matmul_case(200, 528, 1088, 64, xdt, F16, true, true, true, false, false, {0, 1, 2, 3, 4, 5});
+    matmul_case(5, 336, 192, 32, xdt, xdt, true, true, true, true, false, {0, 1, 2, 3, 4, 5});
     matmul_case(300, 2048, 2048, 2048, xdt, xdt, false, true, false, false);
     matmul_case(9, 512, 512, 128, xdt, xdt, true, false, true, false);       // canonical layout: general path
   }
@@ -270,6 +278,9 @@ int main() {
   const bool full = timing || std::getenv("LLMK_INT4_FULL") != nullptr;
   for (auto& s : shapes)
     for (int64_t m : ms)
-      if (full || ((m == 1 || m == 16 || m == 256) && s[0] * s[1] <= 8192 * 8192)) matmul_case(m, s[0], s[1], 128, F16, F16, false, true, false, false, timing);
+      if (full || ((m == 1 || m == 16 || m == 256) && s[0] * s[1] <= 8192 * 8192))
+        matmul_case(m, s[0], s[1], 128, F16, F16, false, true, false, false, timing,
+                    timing ? (m <= 16 ? std::vector<int>{0, 4} : m <= 64 ? std::vector<int>{0, 1, 2, 3} : std::vector<int>{2, 3, 5})
+                           : std::vector<int>{});
   return finish();
 }

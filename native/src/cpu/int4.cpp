@@ -173,6 +173,20 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
   });
 }
 
+void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int64_t K, int64_t esize) {
+  for (int64_t k = 0; k < K; k++)
+    if (perm[k] < 0 || perm[k] >= K)
+      throw Error(ErrCode::Index, fmt("quant: permutation entry %lld at %lld is outside [0, %lld)", (long long)perm[k],
+                                      (long long)k, (long long)K));
+  const char* src = static_cast<const char*>(x);
+  char* dst = static_cast<char*>(out);
+  parallel_for(M, std::max<int64_t>(1, 8192 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {
+    for (int64_t m = m0; m < m1; m++)
+      for (int64_t k = 0; k < K; k++)
+        std::memcpy(dst + (m * K + k) * esize, src + (m * K + perm[k]) * esize, size_t(esize));
+  });
+}
+
 void int4_pack_prepared(const uint8_t* qweight, int64_t N, int64_t K, uint8_t* out) {
   const int64_t KB = (K + 63) / 64, NB = N / 16;
   parallel_for(NB, 1, [&](int64_t b0, int64_t b1) {

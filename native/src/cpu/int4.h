@@ -29,6 +29,9 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
                  const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
                  int64_t M, int64_t N, int64_t K, int64_t group);
 
+// out[M,K] = x[:, perm] (elements of esize bytes); perm entries outside [0,K) throw ERR_LLMK_INDEX.
+void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int64_t K, int64_t esize);
+
 // ---- The CUDA kernels' tuned layout ("prepared"), as a host reference (used by the native test and
 // by the ops layer to describe sizes). Only for N % 16 == 0 and K % 16 == 0.
 //   qweight: blocks of 16 rows × 64 k (512 bytes), block (nb, kb) at byte offset (nb * KB + kb) * 512,

@@ -17,6 +17,7 @@
 #include "int4.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <type_traits>
 
 #include "common.cuh"
@@ -99,8 +100,10 @@ template <typename T, int BM, int BN, int WM, int WN, int STAGES>
 __global__ void __launch_bounds__(WM* WN * 32)
     int4_mma_kernel(const T* __restrict__ x, const uint8_t* __restrict__ qw, const void* __restrict__ scales,
                     int sdt, const uint8_t* __restrict__ zeros, const void* __restrict__ bias, int bdt,
-                    T* __restrict__ y, float* __restrict__ partial, int M, int N, int K, int group,
+                    T* __restrict__ y, float* __restrict__ partial, int M, int N, int K, int group_shift,
                     int kb_per_split) {
+  // group_shift = log2(group) for power-of-two groups, -1 when the whole row is one group (group = K):
+  // no integer division in the loop.
   using Cfg = MmaCfg<T, BM, BN, WM, WN>;
   using Tr = MmaTraits<T>;
   using T2 = typename Tr::T2;
@@ -111,6 +114,7 @@ __global__ void __launch_bounds__(WM* WN * 32)
   uint8_t* sS = sB + STAGES * Cfg::kBStage;
   uint8_t* sZ = sS + STAGES * Cfg::kSStage;
   const int esize = sdt == 0 ? 4 : 2;
+  auto group_of = [group_shift](int k) { return group_shift >= 0 ? k >> group_shift : 0; };
 
   const int KB = (K + 63) / 64;
   const int NB16 = N / 16;
@@ -141,24 +145,21 @@ __global__ void __launch_bounds__(WM* WN * 32)
       cp_async16(b + j * 512 + c * 16, src, ok);
     }
     // Scales (and zeros) of the groups this k-block touches, [G, N] rows: BN contiguous values each.
-    const int g_first = (kb * 64) / group, g_last = (min(kb * 64 + 64, K) - 1) / group;
-    const int s_chunks = BN * esize / 16;
+    const int g_first = group_of(kb * 64), g_last = group_of(min(kb * 64 + 64, K) - 1);
+    const int s_chunks = BN * esize / 16;  // ≤ 32 < kThreads
     uint8_t* sst = sS + stage * Cfg::kSStage;
-    for (int i = tid; i < (g_last - g_first + 1) * s_chunks; i += kThreads) {
-      const int slot = i / s_chunks, c = i % s_chunks;
-      const int n = nb0 * 16 + c * 16 / esize;
-      const bool ok = n < N;
-      const uint8_t* src = ok ? static_cast<const uint8_t*>(scales) + (int64_t(g_first + slot) * N + n) * esize : qw;
-      cp_async16(sst + slot * BN * esize + c * 16, src, ok);
-    }
-    if (zeros) {
-      uint8_t* szt = sZ + stage * Cfg::kZStage;
-      for (int i = tid; i < (g_last - g_first + 1) * (BN / 16); i += kThreads) {
-        const int slot = i / (BN / 16), c = i % (BN / 16);
-        const int n = nb0 * 16 + c * 16;
+    for (int slot = 0; slot <= g_last - g_first; slot++) {
+      if (tid < s_chunks) {
+        const int n = nb0 * 16 + tid * 16 / esize;
+        const bool ok = n < N;
+        const uint8_t* src = ok ? static_cast<const uint8_t*>(scales) + (int64_t(g_first + slot) * N + n) * esize : qw;
+        cp_async16(sst + slot * BN * esize + tid * 16, src, ok);
+      }
+      if (zeros && tid < BN / 16) {
+        const int n = nb0 * 16 + tid * 16;
         const bool ok = n < N;
         const uint8_t* src = ok ? zeros + int64_t(g_first + slot) * N + n : qw;
-        cp_async16(szt + slot * BN + c * 16, src, ok);
+        cp_async16(sZ + stage * Cfg::kZStage + slot * BN + tid * 16, src, ok);
       }
     }
   };
@@ -202,10 +203,10 @@ __global__ void __launch_bounds__(WM* WN * 32)
     for (int kc = 0; kc < 4; kc++) {
       const int k = kb * 64 + kc * 16;
       if (k >= K) break;
-      const int gi = k / group;
+      const int gi = group_of(k);
       if (gi != cur_group) {
         cur_group = gi;
-        const int slot = gi - (kb * 64) / group;
+        const int slot = gi - group_of(kb * 64);
 #pragma unroll
         for (int j = 0; j < kNB; j++) {
 #pragma unroll
@@ -468,6 +469,12 @@ void transpose_any(const void* in, int64_t R, int64_t C, int esize, void* out, c
 
 // ---------------------------------------------------------------- planning
 
+// Tile configurations of the mma kernel: {BM, BN} (warps and stages in run_matmul).
+struct Tile { int bm, bn; const char* name; };
+constexpr Tile kTiles[] = {{16, 64, "mma16"}, {64, 128, "mma64"}, {128, 128, "mma128"},
+                           {128, 128, "mma128w8"}, {16, 128, "mma16n128"}, {128, 256, "mma128n256"}};
+constexpr int kNumTiles = int(sizeof(kTiles) / sizeof(kTiles[0]));
+
 struct Plan {
   int cfg = -1;  // -1 general, 0 (M ≤ 16), 1 (M ≤ 64), 2 (M > 64)
   int splits = 1, kb_per_split = 0;
@@ -482,12 +489,18 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, int xdt, bool prepared, const vo
     return p;
   }
   p.cfg = M <= 16 ? 0 : M <= 64 ? 1 : 2;
-  p.bm = p.cfg == 0 ? 16 : p.cfg == 1 ? 64 : 128;
-  p.bn = p.cfg == 0 ? 64 : 128;
+  // Developer knob for tuning: LLMK_INT4_TILE=<id> forces a tile configuration (kTiles below).
+  if (const char* e = std::getenv("LLMK_INT4_TILE")) {
+    const int id = std::atoi(e);
+    if (id >= 0 && id < kNumTiles) p.cfg = id;
+  }
+  p.bm = kTiles[p.cfg].bm;
+  p.bn = kTiles[p.cfg].bn;
+  if (ceil_div(M, p.bm) > 65535) { p.cfg = 2; p.bm = kTiles[2].bm; p.bn = kTiles[2].bn; }
   const int64_t KB = ceil_div(K, 64);
   const int64_t ctas = ceil_div(N, p.bn) * ceil_div(M, p.bm);
-  const int64_t target = int64_t(sms) * (p.cfg == 0 ? 4 : 2);
-  const int64_t min_kb = p.cfg == 0 ? 4 : 8;
+  const int64_t target = int64_t(sms) * (p.bm == 16 ? 4 : 2);
+  const int64_t min_kb = p.bm == 16 ? 4 : 8;
   int64_t splits = 1;
   if (ctas < target) splits = std::min<int64_t>(ceil_div(target, ctas), std::max<int64_t>(1, KB / min_kb));
   splits = std::max<int64_t>(1, std::min<int64_t>(splits, 64));
@@ -499,6 +512,17 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, int xdt, bool prepared, const vo
 
 constexpr int kStagesSmall = 6, kStagesBig = 4;
 
+// log2(group) for a power of two; -1 for the single-group case (group == K, any K).
+int group_shift(int64_t group, int64_t K) {
+  if ((group & (group - 1)) == 0) {
+    int s = 0;
+    while ((int64_t(1) << s) < group) s++;
+    return s;
+  }
+  LLMK_CHECK(group == K, Internal, "int4: group %lld is neither a power of two nor K", (long long)group);
+  return -1;
+}
+
 template <typename T, int BM, int BN, int WM, int WN, int STAGES>
 void launch_mma(const Plan& p, const T* x, const uint8_t* qw, const void* scales, int sdt, const uint8_t* zeros,
                 const void* bias, int bdt, T* y, float* partial, int64_t M, int64_t N, int64_t K, int64_t group,
@@ -509,7 +533,7 @@ void launch_mma(const Plan& p, const T* x, const uint8_t* qw, const void* scales
   if (smem > 48 * 1024) cuda_throw_if(int(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)), "int4 mma smem");
   dim3 grid(unsigned(ceil_div(N, BN)), unsigned(ceil_div(M, BM)), unsigned(p.splits));
   kern<<<grid, Cfg::kThreads, smem, st>>>(x, qw, scales, sdt, zeros, bias, bdt, y, p.splits > 1 ? partial : nullptr,
-                                         int(M), int(N), int(K), int(group), p.kb_per_split);
+                                         int(M), int(N), int(K), group_shift(group, K), p.kb_per_split);
   check_launch("int4_mma_kernel");
   if (p.splits > 1) {
     splitk_reduce_kernel<T><<<grid_for(M * N, 256), 256, 0, st>>>(partial, p.splits, bias, bdt, y, M, N);
@@ -525,6 +549,9 @@ void run_matmul(const Plan& p, const T* x, const uint8_t* qw, const void* scales
     if (p.cfg == 0) return launch_mma<T, 16, 64, 1, 4, kStagesSmall>(p, x, qw, scales, sdt, zeros, bias, bdt, y, partial, M, N, K, group, st);
     if (p.cfg == 1) return launch_mma<T, 64, 128, 2, 2, kStagesBig>(p, x, qw, scales, sdt, zeros, bias, bdt, y, partial, M, N, K, group, st);
     if (p.cfg == 2) return launch_mma<T, 128, 128, 2, 2, kStagesBig>(p, x, qw, scales, sdt, zeros, bias, bdt, y, partial, M, N, K, group, st);
+    if (p.cfg == 3) return launch_mma<T, 128, 128, 2, 4, kStagesBig>(p, x, qw, scales, sdt, zeros, bias, bdt, y, partial, M, N, K, group, st);
+    if (p.cfg == 4) return launch_mma<T, 16, 128, 1, 4, kStagesBig>(p, x, qw, scales, sdt, zeros, bias, bdt, y, partial, M, N, K, group, st);
+    if (p.cfg == 5) return launch_mma<T, 128, 256, 2, 4, 3>(p, x, qw, scales, sdt, zeros, bias, bdt, y, partial, M, N, K, group, st);
   }
   dim3 grid(unsigned(ceil_div(N, kGenWarps)), unsigned(ceil_div(M, kGenRows)));
   LLMK_CHECK(ceil_div(M, kGenRows) <= 65535, Shape, "int4 matmul: M = %lld is too large for the general path",
@@ -587,6 +614,20 @@ void int4_unprepare(const uint8_t* pq, const void* pscales, int esize_scales, co
   }
 }
 
+void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int64_t K, int esize, int* err_flag,
+                  void* stream) {
+  if (M * K == 0) return;
+  cudaStream_t st = as_stream(stream);
+  const int grid = grid_for(M * K, 256);
+  if (esize == 4)
+    gather_cols_kernel<float><<<grid, 256, 0, st>>>(static_cast<const float*>(x), perm, static_cast<float*>(out), M, K, err_flag);
+  else if (esize == 2)
+    gather_cols_kernel<__half><<<grid, 256, 0, st>>>(static_cast<const __half*>(x), perm, static_cast<__half*>(out), M, K, err_flag);
+  else
+    LLMK_CHECK(false, Internal, "permute_cols: unsupported element size %d", esize);
+  check_launch("int4 permute_cols");
+}
+
 int64_t int4_matmul_workspace(int64_t M, int64_t N, int64_t K, int64_t /*group*/, int xdt, bool prepared,
                               bool has_perm) {
   const Plan p = make_plan(M, N, K, xdt, prepared, nullptr, sm_count());
@@ -599,7 +640,7 @@ int64_t int4_matmul_workspace(int64_t M, int64_t N, int64_t K, int64_t /*group*/
 const char* int4_matmul_path(int64_t M, int64_t N, int64_t K, int xdt, bool prepared, const void* x, int* splits) {
   const Plan p = make_plan(M, N, K, xdt, prepared, x, sm_count());
   if (splits) *splits = p.splits;
-  return p.cfg == 0 ? "mma16" : p.cfg == 1 ? "mma64" : p.cfg == 2 ? "mma128" : "general";
+  return p.cfg >= 0 ? kTiles[p.cfg].name : "general";
 }
 
 void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt, const uint8_t* zeros,

@@ -25,6 +25,11 @@ void int4_unprepare(const uint8_t* pq, const void* pscales, int esize_scales, co
                     int64_t N, int64_t K, int64_t group, uint8_t* qweight, void* scales, uint8_t* zeros,
                     void* stream);
 
+// out[M,K] = x[:, perm] for elements of esize (1, 2 or 4) bytes; out-of-range entries raise err_flag
+// and give 0.
+void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int64_t K, int esize, int* err_flag,
+                  void* stream);
+
 // Workspace bytes int4_matmul needs for this call (split-K partials, permuted activations).
 int64_t int4_matmul_workspace(int64_t M, int64_t N, int64_t K, int64_t group, int xdt, bool prepared,
                               bool has_perm);

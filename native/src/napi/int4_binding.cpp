@@ -79,6 +79,13 @@ Napi::Value matmul(const Napi::CallbackInfo& info) {
   });
 }
 
+// permuteColumns(x, perm) -> x[:, perm]
+Napi::Value permute_columns(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  llmk::Tensor x = arg_tensor(info, 0, "x"), perm = arg_tensor(info, 1, "perm");
+  return guarded(env, [&] { return Napi::Value(wrap_tensor(env, ops::int4_permute_cols(x, perm))); });
+}
+
 // matmulPath(x, n, k, prepared) -> string
 Napi::Value matmul_path(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -97,6 +104,7 @@ void init_int4_binding(Napi::Env env, Napi::Object exports) {
   o.Set("prepare", Napi::Function::New(env, prepare));
   o.Set("toCanonical", Napi::Function::New(env, to_canonical));
   o.Set("matmul", Napi::Function::New(env, matmul));
+  o.Set("permuteColumns", Napi::Function::New(env, permute_columns));
   o.Set("matmulPath", Napi::Function::New(env, matmul_path));
   exports.Set("int4", o);
 }

@@ -211,6 +211,31 @@ Tensor int4_matmul(const Tensor& x, const Tensor& q, const Tensor& s, const Tens
   return y;
 }
 
+Tensor int4_permute_cols(const Tensor& x, const Tensor& perm) {
+  const char* op = "quant.permuteColumns";
+  check_float_dtype(x, op, "x");
+  check_ndim(x, 2, op, "x");
+  check_dtype(perm, DType::I32, op, "perm");
+  check_same_device(x, perm, op);
+  check_shape(perm, {x.dim(1)}, op, "perm");
+  require_cuda_build(x.device(), op);
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  const int64_t M = x.dim(0), K = x.dim(1);
+  if (M * K == 0) return out;
+  if (x.device().is_cpu()) {
+    enqueue_cpu([x, perm, out, M, K] {
+      cpu::permute_cols(x.data(), perm.data_as<int32_t>(), out.data(), M, K, int64_t(dtype_size(x.dtype())));
+    });
+  } else {
+#ifdef LLMK_WITH_CUDA
+    cuda_set_device(x.device().index);
+    cuda::permute_cols(x.data(), perm.data_as<int32_t>(), out.data(), M, K, int(dtype_size(x.dtype())),
+                       cuda_error_flag(x.device().index), current_stream(x.device())->cuda());
+#endif
+  }
+  return out;
+}
+
 std::string int4_matmul_path(const Tensor& x, int64_t N, int64_t K, bool prepared) {
   if (!x.device().is_cuda()) return "cpu";
 #ifdef LLMK_WITH_CUDA

@@ -1,0 +1,363 @@
+import { tensor, backends, type DType, type DeviceName, type Tensor } from '../ts';
+import * as quant from '../ts/quant';
+import { describeDevices, expectCode, relL2, rng, randnArray, SEED, tol } from './helpers';
+import { roundBF16, roundF16 } from './reference/half';
+import {
+  dequantRef, linearRef, maxErrOverScale, packAwq, packCanonical, packGptq, packMatMulNBits, unpackCanonical,
+} from './reference/quant';
+
+const roundTo = (dtype: DType, v: number): number =>
+  dtype === 'float16' ? roundF16(v) : dtype === 'bfloat16' ? roundBF16(v) : Math.fround(v);
+
+/** Host copy of a canonical weight's parts (scales as float32 values). */
+async function hostParts(w: quant.Int4Weight): Promise<{ codes: Uint8Array; scales: Float32Array; zeros: Uint8Array | null }> {
+  using c = w.toCanonical();
+  const q = (await c.qweight.toArray()) as Uint8Array;
+  const scales = (await c.scales.toArray()) as Float32Array;
+  const zeros = c.zeros ? ((await c.zeros.toArray()) as Uint8Array) : null;
+  return { codes: unpackCanonical(q, w.n, w.k), scales, zeros };
+}
+
+async function arr(t: Tensor): Promise<number[]> { return Array.from((await t.toArray()) as ArrayLike<number>); }
+
+function randInts(n: number, r: () => number, lo: number, hi: number): Uint8Array {
+  const a = new Uint8Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + Math.floor(r() * (hi - lo + 1));
+  return a;
+}
+
+const cudaAvailable = backends().cuda.available;
+
+describeDevices(`quant.quantize / dequantize (seed ${SEED})`, (device) => {
+  const cases: [number, number, number, boolean, DType][] = [
+    [8, 64, 32, true, 'float32'], [5, 256, 64, false, 'float32'], [16, 256, 128, true, 'float16'],
+    [3, 512, 256, false, 'bfloat16'], [7, 96, 96, true, 'float32'], [4, 100, 100, false, 'float16'],
+  ];
+  it.each(cases)('N=%d K=%d g=%d symmetric=%s %s: error within the RTN bound', async (n, k, g, sym, dtype) => {
+    const r = rng(SEED + n * 31 + k + g);
+    const wv = randnArray(n * k, r, 0.5).map((v, i) => (sym ? v : v + (i % 3) * 0.2));
+    using w = tensor(wv, { shape: [n, k], dtype, device });
+    using qw = quant.quantize(w, { groupSize: g, symmetric: sym });
+    expect(qw.n).toBe(n); expect(qw.k).toBe(k); expect(qw.groupSize).toBe(g);
+    expect(qw.symmetric).toBe(sym);
+    expect(qw.scales.dtype).toBe(dtype);
+    using deq = quant.dequantize(qw, { dtype: 'float32' });
+    expect(deq.shape).toEqual([n, k]);
+    const got = (await deq.toArray()) as Float32Array;
+    const { codes, scales, zeros } = await hostParts(qw);
+    const wr = Array.from(wv, (v) => roundTo(dtype, v));
+    // within half a step of the (rounded) scale, with room for the scale's own rounding
+    const slack = dtype === 'float32' ? 1e-5 : dtype === 'float16' ? 2e-2 : 0.1;
+    expect(maxErrOverScale(wr, got, scales, n, k, g)).toBeLessThanOrEqual(0.5 * (1 + slack) + 1e-6);
+    if (sym) expect(Math.max(...codes)).toBeLessThanOrEqual(15);
+    // dequantize equals the float64 formula on the stored parts
+    const ref = dequantRef(codes, scales, zeros, n, k, g);
+    expect(relL2(got, ref)).toBeLessThan(1e-6);
+  });
+
+  it('scaleDtype option and an all-zero group', async () => {
+    const wv = new Float32Array(2 * 64);
+    for (let i = 64; i < 128; i++) wv[i] = (i % 7) - 3;
+    using w = tensor(wv, { shape: [2, 64], device });
+    using qw = quant.quantize(w, { groupSize: 32, scaleDtype: 'float16' });
+    expect(qw.scales.dtype).toBe('float16');
+    using deq = quant.dequantize(qw);
+    expect(deq.dtype).toBe('float16');
+    const got = (await deq.toArray()) as Float32Array;
+    for (let i = 0; i < 64; i++) expect(got[i]).toBe(0);
+    for (let i = 64; i < 128; i++) expect(Math.abs(got[i] - wv[i])).toBeLessThan(0.3);
+  });
+});
+
+describeDevices(`quant.matmul (seed ${SEED})`, (device) => {
+  // [M, N, K, groupSize, symmetric]: tiny, tails, fast-path shapes, general-path shapes (N % 16 != 0, K % 64 != 0)
+  const shapes: [number, number, number, number, boolean][] = [
+    [1, 16, 32, 32, true], [3, 48, 48, 48, false], [1, 64, 256, 128, true], [5, 100, 320, 64, false],
+    [16, 96, 320, 32, true], [17, 40, 128, 128, false], [33, 80, 512, 256, true], [70, 32, 192, 64, false],
+    [130, 48, 128, 128, true],
+  ];
+  for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+    it.each(shapes)(`${dtype} M=%d N=%d K=%d g=%d symmetric=%s equals x·dequant(W)ᵀ + bias`, async (M, N, K, g, sym) => {
+      const r = rng(SEED + M * 1000 + N * 7 + K);
+      using w = tensor(randnArray(N * K, r), { shape: [N, K], device });
+      using qw = quant.quantize(w, { groupSize: g, symmetric: sym, scaleDtype: dtype === 'float32' ? 'float32' : dtype });
+      using pw = quant.prepare(qw, device);
+      expect(pw.layout).toBe('prepared');
+      const xv = randnArray(M * K, r), bv = randnArray(N, r);
+      using x = tensor(xv, { shape: [M, K], dtype, device });
+      using bias = tensor(bv, { device });
+      const { codes, scales, zeros } = await hostParts(qw);
+      const W = dequantRef(codes, scales, zeros, N, K, g);
+      const xr = Array.from(xv, (v) => roundTo(dtype, v));
+      for (const [weight, withBias] of [[qw, true], [pw, false], [pw, true]] as const) {
+        using y = quant.matmul(x, weight, withBias ? { bias } : {});
+        expect(y.shape).toEqual([M, N]);
+        expect(y.dtype).toBe(dtype);
+        const got = (await y.toArray()) as Float32Array;
+        const ref = linearRef(xr, W, M, N, K, withBias ? bv : null);
+        const err = relL2(got, ref);
+        if (!(err < tol(dtype))) throw new Error(`rel L2 ${err} (seed ${SEED}, path ${quant.matmulPath(x, weight)})`);
+      }
+    });
+  }
+
+  it('M = 0 gives an empty [0, N] result', async () => {
+    using w = tensor(randnArray(32 * 64, rng(SEED)), { shape: [32, 64], device });
+    using qw = quant.quantize(w, { groupSize: 64 });
+    using pw = quant.prepare(qw, device);
+    using x = tensor(new Float32Array(0), { shape: [0, 64], dtype: 'float16', device });
+    using y = quant.matmul(x, pw);
+    expect(y.shape).toEqual([0, 32]);
+    expect((await y.toArray()).length).toBe(0);
+  });
+
+  it('NaN in x propagates to its row only', async () => {
+    const M = 3, N = 32, K = 128;
+    using w = tensor(randnArray(N * K, rng(SEED + 1)), { shape: [N, K], device });
+    using qw = quant.quantize(w, { groupSize: 128 });
+    using pw = quant.prepare(qw, device);
+    const xv = randnArray(M * K, rng(SEED + 2));
+    xv[K + 5] = NaN;
+    for (const dtype of ['float32', 'float16'] as const) {
+      using x = tensor(xv, { shape: [M, K], dtype, device });
+      using y = quant.matmul(x, pw);
+      const got = (await y.toArray()) as Float32Array;
+      for (let j = 0; j < N; j++) {
+        expect(Number.isNaN(got[N + j])).toBe(true);
+        expect(Number.isFinite(got[j])).toBe(true);
+        expect(Number.isFinite(got[2 * N + j])).toBe(true);
+      }
+    }
+  });
+
+  it('no overflow to Inf for |x| up to 65504 (float32 accumulation)', async () => {
+    const M = 2, N = 16, K = 256;
+    // every weight 1 (codes 9, scale 1): partial sums reach 128 · 65504 ≫ 65504; the results are 0 and 65504
+    const codes = new Uint8Array(N * K).fill(9);
+    using qwt = tensor(packCanonical(codes, N, K), { shape: [N, K / 2], device });
+    using sc = tensor(new Float32Array(N * 2).fill(1), { shape: [N, 2], dtype: 'float16', device });
+    using qw = quant.fromCanonical({ qweight: qwt, scales: sc });
+    using pw = quant.prepare(qw, device);
+    const xv = new Float32Array(M * K);
+    for (let i = 0; i < K; i++) { xv[i] = i < K / 2 ? 65504 : -65504; xv[K + i] = i === 0 ? 0 : i % 2 ? 65504 : -65504; }
+    for (const dtype of ['float16', 'bfloat16'] as const) {
+      using x = tensor(xv, { shape: [M, K], dtype, device });
+      using y = quant.matmul(x, pw);
+      const got = (await y.toArray()) as Float32Array;
+      const xr = Array.from(xv, (v) => roundTo(dtype, v));
+      const ref = linearRef(xr, new Float64Array(N * K).fill(1), M, N, K);
+      for (let i = 0; i < M * N; i++) {
+        expect(Number.isFinite(got[i])).toBe(true);
+        expect(got[i]).toBeCloseTo(roundTo(dtype, ref[i]), 0);
+      }
+    }
+  });
+
+  it('prepare / toCanonical round trip is exact', async () => {
+    for (const [N, K, g, sym] of [[64, 256, 64, false], [48, 320, 32, true], [50, 128, 128, false]] as const) {
+      using w = tensor(randnArray(N * K, rng(SEED + N)), { shape: [N, K], device });
+      using qw = quant.quantize(w, { groupSize: g, symmetric: sym });
+      using pw = quant.prepare(qw, device);
+      using back = pw.toCanonical();
+      expect(back.layout).toBe('canonical');
+      expect(await arr(back.qweight)).toEqual(await arr(qw.qweight));
+      expect(await arr(back.scales)).toEqual(await arr(qw.scales));
+      if (!sym) expect(await arr(back.zeros!)).toEqual(await arr(qw.zeros!));
+      using d1 = quant.dequantize(pw, { dtype: 'float32' });
+      using d2 = quant.dequantize(qw, { dtype: 'float32' });
+      expect(await arr(d1)).toEqual(await arr(d2));
+    }
+  });
+});
+
+describeDevices(`quant importers (seed ${SEED})`, (device: DeviceName) => {
+  const N = 24, K = 128, gs = 32, G = K / gs;
+
+  function source(seed: number): { codes: Uint8Array; zerosGN: Uint8Array; scalesGN: Float32Array } {
+    const r = rng(seed);
+    return { codes: randInts(N * K, r, 0, 15), zerosGN: randInts(G * N, r, 1, 15), scalesGN: Float32Array.from(randnArray(G * N, r, 0.05), (v) => Math.abs(v) + 0.01) };
+  }
+  /** W[n,k] = s[g(k), n] · (q[n,k] − z[g(k), n]) in float64, original column order. */
+  function sourceW(codes: Uint8Array, zerosGN: Uint8Array, scalesGN: ArrayLike<number>, gIdx: (k: number) => number): Float64Array {
+    const W = new Float64Array(N * K);
+    for (let n = 0; n < N; n++)
+      for (let k = 0; k < K; k++) W[n * K + k] = scalesGN[gIdx(k) * N + n] * (codes[n * K + k] - zerosGN[gIdx(k) * N + n]);
+    return W;
+  }
+  async function expectWeight(w: quant.Int4Weight, W: Float64Array): Promise<void> {
+    expect(w.n).toBe(N); expect(w.k).toBe(K);
+    using d = quant.dequantize(w, { dtype: 'float32' });
+    expect(relL2((await d.toArray()) as Float32Array, W)).toBeLessThan(1e-6);
+    // and the matmul agrees with x · Wᵀ (act-order: per-call permutation of x)
+    const M = 5, xv = randnArray(M * K, rng(SEED + 99));
+    using x = tensor(xv, { shape: [M, K], device });
+    for (const ww of [w, quant.prepare(w, device)]) {
+      using y = quant.matmul(x, ww);
+      expect(relL2((await y.toArray()) as Float32Array, linearRef(xv, W, M, N, K))).toBeLessThan(1e-5);
+      if (ww !== w) ww.dispose();
+    }
+  }
+
+  for (const format of ['v1', 'v2'] as const) {
+    it(`GPTQ ${format} (contiguous groups)`, async () => {
+      const { codes, zerosGN, scalesGN } = source(SEED + 1);
+      const p = packGptq(codes, zerosGN, N, K, G, format);
+      using qweight = tensor(p.qweight, { shape: [K / 8, N], device });
+      using qzeros = tensor(p.qzeros, { shape: [G, N / 8], device });
+      using scales = tensor(scalesGN, { shape: [G, N], device });
+      using w = await quant.fromGptq({ qweight, qzeros, scales, format });
+      expect(w.perm).toBeNull();
+      await expectWeight(w, sourceW(codes, zerosGN, scalesGN, (k) => Math.floor(k / gs)));
+    });
+  }
+
+  it('GPTQ act-order (desc_act, non-monotonic gIdx) via a K permutation', async () => {
+    const { codes, zerosGN, scalesGN } = source(SEED + 2);
+    const r = rng(SEED + 3);
+    const pi = Array.from({ length: K }, (_, i) => i);
+    for (let i = K - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [pi[i], pi[j]] = [pi[j], pi[i]]; }
+    const gIdxArr = Int32Array.from(pi, (v) => Math.floor(v / gs));
+    const p = packGptq(codes, zerosGN, N, K, G, 'v1');
+    using qweight = tensor(p.qweight, { shape: [K / 8, N], device });
+    using qzeros = tensor(p.qzeros, { shape: [G, N / 8], device });
+    using scales = tensor(scalesGN, { shape: [G, N], dtype: 'float16', device });
+    using gIdx = tensor(gIdxArr, { device });
+    using w = await quant.fromGptq({ qweight, qzeros, scales, gIdx });
+    expect(w.perm).not.toBeNull();
+    const s16 = Float32Array.from(scalesGN, (v) => roundF16(v));
+    await expectWeight(w, sourceW(codes, zerosGN, s16, (k) => gIdxArr[k]));
+  });
+
+  it('GPTQ with gIdx of unequal group sizes is refused', async () => {
+    const p = packGptq(new Uint8Array(N * K), new Uint8Array(G * N).fill(8), N, K, G, 'v1');
+    using qweight = tensor(p.qweight, { shape: [K / 8, N], device });
+    using qzeros = tensor(p.qzeros, { shape: [G, N / 8], device });
+    using scales = tensor(new Float32Array(G * N).fill(1), { shape: [G, N], device });
+    using gIdx = tensor(new Int32Array(K).fill(0), { device });
+    await expect(quant.fromGptq({ qweight, qzeros, scales, gIdx })).rejects.toMatchObject({ code: 'ERR_LLMK_ARG' });
+  });
+
+  it('AWQ (packed along N in order 0,2,4,6,1,3,5,7; exact zeros)', async () => {
+    const { codes, zerosGN, scalesGN } = source(SEED + 4);
+    const p = packAwq(codes, zerosGN, N, K, G);
+    using qweight = tensor(p.qweight, { shape: [K, N / 8], device });
+    using qzeros = tensor(p.qzeros, { shape: [G, N / 8], device });
+    using scales = tensor(scalesGN, { shape: [G, N], device });
+    using w = await quant.fromAwq({ qweight, qzeros, scales });
+    await expectWeight(w, sourceW(codes, zerosGN, scalesGN, (k) => Math.floor(k / gs)));
+  });
+
+  for (const zp of ['none', 'packed', 'float'] as const) {
+    it(`ONNX Runtime MatMulNBits (zero points: ${zp})`, async () => {
+      const { codes, zerosGN, scalesGN } = source(SEED + 5);
+      // MatMulNBits orders scales and zero points [N, blocks]
+      const sNB = new Float32Array(N * G), zNB = new Uint8Array(N * G);
+      for (let g = 0; g < G; g++) for (let n = 0; n < N; n++) { sNB[n * G + g] = scalesGN[g * N + n]; zNB[n * G + g] = zerosGN[g * N + n]; }
+      const p = packMatMulNBits(codes, zp === 'none' ? null : zNB, N, K, gs);
+      using b = tensor(p.b, { shape: [N, G, gs / 2], device });
+      using scales = tensor(sNB, { shape: [N * G], device });
+      using zeroPoints = zp === 'packed' ? tensor(p.zeroPoints!, { device }) : zp === 'float' ? tensor(Float32Array.from(zNB), { device }) : null;
+      using w = await quant.fromMatMulNBits({ b, scales, zeroPoints, k: K, n: N, blockSize: gs });
+      const z8 = new Uint8Array(G * N).fill(8);
+      await expectWeight(w, sourceW(codes, zp === 'none' ? z8 : zerosGN, scalesGN, (k) => Math.floor(k / gs)));
+    });
+  }
+});
+
+describeDevices('quant hostile input', (device) => {
+  const mk = (n: number, k: number, dtype: DType = 'float32'): Tensor => tensor(randnArray(n * k, rng(SEED + 7)), { shape: [n, k], dtype, device });
+
+  it('K not a multiple of groupSize: ERR_LLMK_SHAPE', () => {
+    using w = mk(4, 100);
+    expectCode(() => quant.quantize(w, { groupSize: 32 }), 'ERR_LLMK_SHAPE');
+  });
+  it('group sizes that are not allowed: ERR_LLMK_ARG', () => {
+    using w = mk(4, 96);
+    expectCode(() => quant.quantize(w, { groupSize: 48 }), 'ERR_LLMK_ARG');
+    expectCode(() => quant.quantize(w, { groupSize: 16 }), 'ERR_LLMK_ARG');
+    expectCode(() => quant.quantize(w, { groupSize: 0 }), 'ERR_LLMK_ARG');
+  });
+  it('odd K with groupSize = K: ERR_LLMK_SHAPE', () => {
+    using w = mk(4, 33);
+    expectCode(() => quant.quantize(w, { groupSize: 33 }), 'ERR_LLMK_SHAPE');
+  });
+  it('mismatched scales / zeros shapes: ERR_LLMK_SHAPE', () => {
+    using q = tensor(new Uint8Array(8 * 32), { shape: [8, 32], device });
+    using s = tensor(new Float32Array(8 * 3), { shape: [8, 3], device });
+    using s2 = tensor(new Float32Array(7 * 2), { shape: [7, 2], device });
+    using sOk = tensor(new Float32Array(8 * 2), { shape: [8, 2], device });
+    using z = tensor(new Uint8Array(8 * 3), { shape: [8, 3], device });
+    expectCode(() => quant.fromCanonical({ qweight: q, scales: s }), 'ERR_LLMK_SHAPE');
+    expectCode(() => quant.fromCanonical({ qweight: q, scales: s2 }), 'ERR_LLMK_SHAPE');
+    expectCode(() => quant.fromCanonical({ qweight: q, scales: sOk, zeros: z }), 'ERR_LLMK_SHAPE');
+    expectCode(() => quant.fromCanonical({ qweight: q, scales: sOk, groupSize: 64 }), 'ERR_LLMK_SHAPE');
+  });
+  it('wrong dtypes: ERR_LLMK_DTYPE', () => {
+    using qf = tensor(new Float32Array(8 * 32), { shape: [8, 32], device });
+    using q = tensor(new Uint8Array(8 * 32), { shape: [8, 32], device });
+    using si = tensor(new Int32Array(8 * 2), { shape: [8, 2], device });
+    using s = tensor(new Float32Array(8 * 2).fill(1), { shape: [8, 2], device });
+    using zf = tensor(new Float32Array(8 * 2), { shape: [8, 2], device });
+    expectCode(() => quant.fromCanonical({ qweight: qf, scales: s }), 'ERR_LLMK_DTYPE');
+    expectCode(() => quant.fromCanonical({ qweight: q, scales: si }), 'ERR_LLMK_DTYPE');
+    expectCode(() => quant.fromCanonical({ qweight: q, scales: s, zeros: zf }), 'ERR_LLMK_DTYPE');
+    using wi = tensor(new Int32Array(4 * 64), { shape: [4, 64], device });
+    expectCode(() => quant.quantize(wi, { groupSize: 64 }), 'ERR_LLMK_DTYPE');
+    using w = quant.fromCanonical({ qweight: q, scales: s });
+    using xi = tensor(new Int32Array(2 * 64), { shape: [2, 64], device });
+    expectCode(() => quant.matmul(xi, w), 'ERR_LLMK_DTYPE');
+    using x = tensor(new Float32Array(2 * 64), { shape: [2, 64], device });
+    using bi = tensor(new Int32Array(8), { device });
+    expectCode(() => quant.matmul(x, w, { bias: bi }), 'ERR_LLMK_DTYPE');
+  });
+  it("x with K' ≠ K and a bias of the wrong length: ERR_LLMK_SHAPE", () => {
+    using w0 = mk(16, 64);
+    using w = quant.quantize(w0, { groupSize: 32 });
+    using x = mk(2, 63);
+    expectCode(() => quant.matmul(x, w), 'ERR_LLMK_SHAPE');
+    using x3 = tensor(new Float32Array(64), { shape: [1, 1, 64], device });
+    expectCode(() => quant.matmul(x3, w), 'ERR_LLMK_SHAPE');
+    using xok = mk(2, 64);
+    using b = tensor(new Float32Array(15), { device });
+    expectCode(() => quant.matmul(xok, w, { bias: b }), 'ERR_LLMK_SHAPE');
+  });
+  it('the native layer re-checks the contract (never trusts JS)', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { native } = require('../ts/native');
+    using w0 = mk(16, 64);
+    using w = quant.quantize(w0, { groupSize: 32 });
+    using x = mk(2, 48);
+    let err: { code?: string } | undefined;
+    try { native.int4.matmul(x.handle, w.qweight.handle, w.scales.handle, null, null, null, 16, 64, 32, false); } catch (e) { err = e as { code?: string }; }
+    expect(err?.code).toBe('ERR_LLMK_SHAPE');
+    err = undefined;
+    try { native.int4.matmul(w0.handle, w.qweight.handle, w.scales.handle, null, null, null, 16, 64, 48, false); } catch (e) { err = e as { code?: string }; }
+    expect(err?.code).toBe('ERR_LLMK_ARG');
+    err = undefined;
+    try { native.int4.dequantize(w.qweight.handle, w.scales.handle, null, 16, 64, 64, 0); } catch (e) { err = e as { code?: string }; }
+    expect(err?.code).toBe('ERR_LLMK_SHAPE');
+  });
+  it('a weight on another device: ERR_LLMK_DEVICE', () => {
+    using w0 = mk(16, 64);
+    using w = quant.quantize(w0, { groupSize: 32 });
+    // an unknown device is refused when preparing
+    expect(() => quant.prepare(w, 'cuda:99')).toThrow(expect.objectContaining({ name: 'LlmkError' }));
+    if (!cudaAvailable) return;  // the cross-device case itself needs a GPU (run by gpu-check)
+    const other: DeviceName = device === 'cpu' ? 'cuda:0' : 'cpu';
+    using pw = quant.prepare(w, other);
+    using x = mk(2, 64);
+    expectCode(() => quant.matmul(x, pw), 'ERR_LLMK_DEVICE');
+  });
+  it('a disposed weight: ERR_LLMK_DISPOSED; a non-weight: ERR_LLMK_ARG; a bad permutation: ERR_LLMK_ARG', () => {
+    using w0 = mk(16, 64);
+    const w = quant.quantize(w0, { groupSize: 32 });
+    w.dispose();
+    using x = mk(2, 64);
+    expectCode(() => quant.matmul(x, w), 'ERR_LLMK_DISPOSED');
+    expectCode(() => quant.matmul(x, {} as quant.Int4Weight), 'ERR_LLMK_ARG');
+    using q = tensor(new Uint8Array(16 * 32), { shape: [16, 32], device });
+    using s = tensor(new Float32Array(16 * 2), { shape: [16, 2], device });
+    using p = tensor(new Int32Array(64).fill(3), { device });
+    expectCode(() => quant.fromCanonical({ qweight: q, scales: s, perm: p }), 'ERR_LLMK_ARG');
+  });
+});
