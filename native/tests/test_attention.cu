@@ -283,13 +283,15 @@ double kept_flops(const Layout& L, int64_t Nq, int64_t Nk, bool causal, int64_t 
   return pairs * 4.0 * double(D) * double(Hq);
 }
 
-int bench() {
+int bench(bool dense_only) {
   for (int64_t N : {4096LL, 16384LL, 65536LL}) {
     const int64_t bs = 64;
+    if (dense_only && N != 16384) continue;
     auto dense = dense_layout(N, N, 128, 128);
     bench_case("dense", N, N, dense, false, -1, -1, kept_flops(dense, N, N, false, -1, -1, 32, 128));
     auto causal = causal_layout(N, N, 128, 128);
     bench_case("causal", N, N, causal, true, -1, -1, kept_flops(causal, N, N, true, -1, -1, 32, 128));
+    if (dense_only) continue;
     // sliding window 1024 (causal): blocks within the band.
     auto sw = make_layout(1, N, N, bs, bs, [&](int64_t, int64_t r, int64_t c) {
       return c <= r && (r - c) * bs <= 1024 + bs;
@@ -314,7 +316,8 @@ int bench() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) return bench();
+  if (argc > 1 && std::strcmp(argv[1], "--bench") == 0) return bench(false);
+  if (argc > 1 && std::strcmp(argv[1], "--bench-dense") == 0) return bench(true);  // dense + causal, N = 16384
   g_cpu_only = argc > 1 && std::strcmp(argv[1], "--cpu-only") == 0;
   run_seed();
   std::vector<Case> cases;

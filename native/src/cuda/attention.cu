@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 
 #include "../core/dtype.h"
 #include "../core/error.h"
@@ -311,9 +312,9 @@ __global__ void attn_merge_kernel(AttnParams p, int splits, const float* ws) {
 // 16-byte loads), lane = output column for P·V. Warps merge their partial states through shared
 // memory by their running max; split partials go to the workspace for attn_merge_kernel.
 // ---------------------------------------------------------------------------------------------
-constexpr int kDecWarps = 8, kDecRows = 4, kDecTK = 32, kDecMaxDC = 8;
+constexpr int kDecWarps = 8, kDecRows = 4, kDecTK = 32;
 
-template <typename T, bool VEC>
+template <typename T, bool VEC, int DC>  // DC = ceil(D / 32) output columns per lane (4: D <= 128, 8: D <= 256)
 __global__ void __launch_bounds__(kDecWarps * 32)
 attn_decode_kernel(AttnParams p, int group_mode, int splits, float* ws) {
   extern __shared__ float dsm[];
@@ -377,12 +378,12 @@ attn_decode_kernel(AttnParams p, int group_mode, int splits, float* ws) {
   }
   __syncthreads();
 
-  float m[kDecRows], l[kDecRows], acc[kDecRows][kDecMaxDC];
+  float m[kDecRows], l[kDecRows], acc[kDecRows][DC];
 #pragma unroll
   for (int r = 0; r < kDecRows; r++) {
     m[r] = -INFINITY; l[r] = 0.f;
 #pragma unroll
-    for (int c = 0; c < kDecMaxDC; c++) acc[r][c] = 0.f;
+    for (int c = 0; c < DC; c++) acc[r][c] = 0.f;
   }
   const T* kp = static_cast<const T*>(p.k);
   const T* vp = static_cast<const T*>(p.v);
@@ -403,19 +404,27 @@ attn_decode_kernel(AttnParams p, int group_mode, int splits, float* ws) {
     if (jin) {
       const T* krow = kp + kv_base + j * kv_row;
       if (VEC) {
+        // 4 independent 16-byte loads in flight per step (the chain of dependent loads is what limits decode)
         constexpr int VW = 16 / int(sizeof(T));
-        for (int d = 0; d < D; d += VW) {
-          const uint4 raw = *reinterpret_cast<const uint4*>(krow + d);
-          const T* kt = reinterpret_cast<const T*>(&raw);
-          float kx[VW];
+        for (int d0 = 0; d0 < D; d0 += 4 * VW) {
+          uint4 raw[4];
 #pragma unroll
-          for (int u = 0; u < VW; u++) kx[u] = to_f32(kt[u]);
+          for (int g = 0; g < 4; g++)
+            raw[g] = d0 + g * VW < D ? *reinterpret_cast<const uint4*>(krow + d0 + g * VW) : make_uint4(0, 0, 0, 0);
 #pragma unroll
-          for (int r = 0; r < kDecRows; r++) {
-            if (r < nrows) {
-              const float* qr = Qs + r * D + d;
+          for (int g = 0; g < 4; g++) {
+            if (d0 + g * VW >= D) break;
+            const T* kt = reinterpret_cast<const T*>(&raw[g]);
+            float kx[VW];
 #pragma unroll
-              for (int u = 0; u < VW; u++) s[r] += qr[u] * kx[u];
+            for (int u = 0; u < VW; u++) kx[u] = to_f32(kt[u]);
+#pragma unroll
+            for (int r = 0; r < kDecRows; r++) {
+              if (r < nrows) {
+                const float* qr = Qs + r * D + d0 + g * VW;
+#pragma unroll
+                for (int u = 0; u < VW; u++) s[r] += qr[u] * kx[u];
+              }
             }
           }
         }
@@ -451,25 +460,31 @@ attn_decode_kernel(AttnParams p, int group_mode, int splits, float* ws) {
       l[r] = l[r] * alpha + sum;
       m[r] = mnew;
 #pragma unroll
-      for (int c = 0; c < kDecMaxDC; c++) acc[r][c] *= alpha;
+      for (int c = 0; c < DC; c++) acc[r][c] *= alpha;
       pr[r] = pj;
     }
-    // P·V: one V row per key, read once for all rows.
+    // P·V: one V row per key, read once for all rows; 4 keys' loads in flight at a time.
     const int nk = int(min64(kDecTK, p.Nk - j0));
-    for (int jj = 0; jj < nk; jj++) {
-      const T* vrow = vp + kv_base + (j0 + jj) * kv_row;
-      float vx[kDecMaxDC];
+    for (int jb = 0; jb < nk; jb += 4) {
+      float vx[4][DC];
 #pragma unroll
-      for (int c = 0; c < kDecMaxDC; c++) {
-        const int d = c * 32 + lane;
-        vx[c] = d < D ? to_f32(vrow[d]) : 0.f;
+      for (int u = 0; u < 4; u++) {
+        const T* vrow = vp + kv_base + (j0 + jb + u) * kv_row;
+#pragma unroll
+        for (int c = 0; c < DC; c++) {
+          const int d = c * 32 + lane;
+          vx[u][c] = jb + u < nk && d < D ? to_f32(vrow[d]) : 0.f;
+        }
       }
 #pragma unroll
-      for (int r = 0; r < kDecRows; r++) {
-        const float pb = __shfl_sync(0xffffffffu, pr[r], jj);
-        if (pb == 0.f) continue;
+      for (int u = 0; u < 4; u++) {
 #pragma unroll
-        for (int c = 0; c < kDecMaxDC; c++) acc[r][c] += pb * vx[c];
+        for (int r = 0; r < kDecRows; r++) {
+          const float pb = __shfl_sync(0xffffffffu, pr[r], (jb + u) & 31);
+          if (pb == 0.f) continue;
+#pragma unroll
+          for (int c = 0; c < DC; c++) acc[r][c] += pb * vx[u][c];
+        }
       }
     }
   }
@@ -479,7 +494,7 @@ attn_decode_kernel(AttnParams p, int group_mode, int splits, float* ws) {
   for (int r = 0; r < kDecRows; r++) {
     if (lane == 0) { Wm[warp * kDecRows + r] = m[r]; Wl[warp * kDecRows + r] = l[r]; }
 #pragma unroll
-    for (int c = 0; c < kDecMaxDC; c++) {
+    for (int c = 0; c < DC; c++) {
       const int d = c * 32 + lane;
       if (d < D) Wo[(warp * kDecRows + r) * D + d] = acc[r][c];
     }
@@ -518,7 +533,7 @@ attn_decode_kernel(AttnParams p, int group_mode, int splits, float* ws) {
 // ---------------------------------------------------------------------------------------------
 // FlashAttention-2 style tensor-core kernel (float16 / bfloat16, D = 64 or 128).
 // ---------------------------------------------------------------------------------------------
-constexpr int kFaBM = 64, kFaBN = 64, kFaThreads = 128;
+constexpr int kFaThreads = 128;  // 4 warps
 
 __device__ __forceinline__ uint32_t smem_u32(const void* ptr) {
   return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
@@ -574,44 +589,46 @@ template <int D> __device__ __forceinline__ int swz(int row, int chunk) {
   return row * D + ((chunk ^ (row & 7)) << 3);
 }
 
-template <typename T, int D, int STAGES>
+template <typename T, int D, int STAGES, int MT, int BN>
 __global__ void __launch_bounds__(kFaThreads)
 attn_fa2_kernel(AttnParams p) {
+  constexpr int BM = 16 * MT * (kFaThreads / 32);  // query rows per CTA (each warp: MT m-tiles of 16)
   constexpr int CH = D / 8;         // 16-byte chunks per row
-  constexpr int NT = kFaBN / 8;     // score n-tiles per warp row block
+  constexpr int NT = BN / 8;        // score n-tiles
   constexpr int DT = D / 8;         // output n-tiles
   constexpr int KC = D / 16;        // k-chunks of Q·Kᵀ
+  constexpr int QREG = MT == 1 ? KC : 1;  // Q fragments kept in registers when one m-tile per warp
   extern __shared__ __align__(128) unsigned char fsm[];
   T* Qs = reinterpret_cast<T*>(fsm);
-  T* Ks = Qs + kFaBM * D;
-  T* Vs = Ks + STAGES * kFaBN * D;
+  T* Ks = Qs + BM * D;
+  T* Vs = Ks + STAGES * BN * D;
 
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int64_t b = blockIdx.z, hq = blockIdx.y;
-  const int64_t halves = p.block_q / kFaBM;
+  const int64_t parts = p.block_q / BM;
   const int64_t bx = int64_t(gridDim.x) - 1 - blockIdx.x;  // heaviest (last) rows first under causal masks
-  const int64_t qb = bx / halves;
-  const int64_t i0 = qb * p.block_q + (bx % halves) * kFaBM;
+  const int64_t qb = bx / parts;
+  const int64_t i0 = qb * p.block_q + (bx % parts) * BM;
   if (i0 >= p.Nq) return;
-  const int64_t imax = min64(i0 + kFaBM - 1, p.Nq - 1);
+  const int64_t imax = min64(i0 + BM - 1, p.Nq - 1);
   const int64_t hkv = hq / (p.Hq / p.Hkv);
-  const int64_t lo_cta = key_range(imax, p).lo;  // smallest lo is at i0, largest at imax
+  const int64_t lo_cta = key_range(imax, p).lo;  // every row's lo is <= this
   const int64_t lo_any = key_range(i0, p).lo, hi_any = key_range(imax, p).hi;
-  const int64_t hi_all = key_range(i0, p).hi;    // every row sees keys <= hi_all (if >= its lo)
+  const int64_t hi_all = key_range(i0, p).hi;    // every row's hi is >= this
   int64_t pa, pz;
   block_slice(p, p.layout_heads == 1 ? 0 : hq, qb, lo_any, hi_any, pa, pz);
-  const int64_t tpb = p.block_k / kFaBN;
+  const int64_t tpb = p.block_k / BN;
   const int64_t ntiles = (pz - pa) * tpb;
 
   auto tile_start = [&](int64_t t) -> int64_t {
     const int64_t kb = p.col_idx[pa + t / tpb];
     if (kb < 0 || kb >= p.nkb) { raise_flag(p); return -1; }
-    return kb * p.block_k + (t % tpb) * kFaBN;
+    return kb * p.block_k + (t % tpb) * BN;
   };
   auto next_valid = [&](int64_t t) -> int64_t {
     for (; t < ntiles; t++) {
       const int64_t j0 = tile_start(t);
-      if (j0 >= 0 && j0 < p.Nk && j0 <= hi_any && j0 + kFaBN - 1 >= lo_any) break;
+      if (j0 >= 0 && j0 < p.Nk && j0 <= hi_any && j0 + BN - 1 >= lo_any) break;
     }
     return t;
   };
@@ -625,15 +642,15 @@ attn_fa2_kernel(AttnParams p) {
   const T* vbase = vg + (b * p.Nk * p.Hkv + hkv) * D;
 
   // Q tile (group 0, together with the first K/V stage).
-  for (int c = tid; c < kFaBM * CH; c += kFaThreads) {
+  for (int c = tid; c < BM * CH; c += kFaThreads) {
     const int r = c / CH, ch = c % CH;
     const bool ok = i0 + r < p.Nq;
     cp_async16(smem_u32(Qs + swz<D>(r, ch)), ok ? static_cast<const void*>(qbase + r * q_row + ch * 8) : p.q, ok);
   }
   auto load_kv = [&](int stage, int64_t j0) {
-    T* ks = Ks + stage * kFaBN * D;
-    T* vs = Vs + stage * kFaBN * D;
-    for (int c = tid; c < kFaBN * CH; c += kFaThreads) {
+    T* ks = Ks + stage * BN * D;
+    T* vs = Vs + stage * BN * D;
+    for (int c = tid; c < BN * CH; c += kFaThreads) {
       const int r = c / CH, ch = c % CH;
       const bool ok = j0 + r < p.Nk;
       const int64_t off = (j0 + r) * kv_row + ch * 8;
@@ -651,121 +668,162 @@ attn_fa2_kernel(AttnParams p) {
     cp_async_commit();
   }
 
-  // Per-thread rows: ra = warp*16 + lane/4 and rb = ra + 8 (within the CTA tile).
-  const int64_t ia = i0 + warp * 16 + (lane >> 2), ib = ia + 8;
-  const Range ka = key_range(ia, p), kbr = key_range(ib, p);
+  // Per-thread rows: m-tile mt covers rows warp*16*MT + mt*16 + {lane/4, lane/4 + 8} of the CTA tile.
+  const int64_t irow0 = i0 + warp * 16 * MT + (lane >> 2);  // + mt * 16 + h * 8
   const float scale = p.scale, softcap = p.softcap;
   const float sl2 = softcap > 0.f ? kLog2e : scale * kLog2e;
 
-  uint32_t qf[KC][4];
-  float o[DT][4];
+  uint32_t qf[QREG][4];
+  float o[MT][DT][4];
+  float mrow[MT][2], lrow[MT][2];
 #pragma unroll
-  for (int d = 0; d < DT; d++) o[d][0] = o[d][1] = o[d][2] = o[d][3] = 0.f;
-  float ma = -INFINITY, mb = -INFINITY, la = 0.f, lb = 0.f;
+  for (int mt = 0; mt < MT; mt++) {
+#pragma unroll
+    for (int d = 0; d < DT; d++) o[mt][d][0] = o[mt][d][1] = o[mt][d][2] = o[mt][d][3] = 0.f;
+    mrow[mt][0] = mrow[mt][1] = -INFINITY;
+    lrow[mt][0] = lrow[mt][1] = 0.f;
+  }
+  auto q_addr = [&](int mt, int kc) {
+    const int r = warp * 16 * MT + mt * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
+    const int ch = kc * 2 + (lane >> 4);
+    return smem_u32(Qs + swz<D>(r, ch));
+  };
 
   int stage = 0;
   bool first = true;
   for (int64_t t = next_valid(0); t < ntiles; t = next_valid(t + 1)) {
     cp_async_wait<STAGES - 1>();
     __syncthreads();
-    if (first) {
-      first = false;
+    if (MT == 1 && first) {
 #pragma unroll
-      for (int kc = 0; kc < KC; kc++) {
-        const int r = warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
-        const int ch = kc * 2 + (lane >> 4);
-        ldsm_x4(qf[kc], smem_u32(Qs + swz<D>(r, ch)));
-      }
+      for (int kc = 0; kc < QREG; kc++) ldsm_x4(qf[kc], q_addr(0, kc));
     }
+    first = false;
     const int64_t j0 = tile_start(t);
-    const T* ks = Ks + stage * kFaBN * D;
-    const T* vs = Vs + stage * kFaBN * D;
+    const T* ks = Ks + stage * BN * D;
+    const T* vs = Vs + stage * BN * D;
 
-    // S = Q Kᵀ (16 rows x 64 keys per warp).
-    float s[NT][4];
+    // S = Q Kᵀ: each K fragment feeds all MT m-tiles.
+    float s[MT][NT][4];
 #pragma unroll
-    for (int n = 0; n < NT; n++) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+    for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+      for (int n = 0; n < NT; n++) s[mt][n][0] = s[mt][n][1] = s[mt][n][2] = s[mt][n][3] = 0.f;
 #pragma unroll
     for (int kc = 0; kc < KC; kc++) {
+      uint32_t qa[MT][4];
+#pragma unroll
+      for (int mt = 0; mt < MT; mt++) {
+        if (MT == 1) {
+#pragma unroll
+          for (int u = 0; u < 4; u++) qa[mt][u] = qf[kc < QREG ? kc : 0][u];
+        } else {
+          ldsm_x4(qa[mt], q_addr(mt, kc));
+        }
+      }
 #pragma unroll
       for (int np = 0; np < NT / 2; np++) {
         uint32_t r[4];
         const int row = np * 16 + (lane & 7) + (lane >> 4) * 8;
         const int ch = kc * 2 + ((lane >> 3) & 1);
         ldsm_x4(r, smem_u32(ks + swz<D>(row, ch)));
-        Mma<T>::run(s[2 * np], qf[kc], r[0], r[1]);
-        Mma<T>::run(s[2 * np + 1], qf[kc], r[2], r[3]);
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+          Mma<T>::run(s[mt][2 * np], qa[mt], r[0], r[1]);
+          Mma<T>::run(s[mt][2 * np + 1], qa[mt], r[2], r[3]);
+        }
       }
     }
 
     // Scale, softcap, token mask (skipped for tiles fully inside it), in the log2 domain.
-    const bool full = j0 + kFaBN - 1 < p.Nk && j0 + kFaBN - 1 <= hi_all && j0 >= lo_cta;
+    const bool full = j0 + BN - 1 < p.Nk && j0 + BN - 1 <= hi_all && j0 >= lo_cta;
 #pragma unroll
-    for (int n = 0; n < NT; n++) {
+    for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-      for (int e = 0; e < 4; e++) {
-        float x = s[n][e];
-        if (softcap > 0.f) x = softcap * tanhf(x * scale / softcap);
-        x *= sl2;
-        if (!full) {
-          const int64_t j = j0 + n * 8 + (lane & 3) * 2 + (e & 1);
-          const Range& kr = e < 2 ? ka : kbr;
-          if (j < kr.lo || j > kr.hi) x = -INFINITY;
+      for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          float x = s[mt][n][e];
+          if (softcap > 0.f) x = softcap * tanhf(x * scale / softcap);
+          s[mt][n][e] = x * sl2;
         }
-        s[n][e] = x;
+    if (!full) {  // per-element token mask: the key interval of each of the thread's rows, relative to j0
+#pragma unroll
+      for (int mt = 0; mt < MT; mt++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+          const Range kr = key_range(irow0 + mt * 16 + h * 8, p);
+          const int64_t lo = kr.lo - j0, hi = kr.hi - j0;
+#pragma unroll
+          for (int n = 0; n < NT; n++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+              const int jj = n * 8 + (lane & 3) * 2 + e;
+              if (jj < lo || jj > hi) s[mt][n][2 * h + e] = -INFINITY;
+            }
+        }
+    }
+
+    // Online softmax per row.
+#pragma unroll
+    for (int mt = 0; mt < MT; mt++) {
+      float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int n = 0; n < NT; n++) {
+        mx[0] = fmaxf(mx[0], fmaxf(s[mt][n][0], s[mt][n][1]));
+        mx[1] = fmaxf(mx[1], fmaxf(s[mt][n][2], s[mt][n][3]));
+      }
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 1));
+        mx[h] = fmaxf(mx[h], __shfl_xor_sync(0xffffffffu, mx[h], 2));
+      }
+      float base[2], alpha[2], sum[2] = {0.f, 0.f};
+#pragma unroll
+      for (int h = 0; h < 2; h++) {
+        const float mn = fmaxf(mrow[mt][h], mx[h]);
+        base[h] = mn == -INFINITY ? 0.f : mn;
+        alpha[h] = fast_exp2(mrow[mt][h] - base[h]);
+        mrow[mt][h] = mn;
+      }
+#pragma unroll
+      for (int n = 0; n < NT; n++)
+#pragma unroll
+        for (int e = 0; e < 4; e++) {
+          s[mt][n][e] = fast_exp2(s[mt][n][e] - base[e >> 1]);
+          sum[e >> 1] += s[mt][n][e];
+        }
+#pragma unroll
+      for (int h = 0; h < 2; h++) lrow[mt][h] = lrow[mt][h] * alpha[h] + sum[h];
+#pragma unroll
+      for (int d = 0; d < DT; d++) {
+        o[mt][d][0] *= alpha[0]; o[mt][d][1] *= alpha[0];
+        o[mt][d][2] *= alpha[1]; o[mt][d][3] *= alpha[1];
       }
     }
 
-    // Online softmax.
-    float mxa = -INFINITY, mxb = -INFINITY;
+    // O += P V: each V fragment feeds all MT m-tiles.
 #pragma unroll
-    for (int n = 0; n < NT; n++) {
-      mxa = fmaxf(mxa, fmaxf(s[n][0], s[n][1]));
-      mxb = fmaxf(mxb, fmaxf(s[n][2], s[n][3]));
-    }
+    for (int kc = 0; kc < BN / 16; kc++) {
+      uint32_t a[MT][4];
 #pragma unroll
-    for (int off = 1; off <= 2; off <<= 1) {
-      mxa = fmaxf(mxa, __shfl_xor_sync(0xffffffffu, mxa, off));
-      mxb = fmaxf(mxb, __shfl_xor_sync(0xffffffffu, mxb, off));
-    }
-    const float mna = fmaxf(ma, mxa), mnb = fmaxf(mb, mxb);
-    const float basea = mna == -INFINITY ? 0.f : mna, baseb = mnb == -INFINITY ? 0.f : mnb;
-    const float alpha_a = fast_exp2(ma - basea), alpha_b = fast_exp2(mb - baseb);
-    ma = mna; mb = mnb;
-    float suma = 0.f, sumb = 0.f;
-#pragma unroll
-    for (int n = 0; n < NT; n++) {
-      s[n][0] = fast_exp2(s[n][0] - basea);
-      s[n][1] = fast_exp2(s[n][1] - basea);
-      s[n][2] = fast_exp2(s[n][2] - baseb);
-      s[n][3] = fast_exp2(s[n][3] - baseb);
-      suma += s[n][0] + s[n][1];
-      sumb += s[n][2] + s[n][3];
-    }
-    la = la * alpha_a + suma;
-    lb = lb * alpha_b + sumb;
-#pragma unroll
-    for (int d = 0; d < DT; d++) {
-      o[d][0] *= alpha_a; o[d][1] *= alpha_a;
-      o[d][2] *= alpha_b; o[d][3] *= alpha_b;
-    }
-
-    // O += P V.
-#pragma unroll
-    for (int kc = 0; kc < kFaBN / 16; kc++) {
-      uint32_t a[4];
-      a[0] = Mma<T>::pack(s[2 * kc][0], s[2 * kc][1]);
-      a[1] = Mma<T>::pack(s[2 * kc][2], s[2 * kc][3]);
-      a[2] = Mma<T>::pack(s[2 * kc + 1][0], s[2 * kc + 1][1]);
-      a[3] = Mma<T>::pack(s[2 * kc + 1][2], s[2 * kc + 1][3]);
+      for (int mt = 0; mt < MT; mt++) {
+        a[mt][0] = Mma<T>::pack(s[mt][2 * kc][0], s[mt][2 * kc][1]);
+        a[mt][1] = Mma<T>::pack(s[mt][2 * kc][2], s[mt][2 * kc][3]);
+        a[mt][2] = Mma<T>::pack(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
+        a[mt][3] = Mma<T>::pack(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
+      }
 #pragma unroll
       for (int dp = 0; dp < DT / 2; dp++) {
         uint32_t r[4];
         const int row = kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
         const int ch = dp * 2 + (lane >> 4);
         ldsm_x4_t(r, smem_u32(vs + swz<D>(row, ch)));
-        Mma<T>::run(o[2 * dp], a, r[0], r[1]);
-        Mma<T>::run(o[2 * dp + 1], a, r[2], r[3]);
+#pragma unroll
+        for (int mt = 0; mt < MT; mt++) {
+          Mma<T>::run(o[mt][2 * dp], a[mt], r[0], r[1]);
+          Mma<T>::run(o[mt][2 * dp + 1], a[mt], r[2], r[3]);
+        }
       }
     }
 
@@ -779,35 +837,28 @@ attn_fa2_kernel(AttnParams p) {
   }
   cp_async_wait<0>();
 
-  // Finish: row sums over the quad, normalise, store.
-#pragma unroll
-  for (int off = 1; off <= 2; off <<= 1) {
-    la += __shfl_xor_sync(0xffffffffu, la, off);
-    lb += __shfl_xor_sync(0xffffffffu, lb, off);
-  }
-  const float inva = la > 0.f ? 1.f / la : 0.f, invb = lb > 0.f ? 1.f / lb : 0.f;
+  // Finish: row sums over the quad, normalise, store (pairs of elements, 4-byte stores).
   T* out = static_cast<T*>(p.out);
   const int dc = (lane & 3) * 2;
-  if (ia < p.Nq) {
-    T* orow = out + ((b * p.Nq + ia) * p.Hq + hq) * D;
 #pragma unroll
-    for (int d = 0; d < DT; d++) {
-      orow[d * 8 + dc] = from_f32<T>(o[d][0] * inva);
-      orow[d * 8 + dc + 1] = from_f32<T>(o[d][1] * inva);
-    }
-    if (p.lse && (lane & 3) == 0)
-      p.lse[(b * p.Hq + hq) * p.Nq + ia] = la > 0.f ? (ma + __log2f(la)) * kLn2 : -INFINITY;
-  }
-  if (ib < p.Nq) {
-    T* orow = out + ((b * p.Nq + ib) * p.Hq + hq) * D;
+  for (int mt = 0; mt < MT; mt++)
 #pragma unroll
-    for (int d = 0; d < DT; d++) {
-      orow[d * 8 + dc] = from_f32<T>(o[d][2] * invb);
-      orow[d * 8 + dc + 1] = from_f32<T>(o[d][3] * invb);
+    for (int h = 0; h < 2; h++) {
+      float l = lrow[mt][h];
+      l += __shfl_xor_sync(0xffffffffu, l, 1);
+      l += __shfl_xor_sync(0xffffffffu, l, 2);
+      const int64_t i = i0 + warp * 16 * MT + mt * 16 + (lane >> 2) + h * 8;
+      if (i >= p.Nq) continue;
+      const float inv = l > 0.f ? 1.f / l : 0.f;
+      T* orow = out + ((b * p.Nq + i) * p.Hq + hq) * D;
+#pragma unroll
+      for (int d = 0; d < DT; d++) {
+        T pair[2] = {from_f32<T>(o[mt][d][2 * h] * inv), from_f32<T>(o[mt][d][2 * h + 1] * inv)};
+        *reinterpret_cast<uint32_t*>(orow + d * 8 + dc) = *reinterpret_cast<const uint32_t*>(pair);
+      }
+      if (p.lse && (lane & 3) == 0)
+        p.lse[(b * p.Hq + hq) * p.Nq + i] = l > 0.f ? (mrow[mt][h] + __log2f(l)) * kLn2 : -INFINITY;
     }
-    if (p.lse && (lane & 3) == 0)
-      p.lse[(b * p.Hq + hq) * p.Nq + ib] = lb > 0.f ? (mb + __log2f(lb)) * kLn2 : -INFINITY;
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -821,7 +872,7 @@ bool aligned16(const void* ptr) { return (reinterpret_cast<uintptr_t>(ptr) & 15u
 bool fa2_applicable(const AttnParams& p) {
   return (p.dtype == int(DType::F16) || p.dtype == int(DType::BF16)) && (p.D == 64 || p.D == 128) &&
          aligned16(p.q) && aligned16(p.k) && aligned16(p.v) && (reinterpret_cast<uintptr_t>(p.out) & 3u) == 0 &&
-         p.block_q % kFaBM == 0 && p.block_k % kFaBN == 0;
+         p.block_q % 64 == 0 && p.block_k % 64 == 0;
 }
 
 bool group_mode_ok(const AttnParams& p) {
@@ -893,7 +944,8 @@ void launch_decode(const AttnParams& p, int splits, float* ws, cudaStream_t st) 
   const bool gm = group_mode_ok(p);
   const size_t smem = size_t(kDecRows * p.D + 2 * kDecWarps * kDecRows + kDecWarps * kDecRows * p.D) * sizeof(float);
   const bool vec = aligned16(p.k) && aligned16(p.v);
-  auto kern = vec ? attn_decode_kernel<T, true> : attn_decode_kernel<T, false>;
+  auto kern = p.D <= 128 ? (vec ? attn_decode_kernel<T, true, 4> : attn_decode_kernel<T, false, 4>)
+                         : (vec ? attn_decode_kernel<T, true, 8> : attn_decode_kernel<T, false, 8>);
   cuda_throw_if(int(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem))),
                 "cudaFuncSetAttribute(attn_decode_kernel)");
   const int64_t gx = gm ? ceil_div((p.Hq / p.Hkv) * p.Nq, kDecRows) : p.nqb * ceil_div(p.block_q, kDecRows);
@@ -903,21 +955,31 @@ void launch_decode(const AttnParams& p, int splits, float* ws, cudaStream_t st) 
   if (splits > 1) launch_merge<T>(p, splits, ws, st);
 }
 
-template <typename T, int D, int STAGES>
+template <typename T, int D, int STAGES, int MT, int BN>
 void launch_fa2_d(const AttnParams& p, cudaStream_t st) {
-  const size_t smem = size_t(kFaBM * D + 2 * STAGES * kFaBN * D) * sizeof(T);
-  auto kern = attn_fa2_kernel<T, D, STAGES>;
+  constexpr int BM = 16 * MT * (kFaThreads / 32);
+  const size_t smem = size_t(BM * D + 2 * STAGES * BN * D) * sizeof(T);
+  auto kern = attn_fa2_kernel<T, D, STAGES, MT, BN>;
   cuda_throw_if(int(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem))),
                 "cudaFuncSetAttribute(attn_fa2_kernel)");
-  const dim3 grid(unsigned(p.nqb * (p.block_q / kFaBM)), unsigned(p.Hq), unsigned(p.B));
+  const dim3 grid(unsigned(p.nqb * (p.block_q / BM)), unsigned(p.Hq), unsigned(p.B));
   kern<<<grid, kFaThreads, smem, st>>>(p);
   check_launch("attn_fa2_kernel");
 }
 
+// Variant: 128-row CTAs (two m-tiles per warp, K/V fragments reused across them) for 128-row layout
+// blocks; 64-row CTAs otherwise. LLMK_ATTN_FA2_MT1=1 forces the 64-row kernel (A/B timing, fallback).
 template <typename T>
 void launch_fa2(const AttnParams& p, cudaStream_t st) {
-  if (p.D == 64) launch_fa2_d<T, 64, 3>(p, st);
-  else launch_fa2_d<T, 128, 2>(p, st);
+  static const bool force_mt1 = [] { const char* e = std::getenv("LLMK_ATTN_FA2_MT1"); return e && e[0] == '1'; }();
+  const bool mt2 = p.block_q % 128 == 0 && !force_mt1;
+  if (p.D == 64) {
+    if (mt2) launch_fa2_d<T, 64, 3, 2, 64>(p, st);
+    else launch_fa2_d<T, 64, 3, 1, 64>(p, st);
+  } else {
+    if (mt2) launch_fa2_d<T, 128, 3, 2, 32>(p, st);
+    else launch_fa2_d<T, 128, 2, 1, 64>(p, st);
+  }
 }
 
 }  // namespace
