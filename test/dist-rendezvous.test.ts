@@ -51,10 +51,12 @@ function runNode(args: string[], env: Record<string, string>, timeoutMs = 60000)
 const RDV = `
 const { rendezvous } = require(${JSON.stringify(path.join(ROOT, 'ts/dist/store.ts'))});
 const crypto = require('crypto');
-rendezvous({ rank: +process.env.RANK, worldSize: +process.env.WORLD_SIZE, host: process.env.MASTER_ADDR, port: +process.env.MASTER_PORT,
+// START_AT: all ranks begin together (process start-up under load varies by seconds).
+setTimeout(() => rendezvous({ rank: +process.env.RANK, worldSize: +process.env.WORLD_SIZE, host: process.env.MASTER_ADDR, port: +process.env.MASTER_PORT,
   timeoutMs: +(process.env.TIMEOUT_MS || 20000), makeId: () => new Uint8Array(crypto.randomBytes(128)) })
   .then((id) => { console.log('ID ' + Buffer.from(id).toString('hex')); })
-  .catch((e) => { console.log('ERR ' + e.code + ' ' + e.message); process.exitCode = 3; });
+  .catch((e) => { console.log('ERR ' + e.code + ' ' + e.message); process.exitCode = 3; }),
+  Math.max(0, +(process.env.START_AT || 0) - Date.now()));
 `;
 
 describe('dist TCP store', () => {
@@ -72,12 +74,12 @@ describe('dist TCP store', () => {
   test('a rank that never arrives: every rank fails with a clear timeout naming it', async () => {
     const port = await freePort();
     const file = script('rdv-timeout.js', RDV);
-    const env = { WORLD_SIZE: '4', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), TIMEOUT_MS: '1500' };
+    const env = { WORLD_SIZE: '4', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), TIMEOUT_MS: '1500', START_AT: String(Date.now() + 6000) };
     const runs = await Promise.all([0, 1, 2].map((rank) => runNode([file], { ...env, RANK: String(rank) })));
     for (const r of runs) {
       expect(r.code).toBe(3);
       expect(r.stdout).toMatch(/ERR ERR_LLMK_NCCL .*timed out after 1500 ms: rank\(s\) 3 of 4 never reached the store at 127\.0\.0\.1:\d+/);
-      expect(r.ms).toBeLessThan(20000);
+      expect(r.ms).toBeLessThan(30000);
     }
   });
 

@@ -86,7 +86,9 @@ function hookTs() {
   } catch (e) {
     const reason = (e && e.message) || String(e);
     try { if (comm) comm.abort('rank ' + workerData.llmkDist.rank + ' failed: ' + reason); } catch (_) {}
-    parentPort.postMessage({ ok: false, error: { message: reason, code: e && e.code, ncclResult: e && e.ncclResult, stack: e && e.stack } });
+    // A failure caused by another rank (it aborted or left) is secondary: runLocal reports the cause.
+    const secondary = !!(e && e.ncclResult === 'ncclRemoteError');
+    parentPort.postMessage({ ok: false, error: { message: reason, code: e && e.code, ncclResult: e && e.ncclResult, stack: e && e.stack, secondary } });
   }
 })();
 `;
@@ -118,6 +120,7 @@ export async function runLocal<A = unknown, R = unknown>(
   const workers: Worker[] = [];
   const results: any[] = new Array(worldSize);
   let failure: { rank: number; error: any } | null = null;
+  const failures: { rank: number; error: any }[] = [];
   const exits: Promise<void>[] = [];
   for (let rank = 0; rank < worldSize; rank++) {
     const w = new Worker(BOOTSTRAP, {
@@ -138,6 +141,7 @@ export async function runLocal<A = unknown, R = unknown>(
     workers.push(w);
     exits.push(new Promise<void>((resolve) => {
       const fail = (error: any) => {
+        failures.push({ rank, error });
         if (!failure) {
           failure = { rank, error };
           // Stop the others after a grace period that lets them report the abort themselves.
@@ -157,7 +161,7 @@ export async function runLocal<A = unknown, R = unknown>(
   }
   await Promise.all(exits);
   if (failure) {
-    const f = failure as { rank: number; error: any };
+    const f = failures.find((x) => !x.error?.secondary) ?? (failure as { rank: number; error: any });
     const code: LlmkErrorCode = (f.error?.code && String(f.error.code).startsWith('ERR_LLMK_') ? f.error.code : 'ERR_LLMK_INTERNAL') as LlmkErrorCode;
     const err = new LlmkError(`dist.runLocal: rank ${f.rank} failed: ${f.error?.message ?? String(f.error)}`, code);
     if (f.error?.ncclResult) err.ncclResult = f.error.ncclResult;
