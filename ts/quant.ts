@@ -326,7 +326,7 @@ export function matmul(x: Tensor, w: Int4Weight, opts: MatmulOptions = {}): Tens
   return new Tensor(h, [x.shape[0], w.n], x.dtype, x.device);
 }
 
-/** Which kernel `matmul(x, w)` runs: 'cpu', 'mma16', 'mma64', 'mma128' or 'general' (for benchmarks and tests). */
+/** Which kernel `matmul(x, w)` runs: 'cpu', 'general', or a tensor-core tile configuration ('mma16n128', 'mma64', 'mma128w8', …), for benchmarks and tests. */
 export function matmulPath(x: Tensor, w: Int4Weight): string {
   checkTensor(x, 'quant.matmulPath: x');
   checkWeight(w, 'quant.matmulPath');

@@ -43,6 +43,68 @@ inline void unpack(const uint8_t* p, int64_t len, float* q) {
   }
 }
 
+// Small-M path (M ≤ 4): no unpacked copy of the weights at all. x is stored de-interleaved per byte
+// (xe[j] = x[2j], xo[j] = x[2j+1]), so each packed byte b contributes xe·(b & 15) + xo·(b >> 4); the
+// loop over bytes is 16 independent lanes, which the compiler vectorises (SSE2 baseline, or AVX2+FMA
+// through the target-specific clone picked at run time).
+struct SmallArgs {
+  const float* xeo;  // [M][K]: xe (K/2) then xo (K/2) per row
+  const float* xs;   // [M][G] group sums of x
+  const uint8_t* q;
+  const void* scales;
+  int sdt;
+  const uint8_t* zeros;
+  const void* bias;
+  int bdt;
+  void* y;
+  int ydt;
+  int64_t M, N, K, group;
+};
+
+__attribute__((always_inline)) inline void small_rows(const SmallArgs& a, int64_t n0, int64_t n1) {
+  const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;
+  for (int64_t n = n0; n < n1; n++) {
+    const uint8_t* qrow = a.q + n * K2;
+    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    for (int64_t g = 0; g < G; g++) {
+      const float s = load_as_f32(a.scales, n * G + g, a.sdt);
+      const float z = a.zeros ? float(a.zeros[n * G + g]) : 8.f;
+      const uint8_t* qb = qrow + g * gp;
+      for (int64_t m = 0; m < a.M; m++) {
+        const float* xe = a.xeo + m * a.K + g * gp;
+        const float* xo = xe + K2;
+        float l[16] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+        int64_t j = 0;
+        for (; j + 16 <= gp; j += 16)
+          for (int u = 0; u < 16; u++) {
+            const uint32_t b = qb[j + u];
+            l[u] += xe[j + u] * float(b & 15u) + xo[j + u] * float(b >> 4);
+          }
+        float d = 0.f;
+        for (int u = 0; u < 16; u++) d += l[u];
+        for (; j < gp; j++) d += xe[j] * float(qb[j] & 15u) + xo[j] * float(qb[j] >> 4);
+        acc[m] += s * (d - z * a.xs[m * G + g]);
+      }
+    }
+    for (int64_t m = 0; m < a.M; m++) {
+      float v = acc[m];
+      if (a.bias) v += load_as_f32(a.bias, n, a.bdt);
+      store_from_f32(a.y, m * a.N + n, a.ydt, v);
+    }
+  }
+}
+
+void small_rows_generic(const SmallArgs& a, int64_t n0, int64_t n1) { small_rows(a, n0, n1); }
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx2,fma"))) void small_rows_avx2(const SmallArgs& a, int64_t n0, int64_t n1) {
+  small_rows(a, n0, n1);
+}
+bool have_avx2() {
+  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return ok;
+}
+#endif
+
 }  // namespace
 
 void int4_quantize(const void* w, int wdt, int64_t N, int64_t K, int64_t group, bool symmetric,
@@ -127,6 +189,29 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
       }
     }
   });
+
+  if (M <= 4) {
+    std::vector<float> xeo(size_t(M * K));
+    for (int64_t m = 0; m < M; m++)
+      for (int64_t j = 0; j < K / 2; j++) {
+        xeo[size_t(m * K + j)] = xf[size_t(m * K + 2 * j)];
+        xeo[size_t(m * K + K / 2 + j)] = xf[size_t(m * K + 2 * j + 1)];
+      }
+    const SmallArgs a{xeo.data(), xs.data(), qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group};
+#if defined(__x86_64__) && defined(__GNUC__)
+    const bool avx2 = have_avx2();
+#else
+    const bool avx2 = false;
+#endif
+    parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
+#if defined(__x86_64__) && defined(__GNUC__)
+      if (avx2) return small_rows_avx2(a, n0, n1);
+#endif
+      (void)avx2;
+      small_rows_generic(a, n0, n1);
+    });
+    return;
+  }
 
   constexpr int64_t NT = 4;    // weight rows per tile
   constexpr int64_t MB = 16;   // activation rows per block

@@ -6,10 +6,11 @@
 //    16(n)×64(k) block are exactly its B fragments for 4 k16 steps × 2 n8 tiles of mma.m16n8k16, so
 //    they are dequantised in registers (nibble | exponent magic → (q − zero) exactly in half → × scale)
 //    and fed straight to the tensor cores. x and weights stream through a multi-stage cp.async pipeline.
-//      M ≤ 16  : 16×64 tiles, 6 stages, split-K to fill the SMs (memory-bound GEMV regime; each packed
-//                weight byte is read once).
-//      M ≤ 64  : 64×128 tiles, 4 stages (+ split-K when the grid is small).
-//      M > 64  : 128×128 tiles, 4 stages (+ split-K when the grid is small).
+//      M ≤ 16  : 16×128 tiles (4 warps), 4 stages, split-K to fill the SMs (memory-bound GEMV regime;
+//                each packed weight byte is read once).
+//      M ≤ 64  : 64×128 tiles (4 warps), 4 stages (+ split-K when the grid is small).
+//      M > 64  : 128×128 tiles (8 warps), 4 stages (+ split-K when the grid is small).
+//    Other tile configurations (kTiles) stay selectable with LLMK_INT4_TILE=<id> for tuning.
 //    N tails (N % 64 ≠ 0, N % 16 == 0) are guarded per 16-row block; K tails (K % 64 ≠ 0) per k16 step.
 //    Split-K partials (float32) are reduced, with the bias, by a second small kernel.
 //  * general (anything else: float32 x, shapes with N or K not a multiple of 16, unaligned x): one
@@ -476,7 +477,7 @@ constexpr Tile kTiles[] = {{16, 64, "mma16"}, {64, 128, "mma64"}, {128, 128, "mm
 constexpr int kNumTiles = int(sizeof(kTiles) / sizeof(kTiles[0]));
 
 struct Plan {
-  int cfg = -1;  // -1 general, 0 (M ≤ 16), 1 (M ≤ 64), 2 (M > 64)
+  int cfg = -1;  // -1 general, else an index into kTiles
   int splits = 1, kb_per_split = 0;
   int bm = 0, bn = 0;
 };
@@ -488,7 +489,10 @@ Plan make_plan(int64_t M, int64_t N, int64_t K, int xdt, bool prepared, const vo
       M > int64_t(65535) * 128 || N > int64_t(1) << 30 || K > int64_t(1) << 30) {
     return p;
   }
-  p.cfg = M <= 16 ? 0 : M <= 64 ? 1 : 2;
+  // Defaults from H200 measurements at the bench shapes (native/tests/test_int4 with LLMK_INT4_TIME=1):
+  // 16×128 tiles beat 16×64 by 1.25-1.4× for M ≤ 16, 64×128 is best for M ≤ 64, and 8 warps on
+  // 128×128 tiles beat 4 warps by 1.1-1.4× above that.
+  p.cfg = M <= 16 ? 4 : M <= 64 ? 1 : 3;
   // Developer knob for tuning: LLMK_INT4_TILE=<id> forces a tile configuration (kTiles below).
   if (const char* e = std::getenv("LLMK_INT4_TILE")) {
     const int id = std::atoi(e);

@@ -43,7 +43,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
                  void* y, int64_t M, int64_t N, int64_t K, int64_t group, void* workspace,
                  int64_t workspace_bytes, int* err_flag, void* stream);
 
-// Which kernel int4_matmul would run ("mma16", "mma64", "mma128", "general"), and its split-K count.
+// Which kernel int4_matmul would run ("general" or an mma tile name such as "mma16n128"), and its split-K count.
 const char* int4_matmul_path(int64_t M, int64_t N, int64_t K, int xdt, bool prepared, const void* x,
                              int* splits);
 
