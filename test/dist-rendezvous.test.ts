@@ -8,6 +8,10 @@ import * as path from 'path';
 import { fetchUniqueId, rendezvous, TCPStoreServer, STORE_PROTO } from '../ts/dist/store';
 import { parseLaunchArgs } from '../ts/dist/launch';
 
+// CPU / local-backend suite: gpu-check's CUDA-only jest run (LLMK_TEST_DEVICES=cuda) leaves it to CI.
+const CPU_RUN = !process.env.LLMK_TEST_DEVICES || process.env.LLMK_TEST_DEVICES === 'cpu';
+const cpuDescribe = (CPU_RUN ? describe : describe.skip) as typeof describe;
+
 const ROOT = path.join(__dirname, '..');
 const TMP = fs.mkdtempSync(path.join(os.tmpdir(), 'llmk-dist-'));
 
@@ -59,7 +63,7 @@ setTimeout(() => rendezvous({ rank: +process.env.RANK, worldSize: +process.env.W
   Math.max(0, +(process.env.START_AT || 0) - Date.now()));
 `;
 
-describe('dist TCP store', () => {
+cpuDescribe('dist TCP store', () => {
   test('4 processes rendezvous on loopback and agree on the unique id', async () => {
     const port = await freePort();
     const file = script('rdv.js', RDV);
@@ -147,7 +151,7 @@ describe('dist TCP store', () => {
   });
 });
 
-describe('llm-kernels launch', () => {
+cpuDescribe('llm-kernels launch', () => {
   const cli = (args: string[], timeoutMs = 60000) =>
     runNode(['-e', `${TS_HOOK}require(${JSON.stringify(path.join(ROOT, 'ts/cli.ts'))}).main(${JSON.stringify(args)}).then((c) => { process.exitCode = c; })`], {}, timeoutMs);
 
