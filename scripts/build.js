@@ -56,8 +56,11 @@ function cmakeBuild(withCuda) {
   if (process.env.LLMK_CUDA_ARCHS) defs.push(`--CDLLMK_CUDA_ARCHS=${process.env.LLMK_CUDA_ARCHS}`);
   if (process.env.LLMK_NATIVE_TESTS) defs.push('--CDLLMK_NATIVE_TESTS=ON');
   const jobs = String(Math.max(1, os.cpus().length));
-  const ok = run(process.execPath, [bin('cmake-js', 'bin/cmake-js'), 'compile', '--out', 'build', ...defs],
-    { CMAKE_BUILD_PARALLEL_LEVEL: jobs });
+  // configure (re-reads options into an existing cache; objects are kept), then build incrementally
+  const cmakeJs = bin('cmake-js', 'bin/cmake-js');
+  const env = { CMAKE_BUILD_PARALLEL_LEVEL: jobs };
+  const ok = run(process.execPath, [cmakeJs, 'configure', '--out', 'build', ...defs], env) &&
+    run(process.execPath, [cmakeJs, 'build', '--out', 'build'], env);
   if (ok) recordVariant(variant);
   return ok;
 }

@@ -34,8 +34,11 @@ unxz_to() {  # unxz_to FILE.xz OUTFILE  (xz, else Python's lzma)
   if command -v xz >/dev/null; then xz -dc "$1" > "$2"; else python3 -c "import lzma,shutil,sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2],'wb'))" "$1" "$2"; fi
 }
 
-step() {  # step NAME TIMEOUT CMD... : runs with a time limit, logs to $OUT/NAME.log, records status
+step() {  # step NAME TIMEOUT CMD... : runs with a time limit (cut to the overall deadline), logs to $OUT/NAME.log
   local name=$1 limit=$2; shift 2
+  local left=$((DEADLINE - SECONDS))
+  if [ "$left" -lt 15 ]; then STATUS+=("$(printf '%-22s skipped (deadline)' "$name")"); return 0; fi
+  [ "$limit" -gt "$left" ] && limit=$left
   local t0=$SECONDS
   echo "=== $name (limit ${limit}s)"
   timeout --kill-after=10 "$limit" "$@" > "$OUT/$name.log" 2>&1
@@ -48,6 +51,7 @@ step() {  # step NAME TIMEOUT CMD... : runs with a time limit, logs to $OUT/NAME
 run() {
   OUT="${GPU_CHECK_OUT:-$ROOT/gpu-check-out}"; mkdir -p "$OUT"
   STATUS=()
+  DEADLINE=$((SECONDS + ${GPU_CHECK_SECONDS:-470}))  # the whole run fits in 8 minutes
   local skip="${GPU_CHECK_SKIP:-}"
   echo "=== unpack"
   mkdir -p /tmp/llmk-node/bin
@@ -65,23 +69,23 @@ run() {
   fi
   cat "$OUT/load.log"
   for t in "$BUNDLE"/native-tests/*; do
-    [ -x "$t" ] || continue
-    local n; n=$(basename "$t")
-    if [[ " $skip " != *" sanitizer "* ]] && command -v compute-sanitizer >/dev/null; then
-      step "sanitize-$n" 120 env LLMK_TEST_SMALL=1 compute-sanitizer --error-exitcode 9 --tool memcheck "$t"
-    fi
-    step "native-$n" 90 "$t"
+    [ -x "$t" ] && step "native-$(basename "$t")" 60 "$t"
   done
   if [[ " $skip " != *" jest "* ]]; then
-    step jest-cuda 240 env LLMK_TEST_DEVICES=cuda node node_modules/jest/bin/jest.js --ci --testPathIgnorePatterns pack.test.ts \
+    step jest-cuda 150 env LLMK_TEST_DEVICES=cuda node node_modules/jest/bin/jest.js --ci --testPathIgnorePatterns pack.test.ts \
       --json --outputFile="$OUT/jest-cuda.json"
+  fi
+  if [[ " $skip " != *" sanitizer "* ]] && command -v compute-sanitizer >/dev/null; then
+    for t in "$BUNDLE"/native-tests/*; do
+      [ -x "$t" ] && step "sanitize-$(basename "$t")" 45 env LLMK_TEST_SMALL=1 compute-sanitizer --error-exitcode 9 --tool memcheck "$t"
+    done
   fi
   if [[ " $skip " != *" bench "* ]]; then
     : > "$OUT/peers.jsonl"
     for p in bench/peers/*.py; do
-      [ -f "$p" ] && step "peer-$(basename "$p" .py)" 90 env PYTHONUNBUFFERED=1 GPU_CHECK_OUT="$OUT" sh -c "python3 '$p' >> '$OUT/peers.jsonl'"
+      [ -f "$p" ] && step "peer-$(basename "$p" .py)" 45 env PYTHONUNBUFFERED=1 GPU_CHECK_OUT="$OUT" sh -c "python3 '$p' >> '$OUT/peers.jsonl'"
     done
-    step bench 240 node lib-bench/bench/run.js --device cuda:0 --quick --peers "$OUT/peers.jsonl" --json "$OUT/bench.json" \
+    step bench 150 node lib-bench/bench/run.js --device cuda:0 --quick --peers "$OUT/peers.jsonl" --json "$OUT/bench.json" \
       ${GPU_CHECK_BENCH_FILTER:+--filter "$GPU_CHECK_BENCH_FILTER"}
   fi
   echo
@@ -94,8 +98,15 @@ run() {
   printf '%s\n' "${STATUS[@]}"
 }
 
+finish() {  # few files come back from the GPU box: keep the JSON and the summary, tar the logs
+  (cd "$OUT" && tar -czf logs.tgz --exclude=logs.tgz --exclude=bench.json --exclude=jest-cuda.json --exclude=summary.txt ./* \
+     && find . -maxdepth 1 -type f ! -name logs.tgz ! -name bench.json ! -name jest-cuda.json ! -name summary.txt -delete)
+}
+
 case "${1:-}" in
   pack) pack ;;
-  run) run ;;
+  run) run 2>&1 | tee /tmp/gpu-check-run.log; cp /tmp/gpu-check-run.log "$OUT/run.log" 2>/dev/null; \
+       sed -n '/^=== summary/,$p' /tmp/gpu-check-run.log > "${GPU_CHECK_OUT:-$ROOT/gpu-check-out}/summary.txt"; \
+       OUT="${GPU_CHECK_OUT:-$ROOT/gpu-check-out}" finish ;;
   *) echo "usage: $0 pack|run"; exit 2 ;;
 esac
