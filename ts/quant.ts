@@ -113,8 +113,18 @@ export class Int4Weight {
   /** The canonical weight on the same device (a new weight; this one stays valid). */
   toCanonical(): Int4Weight {
     this.checkLive('toCanonical');
-    const [q, s, z] = ADDON().toCanonical(this.qweight.handle, this.scales.handle, this.zeros?.handle ?? null, this.n, this.k, this.groupSize);
     const G = this.numGroups;
+    if (this.layout === 'canonical') {
+      // Already canonical: a new weight viewing the same memory.
+      return new Int4Weight({
+        n: this.n, k: this.k, groupSize: this.groupSize, layout: 'canonical',
+        qweight: this.qweight.reshape([this.n, this.k / 2]), scales: this.scales.reshape([this.n, G]),
+        zeros: this.zeros ? this.zeros.reshape([this.n, G]) : null,
+        perm: this.perm ? this.perm.reshape([this.k]) : null,
+        invPerm: this.invPerm ? this.invPerm.reshape([this.k]) : null,
+      });
+    }
+    const [q, s, z] = ADDON().toCanonical(this.qweight.handle, this.scales.handle, this.zeros?.handle ?? null, this.n, this.k, this.groupSize);
     return new Int4Weight({
       n: this.n, k: this.k, groupSize: this.groupSize, layout: 'canonical',
       qweight: new Tensor(q, [this.n, this.k / 2], 'uint8', this.device),
