@@ -9,3 +9,7 @@ export { Tensor, tensor, empty, zeros, full, rand, randn, type CreateOptions, ty
 export { Stream, withStream, synchronize, synchronizeSync } from './stream';
 export { add, matmul } from './ops';
 export { deviceTime, memoryStats } from './timing';
+export * as moe from './moe';
+export * as attention from './attention';
+export * as quant from './quant';
+export * as dist from './dist';
