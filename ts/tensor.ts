@@ -7,7 +7,8 @@ import { native } from './native';
 type Handle = number;
 
 // Backstop for tensors that were never disposed: frees the native slot once the Tensor is collected
-// (LLMK_DEBUG_LEAKS=1 makes the addon report each one).
+// (LLMK_DEBUG_LEAKS=1 makes the addon report each one). Registered without an unregister token, which
+// is much cheaper: for a disposed tensor the callback's release() finds a stale handle and does nothing.
 const leaks = new FinalizationRegistry<Handle>((h) => native.release(h, true));
 
 // `using` support on runtimes that do not define Symbol.dispose yet.
@@ -42,7 +43,7 @@ export class Tensor {
   /** @internal Use tensor(), empty(), zeros(), full(), rand(), randn() to create tensors. */
   constructor(handle: Handle, shape: readonly number[], dtype: DType, device: DeviceName, numel?: number) {
     this._h = handle;
-    leaks.register(this, handle, this);
+    leaks.register(this, handle);
     this.shape = shape;
     this.dtype = dtype;
     this.device = device;
@@ -64,7 +65,6 @@ export class Tensor {
   dispose(): void {
     if (this._h !== null) {
       native.release(this._h, false);
-      leaks.unregister(this);
       this._h = null;
     }
   }
