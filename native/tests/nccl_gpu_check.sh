@@ -16,4 +16,12 @@ LLMK_NCCL_PATH=/nonexistent/libnccl.so.2 "$B/nccl_overhead" | head -3
 timeout 240 "$B/nccl_overhead" --require-nccl 2>&1 | tee "$OUT/nccl_overhead.log"
 rc=${PIPESTATUS[0]}
 grep '^{' "$OUT/nccl_overhead.log" > "$OUT/nccl_overhead.jsonl"
-echo "nccl_overhead rc=$rc"; exit $rc
+echo "nccl_overhead rc=$rc"
+# The same path from Node (N-API binding + TS API), when a node binary and the built package are here.
+if command -v node >/dev/null && [ -f lib/dist.js ]; then
+  timeout 120 node native/tests/nccl_node_smoke.js . 2>&1 | tee "$OUT/nccl_node_smoke.log"
+  nrc=${PIPESTATUS[0]}
+  grep '^{' "$OUT/nccl_node_smoke.log" >> "$OUT/nccl_overhead.jsonl"
+  echo "nccl_node_smoke rc=$nrc"; [ "$rc" -eq 0 ] && rc=$nrc
+fi
+exit $rc
