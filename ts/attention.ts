@@ -80,6 +80,7 @@ export function blockSparse(q: Tensor, k: Tensor, v: Tensor, layout: BlockLayout
   check(k.shape.every((d, i) => d === v.shape[i]), 'ERR_LLMK_SHAPE', () => `${op}: k ${shp(k)} and v ${shp(v)} must have one shape`);
   check(Bk === B && Dk === D, 'ERR_LLMK_SHAPE', () => `${op}: q ${shp(q)} and k ${shp(k)} differ in batch or head size`);
   check(B >= 1 && Nq >= 1 && Nk >= 1 && Hq >= 1 && Hkv >= 1, 'ERR_LLMK_SHAPE', () => `${op}: empty dimensions in q ${shp(q)} or k ${shp(k)}`);
+  check(B <= 65535 && Hq <= 65535, 'ERR_LLMK_SHAPE', () => `${op}: batch (${B}) and query heads (${Hq}) must each be at most 65535`);
   check(Hq % Hkv === 0, 'ERR_LLMK_SHAPE', () => `${op}: query heads (${Hq}) must be a multiple of key/value heads (${Hkv})`);
   check(D % 8 === 0 && D >= 8 && D <= 256, 'ERR_LLMK_SHAPE', () => `${op}: head size ${D} must be a multiple of 8 between 8 and 256`);
   check(layout.qLen === Nq && layout.kLen === Nk, 'ERR_LLMK_SHAPE',

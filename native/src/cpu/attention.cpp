@@ -42,6 +42,38 @@ inline float dot(const float* a, const float* b, int64_t n) {
   return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+
+// Folds the visible keys [ja, jb] of one converted K/V block into one query row's online-softmax state
+// (running max m, sum l, accumulator ar). Cloned for AVX2+FMA with run-time dispatch (no -march flags).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+__attribute__((target_clones("default", "arch=haswell")))
+#endif
+void fold_block(const float* qr, const float* kbuf, const float* vbuf, int64_t ja, int64_t jb, int64_t D, float scale,
+                float softcap, float* s, float* ar, float* m, float* l) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  float mx = ninf;
+  for (int64_t j = ja; j <= jb; j++) {
+    float x = dot(qr, kbuf + j * D, D) * scale;
+    if (softcap > 0.f) x = softcap * std::tanh(x / softcap);
+    s[j] = x;
+    mx = std::max(mx, x);
+  }
+  if (mx == ninf) return;  // every visible logit is -inf: contributes nothing
+  const float mnew = std::max(*m, mx);
+  const float alpha = std::exp(*m - mnew);  // exp(-inf) = 0 on the first block
+  float sum = 0.f;
+  if (alpha != 1.f)
+    for (int64_t d = 0; d < D; d++) ar[d] *= alpha;
+  for (int64_t j = ja; j <= jb; j++) {
+    const float pj = std::exp(s[j] - mnew);
+    sum += pj;
+    const float* vr = vbuf + j * D;
+    for (int64_t d = 0; d < D; d++) ar[d] += pj * vr[d];
+  }
+  *l = *l * alpha + sum;
+  *m = mnew;
+}
+
 }  // namespace
 
 void attention_block_sparse(const AttnParams& p) {
@@ -92,30 +124,8 @@ void attention_block_sparse(const AttnParams& p) {
           const KeyRange kr = range[size_t(r)];
           const int64_t ja = std::max<int64_t>(0, kr.lo - j0), jb = std::min(nk - 1, kr.hi - j0);
           if (ja > jb) continue;
-          const float* qr = &qbuf[size_t(r * D)];
-          float mx = ninf;
-          for (int64_t j = ja; j <= jb; j++) {
-            float x = dot(qr, &kbuf[size_t(j * D)], D) * p.scale;
-            if (p.softcap > 0.f) x = p.softcap * std::tanh(x / p.softcap);
-            s[size_t(j)] = x;
-            mx = std::max(mx, x);
-          }
-          if (mx == ninf) continue;  // every visible logit is -inf: contributes nothing
-          float& mr = m[size_t(r)];
-          const float mnew = std::max(mr, mx);
-          const float alpha = std::exp(mr - mnew);  // exp(-inf) = 0 on the first block
-          float* ar = &acc[size_t(r * D)];
-          float sum = 0.f;
-          if (alpha != 1.f)
-            for (int64_t d = 0; d < D; d++) ar[d] *= alpha;
-          for (int64_t j = ja; j <= jb; j++) {
-            const float pj = std::exp(s[size_t(j)] - mnew);
-            sum += pj;
-            const float* vr = &vbuf[size_t(j * D)];
-            for (int64_t d = 0; d < D; d++) ar[d] += pj * vr[d];
-          }
-          l[size_t(r)] = l[size_t(r)] * alpha + sum;
-          mr = mnew;
+          fold_block(&qbuf[size_t(r * D)], kbuf.data(), vbuf.data(), ja, jb, D, p.scale, p.softcap, s.data(),
+                     &acc[size_t(r * D)], &m[size_t(r)], &l[size_t(r)]);
         }
       }
       for (int64_t r = 0; r < nr; r++) {

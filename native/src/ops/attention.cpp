@@ -75,6 +75,8 @@ AttentionResult attention_block_sparse(const Tensor& q, const Tensor& k, const T
   LLMK_CHECK(D >= 8 && D <= 256 && D % 8 == 0, Shape, "%s: head size D = %lld must be a multiple of 8 in [8, 256]", op,
              (long long)D);
   LLMK_CHECK(B >= 1 && Nq >= 1 && Nk >= 1, Shape, "%s: batch and sequence lengths must be positive", op);
+  LLMK_CHECK(B <= 65535 && Hq <= 65535, Shape, "%s: batch (%lld) and query heads (%lld) must each be at most 65535", op,
+             (long long)B, (long long)Hq);
   LLMK_CHECK(L.q_len == Nq && L.k_len == Nk, Shape, "%s: layout is for qLen %lld, kLen %lld but q has %lld and k %lld tokens",
              op, (long long)L.q_len, (long long)L.k_len, (long long)Nq, (long long)Nk);
   LLMK_CHECK(L.heads == 1 || L.heads == Hq, Shape, "%s: per-head layout has %lld heads, q has %lld", op,
