@@ -19,33 +19,64 @@ using namespace llmk::moe_math;
 
 namespace {
 
+// ord_key without branches (same result), so the loop over experts vectorises.
+inline uint32_t ord_key_branchless(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  const uint32_t a = u & 0x7fffffffu;
+  u = a == 0 ? 0u : u;                                   // -0 -> +0
+  const uint32_t neg = uint32_t(int32_t(u) >> 31);       // all ones when negative
+  const uint32_t c = u ^ (neg | 0x80000000u);
+  return a > 0x7f800000u ? 1u : c;                        // NaN -> 1
+}
+
+// Keeps the k largest packed candidates in buf[0..k) (descending); for small k.
+inline void insert_top(uint64_t* buf, int& n, int k, uint64_t c) {
+  if (n == k) {
+    if (c <= buf[k - 1]) return;
+    n--;
+  }
+  int i = n++;
+  while (i > 0 && buf[i - 1] < c) { buf[i] = buf[i - 1]; i--; }
+  buf[i] = c;
+}
+
 template <typename Load>
 void topk_rows(Load load, const MoeTopkParams& p, float* weights, int32_t* ids) {
   const int E = p.experts, k = p.k;
+  // Scores of every expert are needed for biased keys and for softmax without renormalisation
+  // (the divisor is the sum over all E). Otherwise only the k chosen experts need a score: with
+  // softmax + renormalize, weight_j = u_j / sum_chosen(u), which equals (u_j/S) / sum_chosen(u/S).
+  const bool all_scores = p.bias != nullptr || (!p.sigmoid && !p.renormalize);
+  const bool small_k = k <= 32;
   const int64_t grain = std::max<int64_t>(1, 16384 / std::max(E, 1));
   parallel_for(p.tokens, grain, [&](int64_t t0, int64_t t1) {
     std::vector<float> x(static_cast<size_t>(E)), score(static_cast<size_t>(E));
     std::vector<uint64_t> cand(static_cast<size_t>(E));
     std::vector<uint64_t> gcand(size_t(std::max(p.groups, 1)));
     std::vector<char> keep(size_t(std::max(p.groups, 1)));
+    uint64_t top[32];
     const float inf = std::numeric_limits<float>::infinity();
     for (int64_t t = t0; t < t1; t++) {
       for (int e = 0; e < E; e++) x[size_t(e)] = load(t * E + e);
-      if (p.sigmoid) {
-        for (int e = 0; e < E; e++) score[size_t(e)] = sigmoid_score(x[size_t(e)]);
-      } else {
-        float m = -inf;
+      float m = -inf;
+      if (!p.sigmoid)
         for (int e = 0; e < E; e++) if (!is_nan(x[size_t(e)])) m = std::max(m, x[size_t(e)]);
-        float s = 0.f;
-        for (int e = 0; e < E; e++) { score[size_t(e)] = softmax_numer(x[size_t(e)], m); s += score[size_t(e)]; }
-        if (s > 0.f) { for (int e = 0; e < E; e++) score[size_t(e)] /= s; }
-        else { for (int e = 0; e < E; e++) score[size_t(e)] = 0.f; }
+      if (all_scores) {
+        if (p.sigmoid) {
+          for (int e = 0; e < E; e++) score[size_t(e)] = sigmoid_score(x[size_t(e)]);
+        } else {
+          float s = 0.f;
+          for (int e = 0; e < E; e++) { score[size_t(e)] = softmax_numer(x[size_t(e)], m); s += score[size_t(e)]; }
+          if (s > 0.f) { for (int e = 0; e < E; e++) score[size_t(e)] /= s; }
+          else { for (int e = 0; e < E; e++) score[size_t(e)] = 0.f; }
+        }
+        for (int e = 0; e < E; e++) x[size_t(e)] = select_key(x[size_t(e)], score[size_t(e)], p.bias, e);
+      } else {
+        for (int e = 0; e < E; e++) score[size_t(e)] = x[size_t(e)];  // logits, scored after selection
       }
-      for (int e = 0; e < E; e++) {
-        float key = select_key(x[size_t(e)], score[size_t(e)], p.bias, e);
-        x[size_t(e)] = key;  // x now holds the selection keys
-        cand[size_t(e)] = pack(ord_key(key), uint32_t(e));
-      }
+      // x now holds the selection keys
+      const uint64_t* best = nullptr;
       if (p.groups > 0) {
         const int G = p.groups, gs = E / G;
         for (int g = 0; g < G; g++) {
@@ -58,17 +89,44 @@ void topk_rows(Load load, const MoeTopkParams& p, float* weights, int32_t* ids) 
           for (int h = 0; h < G; h++) rank += gcand[size_t(h)] > gcand[size_t(g)];
           keep[size_t(g)] = rank < p.group_topk;
         }
-        for (int e = 0; e < E; e++) if (!keep[size_t(e / gs)]) cand[size_t(e)] = 0;
       }
-      std::partial_sort(cand.begin(), cand.begin() + k, cand.end(), std::greater<uint64_t>());
+      if (small_k) {
+        int n = 0;
+        if (p.groups > 0) {
+          const int gs = E / p.groups;
+          for (int e = 0; e < E; e++)
+            if (keep[size_t(e / gs)]) insert_top(top, n, k, pack(ord_key(x[size_t(e)]), uint32_t(e)));
+        } else {
+          // Branch-free codes first (vectorisable), then a 32-bit threshold test that rejects most experts.
+          uint32_t* code = reinterpret_cast<uint32_t*>(cand.data());
+          for (int e = 0; e < E; e++) code[e] = ord_key_branchless(x[size_t(e)]);
+          uint32_t thr = 0;
+          for (int e = 0; e < E; e++) {
+            if (code[e] < thr) continue;
+            insert_top(top, n, k, pack(code[e], uint32_t(e)));
+            if (n == k) thr = packed_code(top[k - 1]);
+          }
+        }
+        best = top;
+      } else {
+        for (int e = 0; e < E; e++) cand[size_t(e)] = pack(ord_key(x[size_t(e)]), uint32_t(e));
+        if (p.groups > 0) {
+          const int gs = E / p.groups;
+          for (int e = 0; e < E; e++) if (!keep[size_t(e / gs)]) cand[size_t(e)] = 0;
+        }
+        std::partial_sort(cand.begin(), cand.begin() + k, cand.end(), std::greater<uint64_t>());
+        best = cand.data();
+      }
       float* w = weights + t * k;
       int32_t* id = ids + t * k;
       float sum = 0.f;
       for (int j = 0; j < k; j++) {
-        uint32_t e = packed_index(cand[size_t(j)]);
+        const uint32_t e = packed_index(best[j]);
         id[j] = int32_t(e);
-        w[j] = score[e];
-        sum += w[j];
+        float v = score[e];
+        if (!all_scores) v = p.sigmoid ? sigmoid_score(v) : softmax_numer(v, m);
+        w[j] = v;
+        sum += v;
       }
       if (p.renormalize && sum > 0.f) for (int j = 0; j < k; j++) w[j] /= sum;
       for (int j = 0; j < k; j++) w[j] *= p.scale;
