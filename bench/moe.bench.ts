@@ -96,7 +96,7 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
   const res: Result[] = [];
   for (const c of TOPK_CASES) {
     for (const T of [16, 4096]) {
-      const name = `${c.tag} T=${T} float32 (selection vs ORT TopK)`;
+      const name = `softmax top-k E=${c.E} k=${c.k} T=${T} float32 vs ORT TopK`;
       try {
         const data = new Float32Array(T * c.E).map(() => Math.random() * 4 - 2);
         const sess = await ort.InferenceSession.create(topkModel(T, c.E, c.k), { intraOpNumThreads: 0 });
