@@ -74,7 +74,7 @@ describeDevices(`quant.matmul (seed ${SEED})`, (device) => {
   const shapes: [number, number, number, number, boolean][] = [
     [1, 16, 32, 32, true], [3, 48, 48, 48, false], [1, 64, 256, 128, true], [5, 100, 320, 64, false],
     [16, 96, 320, 32, true], [17, 40, 128, 128, false], [33, 80, 512, 256, true], [70, 32, 192, 64, false],
-    [130, 48, 128, 128, true],
+    [130, 48, 128, 128, true], [300, 16, 64, 32, false],
   ];
   for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
     it.each(shapes)(`${dtype} M=%d N=%d K=%d g=%d symmetric=%s equals x·dequant(W)ᵀ + bias`, async (M, N, K, g, sym) => {

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "../core/dtype.h"
 #include "../core/error.h"
 #include "../core/half.h"
 #include "../core/parallel.h"
@@ -169,6 +170,15 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
                  const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
                  int64_t M, int64_t N, int64_t K, int64_t group) {
   if (M <= 0 || N <= 0) return;
+  // Large M: blocks of rows, so the float32 copy of x stays bounded (256 × K floats).
+  constexpr int64_t kMChunk = 256;
+  if (M > kMChunk) {
+    const int64_t xe = int64_t(dtype_size(DType(xdt))), ye = int64_t(dtype_size(DType(ydt)));
+    for (int64_t m0 = 0; m0 < M; m0 += kMChunk)
+      int4_matmul(static_cast<const char*>(x) + m0 * K * xe, xdt, qweight, scales, sdt, zeros, bias, bdt, perm,
+                  static_cast<char*>(y) + m0 * N * ye, ydt, std::min(kMChunk, M - m0), N, K, group);
+    return;
+  }
   const int64_t G = K / group;
   // Activations as float32 (permuted for act-order) and their per-group sums: the zero point is
   // applied once per group as scale * (Σ x·q − zero · Σ x).

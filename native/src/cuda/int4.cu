@@ -557,12 +557,19 @@ void run_matmul(const Plan& p, const T* x, const uint8_t* qw, const void* scales
     if (p.cfg == 4) return launch_mma<T, 16, 128, 1, 4, kStagesBig>(p, x, qw, scales, sdt, zeros, bias, bdt, y, partial, M, N, K, group, st);
     if (p.cfg == 5) return launch_mma<T, 128, 256, 2, 4, 3>(p, x, qw, scales, sdt, zeros, bias, bdt, y, partial, M, N, K, group, st);
   }
-  dim3 grid(unsigned(ceil_div(N, kGenWarps)), unsigned(ceil_div(M, kGenRows)));
-  LLMK_CHECK(ceil_div(M, kGenRows) <= 65535, Shape, "int4 matmul: M = %lld is too large for the general path",
-             (long long)M);
-  if (prepared) int4_general_kernel<T, true><<<grid, kGenWarps * 32, 0, st>>>(x, qw, scales, sdt, zeros, bias, bdt, y, M, N, K, group);
-  else int4_general_kernel<T, false><<<grid, kGenWarps * 32, 0, st>>>(x, qw, scales, sdt, zeros, bias, bdt, y, M, N, K, group);
-  check_launch("int4_general_kernel");
+  // grid.y is limited to 65535: launch row blocks of at most 65535 · kGenRows rows.
+  constexpr int64_t kMaxRows = int64_t(65535) * kGenRows;
+  for (int64_t m0 = 0; m0 < M; m0 += kMaxRows) {
+    const int64_t mc = std::min(kMaxRows, M - m0);
+    dim3 grid(unsigned(ceil_div(N, kGenWarps)), unsigned(ceil_div(mc, kGenRows)));
+    if (prepared)
+      int4_general_kernel<T, true><<<grid, kGenWarps * 32, 0, st>>>(x + m0 * K, qw, scales, sdt, zeros, bias, bdt,
+                                                                    y + m0 * N, mc, N, K, group);
+    else
+      int4_general_kernel<T, false><<<grid, kGenWarps * 32, 0, st>>>(x + m0 * K, qw, scales, sdt, zeros, bias, bdt,
+                                                                     y + m0 * N, mc, N, K, group);
+    check_launch("int4_general_kernel");
+  }
 }
 
 int64_t align256(int64_t b) { return (b + 255) / 256 * 256; }
