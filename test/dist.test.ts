@@ -261,6 +261,26 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
     }
   });
 
+  test('collectives pair up in issue order, even across streams', async () => {
+    const rs = await dist.runLocal(2, async ({ rank, comm, lib }: any) => {
+      const a = lib.tensor(new Float32Array([rank + 1, 1, 1, 1]));
+      const b = lib.tensor(new Float32Array(8).fill(rank + 10));
+      if (rank === 0) {
+        const s = new lib.Stream('cpu');
+        lib.withStream(s, () => comm.allReduce(a)); // issued first, on another stream
+        comm.allReduce(b);
+        await comm.synchronize();
+        s.synchronizeSync();
+      } else {
+        comm.allReduce(a);
+        comm.allReduce(b);
+        await comm.synchronize();
+      }
+      return [Array.from(await a.toArray()), Array.from(await b.toArray())];
+    }, { timeoutMs: 20000 });
+    for (const r of rs as any[]) expect(r).toEqual([[3, 2, 2, 2], Array(8).fill(21)]);
+  });
+
   test('use after destroy, barrier and abort', async () => {
     const rs = await dist.runLocal(2, async ({ rank, comm, lib }: any) => {
       await comm.barrier();

@@ -250,7 +250,7 @@ enum RankState { kAbsent = 0, kJoined = 1, kGone = 2 };
 class LocalGroup {
  public:
   LocalGroup(std::string id, int world)
-      : id_(std::move(id)), world_(world), state_(size_t(world), kAbsent), seq_(size_t(world), 0),
+      : id_(std::move(id)), world_(world), state_(size_t(world), kAbsent),
         activity_(size_t(world), "not joined") {}
 
   int world() const { return world_; }
@@ -287,12 +287,13 @@ class LocalGroup {
     if (failed_) throw Error(ErrCode::Nccl, msg_, detail_);
   }
 
-  // Runs one collective of `rank` (called on the rank's CPU stream thread).
+  // Runs collective number k of `rank` (called on the rank's CPU stream thread). k counts the
+  // rank's collectives in the order they were issued (not run), as NCCL orders them.
   template <typename Compute>
-  void collective(int rank, const Desc& d, const char* in, char* out, int64_t timeout_ms, Compute&& compute) {
+  void collective(int rank, uint64_t k, const Desc& d, const char* in, char* out, int64_t timeout_ms,
+                  Compute&& compute) {
     std::unique_lock<std::mutex> l(mu_);
     throw_locked();
-    const uint64_t k = seq_[size_t(rank)]++;
     Slot& s = slots_[k];
     if (s.parts.empty()) s.parts.resize(size_t(world_));
     if (!s.has_desc) {
@@ -334,18 +335,19 @@ class LocalGroup {
     if (s.left == world_) slots_.erase(k);
   }
 
-  void send(int rank, int peer, const Tensor& t) {
+  // Message k from rank to peer (k counts the sends to that peer in issue order).
+  void send(int rank, int peer, uint64_t k, const Tensor& t) {
     std::lock_guard<std::mutex> l(mu_);
     throw_locked();
     Msg m;
     m.data.assign(static_cast<const char*>(t.data()), static_cast<const char*>(t.data()) + t.nbytes());
     m.dtype = t.dtype();
     m.count = t.numel();
-    mail_[{rank, peer}].push_back(std::move(m));
+    mail_[{rank, peer}][k] = std::move(m);
     cv_.notify_all();
   }
 
-  void recv(int rank, int peer, const Tensor& t, int64_t timeout_ms) {
+  void recv(int rank, int peer, uint64_t k, const Tensor& t, int64_t timeout_ms) {
     std::unique_lock<std::mutex> l(mu_);
     throw_locked();
     auto& box = mail_[{peer, rank}];
@@ -355,22 +357,22 @@ class LocalGroup {
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
       throw_locked();
-      if (!box.empty()) break;
+      if (box.count(k)) break;
       if (state_[size_t(peer)] == kGone) {
         fail_locked(fmt_str("rank %d waits in %s but rank %d left the group (%s)", rank, what.c_str(), peer,
                             activity_[size_t(peer)].c_str()),
                     "ncclRemoteError");
         throw_locked();
       }
-      if (cv_.wait_until(l, deadline) == std::cv_status::timeout && box.empty()) {
+      if (cv_.wait_until(l, deadline) == std::cv_status::timeout && !box.count(k)) {
         fail_locked(fmt_str("rank %d timed out after %lld ms in %s; rank %d is %s", rank, (long long)timeout_ms,
                             what.c_str(), peer, activity_[size_t(peer)].c_str()),
                     "ncclTimeout");
         throw_locked();
       }
     }
-    Msg m = std::move(box.front());
-    box.pop_front();
+    Msg m = std::move(box[k]);
+    box.erase(k);
     if (m.dtype != t.dtype() || m.count != t.numel()) {
       fail_locked(fmt_str("mismatched send/recv: rank %d sent %lld x %s to rank %d, which posted %s", peer,
                           (long long)m.count, dtype_name(m.dtype), rank, what.c_str()),
@@ -436,10 +438,9 @@ class LocalGroup {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::vector<int> state_;
-  std::vector<uint64_t> seq_;
   std::vector<std::string> activity_;
   std::map<uint64_t, Slot> slots_;
-  std::map<std::pair<int, int>, std::deque<Msg>> mail_;
+  std::map<std::pair<int, int>, std::map<uint64_t, Msg>> mail_;
   bool failed_ = false;
   std::string msg_, detail_;
 };
@@ -469,7 +470,8 @@ std::shared_ptr<LocalGroup> local_group(const std::string& id, int world) {
 class LocalComm : public Communicator, public std::enable_shared_from_this<LocalComm> {
  public:
   LocalComm(std::shared_ptr<LocalGroup> g, int rank, int64_t timeout_ms)
-      : g_(std::move(g)), rank_(rank), timeout_ms_(timeout_ms) {}
+      : g_(std::move(g)), rank_(rank), timeout_ms_(timeout_ms), send_seq_(size_t(g_->world()), 0),
+        recv_seq_(size_t(g_->world()), 0) {}
   ~LocalComm() override {
     if (!destroyed_) {
       if (pending_->load() > 0) {
@@ -493,6 +495,7 @@ class LocalComm : public Communicator, public std::enable_shared_from_this<Local
 
   void start() {
     g_->join(rank_);
+    next_coll_ = 1;  // collective #0 is the init rendezvous
     auto g = g_;
     auto st = init_;
     int rank = rank_;
@@ -501,7 +504,7 @@ class LocalComm : public Communicator, public std::enable_shared_from_this<Local
       try {
         Desc d;
         d.kind = Kind::Init;
-        g->collective(rank, d, nullptr, nullptr, tmo, [](const std::vector<Part>&) {});
+        g->collective(rank, 0, d, nullptr, nullptr, tmo, [](const std::vector<Part>&) {});
         std::lock_guard<std::mutex> l(st->mu);
         st->done = true;
       } catch (const Error& e) {
@@ -571,14 +574,16 @@ class LocalComm : public Communicator, public std::enable_shared_from_this<Local
   void send(const Tensor& t, int peer) override {
     auto g = g_;
     int rank = rank_;
-    run([g, t, rank, peer] { g->send(rank, peer, t); });
+    const uint64_t k = send_seq_[size_t(peer)]++;
+    run([g, t, rank, peer, k] { g->send(rank, peer, k, t); });
   }
 
   void recv(const Tensor& t, int peer) override {
     auto g = g_;
     int rank = rank_;
     int64_t tmo = timeout_ms_;
-    run([g, t, rank, peer, tmo] { g->recv(rank, peer, t, tmo); });
+    const uint64_t k = recv_seq_[size_t(peer)]++;
+    run([g, t, rank, peer, k, tmo] { g->recv(rank, peer, k, t, tmo); });
   }
 
   void group_start() override { group_depth_++; }
@@ -628,12 +633,13 @@ class LocalComm : public Communicator, public std::enable_shared_from_this<Local
     auto g = g_;
     int rank = rank_;
     int64_t tmo = timeout_ms_;
+    const uint64_t k = next_coll_++;
     // in/out are captured by value: their storage lives until the task ran.
-    run([g, d, in, out, rank, tmo, compute] {
+    run([g, d, in, out, rank, k, tmo, compute] {
       const char* ip = in.defined() ? static_cast<const char*>(in.data()) : nullptr;
       char* op = out.defined() ? static_cast<char*>(out.data()) : nullptr;
       const int p = g->world();
-      g->collective(rank, d, ip, op, tmo, [&](const std::vector<Part>& parts) { compute(rank, p, parts); });
+      g->collective(rank, k, d, ip, op, tmo, [&](const std::vector<Part>& parts) { compute(rank, p, parts); });
     });
   }
 
@@ -642,6 +648,8 @@ class LocalComm : public Communicator, public std::enable_shared_from_this<Local
   int64_t timeout_ms_;
   bool destroyed_ = false;
   int group_depth_ = 0;
+  uint64_t next_coll_ = 0;                      // issue order of collectives (JS thread only)
+  std::vector<uint64_t> send_seq_, recv_seq_;   // issue order of sends / recvs per peer
   std::shared_ptr<InitState> init_ = std::make_shared<InitState>();
   std::shared_ptr<std::atomic<int64_t>> pending_ = std::make_shared<std::atomic<int64_t>>(0);
 };
