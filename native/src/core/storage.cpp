@@ -1,6 +1,9 @@
 #include "storage.h"
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <new>
+#include <vector>
 #include "cuda_runtime.h"
 #include "error.h"
 #include "stream.h"
@@ -15,6 +18,48 @@ Counters& counters(DeviceKind k) {
   static Counters c[2];
   return c[int(k)];
 }
+// Caching CPU allocator: freed blocks are kept by size class and handed out again, because fresh
+// large blocks cost a page fault per 4 KiB on first touch (very slow in sandboxed VMs) and every op
+// allocates its output. Size classes waste at most 25%; LLMK_CPU_CACHE_MB caps what is kept (default 1024).
+class CpuCache {
+ public:
+  static size_t size_class(size_t n) {
+    if (n <= 4096) return (n + 63) & ~size_t(63);
+    size_t p = size_t(1) << (63 - __builtin_clzll(n - 1));  // largest power of two below n
+    size_t step = p / 4;
+    return (n + step - 1) / step * step;
+  }
+  void* get(size_t cls) {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = free_.find(cls);
+    if (it == free_.end() || it->second.empty()) return nullptr;
+    void* p = it->second.back();
+    it->second.pop_back();
+    cached_ -= cls;
+    return p;
+  }
+  void put(void* p, size_t cls) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (cached_ + cls <= limit_) { free_[cls].push_back(p); cached_ += cls; return; }
+    }
+    std::free(p);
+  }
+ private:
+  std::mutex mu_;
+  std::map<size_t, std::vector<void*>> free_;
+  size_t cached_ = 0;
+  size_t limit_ = [] {
+    const char* e = std::getenv("LLMK_CPU_CACHE_MB");
+    long mb = e ? std::atol(e) : 1024;
+    return size_t(mb < 0 ? 0 : mb) << 20;
+  }();
+};
+CpuCache& cpu_cache() {
+  static CpuCache* c = new CpuCache();  // leaked on purpose: blocks may be freed during static destruction
+  return *c;
+}
+
 }  // namespace
 
 std::shared_ptr<Storage> Storage::allocate(int64_t nbytes, Device device) {
@@ -22,8 +67,9 @@ std::shared_ptr<Storage> Storage::allocate(int64_t nbytes, Device device) {
   void* p = nullptr;
   void* stream = nullptr;
   if (device.is_cpu()) {
-    size_t rounded = (size_t(n) + 63) & ~size_t(63);  // aligned_alloc wants a multiple of the alignment
-    p = std::aligned_alloc(64, rounded);
+    size_t cls = CpuCache::size_class(size_t(n));  // a multiple of 64, as aligned_alloc wants
+    p = cpu_cache().get(cls);
+    if (!p) p = std::aligned_alloc(64, cls);
     if (!p) throw Error(ErrCode::OOM, fmt("out of CPU memory allocating %lld bytes", (long long)nbytes));
   } else {
 #ifdef LLMK_WITH_CUDA
@@ -47,7 +93,7 @@ std::shared_ptr<Storage> Storage::allocate(int64_t nbytes, Device device) {
 Storage::~Storage() {
   Counters& c = counters(device_.kind);
   c.bytes -= nbytes_; c.blocks--;
-  if (device_.is_cpu()) { std::free(data_); return; }
+  if (device_.is_cpu()) { cpu_cache().put(data_, CpuCache::size_class(size_t(nbytes_ > 0 ? nbytes_ : 1))); return; }
 #ifdef LLMK_WITH_CUDA
   cudaSetDevice(device_.index);
   cudaFreeAsync(data_, static_cast<cudaStream_t>(stream_));  // stream-ordered: after queued work
