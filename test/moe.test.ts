@@ -207,6 +207,33 @@ describeDevices(`moe.topk (seed ${SEED})`, (device) => {
     expect(ok.ids.shape).toEqual([4, 2]);
   });
 
+  it('is exported as the moe namespace of the package; results dispose with using', async () => {
+    const pkg = await import('../ts');
+    using lt = tensor([0, 1, 2, 3, 3, 2, 1, 0], { device, shape: [2, 4] });
+    const r = pkg.moe.topk(lt, { k: 2, scoring: 'sigmoid', renormalize: false });
+    expect(await nums(r.ids)).toEqual([3, 2, 0, 1]);
+    r.dispose();
+    expect(r.ids.disposed && r.weights.disposed).toBe(true);
+  });
+
+  if (device !== 'cpu') {
+    it('CUDA equals the CPU backend on fresh random data; bias on another device is ERR_LLMK_DEVICE', async () => {
+      const r = rng(SEED + 77);
+      for (const [T, E, k] of [[513, 64, 8], [100, 256, 8], [40, 1024, 4]]) {
+        const x = randnArray(T * E, r);
+        using lc = tensor(x, { device: 'cpu', shape: [T, E] });
+        using lg = tensor(x, { device, shape: [T, E] });
+        using rc = moe.topk(lc, { k, scoring: 'sigmoid' });
+        using rg = moe.topk(lg, { k, scoring: 'sigmoid' });
+        expect(await nums(rg.ids)).toEqual(await nums(rc.ids));
+        expect(relL2(await nums(rg.weights), await nums(rc.weights))).toBeLessThan(1e-5);
+      }
+      using lt = zeros([4, 64], { device });
+      using bcpu = zeros([64], { device: 'cpu' });
+      expectCode(() => moe.topk(lt, { k: 2, bias: bcpu }), 'ERR_LLMK_DEVICE');
+    });
+  }
+
   it('the native layer re-checks the contract (never trusts JS)', async () => {
     const { native } = await import('../ts/native');
     using lt = zeros([4, 64], { device });

@@ -259,8 +259,11 @@ void moe_load_balancing_loss(const void* probs, DType dtype, int64_t T, int E, c
   if (T == 0) { out[0] = 0.f; return; }
   const int dt = int(dtype);
   std::vector<double> colsum(size_t(E), 0.0);
-  for (int64_t t = 0; t < T; t++)
-    for (int e = 0; e < E; e++) colsum[size_t(e)] += load_as_f32(probs, t * E + e, dt);
+  // threads own column ranges (deterministic: each column is summed in row order by one thread)
+  parallel_for(E, 32, [&](int64_t e0, int64_t e1) {
+    for (int64_t t = 0; t < T; t++)
+      for (int64_t e = e0; e < e1; e++) colsum[size_t(e)] += load_as_f32(probs, t * E + e, dt);
+  });
   double loss = 0;
   for (int e = 0; e < E; e++)
     loss += (double(c[size_t(e)]) / double(T * k)) * (colsum[size_t(e)] / double(T));
