@@ -12,6 +12,21 @@ void to_f32(const void* src, DType t, int64_t r0, int64_t r1, int64_t cols, floa
   for (int64_t i = 0; i < (r1 - r0) * cols; i++) dst[i] = load_as_f32(src, r0 * cols + i, int(t));
 }
 
+// acc[i, 0:nb] += Σ_k arow[i, k] · B[k, n0:n0+nb] for k in [k0, k1) and i < mb. Compiled twice and
+// picked at load time (AVX2+FMA where the CPU has it) since shipped binaries cannot use -march=native.
+__attribute__((target_clones("arch=haswell", "default")))
+void block_kernel(const float* arow, int64_t K, const float* B, int64_t N, int64_t n0, int64_t nb, int64_t k0,
+                  int64_t k1, int64_t mb, float* acc, int64_t ldacc) {
+  for (int64_t i = 0; i < mb; i++) {
+    float* c = acc + i * ldacc;
+    for (int64_t kk = k0; kk < k1; kk++) {
+      const float av = arow[i * K + kk];
+      const float* brow = B + kk * N + n0;
+      for (int64_t j = 0; j < nb; j++) c[j] += av * brow[j];
+    }
+  }
+}
+
 }  // namespace
 
 void matmul(const void* a, const void* b, void* out, int64_t M, int64_t N, int64_t K, DType dtype) {
@@ -34,15 +49,7 @@ void matmul(const void* a, const void* b, void* out, int64_t M, int64_t N, int64
         int64_t nb = std::min(NB, N - n0);
         std::fill(acc.begin(), acc.end(), 0.f);
         for (int64_t k0 = 0; k0 < K; k0 += KB) {
-          int64_t k1 = std::min(K, k0 + KB);
-          for (int64_t i = 0; i < mb; i++) {
-            float* c = acc.data() + i * NB;
-            for (int64_t kk = k0; kk < k1; kk++) {
-              const float av = arow[size_t(i * K + kk)];
-              const float* brow = B + kk * N + n0;
-              for (int64_t j = 0; j < nb; j++) c[j] += av * brow[j];
-            }
-          }
+          block_kernel(arow.data(), K, B, N, n0, nb, k0, std::min(K, k0 + KB), mb, acc.data(), NB);
         }
         for (int64_t i = 0; i < mb; i++)
           for (int64_t j = 0; j < nb; j++) store_from_f32(out, (m0 + i) * N + n0 + j, int(dtype), acc[size_t(i * NB + j)]);
