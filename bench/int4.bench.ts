@@ -3,10 +3,12 @@
 // shard 7392×8192, M in {1, 4, 16, 64, 256, 1024, 4096} (--quick: M in {1, 16, 256, 4096}).
 // Bytes = packed weights + scales + activations + output; FLOPs = 2·M·N·K. Peer: bench/peers/int4.py
 // (torch.matmul in fp16 = cuBLAS on the same shapes, same case names). CPU: float32 activations,
-// 4096×4096 (M = 1, 16) and 7392×8192 (M = 1); onnxruntime-node MatMulNBits is not wired in here.
-import { randn, type DeviceName } from '../ts';
+// 4096×4096 (M = 1, 16) and 7392×8192 (M = 1); the CPU peer is onnxruntime-node's com.microsoft
+// MatMulNBits (accuracy_level 0 = float math and 4 = int8 math) on the same weight, through a one-node
+// ONNX model encoded here, when onnxruntime-node is installed (both timed the same wall-clock way).
+import { randn, synchronizeSync, tensor, type DeviceName } from '../ts';
 import * as quant from '../ts/quant';
-import type { BenchCase, Suite } from './harness';
+import type { BenchCase, Result, Suite } from './harness';
 
 const GPU_SHAPES: [number, number][] = [[4096, 4096], [8192, 8192], [28672, 8192], [8192, 28672], [7392, 8192]];
 const GPU_MS = [1, 4, 16, 64, 256, 1024, 4096];
@@ -43,5 +45,100 @@ function cases(device: DeviceName, quick: boolean): BenchCase[] {
   return out;
 }
 
-const suite: Suite = { name: 'int4', cases };
+// ---- CPU peer: onnxruntime-node MatMulNBits (one-node ONNX model, protobuf encoded here) ----
+
+function varint(n: number): number[] {
+  const b: number[] = [];
+  while (n > 127) { b.push((n & 127) | 128); n = Math.floor(n / 128); }
+  b.push(n);
+  return b;
+}
+function field(no: number, wire: number, payload: number[] | number | Uint8Array): number[] {
+  const key = varint(no * 8 + wire);
+  if (wire === 0) return [...key, ...varint(payload as number)];
+  const p = payload as number[] | Uint8Array;
+  const out = [...key, ...varint(p.length)];
+  for (let i = 0; i < p.length; i++) out.push(p[i]);
+  return out;
+}
+const str = (s: string): number[] => Array.from(Buffer.from(s, 'utf8'));
+
+/**
+ * ModelProto of Y[M,N] = MatMulNBits(A[M,K], B, scales) (com.microsoft, bits 4, block_size g, no zero
+ * points: zero point 8), B and scales as initializers. B[N, K/g, g/2] is exactly the canonical qweight.
+ */
+function matMulNBitsModel(M: number, N: number, K: number, g: number, accuracy: number, b: Uint8Array, scales: Float32Array): Uint8Array {
+  const dims = (ds: number[]) => ds.flatMap((d) => field(1, 2, field(1, 0, d)));
+  const vinfo = (no: number, name: string, ds: number[]) =>
+    field(no, 2, [...field(1, 2, str(name)), ...field(2, 2, field(1, 2, [...field(1, 0, 1), ...field(2, 2, dims(ds))]))]);
+  const init = (name: string, type: number, ds: number[], raw: Uint8Array) =>
+    field(5, 2, [...ds.flatMap((d) => field(1, 0, d)), ...field(2, 0, type), ...field(8, 2, str(name)), ...field(9, 2, raw)]);
+  const attr = (name: string, v: number) => field(5, 2, [...field(1, 2, str(name)), ...field(20, 0, 2), ...field(3, 0, v)]);
+  const node = [...field(1, 2, str('A')), ...field(1, 2, str('B')), ...field(1, 2, str('S')), ...field(2, 2, str('Y')),
+    ...field(4, 2, str('MatMulNBits')), ...field(7, 2, str('com.microsoft')),
+    ...attr('K', K), ...attr('N', N), ...attr('bits', 4), ...attr('block_size', g), ...attr('accuracy_level', accuracy)];
+  const graph = [...field(1, 2, node), ...field(2, 2, str('g')),
+    ...init('B', 2, [N, K / g, g / 2], b), ...init('S', 1, [N * (K / g)], new Uint8Array(scales.buffer, scales.byteOffset, scales.byteLength)),
+    ...vinfo(11, 'A', [M, K]), ...vinfo(12, 'Y', [M, N])];
+  return Uint8Array.from([...field(1, 0, 8), ...field(7, 2, graph),
+    ...field(8, 2, [...field(1, 2, []), ...field(2, 0, 17)]), ...field(8, 2, [...field(1, 2, str('com.microsoft')), ...field(2, 0, 1)])]);
+}
+
+type Ort = {
+  InferenceSession: { create(b: Uint8Array, o?: object): Promise<{ run(f: object): Promise<Record<string, { data: Float32Array }>> }> };
+  Tensor: new (t: string, d: Float32Array, s: number[]) => unknown;
+};
+
+async function wallMs(fn: () => unknown | Promise<unknown>, budgetMs = 400): Promise<number> {
+  await fn();
+  const t0 = process.hrtime.bigint();
+  let n = 0;
+  while (Number(process.hrtime.bigint() - t0) < budgetMs * 1e6) { await fn(); n++; }
+  return Number(process.hrtime.bigint() - t0) / 1e6 / n;
+}
+
+async function cpuPeer(device: DeviceName): Promise<Result[]> {
+  if (device !== 'cpu') return [];
+  let ort: Ort;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ort = require('onnxruntime-node');
+  } catch {
+    return [{ suite: 'int4', case: 'onnxruntime-node MatMulNBits peer', device, ms: NaN, note: 'onnxruntime-node is not installed: no CPU peer' }];
+  }
+  const res: Result[] = [];
+  for (const [M, N, K] of [[1, 4096, 4096], [16, 4096, 4096]] as const) {
+    const g = 128;
+    const w = randn([N, K], { device, seed: 5 });
+    const qw = quant.quantize(w, { groupSize: g });
+    w.dispose();
+    const b = qw.qweight.toArraySync() as Uint8Array, sc = qw.scales.toArraySync() as Float32Array;
+    const xs = new Float32Array(M * K).map((_, i) => Math.sin(i * 0.37));
+    const x = tensor(xs, { device, shape: [M, K] });
+    const ours = await wallMs(() => { quant.matmul(x, qw).dispose(); synchronizeSync('cpu'); });
+    const y = quant.matmul(x, qw);
+    const yv = y.toArraySync() as Float32Array;
+    y.dispose();
+    for (const acc of [0, 4]) {
+      const name = `${N}x${K} M=${M} float32 vs ORT MatMulNBits accuracy_level ${acc}`;
+      try {
+        const sess = await ort.InferenceSession.create(matMulNBitsModel(M, N, K, g, acc, b, sc), { intraOpNumThreads: 0 });
+        const a = new ort.Tensor('float32', xs, [M, K]);
+        const out = (await sess.run({ A: a })).Y.data;
+        let num = 0, den = 0;
+        for (let i = 0; i < yv.length; i++) { num += (yv[i] - out[i]) ** 2; den += out[i] ** 2; }
+        const peerMs = await wallMs(() => sess.run({ A: a }));
+        res.push({ suite: 'int4', case: name, device, ms: ours, peer: `onnxruntime-node MatMulNBits acc${acc}`, peerMs, speedup: peerMs / ours,
+          note: `rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}` });
+      } catch (e) {
+        res.push({ suite: 'int4', case: name, device, ms: NaN, note: `ORT peer failed: ${(e as Error).message.split('\n')[0]}` });
+      }
+    }
+    x.dispose();
+    qw.dispose();
+  }
+  return res;
+}
+
+const suite: Suite & { extra: (d: DeviceName) => Promise<Result[]> } = { name: 'int4', cases, extra: cpuPeer };
 export default suite;

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 #include "../core/dtype.h"
 #include "../core/error.h"
@@ -44,10 +47,12 @@ inline void unpack(const uint8_t* p, int64_t len, float* q) {
   }
 }
 
-// Small-M path (M ≤ 4): no unpacked copy of the weights at all. x is stored de-interleaved per byte
+// Small-M path (M ≤ 16): no unpacked copy of the weights at all. x is stored de-interleaved per byte
 // (xe[j] = x[2j], xo[j] = x[2j+1]), so each packed byte b contributes xe·(b & 15) + xo·(b >> 4); the
 // loop over bytes is 16 independent lanes, which the compiler vectorises (SSE2 baseline, or AVX2+FMA
 // through the target-specific clone picked at run time).
+constexpr int64_t kSmallM = 16;  // the small-M path serves M ≤ kSmallM
+
 struct SmallArgs {
   const float* xeo;  // [M][K]: xe (K/2) then xo (K/2) per row
   const float* xs;   // [M][G] group sums of x
@@ -66,7 +71,7 @@ __attribute__((always_inline)) inline void small_rows(const SmallArgs& a, int64_
   const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;
   for (int64_t n = n0; n < n1; n++) {
     const uint8_t* qrow = a.q + n * K2;
-    float acc[4] = {0.f, 0.f, 0.f, 0.f};
+    float acc[kSmallM] = {0.f};
     for (int64_t g = 0; g < G; g++) {
       const float s = load_as_f32(a.scales, n * G + g, a.sdt);
       const float z = a.zeros ? float(a.zeros[n * G + g]) : 8.f;
@@ -97,9 +102,111 @@ __attribute__((always_inline)) inline void small_rows(const SmallArgs& a, int64_
 
 void small_rows_generic(const SmallArgs& a, int64_t n0, int64_t n1) { small_rows(a, n0, n1); }
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2,fma"))) void small_rows_avx2(const SmallArgs& a, int64_t n0, int64_t n1) {
-  small_rows(a, n0, n1);
+__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
+  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  __m128 sh = _mm_movehdup_ps(lo);
+  lo = _mm_add_ps(lo, sh);
+  sh = _mm_movehl_ps(sh, lo);
+  return _mm_cvtss_f32(_mm_add_ss(lo, sh));
 }
+
+// AVX2 + FMA: four weight rows at a time share each load of x; 8 packed bytes (16 codes) per row per
+// step, nibbles widened to int32 and converted to float in registers; two accumulators per row.
+__attribute__((target("avx2,fma"))) void small_rows_avx2(const SmallArgs& a, int64_t n0, int64_t n1) {
+  const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;
+  if (gp % 8 != 0) return small_rows(a, n0, n1);
+  const __m256i m15 = _mm256_set1_epi32(15);
+  for (int64_t n = n0; n < n1; n += 4) {
+    const int R = int(std::min<int64_t>(4, n1 - n));
+    float acc[4][kSmallM] = {{0.f}};  // [row][m]
+    for (int64_t g = 0; g < G; g++) {
+      const uint8_t* qb[4];
+      for (int r = 0; r < 4; r++) qb[r] = a.q + (n + std::min(r, R - 1)) * K2 + g * gp;
+      for (int64_t m = 0; m < a.M; m++) {
+        const float* xe = a.xeo + m * a.K + g * gp;
+        const float* xo = xe + K2;
+        __m256 sa[4], sb[4];
+        for (int r = 0; r < 4; r++) { sa[r] = _mm256_setzero_ps(); sb[r] = _mm256_setzero_ps(); }
+        for (int64_t j = 0; j < gp; j += 8) {
+          const __m256 e = _mm256_loadu_ps(xe + j), o = _mm256_loadu_ps(xo + j);
+          for (int r = 0; r < 4; r++) {
+            const __m256i bi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qb[r] + j)));
+            sa[r] = _mm256_fmadd_ps(e, _mm256_cvtepi32_ps(_mm256_and_si256(bi, m15)), sa[r]);
+            sb[r] = _mm256_fmadd_ps(o, _mm256_cvtepi32_ps(_mm256_srli_epi32(bi, 4)), sb[r]);
+          }
+        }
+        for (int r = 0; r < R; r++) {
+          const float d = hsum256(_mm256_add_ps(sa[r], sb[r]));
+          const float s = load_as_f32(a.scales, (n + r) * G + g, a.sdt);
+          const float z = a.zeros ? float(a.zeros[(n + r) * G + g]) : 8.f;
+          acc[r][m] += s * (d - z * a.xs[m * G + g]);
+        }
+      }
+    }
+    for (int r = 0; r < R; r++)
+      for (int64_t m = 0; m < a.M; m++) {
+        float v = acc[r][m];
+        if (a.bias) v += load_as_f32(a.bias, n + r, a.bdt);
+        store_from_f32(a.y, m * a.N + n + r, a.ydt, v);
+      }
+  }
+}
+// AVX2 + FMA for 3 ≤ M ≤ 16: two weight rows × four activation rows per step, so each converted
+// weight vector feeds four FMAs and each x vector two.
+__attribute__((target("avx2,fma"))) void medium_rows_avx2(const SmallArgs& a, int64_t n0, int64_t n1) {
+  const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;
+  if (gp % 8 != 0) return small_rows(a, n0, n1);
+  const __m256i m15 = _mm256_set1_epi32(15);
+  constexpr int64_t kRows = 16;  // rows per block: one group's x slice (≤ 16 × group floats) stays in L1
+  for (int64_t nb = n0; nb < n1; nb += kRows) {
+    const int64_t rows = std::min(kRows, n1 - nb);
+    float acc[kRows][kSmallM] = {{0.f}};
+    for (int64_t g = 0; g < G; g++) {
+      for (int64_t p = 0; p < rows; p += 2) {
+        const int64_t n = nb + p;
+        const int R = int(std::min<int64_t>(2, rows - p));
+        float sc[2], zp[2];
+        for (int r = 0; r < 2; r++) {
+          const int64_t nr = n + std::min(r, R - 1);
+          sc[r] = load_as_f32(a.scales, nr * G + g, a.sdt);
+          zp[r] = a.zeros ? float(a.zeros[nr * G + g]) : 8.f;
+        }
+        const uint8_t* q0 = a.q + n * K2 + g * gp;
+        const uint8_t* q1 = a.q + (n + R - 1) * K2 + g * gp;
+        for (int64_t mb = 0; mb < a.M; mb += 4) {
+          const int mc = int(std::min<int64_t>(4, a.M - mb));
+          const float* xe[4];
+          for (int i = 0; i < 4; i++) xe[i] = a.xeo + (mb + std::min(i, mc - 1)) * a.K + g * gp;
+          __m256 S0[4], S1[4];
+          for (int i = 0; i < 4; i++) { S0[i] = _mm256_setzero_ps(); S1[i] = _mm256_setzero_ps(); }
+          for (int64_t j = 0; j < gp; j += 8) {
+            const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q0 + j)));
+            const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q1 + j)));
+            const __m256 lo0 = _mm256_cvtepi32_ps(_mm256_and_si256(b0, m15)), hi0 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b0, 4));
+            const __m256 lo1 = _mm256_cvtepi32_ps(_mm256_and_si256(b1, m15)), hi1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b1, 4));
+            for (int i = 0; i < 4; i++) {
+              const __m256 e = _mm256_loadu_ps(xe[i] + j), o = _mm256_loadu_ps(xe[i] + K2 + j);
+              S0[i] = _mm256_fmadd_ps(o, hi0, _mm256_fmadd_ps(e, lo0, S0[i]));
+              S1[i] = _mm256_fmadd_ps(o, hi1, _mm256_fmadd_ps(e, lo1, S1[i]));
+            }
+          }
+          for (int i = 0; i < mc; i++) {
+            const float xsum = a.xs[(mb + i) * G + g];
+            acc[p][mb + i] += sc[0] * (hsum256(S0[i]) - zp[0] * xsum);
+            if (R > 1) acc[p + 1][mb + i] += sc[1] * (hsum256(S1[i]) - zp[1] * xsum);
+          }
+        }
+      }
+    }
+    for (int64_t r = 0; r < rows; r++)
+      for (int64_t m = 0; m < a.M; m++) {
+        float v = acc[r][m];
+        if (a.bias) v += load_as_f32(a.bias, nb + r, a.bdt);
+        store_from_f32(a.y, m * a.N + nb + r, a.ydt, v);
+      }
+  }
+}
+
 bool have_avx2() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok;
@@ -200,7 +307,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
     }
   });
 
-  if (M <= 4) {
+  if (M <= kSmallM) {
     std::vector<float> xeo(size_t(M * K));
     for (int64_t m = 0; m < M; m++)
       for (int64_t j = 0; j < K / 2; j++) {
@@ -215,7 +322,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
 #endif
     parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
 #if defined(__x86_64__) && defined(__GNUC__)
-      if (avx2) return small_rows_avx2(a, n0, n1);
+      if (avx2) return M <= 2 ? small_rows_avx2(a, n0, n1) : medium_rows_avx2(a, n0, n1);
 #endif
       (void)avx2;
       small_rows_generic(a, n0, n1);
