@@ -188,16 +188,22 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
   test('a rank that never calls the collective times out with a clear error', async () => {
     const t0 = Date.now();
     const rs = await dist.runLocal(2, async ({ rank, comm, lib }: any) => {
-      if (rank === 1) { await new Promise((r) => setTimeout(r, 5000)); return 'idle'; }
+      if (rank === 1) { await new Promise((r) => setTimeout(r, 9000)); return 'idle'; }
       try { comm.allReduce(lib.zeros([4])); await comm.synchronize(); return 'ok'; } catch (e: any) {
-        return { code: e.code, message: e.message, ncclResult: e.ncclResult };
+        // The communicator stays failed: the next synchronize and every later call report it.
+        let again: any = null, later: any = null;
+        try { await comm.synchronize(); } catch (e2: any) { again = e2.ncclResult; }
+        try { comm.allReduce(lib.zeros([4])); } catch (e3: any) { later = e3.code; }
+        return { code: e.code, message: e.message, ncclResult: e.ncclResult, again, later, error: comm.error };
       }
-    }, { timeoutMs: 2500 });
+    }, { timeoutMs: 5000 });
     const r0 = rs[0] as any;
     expect(r0.code).toBe('ERR_LLMK_NCCL');
     expect(r0.ncclResult).toBe('ncclTimeout');
-    expect(r0.message).toMatch(/timed out after 2500 ms in allReduce\(sum, 4 x float32\)/);
+    expect(r0.message).toMatch(/timed out after 5000 ms in allReduce\(sum, 4 x float32\)/);
     expect(r0.message).toMatch(/rank 1/);
+    expect([r0.again, r0.later]).toEqual(['ncclTimeout', 'ERR_LLMK_NCCL']);
+    expect(r0.error).toBe(r0.message);
     expect(Date.now() - t0).toBeLessThan(30000);
   });
 

@@ -395,10 +395,10 @@ export class Communicator {
   /** Resolves when the work queued on this communicator's device is done; rejects with its error. */
   async synchronize(): Promise<void> {
     await synchronize(this.device);
-    const e: string | null = addon().error(this._h);
+    const e: [string, string] | null = addon().error(this._h);
     if (e) {
-      const err = new LlmkError(e, 'ERR_LLMK_NCCL');
-      err.ncclResult = /timed out|did not complete/.test(e) ? 'ncclTimeout' : 'ncclRemoteError';
+      const err = new LlmkError(e[0], 'ERR_LLMK_NCCL');
+      err.ncclResult = e[1] || 'ncclRemoteError';
       throw err;
     }
   }
@@ -411,7 +411,7 @@ export class Communicator {
   }
 
   /** Why the communicator failed, or null while it is healthy. */
-  get error(): string | null { return addon().error(this._h); }
+  get error(): string | null { return addon().error(this._h)?.[0] ?? null; }
 
   /**
    * Ends the communicator after the work queued so far (NCCL: ncclCommFinalize, then

@@ -232,7 +232,11 @@ Napi::Value comm_error(const Napi::CallbackInfo& info) {
   auto& c = arg_comm(info, 0);
   return guarded(env, [&] {
     std::string e = c.error();
-    return e.empty() ? env.Null() : Napi::Value(Napi::String::New(env, e));
+    if (e.empty()) return env.Null();
+    Napi::Array a = Napi::Array::New(env, 2);
+    a.Set(0u, e);
+    a.Set(1u, c.error_detail());
+    return Napi::Value(a);
   });
 }
 

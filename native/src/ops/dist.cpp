@@ -281,6 +281,10 @@ class LocalGroup {
     std::lock_guard<std::mutex> l(mu_);
     return failed_ ? msg_ : std::string();
   }
+  std::string error_detail() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return failed_ ? detail_ : std::string();
+  }
 
   void throw_if_failed() const {
     std::lock_guard<std::mutex> l(mu_);
@@ -610,6 +614,7 @@ class LocalComm : public Communicator, public std::enable_shared_from_this<Local
   }
 
   std::string error() const override { return g_->error(); }
+  std::string error_detail() const override { return g_->error_detail(); }
 
  private:
   struct InitState {
@@ -737,6 +742,10 @@ class NcclComm : public Communicator {
   std::string error() const override {
     std::lock_guard<std::mutex> l(mu_);
     return err_;
+  }
+  std::string error_detail() const override {
+    std::lock_guard<std::mutex> l(mu_);
+    return err_detail_;
   }
 
   int poll_ready() override {

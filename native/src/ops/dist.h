@@ -53,6 +53,8 @@ class Communicator {
   virtual void abort(const std::string& why) = 0;
   // "" while healthy; else the error message (for status reporting without throwing).
   virtual std::string error() const = 0;
+  // The NCCL result name of that error ("ncclTimeout", ...), "" while healthy.
+  virtual std::string error_detail() const = 0;
 };
 
 // Local backend: joins (or creates) the group named by `id` at once and enqueues, on the current
