@@ -241,7 +241,11 @@ export async function rendezvous(opts: RendezvousOptions): Promise<Uint8Array> {
   if (opts.rank === 0) {
     const id = opts.makeId();
     check(id instanceof Uint8Array && id.length === ID_BYTES, 'ERR_LLMK_ARG', `dist.rendezvous: makeId must return ${ID_BYTES} bytes`);
-    const server = await TCPStoreServer.listen({ host: opts.host, port: opts.port, worldSize: opts.worldSize, uniqueId: id, timeoutMs });
+    // Rank 0 listens on MASTER_ADDR when it is a loopback address (single node), else on every
+    // interface (as torchrun's store does), since MASTER_ADDR may name another interface or a NAT'd one.
+    const host = opts.host ?? '127.0.0.1';
+    const loopback = host === 'localhost' || host.startsWith('127.') || host === '::1';
+    const server = await TCPStoreServer.listen({ host: loopback ? host : '0.0.0.0', port: opts.port, worldSize: opts.worldSize, uniqueId: id, timeoutMs });
     try {
       await server.done;
     } finally {
