@@ -18,5 +18,7 @@ void cuda_check_error_flag(int device, void* stream);
 void cuda_throw_if(int code, const char* what);
 // Copy helpers (kind chosen from devices); blocking on the given stream.
 void cuda_memcpy(void* dst, const void* src, int64_t nbytes, int kind /*cudaMemcpyKind*/, void* stream);
+// Stream-ordered copy that returns at once (device-to-device).
+void cuda_memcpy_async(void* dst, const void* src, int64_t nbytes, int kind, void* stream);
 
 }  // namespace llmk

@@ -12,7 +12,7 @@
 namespace llmk::ops {
 namespace {
 
-constexpr int kH2D = 1, kD2H = 2, kD2D = 3;  // cudaMemcpyKind values
+constexpr int kH2D = 1, kD2H = 2, kD2D = 3, kDefault = 4;  // cudaMemcpyKind values
 
 uint64_t splitmix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ull;
@@ -102,6 +102,13 @@ Tensor to_device(const Tensor& t, Device device) {
     enqueue_cpu([t, out] { std::memcpy(out.data(), t.data(), size_t(t.nbytes())); });
     return out;
   }
+#ifdef LLMK_WITH_CUDA
+  if (src == device) {  // same GPU: stream-ordered copy, no host wait
+    cuda_set_device(device.index);
+    if (t.nbytes()) cuda_memcpy_async(out.data(), t.data(), t.nbytes(), kD2D, cuda_stream_of(device));
+    return out;
+  }
+#endif
   // Crossing devices: wait for the source's queued work, then copy on the destination's stream.
   current_stream(src)->synchronize();
   if (t.nbytes() == 0) return out;
@@ -112,7 +119,7 @@ Tensor to_device(const Tensor& t, Device device) {
     cuda_memcpy(out.data(), t.data(), t.nbytes(), kD2H, cuda_stream_of(src));
   } else {
     cuda_set_device(device.index);
-    cuda_memcpy(out.data(), t.data(), t.nbytes(), kD2D, cuda_stream_of(device));
+    cuda_memcpy(out.data(), t.data(), t.nbytes(), kDefault, cuda_stream_of(device));  // across GPUs (UVA)
   }
   return out;
 }
