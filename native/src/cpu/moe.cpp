@@ -58,6 +58,35 @@ void topk_rows(Load load, const MoeTopkParams& p, float* weights, int32_t* ids) 
     uint64_t top[32];
     const float inf = std::numeric_limits<float>::infinity();
     for (int64_t t = t0; t < t1; t++) {
+      if (!all_scores && p.groups == 0 && small_k) {
+        // Fast path (no bias, no groups, small k): keys are the logits themselves. Codes straight from
+        // the input, threshold-filtered selection, then only the k chosen experts are scored. The row
+        // max (softmax) is the best key itself whenever it is not NaN.
+        uint32_t* code = reinterpret_cast<uint32_t*>(cand.data());
+        for (int e = 0; e < E; e++) code[e] = ord_key_branchless(load(t * E + e));
+        int n = 0;
+        uint32_t thr = 0;
+        for (int e = 0; e < E; e++) {
+          if (code[e] < thr) continue;
+          insert_top(top, n, k, pack(code[e], uint32_t(e)));
+          if (n == k) thr = packed_code(top[k - 1]);
+        }
+        const float v0 = load(t * E + packed_index(top[0]));
+        const float m = is_nan(v0) ? -inf : v0;
+        float* w = weights + t * k;
+        int32_t* id = ids + t * k;
+        float sum = 0.f;
+        for (int j = 0; j < k; j++) {
+          const uint32_t e = packed_index(top[j]);
+          const float v = load(t * E + e);
+          id[j] = int32_t(e);
+          w[j] = p.sigmoid ? sigmoid_score(v) : softmax_numer(v, m);
+          sum += w[j];
+        }
+        if (p.renormalize && sum > 0.f) for (int j = 0; j < k; j++) w[j] /= sum;
+        for (int j = 0; j < k; j++) w[j] *= p.scale;
+        continue;
+      }
       for (int e = 0; e < E; e++) x[size_t(e)] = load(t * E + e);
       float m = -inf;
       if (!p.sigmoid)
