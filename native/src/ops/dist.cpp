@@ -529,7 +529,9 @@ class LocalComm : public Communicator, public std::enable_shared_from_this<Local
   void all_reduce(const Tensor& in, const Tensor& out, RedOp op) override {
     Desc d{Kind::AllReduce, op, in.dtype(), in.numel(), 0};
     collective(d, in, out, [d](int rank, int p, const std::vector<Part>& parts) {
-      const int64_t n = d.count, b = n * rank / p, e = n * (rank + 1) / p;
+      // rank's chunk of [0, n): n/p elements, one more for the first n%p ranks (no overflow for any n)
+      const int64_t n = d.count, q = n / p, rem = n % p;
+      const int64_t b = rank * q + std::min<int64_t>(rank, rem), e = b + q + (rank < rem ? 1 : 0);
       std::vector<const char*> ins;
       std::vector<char*> outs;
       for (auto& pt : parts) { ins.push_back(pt.in); outs.push_back(pt.out); }
