@@ -19,7 +19,7 @@ pack() {
   rm -rf "$BUNDLE" && mkdir -p "$BUNDLE/native-tests"
   xz -T2 -6 -c "$(command -v node)" > "$BUNDLE/node.xz"
   # test + bench dependencies only (no compilers or packagers)
-  tar -cf - --exclude='node_modules/node-gyp' --exclude='node_modules/prebuildify' --exclude='node_modules/@types' \
+  tar -cf - --exclude='node_modules/node-gyp' --exclude='node_modules/prebuildify' --exclude='node_modules/@types' --exclude='node_modules/onnxruntime-*' \
       --exclude='node_modules/.cache' node_modules | xz -T2 -6 > "$BUNDLE/node_modules.tar.xz"
   tar -cf - lib lib-bench build/Release/llmk.node build/llmk-variant.json | xz -T2 -6 > "$BUNDLE/build.tar.xz"
   for t in $(node -e "for (const t of require('./native/sources.json').native_tests) console.log(t.name)"); do
