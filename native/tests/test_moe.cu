@@ -381,9 +381,10 @@ int main(int argc, char** argv) {
   for (DType dt : dts) {
     for (int E : Es) {
       for (int64_t T : {int64_t(1), int64_t(33), int64_t(1000)}) {
-        if (small && T == 1000) continue;
+        if (small && T != 33) continue;  // under compute-sanitizer: one T, fewer k
         const int ks[] = {1, std::min(2, E), std::min(8, E), E};
         for (int k : ks) {
+          if (small && k != std::min(8, E)) continue;
           if (T == 1000 && k == E && E > 64) continue;  // keep the run short
           run_topk({T, E, k, false, true, false, 0, 0, 1.f, dt});
           if (k == std::min(8, E)) {
@@ -417,6 +418,7 @@ int main(int argc, char** argv) {
   }
   // hostile: NaN / +-Inf / all-NaN / all -Inf rows, exact ties
   for (DType dt : dts) {
+    if (small && dt == DType::F16) continue;
     for (int E : {1, 8, 60, 64, 256, 512, 1024}) {
       for (bool sig : {false, true}) {
         run_topk({500, E, std::min(8, E), sig, true, false, 0, 0, 1.f, dt, 1});
