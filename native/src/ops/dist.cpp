@@ -679,8 +679,34 @@ ncclDataType_t nccl_dtype(DType t) {
   return ncclFloat32;
 }
 
-class NcclComm : public Communicator {
+class NcclComm;
+// Live NCCL communicators, for the synchronisation check below.
+std::mutex g_nccl_mu;
+std::vector<std::weak_ptr<NcclComm>> g_nccl_comms;
+
+class NcclComm : public Communicator, public std::enable_shared_from_this<NcclComm> {
  public:
+  // Raises (once per communicator) the error of a failed communicator on `device`, so that a plain
+  // synchronize() of the device reports ERR_LLMK_NCCL instead of returning after an abort.
+  static void sync_check(Device device) {
+    std::vector<std::shared_ptr<NcclComm>> live;
+    {
+      std::lock_guard<std::mutex> l(g_nccl_mu);
+      for (auto it = g_nccl_comms.begin(); it != g_nccl_comms.end();) {
+        if (auto c = it->lock()) { live.push_back(c); ++it; }
+        else it = g_nccl_comms.erase(it);
+      }
+    }
+    for (auto& c : live) {
+      if (c->dev_ != device) continue;
+      std::lock_guard<std::mutex> l(c->mu_);
+      if (!c->err_.empty() && !c->sync_reported_) {
+        c->sync_reported_ = true;
+        throw Error(ErrCode::Nccl, c->err_, c->err_detail_);
+      }
+    }
+  }
+
   NcclComm(const std::string& id, int rank, int world, Device dev, int64_t timeout_ms)
       : api_(nccl::api()), rank_(rank), world_(world), dev_(dev), timeout_ms_(timeout_ms) {
     init_ = std::make_shared<InitState>();
@@ -773,6 +799,10 @@ class NcclComm : public Communicator {
     comm_ = init_->comm;
     init_->comm = nullptr;
     watchdog_ = std::thread([this] { watch(); });
+    {
+      std::lock_guard<std::mutex> lr(g_nccl_mu);  // order: mu_, then g_nccl_mu
+      g_nccl_comms.push_back(weak_from_this());
+    }
     return 1;
   }
 
@@ -1032,6 +1062,7 @@ class NcclComm : public Communicator {
   std::deque<Pending> pending_;
   std::vector<cudaEvent_t> free_events_;
   std::string err_, err_detail_;
+  bool sync_reported_ = false;
   std::shared_ptr<InitState> init_;
   Tensor scratch_;
   std::thread watchdog_;
@@ -1039,6 +1070,14 @@ class NcclComm : public Communicator {
   std::condition_variable wd_cv_;
   bool wd_stop_ = false;
 };
+
+#if defined(LLMK_HAVE_SYNC_CHECK)
+// core/stream.h runs registered checks after a device's streams synchronised.
+const bool g_nccl_sync_check_registered = [] {
+  add_sync_check(&NcclComm::sync_check);
+  return true;
+}();
+#endif
 
 #endif  // LLMK_WITH_CUDA
 
