@@ -99,6 +99,10 @@ function buildNative() {
       return;
     }
     if (mode === 'cuda') throw new Error('CMake CUDA build failed');
+    // In a clone a failed CMake build is a bug to see, not to paper over (and node-gyp would wipe build/).
+    if (fs.existsSync(path.join(root, '.git'))) {
+      throw new Error('CMake build failed (in a clone there is no fallback; LLMK_BUILD=cpu builds the CPU-only addon with node-gyp)');
+    }
     log('CMake build failed; falling back to the CPU-only node-gyp build');
   } else if (mode === 'cuda') {
     throw new Error('LLMK_BUILD=cuda needs CMake (not found on the PATH)');
