@@ -64,6 +64,11 @@ llmk::Device arg_device(const Napi::CallbackInfo& info, size_t kind_i);  // read
 void init_tensor_binding(Napi::Env env, Napi::Object exports);
 void init_runtime_binding(Napi::Env env, Napi::Object exports);
 void init_ops_binding(Napi::Env env, Napi::Object exports);
+// One per kernel family (native/src/napi/<family>_binding.cpp).
+void init_moe_binding(Napi::Env env, Napi::Object exports);
+void init_int4_binding(Napi::Env env, Napi::Object exports);
+void init_attention_binding(Napi::Env env, Napi::Object exports);
+void init_dist_binding(Napi::Env env, Napi::Object exports);
 Napi::Object init_module(Napi::Env env, Napi::Object exports);
 
 }  // namespace llmk::napi

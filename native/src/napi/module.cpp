@@ -2,10 +2,6 @@
 #include "common.h"
 
 namespace llmk::napi {
-void init_moe_binding(Napi::Env env, Napi::Object exports) __attribute__((weak));
-void init_int4_binding(Napi::Env env, Napi::Object exports) __attribute__((weak));
-void init_attention_binding(Napi::Env env, Napi::Object exports) __attribute__((weak));
-void init_dist_binding(Napi::Env env, Napi::Object exports) __attribute__((weak));
 
 EnvData& env_data(Napi::Env env) { return *env.GetInstanceData<EnvData>(); }
 
@@ -14,11 +10,10 @@ Napi::Object init_module(Napi::Env env, Napi::Object exports) {
   init_tensor_binding(env, exports);
   init_runtime_binding(env, exports);
   init_ops_binding(env, exports);
-  // Kernel families register themselves when their sources are part of the build.
-  if (init_moe_binding) init_moe_binding(env, exports);
-  if (init_int4_binding) init_int4_binding(env, exports);
-  if (init_attention_binding) init_attention_binding(env, exports);
-  if (init_dist_binding) init_dist_binding(env, exports);
+  init_moe_binding(env, exports);
+  init_int4_binding(env, exports);
+  init_attention_binding(env, exports);
+  init_dist_binding(env, exports);
   return exports;
 }
 
