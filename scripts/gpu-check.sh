@@ -75,6 +75,8 @@ run() {
     step jest-cuda 150 env LLMK_TEST_DEVICES=cuda node node_modules/jest/bin/jest.js --ci --testPathIgnorePatterns pack.test.ts \
       --json --outputFile="$OUT/jest-cuda.json"
   fi
+  # NCCL from Node at world size 1 (the box has NCCL in PyTorch's wheels)
+  [ -f native/tests/nccl_node_smoke.js ] && step nccl-node 90 node native/tests/nccl_node_smoke.js .
   if [[ " $skip " != *" sanitizer "* ]] && command -v compute-sanitizer >/dev/null; then
     for t in "$BUNDLE"/native-tests/*; do
       [ -x "$t" ] && step "sanitize-$(basename "$t")" 45 env LLMK_TEST_SMALL=1 compute-sanitizer --error-exitcode 9 --tool memcheck "$t"

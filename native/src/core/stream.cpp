@@ -4,6 +4,7 @@
 #include <immintrin.h>
 #endif
 #include <map>
+#include <vector>
 #include "cuda_runtime.h"
 #include "error.h"
 #ifdef LLMK_WITH_CUDA
@@ -104,13 +105,29 @@ Stream::~Stream() {
 #endif
 }
 
+namespace {
+std::mutex& sync_checks_mu() { static std::mutex m; return m; }
+std::vector<SyncCheck>& sync_checks() { static std::vector<SyncCheck> v; return v; }
+}  // namespace
+
+void add_sync_check(SyncCheck check) {
+  std::lock_guard<std::mutex> l(sync_checks_mu());
+  sync_checks().push_back(check);
+}
+
 void Stream::synchronize() {
-  if (cpu_) { cpu_->synchronize(); return; }
+  if (cpu_) {
+    cpu_->synchronize();
+  } else {
 #ifdef LLMK_WITH_CUDA
-  cuda_set_device(device_.index);
-  cuda_throw_if(int(cudaStreamSynchronize(static_cast<cudaStream_t>(cuda_))), "cudaStreamSynchronize");
-  cuda_check_error_flag(device_.index, cuda_);
+    cuda_set_device(device_.index);
+    cuda_throw_if(int(cudaStreamSynchronize(static_cast<cudaStream_t>(cuda_))), "cudaStreamSynchronize");
+    cuda_check_error_flag(device_.index, cuda_);
 #endif
+  }
+  std::vector<SyncCheck> checks;
+  { std::lock_guard<std::mutex> l(sync_checks_mu()); checks = sync_checks(); }
+  for (SyncCheck f : checks) f(device_);
 }
 
 namespace {

@@ -59,4 +59,10 @@ void set_current_stream(const std::shared_ptr<Stream>& s);  // nullptr-safe: res
 void enqueue_cpu(std::function<void()> task);
 void synchronize_device(Device device);
 
+// Checks run after a stream synchronised, for failures that live outside the stream (dist: a failed
+// NCCL communicator becomes ERR_LLMK_NCCL at the next synchronisation). Safe during static initialisation.
+#define LLMK_HAVE_SYNC_CHECK 1
+using SyncCheck = void (*)(Device device);
+void add_sync_check(SyncCheck check);
+
 }  // namespace llmk
