@@ -140,6 +140,41 @@ describeDevices('attention.blockSparse', (device) => {
         layout: BlockLayout.dense({ qLen: 80, kLen: 100, blockSize: 64 }) });
       expect(plain.lse[3]).toBe(-Infinity);
     });
+    test('unaligned views (narrow of a flat buffer by one element): prefill and decode', async () => {
+      // q, k, v start 2 or 4 bytes past a 16-byte boundary: CUDA must not use 16-byte loads / cp.async
+      // on them (the tensor-core path falls back to the generic kernel, decode to scalar loads).
+      const shapes: Array<{ name: string; B: number; Nq: number; Nk: number; Hq: number; Hkv: number; D: number; causal: boolean }> = [
+        { name: 'prefill D64', B: 2, Nq: 130, Nk: 190, Hq: 4, Hkv: 2, D: 64, causal: true },
+        { name: 'prefill D128', B: 1, Nq: 70, Nk: 70, Hq: 2, Hkv: 1, D: 128, causal: false },
+        { name: 'decode', B: 2, Nq: 1, Nk: 700, Hq: 4, Hkv: 1, D: 64, causal: false },
+      ];
+      for (const sh of shapes) {
+        const seed = SEED + 7919 * ++caseNo;
+        const r = rng(seed);
+        const nq = sh.B * sh.Nq * sh.Hq * sh.D, nk = sh.B * sh.Nk * sh.Hkv * sh.D;
+        const view = (n: number, shape: number[]) => {
+          const base = tensor(randnArray(n + 1, r), { dtype: dtype as DType, device: device as never, shape: [n + 1] });
+          return { base, t: base.narrow(0, 1, n).reshape(shape) };
+        };
+        const q = view(nq, [sh.B, sh.Nq, sh.Hq, sh.D]), k = view(nk, [sh.B, sh.Nk, sh.Hkv, sh.D]), v = view(nk, [sh.B, sh.Nk, sh.Hkv, sh.D]);
+        try {
+          const layout = sh.causal ? BlockLayout.causal({ qLen: sh.Nq, kLen: sh.Nk, blockSize: 64 })
+            : BlockLayout.dense({ qLen: sh.Nq, kLen: sh.Nk, blockSize: 64 });
+          const [qr, kr, vr] = await Promise.all([q.t.toArray(), k.t.toArray(), v.t.toArray()]) as Float32Array[];
+          expect(qr.length).toBe(nq);
+          const res = attention.blockSparse(q.t, k.t, v.t, layout, { causal: sh.causal, returnLse: true });
+          const out = await res.out.toArray() as Float32Array;
+          const lse = await res.lse!.toArray() as Float32Array;
+          res[Symbol.dispose]();
+          const ref = attentionRef(qr, kr, vr, sh.B, sh.Nq, sh.Nk, sh.Hq, sh.Hkv, sh.D, layout, { causal: sh.causal });
+          const eOut = relL2(out, ref.out), eLse = relL2(lse, ref.lse);
+          const ctx = `unaligned ${sh.name} ${dtype} on ${device} (seed ${seed}): out rel L2 ${eOut.toExponential(2)}, lse ${eLse.toExponential(2)}`;
+          if (!(eOut < tol(dtype)) || !(eLse < (dtype === 'float32' ? 1e-5 : 1e-3))) throw new Error(ctx);
+        } finally {
+          for (const x of [q, k, v]) { x.t.dispose(); x.base.dispose(); }
+        }
+      }
+    });
     test('extreme scales (1e3 and 1e-6)', async () => {
       await runCase(device, { name: 'scale 1e3', dtype, Nq: 64, Nk: 64, Hq: 1, Hkv: 1, D: 64,
         layout: BlockLayout.dense({ seqLen: 64 }), opts: { scale: 1e3 } });
@@ -223,6 +258,12 @@ describeDevices('attention.blockSparse', (device) => {
     expect(code(call(new Int32Array([0, 1, 2]), new Int32Array([0, 1]), { ...meta, blockK: 32 }))).toBe('ERR_LLMK_ARG');
     expect(code(() => native.attentionBlockSparse(q.handle, q.handle, q.handle, [0, 1, 2], new Int32Array([0, 1]), meta, {}))).toBe('ERR_LLMK_ARG');
     expect(code(call(new Int32Array([0, 1, 2]), new Int32Array([0, 1])))).toBe('none');
+    // heads · (nQB + 1) = 4427323 · 4166568392166 = 2^64 + 2 wraps around to rowPtr's length 2 in 64-bit
+    // arithmetic: the check must refuse the sizes, not walk 4.4 million heads past the end of rowPtr.
+    const wrap = { heads: 19 * 43 * 5419, blockQ: 64, blockK: 64, qLen: (4166568392166 - 1) * 64, kLen: 64 };
+    expect(code(() => native.attentionCheckLayout(new Int32Array(2), new Int32Array(0), wrap))).toBe('ERR_LLMK_SHAPE');
+    expect(code(() => native.attentionCheckLayout(new Int32Array([0, 0, 0]), new Int32Array(0), { ...wrap, heads: 2, qLen: 64 }))).toBe('ERR_LLMK_SHAPE');
+    expect(code(() => native.attentionCheckLayout(new Int32Array([0, 0, 0, 0]), new Int32Array(0), { ...wrap, heads: 2, qLen: 64 }))).toBe('none');
     q.dispose();
   });
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "../src/core/dtype.h"
+#include "../src/core/error.h"
 #include "../src/core/half.h"
 #include "../src/cpu/attention.h"
 #include "../src/cuda/attention.h"
@@ -60,6 +61,16 @@ Layout causal_layout(int64_t Nq, int64_t Nk, int64_t bq, int64_t bk) {
     return c * bk <= last_q + Nk - Nq;
   });
 }
+// Hostile layout (what the ops layer refuses, fed straight to the launchers): `bad` inserted at the end
+// (or the start) of head 0's block row `row`, so the row stays sorted (bad >= nkb at the end, < 0 at the start).
+Layout with_bad_index(Layout L, int64_t row, int32_t bad, bool at_start = false) {
+  const size_t at = size_t(L.row_ptr[size_t(at_start ? row : row + 1)]);
+  L.col_idx.insert(L.col_idx.begin() + std::ptrdiff_t(at), bad);
+  for (size_t e = size_t(row + 1); e < L.row_ptr.size(); e++) L.row_ptr[e]++;
+  L.max_row++;
+  return L;
+}
+
 Layout random_layout(int64_t heads, int64_t Nq, int64_t Nk, int64_t bq, int64_t bk, double density) {
   std::uniform_real_distribution<double> u(0, 1);
   return make_layout(heads, Nq, Nk, bq, bk, [&](int64_t, int64_t, int64_t) { return u(rng()) < density; });
@@ -132,7 +143,18 @@ struct Case {
   float softcap = 0.f, scale = 0.f;  // scale 0 = 1/sqrt(D)
   int force = -1;
   float input_scale = 1.f;
+  int64_t misalign_q = 0, misalign_kv = 0;  // elements the device q / k,v pointers are shifted by (unaligned views)
+  bool no_lse = false;                      // launch with lse = nullptr
+  bool hostile = false;                     // layout holds an out-of-range index: expect the error flag / ERR_LLMK_INDEX
+  int expect_path = -1;                     // >= 0: the automatic path choice must be this one
 };
+
+// Host bytes shifted by `elems` elements (the device copy then starts off 16-byte alignment).
+std::vector<uint8_t> shifted(const std::vector<uint8_t>& raw, int64_t elems, size_t es) {
+  std::vector<uint8_t> r(size_t(elems) * es, 0);
+  r.insert(r.end(), raw.begin(), raw.end());
+  return r;
+}
 
 void run_case(const Case& c) {
   const size_t nq = size_t(c.B * c.Nq * c.Hq * c.D), nk = size_t(c.B * c.Nk * c.Hkv * c.D);
@@ -151,8 +173,18 @@ void run_case(const Case& c) {
   cp.row_ptr = c.L.row_ptr.data(); cp.col_idx = c.L.col_idx.data(); cp.layout_heads = c.L.heads;
   cp.nqb = c.L.nqb; cp.nkb = c.L.nkb; cp.nnz = int64_t(c.L.col_idx.size()); cp.block_q = c.L.bq; cp.block_k = c.L.bk;
   cp.scale = scale; cp.causal = c.causal; cp.win_left = c.wl; cp.win_right = c.wr; cp.softcap = c.softcap;
-  llmk::cpu::attention_block_sparse(cp);
-  if (!g_skip_naive && double(c.B) * double(c.Nq) * double(c.Nk) * double(c.Hq) * double(c.D) <= 4e8) {
+  if (c.hostile) {
+    bool index_error = false;
+    try {
+      llmk::cpu::attention_block_sparse(cp);
+    } catch (const llmk::Error& e) {
+      index_error = e.code == llmk::ErrCode::Index;
+    }
+    report(c.name + " [cpu throws ERR_LLMK_INDEX]", index_error);
+  } else {
+    llmk::cpu::attention_block_sparse(cp);
+  }
+  if (!c.hostile && !g_skip_naive && double(c.B) * double(c.Nq) * double(c.Nk) * double(c.Hq) * double(c.D) <= 4e8) {
     auto ref = naive(decode(qraw, c.dt, nq), decode(kraw, c.dt, nk), decode(vraw, c.dt, nk), c.B, c.Nq, c.Nk, c.Hq,
                      c.Hkv, c.D, c.L, scale, c.causal, c.wl, c.wr, c.softcap);
     auto oc = decode(out_cpu, c.dt, nq);
@@ -164,7 +196,8 @@ void run_case(const Case& c) {
   }
   if (g_cpu_only) return;
 
-  DevBuf<uint8_t> dq(qraw), dk(kraw), dv(vraw), dout(nq * es);
+  DevBuf<uint8_t> dq(shifted(qraw, c.misalign_q, es)), dk(shifted(kraw, c.misalign_kv, es)),
+      dv(shifted(vraw, c.misalign_kv, es)), dout(nq * es);
   DevBuf<float> dlse(nl);
   DevBuf<int32_t> drp(c.L.row_ptr), dci(c.L.col_idx.empty() ? std::vector<int32_t>{0} : c.L.col_idx);
   DevBuf<int> flag(1);
@@ -172,14 +205,18 @@ void run_case(const Case& c) {
   dout.poison(); dlse.poison();
   llmk::cuda::AttnParams gp;
   gp.B = c.B; gp.Nq = c.Nq; gp.Nk = c.Nk; gp.Hq = c.Hq; gp.Hkv = c.Hkv; gp.D = c.D; gp.dtype = int(c.dt);
-  gp.q = dq.p; gp.k = dk.p; gp.v = dv.p; gp.out = dout.p; gp.lse = dlse.p;
+  gp.q = dq.p + c.misalign_q * int64_t(es); gp.k = dk.p + c.misalign_kv * int64_t(es);
+  gp.v = dv.p + c.misalign_kv * int64_t(es); gp.out = dout.p; gp.lse = c.no_lse ? nullptr : dlse.p;
   gp.row_ptr = drp.p; gp.col_idx = dci.p; gp.layout_heads = c.L.heads; gp.nqb = c.L.nqb; gp.nkb = c.L.nkb;
   gp.nnz = int64_t(c.L.col_idx.size()); gp.max_row_nnz = c.L.max_row; gp.block_q = c.L.bq; gp.block_k = c.L.bk;
   gp.scale = scale; gp.causal = c.causal; gp.win_left = c.wl; gp.win_right = c.wr; gp.softcap = c.softcap;
   gp.err_flag = flag.p;
   const int64_t wsn = llmk::cuda::attention_workspace_floats(gp, c.force);
   DevBuf<float> ws(size_t(std::max<int64_t>(wsn, 1)));
+  ws.poison();  // every split must write its partial rows before the merge reads them
   const int path = c.force >= 0 ? c.force : int(llmk::cuda::attention_path(gp));
+  if (c.expect_path >= 0 && c.force < 0 && path != c.expect_path)
+    report(c.name + " [path choice]", false, "path=" + std::to_string(path) + " expected " + std::to_string(c.expect_path));
   try {
     llmk::cuda::attention_block_sparse(gp, wsn ? ws.p : nullptr, nullptr, c.force);
   } catch (const std::exception& e) {
@@ -191,6 +228,20 @@ void run_case(const Case& c) {
 
   auto o_gpu = decode(dout.download(), c.dt, nq), o_cpu = decode(out_cpu, c.dt, nq);
   auto l_gpu = dlse.download();
+  if (c.hostile) {  // the flag is what matters; every output element must still be written (no poison left)
+    size_t nan_h = 0;
+    for (float x : o_gpu) nan_h += std::isnan(x) ? 1 : 0;
+    for (float x : l_gpu) nan_h += std::isnan(x) ? 1 : 0;
+    char hb[128];
+    std::snprintf(hb, sizeof hb, "path=%d flag=%d unwritten(NaN)=%zu", path, fl, nan_h);
+    report(c.name, fl != 0 && nan_h == 0, hb);
+    return;
+  }
+  size_t lse_written = 0;
+  if (c.no_lse) {  // lse not asked for: the poisoned buffer must stay untouched; compare the output only
+    for (float x : l_gpu) lse_written += std::isnan(x) ? 0 : 1;
+    l_gpu = lse_cpu;
+  }
   // LSE: same -inf positions; relative L2 over the finite ones.
   bool lse_inf_ok = true;
   size_t n_inf = 0;
@@ -207,9 +258,9 @@ void run_case(const Case& c) {
   const double e_lse = lg.empty() ? 0.0 : rel_l2(lg.data(), lc.data(), lg.size());
   const double tol = c.dt == DType::F32 ? 1e-5 : 1e-2;
   char buf[256];
-  std::snprintf(buf, sizeof buf, "path=%d out_rel_l2=%.2e lse_rel_l2=%.2e masked_rows=%zu nan=%zu flag=%d", path, e_out,
-                e_lse, n_inf, nan_out, fl);
-  report(c.name, e_out < tol && e_lse < 1e-4 && lse_inf_ok && nan_out == 0 && fl == 0, buf);
+  std::snprintf(buf, sizeof buf, "path=%d out_rel_l2=%.2e lse_rel_l2=%.2e masked_rows=%zu nan=%zu flag=%d%s", path,
+                e_out, e_lse, n_inf, nan_out, fl, lse_written ? " lse written without being asked" : "");
+  report(c.name, e_out < tol && e_lse < 1e-4 && lse_inf_ok && nan_out == 0 && fl == 0 && lse_written == 0, buf);
 }
 
 // ---- timing (--bench) --------------------------------------------------------------------------
@@ -381,6 +432,40 @@ int main(int argc, char** argv) {
     c.causal = false; c.wl = 300; c.wr = 0; c.L = dense_layout(2, 1111, 64, 128); add(c);
     c.name = "f16 decode D256 per-head random"; c.dt = DType::F16; c.D = 256; c.Nq = 5; c.Nk = 2000; c.wl = c.wr = -1;
     c.L = random_layout(16, 5, 2000, 64, 64, 0.5); add(c);
+  }
+  {  // unaligned views (e.g. a narrow of a flat buffer): 16-byte loads / cp.async must not be used on them
+    Case c; c.name = "f16 D64 q,k,v off 16-byte alignment (tensor core -> generic, scalar K/V loads)"; c.dt = DType::F16;
+    c.B = 2; c.Nq = 130; c.Nk = 190; c.Hq = 4; c.Hkv = 2; c.D = 64; c.causal = true; c.misalign_q = 1; c.misalign_kv = 1;
+    c.expect_path = 0; c.L = causal_layout(130, 190, 64, 64); add(c);
+    c.name = "bf16 D128 q off alignment only (tensor core -> generic, vector K/V loads)"; c.dt = DType::BF16; c.D = 128;
+    c.misalign_kv = 0; c.L = causal_layout(130, 190, 128, 64); add(c);
+    c.name = "f32 D40 k,v off alignment (generic, scalar loads)"; c.dt = DType::F32; c.D = 40; c.misalign_q = 0;
+    c.misalign_kv = 1; c.causal = false; c.wl = 50; c.wr = 20; c.L = dense_layout(130, 190, 64, 64); add(c);
+    c.name = "bf16 decode B3 Nq1 Nk3000 GQA4 k,v off alignment (scalar decode, split-K)"; c.dt = DType::BF16; c.D = 128;
+    c.B = 3; c.Nq = 1; c.Nk = 3000; c.Hq = 8; c.Hkv = 2; c.wl = c.wr = -1; c.misalign_q = 1; c.misalign_kv = 1;
+    c.expect_path = 2; c.L = dense_layout(1, 3000, 64, 128); add(c);
+    c.name = "f16 decode B3 Nq7 Nk2500 D256 per-head causal k,v off alignment"; c.dt = DType::F16; c.D = 256; c.Nq = 7;
+    c.Nk = 2500; c.causal = true; c.L = random_layout(8, 7, 2500, 64, 64, 0.7); add(c);
+  }
+  {  // batch > 1 through the split-K merge, and launches without an lse buffer
+    Case c; c.name = "bf16 decode B3 Nq4 Nk4100 GQA4 split-K (aligned)"; c.dt = DType::BF16; c.B = 3; c.Nq = 4;
+    c.Nk = 4100; c.Hq = 8; c.Hkv = 2; c.D = 128; c.expect_path = 2; c.L = dense_layout(4, 4100, 64, 64); add(c);
+    c.name = "bf16 decode without lse (split-K)"; c.no_lse = true; add(c);
+    c.name = "f16 D128 causal bq128 without lse (tensor core)"; c.dt = DType::F16; c.B = 2; c.Nq = 200; c.Nk = 200;
+    c.causal = true; c.expect_path = 1; c.L = causal_layout(200, 200, 128, 128); add(c);
+    c.name = "f32 D24 without lse (generic)"; c.dt = DType::F32; c.D = 24; c.expect_path = 0; add(c);
+  }
+  {  // hostile layouts straight to the launchers: out-of-range column index -> device flag (ERR_LLMK_INDEX)
+    Case c; c.hostile = true; c.Hq = 2; c.Hkv = 1;
+    c.name = "hostile colIdx = nKB at a row end (tensor core)"; c.dt = DType::BF16; c.D = 128; c.Nq = 130; c.Nk = 200;
+    c.L = with_bad_index(dense_layout(130, 200, 64, 64), 1, 4); add(c);
+    c.name = "hostile colIdx = nKB at a row end, causal skips it (generic f32)"; c.dt = DType::F32; c.D = 64;
+    c.causal = true; c.Nk = 130; c.L = with_bad_index(causal_layout(130, 130, 64, 64), 0, 3); add(c);
+    c.name = "hostile colIdx = -1 at a row start (generic f32)"; c.causal = false;
+    c.L = with_bad_index(dense_layout(130, 130, 64, 64), 1, -1, true); add(c);
+    c.name = "hostile colIdx = nKB at a row end (split-K decode)"; c.dt = DType::BF16; c.Nq = 1; c.Nk = 3000;
+    c.L = with_bad_index(dense_layout(1, 3000, 64, 64), 0, 47); add(c);
+    c.name = "hostile colIdx = nKB at a row end (generic split-K, path 3)"; c.force = 3; add(c);
   }
   {  // large
     Case c; c.name = "bf16 large causal N2048 H8/2 D128"; c.dt = DType::BF16; c.Nq = 2048; c.Nk = 2048; c.Hq = 8;

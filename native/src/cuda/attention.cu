@@ -59,13 +59,17 @@ __device__ __forceinline__ int64_t lower_bound(const int32_t* a, int64_t lo, int
 }
 
 // The slice [pa, pz) of col_idx holding the blocks of layout row (head lh, row qb) that intersect the
-// key interval [lo, hi]. Flags and returns an empty slice when row_ptr is out of range.
+// key interval [lo, hi]. Flags and returns an empty slice when row_ptr is out of range. The binary search
+// below never reaches indices outside [0, nkb) at either end of a sorted row, so those ends are checked
+// here (like the CPU kernel, which checks every index it reads): an out-of-range index is flagged even
+// when the token mask would have skipped its block.
 __device__ __forceinline__ void block_slice(const AttnParams& p, int64_t lh, int64_t qb, int64_t lo, int64_t hi,
                                             int64_t& pa, int64_t& pz) {
   const int32_t* rp = p.row_ptr + lh * (p.nqb + 1);
   const int64_t p0 = rp[qb], p1 = rp[qb + 1];
   pa = pz = 0;
   if (p0 < 0 || p1 < p0 || p1 > p.nnz) { raise_flag(p); return; }
+  if (p1 > p0 && (p.col_idx[p0] < 0 || p.col_idx[p1 - 1] >= p.nkb)) raise_flag(p);
   if (hi < lo) { pa = pz = p0; return; }
   pa = lower_bound(p.col_idx, p0, p1, lo / p.block_k);
   pz = lower_bound(p.col_idx, pa, p1, hi / p.block_k + 1);
@@ -890,6 +894,9 @@ int split_count(const AttnParams& p, int64_t rows_per_cta, int64_t tile_keys, in
   const int64_t tiles = p.max_row_nnz * (p.block_k / tile_keys);
   splits = std::min<int64_t>(splits, std::max<int64_t>(1, tiles / min_tiles));
   splits = std::min<int64_t>(splits, 128);
+  splits = std::min<int64_t>(splits, 65535 / std::max<int64_t>(p.B, 1));  // grid.z = B * splits <= 65535
+  // attn_merge_kernel runs one CTA per (b, hq, i) row on grid.x (< 2^31).
+  if (p.B * p.Hq * p.Nq > int64_t(INT32_MAX)) splits = 1;
   return int(std::max<int64_t>(splits, 1));
 }
 
@@ -994,6 +1001,14 @@ int64_t attention_workspace_floats(const AttnParams& p, int force_path) {
 
 void attention_block_sparse(const AttnParams& p, float* workspace, void* stream, int force_path) {
   if (p.B == 0 || p.Nq == 0 || p.Hq == 0) return;
+  // The ops layer checks all of this; the launcher re-checks what its kernels assume (register tiles of
+  // D <= 256 in steps of 8, 32-key tiles dividing the block, grid.y/z limits) so a direct caller cannot
+  // get a silently truncated output or an invalid launch.
+  if (p.D < 8 || p.D > 256 || p.D % 8 != 0 || p.Hkv < 1 || p.Hq % p.Hkv != 0 || p.Nk < 1 ||
+      (p.block_q != 64 && p.block_q != 128) || (p.block_k != 64 && p.block_k != 128) || p.B > 65535 ||
+      p.Hq > 65535 || p.nqb != ceil_div(p.Nq, p.block_q) || p.nkb != ceil_div(p.Nk, p.block_k) ||
+      (p.layout_heads != 1 && p.layout_heads != p.Hq))
+    throw Error(ErrCode::Internal, "attention: launcher called with parameters the kernels do not support");
   cudaStream_t st = as_stream(stream);
   const AttnPath path = choose(p, force_path);
   const bool f16 = p.dtype == int(DType::F16), bf16 = p.dtype == int(DType::BF16);

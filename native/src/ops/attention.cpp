@@ -19,8 +19,12 @@ int64_t check_attention_layout(const AttentionLayout& L, const char* op) {
              (long long)L.block_k);
   LLMK_CHECK(L.q_len >= 1 && L.k_len >= 1, Arg, "%s: layout qLen and kLen must be positive", op);
   LLMK_CHECK(L.heads >= 1, Arg, "%s: layout heads must be positive", op);
+  LLMK_CHECK(L.q_len <= (int64_t(1) << 53) && L.k_len <= (int64_t(1) << 53), Shape,
+             "%s: layout qLen and kLen must be at most 2^53", op);
   const int64_t nqb = (L.q_len + L.block_q - 1) / L.block_q, nkb = (L.k_len + L.block_k - 1) / L.block_k;
-  LLMK_CHECK(L.row_ptr != nullptr && L.row_ptr_len == L.heads * (nqb + 1), Shape,
+  // Division, not heads * (nqb + 1): that product can wrap around for hostile sizes and let a short
+  // rowPtr through (the loops below would then read past its end).
+  LLMK_CHECK(L.row_ptr != nullptr && L.row_ptr_len % L.heads == 0 && L.row_ptr_len / L.heads == nqb + 1, Shape,
              "%s: layout rowPtr has %lld entries, %lld head(s) x (nQB + 1 = %lld) expected", op, (long long)L.row_ptr_len,
              (long long)L.heads, (long long)(nqb + 1));
   LLMK_CHECK(L.nnz >= 0 && L.nnz < (int64_t(1) << 31) && (L.nnz == 0 || L.col_idx != nullptr), Shape,
