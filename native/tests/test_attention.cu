@@ -454,6 +454,8 @@ int main(int argc, char** argv) {
     c.name = "f16 D128 causal bq128 without lse (tensor core)"; c.dt = DType::F16; c.B = 2; c.Nq = 200; c.Nk = 200;
     c.causal = true; c.expect_path = 1; c.L = causal_layout(200, 200, 128, 128); add(c);
     c.name = "f32 D24 without lse (generic)"; c.dt = DType::F32; c.D = 24; c.expect_path = 0; add(c);
+    c.name = "bf16 D64 causal bq128 bk128 (tensor core, 128-row CTA, 2 K tiles per block)"; c.dt = DType::BF16;
+    c.D = 64; c.no_lse = false; c.Nq = 300; c.Nk = 333; c.expect_path = 1; c.L = causal_layout(300, 333, 128, 128); add(c);
   }
   {  // hostile layouts straight to the launchers: out-of-range column index -> device flag (ERR_LLMK_INDEX)
     Case c; c.hostile = true; c.Hq = 2; c.Hkv = 1;
