@@ -153,6 +153,79 @@ describeDevices(`quant.matmul (seed ${SEED})`, (device) => {
     }
   });
 
+  it('Inf in x gives ±Inf in its row (NaN only where the math has Inf·0), like x·dequant(W)ᵀ', async () => {
+    // The CPU kernels apply the zero point once per group, scale·(Σx·q − zero·Σx); with an Inf in x that
+    // was Inf − Inf = NaN for every column. Both M regimes of each backend.
+    const N = 32, K = 128, g = 64;
+    using w = tensor(randnArray(N * K, rng(SEED + 11)), { shape: [N, K], device });
+    using qw = quant.quantize(w, { groupSize: g });
+    using pw = quant.prepare(qw, device);
+    const { codes, scales, zeros } = await hostParts(qw);
+    const W = dequantRef(codes, scales, zeros, N, K, g);
+    for (const M of [3, 20]) {
+      const xv = randnArray(M * K, rng(SEED + 12 + M));
+      xv[5] = Infinity; xv[K + 70] = -Infinity;  // rows 0 and 1; the others stay finite
+      for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+        using x = tensor(xv, { shape: [M, K], dtype, device });
+        using y = quant.matmul(x, pw);
+        const got = (await y.toArray()) as Float32Array;
+        const ref = linearRef(Array.from(xv, (v) => roundTo(dtype, v)), W, M, N, K);
+        for (let i = 0; i < 2 * N; i++) {
+          if (Number.isNaN(ref[i])) expect(Number.isNaN(got[i])).toBe(true);
+          else expect(got[i]).toBe(ref[i]);  // ±Infinity
+        }
+        const err = relL2(got.subarray(2 * N), ref.subarray(2 * N));
+        if (!(err < tol(dtype))) throw new Error(`finite rows: rel L2 ${err} (seed ${SEED}, M ${M}, ${dtype})`);
+      }
+    }
+  });
+
+  it('huge float32 x (|x| = 1e37) with a finite x·dequant(W)ᵀ does not overflow', async () => {
+    // Σx·q reaches 1e37·9·64 > FLT_MAX although every x·w term and the result are finite.
+    const N = 16, K = 64;
+    const codes = new Uint8Array(N * K);
+    for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) codes[n * K + k] = n % 2 === 0 || k % 2 === 0 ? 9 : 7;
+    using qwt = tensor(packCanonical(codes, N, K), { shape: [N, K / 2], device });
+    using sc = tensor(new Float32Array(N).fill(0.01), { shape: [N, 1], dtype: 'float32', device });
+    using qw = quant.fromCanonical({ qweight: qwt, scales: sc });
+    using pw = quant.prepare(qw, device);
+    const W = dequantRef(codes, new Float32Array(N).fill(0.01), null, N, K, K);
+    for (const M of [2, 18]) {
+      const xv = new Float32Array(M * K);
+      for (let i = 0; i < M * K; i++) xv[i] = Math.floor(i / K) % 2 === 0 ? 1e37 : (i % 3 === 0 ? -1e37 : 1e37);
+      using x = tensor(xv, { shape: [M, K], dtype: 'float32', device });
+      for (const weight of [qw, pw]) {
+        using y = quant.matmul(x, weight);
+        const got = (await y.toArray()) as Float32Array;
+        const ref = linearRef(xv, W, M, N, K);
+        for (let i = 0; i < M * N; i++) expect(Number.isFinite(got[i])).toBe(true);
+        const err = relL2(got, ref);
+        if (!(err < 1e-5)) throw new Error(`rel L2 ${err} (M ${M})`);
+      }
+    }
+  });
+
+  it('x as a view at an odd element offset (narrow of a flat tensor) gives the same result', async () => {
+    // On CUDA such an x is not 16-byte aligned: the matmul must take the general path, not fault.
+    const M = 5, N = 64, K = 256, g = 64;
+    using w = tensor(randnArray(N * K, rng(SEED + 21)), { shape: [N, K], device });
+    using qw = quant.quantize(w, { groupSize: g, symmetric: false });
+    using pw = quant.prepare(qw, device);
+    const { codes, scales, zeros } = await hostParts(qw);
+    const W = dequantRef(codes, scales, zeros, N, K, g);
+    const flat = randnArray(M * K + 1, rng(SEED + 22));
+    for (const dtype of ['float16', 'bfloat16', 'float32'] as const) {
+      using base = tensor(flat, { dtype, device });
+      using view = base.narrow(0, 1, M * K);
+      using x = view.reshape([M, K]);
+      using y = quant.matmul(x, pw);
+      const got = (await y.toArray()) as Float32Array;
+      const ref = linearRef(Array.from(flat.subarray(1), (v) => roundTo(dtype, v)), W, M, N, K);
+      const err = relL2(got, ref);
+      if (!(err < tol(dtype))) throw new Error(`rel L2 ${err} (seed ${SEED}, ${dtype}, path ${quant.matmulPath(x, pw)})`);
+    }
+  });
+
   it('prepare / toCanonical round trip is exact', async () => {
     for (const [N, K, g, sym] of [[64, 256, 64, false], [48, 320, 32, true], [50, 128, 128, false]] as const) {
       using w = tensor(randnArray(N * K, rng(SEED + N)), { shape: [N, K], device });

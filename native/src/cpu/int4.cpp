@@ -47,6 +47,26 @@ inline void unpack(const uint8_t* p, int64_t len, float* q) {
   }
 }
 
+// The fast paths apply the zero point once per group: scale · (Σ x·q − zero · Σ x). When that is not
+// finite (Inf or NaN in x, or |x| so large that Σ x·q overflows float32 although x · w does not), the
+// group is recomputed term by term as Σ x·w with w = scale·(q − zero), so the result is what
+// x · dequant(W)ᵀ gives (±Inf, or NaN only where the math has Inf·0 or Inf − Inf), as on the GPU.
+// Off the hot path. x de-interleaved (xe = even k, xo = odd k) over gp bytes qb:
+__attribute__((noinline)) float exact_group_eo(const float* xe, const float* xo, const uint8_t* qb, int64_t gp,
+                                               float s, float z) {
+  float d = 0.f;
+  for (int64_t j = 0; j < gp; j++)
+    d += xe[j] * (s * (float(qb[j] & 15u) - z)) + xo[j] * (s * (float(qb[j] >> 4) - z));
+  return d;
+}
+// x row-major over k in [k0, k1) of the packed row qrow:
+__attribute__((noinline)) float exact_group_rm(const float* xr, const uint8_t* qrow, int64_t k0, int64_t k1, float s,
+                                               float z) {
+  float d = 0.f;
+  for (int64_t k = k0; k < k1; k++) d += xr[k] * (s * (float(nib(qrow, k)) - z));
+  return d;
+}
+
 // Small-M path (M ≤ 16): no unpacked copy of the weights at all. x is stored de-interleaved per byte
 // (xe[j] = x[2j], xo[j] = x[2j+1]), so each packed byte b contributes xe·(b & 15) + xo·(b >> 4); the
 // loop over bytes is 16 independent lanes, which the compiler vectorises (SSE2 baseline, or AVX2+FMA
@@ -89,7 +109,9 @@ __attribute__((always_inline)) inline void small_rows(const SmallArgs& a, int64_
         float d = 0.f;
         for (int u = 0; u < 16; u++) d += l[u];
         for (; j < gp; j++) d += xe[j] * float(qb[j] & 15u) + xo[j] * float(qb[j] >> 4);
-        acc[m] += s * (d - z * a.xs[m * G + g]);
+        float t = s * (d - z * a.xs[m * G + g]);
+        if (!std::isfinite(t)) t = exact_group_eo(xe, xo, qb, gp, s, z);
+        acc[m] += t;
       }
     }
     for (int64_t m = 0; m < a.M; m++) {
@@ -139,7 +161,9 @@ __attribute__((target("avx2,fma"))) void small_rows_avx2(const SmallArgs& a, int
           const float d = hsum256(_mm256_add_ps(sa[r], sb[r]));
           const float s = load_as_f32(a.scales, (n + r) * G + g, a.sdt);
           const float z = a.zeros ? float(a.zeros[(n + r) * G + g]) : 8.f;
-          acc[r][m] += s * (d - z * a.xs[m * G + g]);
+          float t = s * (d - z * a.xs[m * G + g]);
+          if (!std::isfinite(t)) t = exact_group_eo(xe, xo, qb[r], gp, s, z);
+          acc[r][m] += t;
         }
       }
     }
@@ -192,8 +216,14 @@ __attribute__((target("avx2,fma"))) void medium_rows_avx2(const SmallArgs& a, in
           }
           for (int i = 0; i < mc; i++) {
             const float xsum = a.xs[(mb + i) * G + g];
-            acc[p][mb + i] += sc[0] * (hsum256(S0[i]) - zp[0] * xsum);
-            if (R > 1) acc[p + 1][mb + i] += sc[1] * (hsum256(S1[i]) - zp[1] * xsum);
+            float t0 = sc[0] * (hsum256(S0[i]) - zp[0] * xsum);
+            if (!std::isfinite(t0)) t0 = exact_group_eo(xe[i], xe[i] + K2, q0, gp, sc[0], zp[0]);
+            acc[p][mb + i] += t0;
+            if (R > 1) {
+              float t1 = sc[1] * (hsum256(S1[i]) - zp[1] * xsum);
+              if (!std::isfinite(t1)) t1 = exact_group_eo(xe[i], xe[i] + K2, q1, gp, sc[1], zp[1]);
+              acc[p + 1][mb + i] += t1;
+            }
           }
         }
       }
@@ -360,7 +390,12 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
             const int64_t n = nb + r;
             const float s = load_as_f32(scales, n * G + g, sdt);
             const float z = zeros ? float(zeros[n * G + g]) : 8.f;
-            for (int64_t i = 0; i < mr; i++) acc[i][r] += s * (gacc[i][r] - z * xs[size_t((mb + i) * G + g)]);
+            for (int64_t i = 0; i < mr; i++) {
+              float t = s * (gacc[i][r] - z * xs[size_t((mb + i) * G + g)]);
+              if (!std::isfinite(t))
+                t = exact_group_rm(xf.data() + (mb + i) * K, qweight + n * (K / 2), g * group, (g + 1) * group, s, z);
+              acc[i][r] += t;
+            }
           }
         }
         for (int64_t i = 0; i < mr; i++)
