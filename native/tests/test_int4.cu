@@ -1,8 +1,10 @@
 // Native GPU test of the INT4 kernels: each CUDA kernel against the CPU implementation on fresh random
 // data, at sizes hitting every path (tiny, tails, general, fast paths, every benchmark shape), with
 // poisoned outputs. Prints PASS/FAIL lines; with LLMK_INT4_TIME=1 also device times of the bench shapes.
+// LLMK_TEST_SMALL=1 (compute-sanitizer runs): small cases only (every path, no benchmark shapes).
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -80,11 +82,14 @@ const char* dtn(DType d) { return llmk::dtype_name(d); }
 
 // One matmul case: GPU vs CPU on `check_rows` sampled rows (all rows when M is small).
 void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DType sdt, bool zeros, bool prepare,
-                 bool bias, bool perm, bool time_it = false, std::vector<int> tiles = {}) {
+                 bool bias, bool perm, bool time_it = false, std::vector<int> tiles = {}, int64_t xoff = 0) {
+  // xoff: x starts xoff elements into its device buffer (like a narrow/reshape view); an offset that is
+  // not a multiple of 16 bytes must take the general path unless act-order gathers x into aligned memory.
   char name[256];
-  std::snprintf(name, sizeof name, "matmul M=%lld N=%lld K=%lld g=%lld x=%s s=%s%s%s%s%s", (long long)M,
+  std::snprintf(name, sizeof name, "matmul M=%lld N=%lld K=%lld g=%lld x=%s s=%s%s%s%s%s%s", (long long)M,
                 (long long)N, (long long)K, (long long)group, dtn(xdt), dtn(sdt), zeros ? " zeros" : "",
-                prepare ? " prepared" : " canonical", bias ? " bias" : "", perm ? " perm" : "");
+                prepare ? " prepared" : " canonical", bias ? " bias" : "", perm ? " perm" : "",
+                xoff ? (" x+" + std::to_string(xoff)).c_str() : "");
   const bool prep = prepare && llmk::cuda::int4_fast_layout(N, K);
   Weight w = rand_weight(N, K, group, sdt, zeros);
   auto x = rand_floats(size_t(M * K), xdt, 1.f);
@@ -96,10 +101,12 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
     for (int64_t k = K - 1; k > 0; k--) std::swap(pm[size_t(k)], pm[size_t(xorshift() % uint64_t(k + 1))]);
   }
   DevWeight dw(w, prep);
-  DevBuf<uint8_t> dx(x), db(b);
+  const size_t xe = llmk::dtype_size(xdt);
+  DevBuf<uint8_t> dxbuf(x.size() + size_t(xoff) * xe), db(b);
+  TCUDA(cudaMemcpy(dxbuf.p + xoff * xe, x.data(), x.size(), cudaMemcpyHostToDevice));
+  uint8_t* const dxp = dxbuf.p + xoff * xe;
   DevBuf<int32_t> dp(pm.empty() ? std::vector<int32_t>(1) : pm);
   const size_t ysz = size_t(M * N) * llmk::dtype_size(xdt);
-  const size_t xe = llmk::dtype_size(xdt);
   // CPU reference on sampled rows (all rows when M is small).
   std::vector<int64_t> rows;
   if (M <= 32) for (int64_t m = 0; m < M; m++) rows.push_back(m);
@@ -123,9 +130,9 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
     const int64_t wsb = llmk::cuda::int4_matmul_workspace(M, N, K, group, int(xdt), prep, perm);
     DevBuf<uint8_t> ws(size_t(std::max<int64_t>(wsb, 1)));
     int splits = 1;
-    const char* path = llmk::cuda::int4_matmul_path(M, N, K, int(xdt), prep, perm ? nullptr : dx.p, &splits);
+    const char* path = llmk::cuda::int4_matmul_path(M, N, K, int(xdt), prep, perm ? nullptr : dxp, &splits);
     auto launch = [&] {
-      llmk::cuda::int4_matmul(dx.p, int(xdt), dw.q.p, dw.s.p, int(sdt), zeros ? dw.z.p : nullptr, prep,
+      llmk::cuda::int4_matmul(dxp, int(xdt), dw.q.p, dw.s.p, int(sdt), zeros ? dw.z.p : nullptr, prep,
                               bias ? db.p : nullptr, int(DType::F32), perm ? dp.p : nullptr, dy.p, M, N, K, group,
                               ws.p, wsb, nullptr, nullptr);
     };
@@ -143,7 +150,9 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
     const double err = rel_l2(got.data(), want.data(), got.size());
     char det[160];
     std::snprintf(det, sizeof det, "path=%s splits=%d rel_l2=%.3g", path, splits, err);
-    report(std::string(name) + (tile >= 0 ? " tile=" + std::to_string(tile) : ""), err < tol, det);
+    const bool misaligned = !perm && (xoff * int64_t(xe)) % 16 != 0;
+    const bool path_ok = !misaligned || std::string(path) == "general";
+    report(std::string(name) + (tile >= 0 ? " tile=" + std::to_string(tile) : ""), err < tol && path_ok, det);
     if (!time_it) continue;
     cudaEvent_t e0, e1;
     TCUDA(cudaEventCreate(&e0)); TCUDA(cudaEventCreate(&e1));
@@ -215,6 +224,48 @@ void prepare_case(int64_t N, int64_t K, int64_t group, DType sdt, bool zeros) {
   report(name, ok);
 }
 
+// NaN in one element of x: its output row is all NaN (on the GPU and on the CPU twin), every other row
+// matches the CPU. Covers the mma path (split-K or not) and the general path.
+void nan_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, bool prepare) {
+  char name[200];
+  std::snprintf(name, sizeof name, "NaN in x propagates to its row only: M=%lld N=%lld K=%lld x=%s %s", (long long)M,
+                (long long)N, (long long)K, dtn(xdt), prepare ? "prepared" : "canonical");
+  const bool prep = prepare && llmk::cuda::int4_fast_layout(N, K);
+  Weight w = rand_weight(N, K, group, xdt, true);
+  auto x = rand_floats(size_t(M * K), xdt, 1.f);
+  const int64_t bad = M / 2;
+  llmk::store_from_f32(x.data(), bad * K + K / 3, int(xdt), NAN);
+  const size_t xe = llmk::dtype_size(xdt);
+  std::vector<uint8_t> ys(size_t(M * N) * 4);
+  llmk::cpu::int4_matmul(x.data(), int(xdt), w.q.data(), w.s.data(), int(xdt), w.z.data(), nullptr, 0, nullptr,
+                         ys.data(), int(DType::F32), M, N, K, group);
+  const auto want = as_f32(ys, DType::F32);
+  DevWeight dw(w, prep);
+  DevBuf<uint8_t> dx(x), dy(size_t(M * N) * xe);
+  dy.poison();
+  const int64_t wsb = llmk::cuda::int4_matmul_workspace(M, N, K, group, int(xdt), prep, false);
+  DevBuf<uint8_t> ws(size_t(std::max<int64_t>(wsb, 1)));
+  int splits = 1;
+  const char* path = llmk::cuda::int4_matmul_path(M, N, K, int(xdt), prep, dx.p, &splits);
+  llmk::cuda::int4_matmul(dx.p, int(xdt), dw.q.p, dw.s.p, int(xdt), dw.z.p, prep, nullptr, 0, nullptr, dy.p, M, N, K,
+                          group, ws.p, wsb, nullptr, nullptr);
+  TCUDA(cudaDeviceSynchronize());
+  const auto got = as_f32(dy.download(), xdt);
+  bool nan_ok = true;
+  std::vector<float> g2, w2;
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t n = 0; n < N; n++) {
+      const float gv = got[size_t(m * N + n)], wv = want[size_t(m * N + n)];
+      if (m == bad) nan_ok = nan_ok && std::isnan(gv) && std::isnan(wv);
+      else { g2.push_back(gv); w2.push_back(wv); }
+    }
+  const double err = rel_l2(g2.data(), w2.data(), g2.size());
+  char det[160];
+  std::snprintf(det, sizeof det, "path=%s splits=%d nan_row=%s rel_l2(other rows)=%.3g", path, splits,
+                nan_ok ? "ok" : "WRONG", err);
+  report(name, nan_ok && err < 1e-2, det);
+}
+
 void bad_perm_case() {
   const int64_t M = 2, N = 32, K = 64;
   Weight w = rand_weight(N, K, 32, DType::F16, false);
@@ -239,6 +290,7 @@ void bad_perm_case() {
 int main() {
   xs_state = run_seed() | 1;
   const bool timing = std::getenv("LLMK_INT4_TIME") != nullptr;
+  const bool small = std::getenv("LLMK_TEST_SMALL") != nullptr && !timing;
   const DType F16 = DType::F16, BF16 = DType::BF16, F32 = DType::F32;
 
   quantize_case(64, 256, 32, F32, F16, true);
@@ -247,9 +299,12 @@ int main() {
   quantize_case(20, 100, 100, F32, F32, false);
   prepare_case(16, 16, 16, F16, false);
   prepare_case(64, 320, 64, F16, true);
-  prepare_case(7392 / 16 * 16, 192, 64, F32, true);
+  if (!small) prepare_case(7392 / 16 * 16, 192, 64, F32, true);
   prepare_case(48, 4096, 128, BF16, false);
   bad_perm_case();
+  nan_case(5, 256, 512, 64, DType::F16, true);     // mma16n128, split-K
+  nan_case(70, 256, 512, 128, DType::BF16, true);  // mma64
+  nan_case(4, 40, 96, 32, DType::F16, true);       // N % 16 != 0: general path
 
   // Tiny, tails, general path, every tile config.
   for (DType xdt : {F16, BF16}) {
@@ -264,13 +319,21 @@ int main() {
     matmul_case(65, 1024, 1024, 256, xdt, xdt, false, true, true, true);     // act-order
     matmul_case(200, 528, 1088, 64, xdt, F16, true, true, true, false, false, {0, 1, 2, 3, 4, 5});
     matmul_case(5, 336, 192, 32, xdt, xdt, true, true, true, true, false, {0, 1, 2, 3, 4, 5});
-    matmul_case(300, 2048, 2048, 2048, xdt, xdt, false, true, false, false);
+    if (!small) matmul_case(300, 2048, 2048, 2048, xdt, xdt, false, true, false, false);
+    matmul_case(3, 128, 1056, 32, xdt, xdt, true, true, true, false);        // K tail (K % 64 = 32) in the last split
+    matmul_case(5, 128, 256, 64, xdt, xdt, true, true, true, false, false, {}, 1);  // x 2 bytes off: general path
+    matmul_case(6, 128, 256, 64, xdt, xdt, false, true, false, false, false, {}, 8); // x 16 bytes off: mma path
+    matmul_case(4, 128, 256, 32, xdt, xdt, true, true, true, true, false, {}, 3);   // unaligned x, act-order
     matmul_case(9, 512, 512, 128, xdt, xdt, true, false, true, false);       // canonical layout: general path
   }
   matmul_case(4, 64, 256, 64, F32, F16, true, true, true, false);            // float32 x: general path
   matmul_case(33, 100, 96, 32, F32, F32, false, false, true, true);
   matmul_case(1, 10944, 256, 128, F16, F16, false, true, false, false);
   matmul_case(2, 256, 10944, 64, BF16, BF16, true, true, true, false);
+  matmul_case(7, 72, 128, 32, F32, F32, true, true, true, false, false, {}, 1);  // float32 x, odd offset
+  // General path beyond one launch's grid.y (65535 · 8 rows): two row-block launches; the sampled rows
+  // come from both (0, 1, M/2 from the first, M-2, M-1 from the second).
+  if (!small) matmul_case(600000, 8, 32, 32, F16, F16, false, true, true, false);
 
   // Every benchmark shape (g = 128), float16; sampled rows are checked against the CPU.
   const int64_t shapes[][2] = {{4096, 4096}, {8192, 8192}, {28672, 8192}, {8192, 28672}, {7392, 8192}};
@@ -278,7 +341,7 @@ int main() {
   const bool full = timing || std::getenv("LLMK_INT4_FULL") != nullptr;
   for (auto& s : shapes)
     for (int64_t m : ms)
-      if (full || ((m == 1 || m == 16 || m == 256) && s[0] * s[1] <= 8192 * 8192))
+      if (!small && (full || ((m == 1 || m == 16 || m == 256) && s[0] * s[1] <= 8192 * 8192)))
         matmul_case(m, s[0], s[1], 128, F16, F16, false, true, false, false, timing,
                     timing ? (m <= 16 ? std::vector<int>{0, 4} : m <= 64 ? std::vector<int>{0, 1, 2, 3} : std::vector<int>{2, 3, 5})
                            : std::vector<int>{});

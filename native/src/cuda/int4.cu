@@ -13,8 +13,10 @@
 //    Other tile configurations (kTiles) stay selectable with LLMK_INT4_TILE=<id> for tuning.
 //    N tails (N % 64 ≠ 0, N % 16 == 0) are guarded per 16-row block; K tails (K % 64 ≠ 0) per k16 step.
 //    Split-K partials (float32) are reduced, with the bias, by a second small kernel.
-//  * general (anything else: float32 x, shapes with N or K not a multiple of 16, unaligned x): one
-//    warp per output column and 8 rows, float32 math, reads either layout.
+//  * general (anything else: float32 x, shapes with N or K not a multiple of 16, x or prepared weights
+//    not 16-byte aligned, e.g. a view with an odd element offset): one warp per output column and 8
+//    rows, float32 math, scalar loads only, reads either layout; launched in row blocks of at most
+//    65535·8 rows (grid.y limit), so any M works.
 #include "int4.h"
 
 #include <algorithm>
@@ -299,8 +301,10 @@ __device__ __forceinline__ int nibble_at(const uint8_t* q, int64_t n, int64_t k,
   const int64_t nb = n >> 4, r = n & 15, g = r & 7, kb = k >> 6, kk = k & 63, kc = kk >> 4, j = kk & 15;
   const int64_t t = (j & 7) >> 1;
   const int slot = int((r >= 8 ? 2 : 0) + (j >= 8 ? 1 : 0) + ((j & 1) ? 4 : 0));
-  const uint32_t word = *reinterpret_cast<const uint32_t*>(q + (nb * KB + kb) * 512 + ((g * 4 + t) * 4 + kc) * 4);
-  return int((word >> (4 * slot)) & 15u);
+  // The little-endian 32-bit word holds slot i in bits 4i..4i+3: byte i/2, nibble i&1. Read the byte,
+  // so this path makes no alignment assumption about q.
+  const uint8_t b = q[(nb * KB + kb) * 512 + ((g * 4 + t) * 4 + kc) * 4 + (slot >> 1)];
+  return int((b >> ((slot & 1) * 4)) & 15u);
 }
 
 constexpr int kGenRows = 8;   // activation rows per warp
@@ -482,9 +486,14 @@ struct Plan {
   int bm = 0, bn = 0;
 };
 
-Plan make_plan(int64_t M, int64_t N, int64_t K, int xdt, bool prepared, const void* x, int sms) {
+bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) % 16) == 0; }
+
+// weights_aligned: prepared qweight, scales and zeros all 16-byte aligned (cp.async sources). Tensors
+// from Tensor::empty always are; a caller of the C++ API passing offset views gets the general path.
+Plan make_plan(int64_t M, int64_t N, int64_t K, int xdt, bool prepared, const void* x, int sms,
+               bool weights_aligned = true) {
   Plan p;
-  const bool aligned = x == nullptr || (reinterpret_cast<uintptr_t>(x) % 16) == 0;
+  const bool aligned = (x == nullptr || aligned16(x)) && weights_aligned;
   if (!prepared || !is_half(DType(xdt)) || !int4_fast_layout(N, K) || !aligned || M <= 0 ||
       M > int64_t(65535) * 128 || N > int64_t(1) << 30 || K > int64_t(1) << 30) {
     return p;
@@ -660,6 +669,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
   if (M <= 0 || N <= 0) return;
   cudaStream_t st = as_stream(stream);
   char* ws = static_cast<char*>(workspace);
+  LLMK_CHECK(ws == nullptr || aligned16(ws), Internal, "int4 matmul: workspace must be 16-byte aligned");
   int64_t used = 0;
   const int64_t xbytes = M * K * int64_t(dtype_size(DType(xdt)));
   if (perm) {
@@ -676,7 +686,8 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
     x = xp;
     used = align256(xbytes);
   }
-  const Plan p = make_plan(M, N, K, xdt, prepared, x, sm_count());
+  const bool wal = aligned16(qweight) && aligned16(scales) && (zeros == nullptr || aligned16(zeros));
+  const Plan p = make_plan(M, N, K, xdt, prepared, x, sm_count(), wal);
   float* partial = nullptr;
   if (p.splits > 1) {
     LLMK_CHECK(workspace_bytes >= used + int64_t(p.splits) * M * N * 4, Internal, "int4 matmul: workspace too small");
