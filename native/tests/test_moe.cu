@@ -415,6 +415,10 @@ int main(int argc, char** argv) {
     run_topk({300, 256, 8, true, true, true, 8, 4, 1.f, dt, 0, true});  // misaligned: scalar lanes
     run_topk({300, 512, 8, true, true, true, 16, 4, 1.f, dt});
     run_topk({300, 96, 8, false, true, true, 3, 2, 1.f, dt});      // 3 groups of 32
+    // review: bias with padding lanes past E (register path with a partial chunk row; smem path with
+    // a non-power-of-two group), where the fused kernel used to read bias[] past its end
+    run_topk({300, 160, 8, true, true, true, 10, 3, 1.f, dt});
+    run_topk({300, 60, 6, true, true, true, 5, 2, 1.f, dt});
   }
   // hostile: NaN / +-Inf / all-NaN / all -Inf rows, exact ties
   for (DType dt : dts) {

@@ -257,6 +257,11 @@ void set_smem(const void* kern, int64_t bytes) {
 }
 
 void align_impl(AlignArgs a, void* scratch, cudaStream_t s) {
+  // The scan kernel gives one thread of a 1024-thread CTA to each expert, the histograms hold 8*E
+  // ints of shared memory, and every padded offset is an int32 (the ops layer checks all three).
+  LLMK_CHECK(a.E >= 1 && a.E <= kScanThreads, Arg, "moe_align: experts must be in [1, %d], got %d", kScanThreads, a.E);
+  LLMK_CHECK(a.n <= INT32_MAX && a.capacity <= INT32_MAX, Arg, "moe_align: %lld slots / capacity %lld exceed int32",
+             (long long)a.n, (long long)a.capacity);
   const int64_t wh_bytes = int64_t(kAlignWarps) * a.E * 4;
   if (a.n <= kSmallSlots) {
     a.rounds = int((std::max<int64_t>(a.n, 1) + kAlignThreads - 1) / kAlignThreads);

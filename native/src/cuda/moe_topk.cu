@@ -93,7 +93,10 @@ __global__ void __launch_bounds__(kFusedThreads) topk_fused_kernel(MoeTopkArgs a
     }
   }
   auto idx_of = [&](int i) { return ((i / VEC) * TPT + gl) * VEC + (i % VEC); };
-  auto in_row = [&](int i) { return valid && ((i / VEC) * TPT + gl) < nvec; };
+  // in_e: register i holds an expert of the row (idx_of(i) < E); lanes past nvec hold padding whose
+  // idx_of is >= E and must never index bias[] (review fix: was an out-of-bounds read of bias).
+  auto in_e = [&](int i) { return ((i / VEC) * TPT + gl) < nvec; };
+  auto in_row = [&](int i) { return valid && in_e(i); };
 
   float sc[VPL];
   if (!a.sigmoid) {
@@ -124,7 +127,7 @@ __global__ void __launch_bounds__(kFusedThreads) topk_fused_kernel(MoeTopkArgs a
     float kf[VPL];
 #pragma unroll
     for (int i = 0; i < VPL; i++) {
-      kf[i] = select_key(x[i], sc[i], a.bias, idx_of(i));
+      kf[i] = in_row(i) ? select_key(x[i], sc[i], a.bias, idx_of(i)) : 0.f;
       code[i] = in_row(i) ? ord_key(kf[i]) : 0u;
     }
     uint64_t gkey[NCH];
@@ -169,9 +172,9 @@ __global__ void __launch_bounds__(kFusedThreads) topk_fused_kernel(MoeTopkArgs a
 #pragma unroll
     for (int i = 0; i < VPL; i++) {
       const int e = idx_of(i);
-      const float key = select_key(x[i], sc[i], a.bias, e);
+      const float key = in_e(i) ? select_key(x[i], sc[i], a.bias, e) : 0.f;
       code[i] = in_row(i) ? ord_key(key) : 0u;
-      if (((i / VEC) * TPT + gl) < nvec) keys[e] = key;
+      if (in_e(i)) keys[e] = key;
     }
     __syncwarp();
     for (int g = gl; g < G; g += TPT) {

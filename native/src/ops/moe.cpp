@@ -180,6 +180,7 @@ Tensor moe_combine(const Tensor& y, const Tensor& weights, const Tensor& row_map
              op, shape_str(row_map.shape()).c_str(), shape_str(weights.shape()).c_str());
   const int64_t R = y.dim(0), H = y.dim(1), T = weights.dim(0), k = weights.dim(1);
   LLMK_CHECK(R <= kInt32Max, Shape, "%s: y has more than 2^31-1 rows", op);
+  LLMK_CHECK(k <= kInt32Max, Shape, "%s: weights has more than 2^31-1 columns", op);  // passed on as int
   const Device dev = y.device();
   Tensor out = Tensor::empty({T, H}, y.dtype(), dev);
   if (T == 0 || H == 0) return out;
@@ -205,6 +206,8 @@ Tensor moe_expert_counts(const Tensor& ids, int64_t E) {
   check_dtype(ids, DType::I32, op, "ids");
   check_experts(E, op);
   const int64_t n = ids.numel();
+  // counts are int32: more than 2^31-1 ids could overflow one expert's count (CPU and CUDA alike)
+  LLMK_CHECK(n <= kInt32Max, Shape, "%s: ids has %lld elements; at most 2^31-1 are supported", op, (long long)n);
   const Device dev = ids.device();
   Tensor out = Tensor::empty({E}, DType::I32, dev);
   if (dev.is_cpu()) {
