@@ -24,7 +24,8 @@ void int4_dequantize(const uint8_t* qweight, const void* scales, int sdt, const 
 
 // y[M,N] (dtype ydt) = x'[M,K] · dequant(W)ᵀ + bias, where x' = x, or x'[:, j] = x[:, perm[j]] when
 // perm is non-null (act-order). Accumulation in float32; never materialises the dequantised W.
-// perm entries must be a permutation of [0,K) (checked by the caller).
+// perm entries must be a permutation of [0,K) (checked by the caller). Non-finite values follow the
+// math of x · dequant(W)ᵀ: Inf in x gives ±Inf (NaN only for Inf·0 or Inf − Inf), NaN stays in its row.
 void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
                  const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
                  int64_t M, int64_t N, int64_t K, int64_t group);
