@@ -107,8 +107,10 @@ finish() {  # few files come back from the GPU box: keep the JSON and the summar
 
 case "${1:-}" in
   pack) pack ;;
-  run) run 2>&1 | tee /tmp/gpu-check-run.log; cp /tmp/gpu-check-run.log "$OUT/run.log" 2>/dev/null; \
-       sed -n '/^=== summary/,$p' /tmp/gpu-check-run.log > "${GPU_CHECK_OUT:-$ROOT/gpu-check-out}/summary.txt"; \
-       OUT="${GPU_CHECK_OUT:-$ROOT/gpu-check-out}" finish ;;
+  run) OUT="${GPU_CHECK_OUT:-$ROOT/gpu-check-out}"; mkdir -p "$OUT"
+       run 2>&1 | tee /tmp/gpu-check-run.log
+       cp /tmp/gpu-check-run.log "$OUT/run.log"
+       sed -n '/^=== summary/,$p' /tmp/gpu-check-run.log > "$OUT/summary.txt"
+       finish ;;
   *) echo "usage: $0 pack|run"; exit 2 ;;
 esac
