@@ -83,6 +83,11 @@ describeDevices(`moe.topk (seed ${SEED})`, (device) => {
     ['E=16 k=E', 16, { k: 16 }],
     ['E=128 k=E sigmoid', 128, { k: 128, scoring: 'sigmoid' }],
     ['E=64 k=4 groups of one expert with bias', 64, { k: 4, scoring: 'sigmoid', bias: bias(64), groups: { count: 64, topk: 8 } }],
+    // review (issue 7): grouped + biased shapes whose rows leave CUDA lanes past E (the fused kernel
+    // read bias[] beyond E there); register path with a partial chunk row, and the smem group path
+    ['E=160 k=8 sigmoid + bias + groups 10/3', 160, { k: 8, scoring: 'sigmoid', bias: bias(160), groups: { count: 10, topk: 3 } }],
+    ['E=96 k=8 softmax + bias + groups 3/2', 96, { k: 8, bias: bias(96, 0.01), groups: { count: 3, topk: 2 } }],
+    ['E=60 k=6 sigmoid + bias + groups 5/2', 60, { k: 6, scoring: 'sigmoid', bias: bias(60), groups: { count: 5, topk: 2 } }],
   ];
   for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
     it.each(configs)(`${dtype} %s matches the float64 reference`, async (_name, E, o) => {
