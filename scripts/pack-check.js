@@ -23,8 +23,13 @@ try {
   const consumer = path.join(tmp, 'consumer');
   fs.mkdirSync(consumer);
   fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
-  // --ignore-scripts: the package must work with no install script run (npm 11 allowScripts).
-  sh(npm, ['install', '--ignore-scripts', '--no-audit', '--no-fund', path.join(tmp, tgz)], consumer);
+  // Install scripts allowed: the package must have none that compiles (npm adds an implicit
+  // `node-gyp rebuild` for packages with binding.gyp unless "gypfile": false), and must work without one.
+  sh(npm, ['install', '--no-audit', '--no-fund', path.join(tmp, tgz)], consumer);
+  const pkg = JSON.parse(fs.readFileSync(path.join(consumer, 'node_modules', 'llm-kernels', 'package.json'), 'utf8'));
+  for (const s of ['preinstall', 'install', 'postinstall']) {
+    if (pkg.scripts && pkg.scripts[s]) throw new Error(`the published package has an ${s} script: ${pkg.scripts[s]}`);
+  }
   const installed = path.join(consumer, 'node_modules', 'llm-kernels');
   if (fs.existsSync(path.join(installed, 'build'))) throw new Error('the installed package has a build/ folder: it compiled');
   const probe = `
