@@ -16,7 +16,7 @@ void to_f32(const void* src, DType t, int64_t r0, int64_t r1, int64_t cols, floa
 
 // acc[i, 0:nb] += Σ_k arow[i, k] · B[k, n0:n0+nb] over k in [k0, k1), for MB rows at once: each row of B
 // is loaded once for the four accumulator rows (which stay in L1). Compiled twice and picked at load time
-// (AVX2+FMA where the CPU has it) since shipped binaries cannot use -march=native.
+// (AVX2+FMA where the CPU has it) since shipped binaries must run on any x86-64 (no host-specific -march flags).
 __attribute__((target_clones("arch=haswell", "default")))
 void block_kernel(const float* arow, int64_t K, const float* B, int64_t N, int64_t n0, int64_t nb, int64_t k0,
                   int64_t k1, float* acc) {
