@@ -86,7 +86,6 @@ AttentionResult attention_block_sparse(const Tensor& q, const Tensor& k, const T
   LLMK_CHECK(L.heads == 1 || L.heads == Hq, Shape, "%s: per-head layout has %lld heads, q has %lld", op,
              (long long)L.heads, (long long)Hq);
   const int64_t max_row = check_attention_layout(L, op);
-  (void)max_row;  // used by the CUDA split-K heuristic
   const double scale = o.has_scale ? o.scale : 1.0 / std::sqrt(double(D));
   LLMK_CHECK(std::isfinite(scale) && std::isfinite(float(scale)), Arg, "%s: scale must be a finite float32 number", op);
   LLMK_CHECK(std::isfinite(o.softcap) && o.softcap >= 0, Arg, "%s: softcap must be a finite number >= 0", op);
@@ -100,14 +99,15 @@ AttentionResult attention_block_sparse(const Tensor& q, const Tensor& k, const T
   Tensor rp = Tensor::empty({L.row_ptr_len}, DType::I32, dev);
   Tensor ci = Tensor::empty({L.nnz > 0 ? L.nnz : 1}, DType::I32, dev);
 
+  AttnParams p;  // the sizes and options; data pointers are set per device below
+  p.B = B; p.Nq = Nq; p.Nk = Nk; p.Hq = Hq; p.Hkv = Hkv; p.D = D; p.dtype = int(q.dtype());
+  p.layout_heads = L.heads; p.nqb = nqb; p.nkb = nkb; p.nnz = L.nnz; p.max_row_nnz = max_row;
+  p.block_q = L.block_q; p.block_k = L.block_k;
+  p.scale = float(scale); p.causal = o.causal; p.win_left = o.win_left; p.win_right = o.win_right;
+  p.softcap = float(o.softcap);
   if (dev.is_cpu()) {
     std::memcpy(rp.data(), L.row_ptr, size_t(L.row_ptr_len) * 4);
     if (L.nnz > 0) std::memcpy(ci.data(), L.col_idx, size_t(L.nnz) * 4);
-    cpu::AttnParams p;
-    p.B = B; p.Nq = Nq; p.Nk = Nk; p.Hq = Hq; p.Hkv = Hkv; p.D = D; p.dtype = int(q.dtype());
-    p.layout_heads = L.heads; p.nqb = nqb; p.nkb = nkb; p.nnz = L.nnz; p.block_q = L.block_q; p.block_k = L.block_k;
-    p.scale = float(scale); p.causal = o.causal; p.win_left = o.win_left; p.win_right = o.win_right;
-    p.softcap = float(o.softcap);
     enqueue_cpu([p, q, k, v, out, lse, rp, ci]() mutable {
       p.q = q.data(); p.k = k.data(); p.v = v.data(); p.out = out.data();
       p.lse = lse.defined() ? lse.data_as<float>() : nullptr;
@@ -120,15 +120,9 @@ AttentionResult attention_block_sparse(const Tensor& q, const Tensor& k, const T
     void* stream = current_stream(dev)->cuda();
     cuda::attention_copy_h2d(rp.data(), L.row_ptr, L.row_ptr_len * 4, stream);
     if (L.nnz > 0) cuda::attention_copy_h2d(ci.data(), L.col_idx, L.nnz * 4, stream);
-    cuda::AttnParams p;
-    p.B = B; p.Nq = Nq; p.Nk = Nk; p.Hq = Hq; p.Hkv = Hkv; p.D = D; p.dtype = int(q.dtype());
     p.q = q.data(); p.k = k.data(); p.v = v.data(); p.out = out.data();
     p.lse = lse.defined() ? lse.data_as<float>() : nullptr;
     p.row_ptr = rp.data_as<int32_t>(); p.col_idx = ci.data_as<int32_t>();
-    p.layout_heads = L.heads; p.nqb = nqb; p.nkb = nkb; p.nnz = L.nnz; p.max_row_nnz = max_row;
-    p.block_q = L.block_q; p.block_k = L.block_k;
-    p.scale = float(scale); p.causal = o.causal; p.win_left = o.win_left; p.win_right = o.win_right;
-    p.softcap = float(o.softcap);
     p.err_flag = cuda_error_flag(dev.index);
     const int64_t wsn = cuda::attention_workspace_floats(p, o.force_path);
     Tensor ws;
