@@ -11,7 +11,9 @@
 namespace llmk {
 namespace {
 
-// A fixed pool of workers that pull chunk indices of the current job from an atomic counter.
+// A fixed pool of workers. Each parallel_for is a Job living on the caller's stack; workers join it under
+// the lock (counted in active_) and the caller returns only when every chunk ran and every worker that
+// joined has left, so no worker can touch a finished job (or start on the next one with a stale index).
 class Pool {
  public:
   explicit Pool(int n) {
@@ -26,52 +28,64 @@ class Pool {
 
   void run(int64_t chunks, const std::function<void(int64_t)>& body) {
     std::lock_guard<std::mutex> job_lock(job_mu_);  // one job at a time (callers from several streams)
+    Job job{&body, chunks, {0}, chunks, nullptr};
     {
       std::lock_guard<std::mutex> l(mu_);
-      body_ = &body; chunks_ = chunks; next_.store(0); pending_ = chunks; error_ = nullptr; gen_++;
+      job_ = &job;
+      gen_++;
     }
     cv_.notify_all();
-    work();
+    work(job);
     std::unique_lock<std::mutex> l(mu_);
-    done_cv_.wait(l, [&] { return pending_ == 0; });
-    body_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
+    done_cv_.wait(l, [&] { return job.pending == 0 && active_ == 0; });
+    job_ = nullptr;
+    if (job.error) std::rethrow_exception(job.error);
   }
 
  private:
-  void work() {
+  struct Job {
+    const std::function<void(int64_t)>* body;
+    int64_t chunks;
+    std::atomic<int64_t> next;
+    int64_t pending;  // guarded by mu_
+    std::exception_ptr error;  // guarded by mu_
+  };
+
+  void work(Job& job) {
     for (;;) {
-      int64_t c = next_.fetch_add(1);
-      if (c >= chunks_) return;
-      try { (*body_)(c); } catch (...) {
-        std::lock_guard<std::mutex> l(mu_);
-        if (!error_) error_ = std::current_exception();
-      }
+      int64_t c = job.next.fetch_add(1);
+      if (c >= job.chunks) return;
+      std::exception_ptr err;
+      try { (*job.body)(c); } catch (...) { err = std::current_exception(); }
       std::lock_guard<std::mutex> l(mu_);
-      if (--pending_ == 0) done_cv_.notify_all();
+      if (err && !job.error) job.error = err;
+      if (--job.pending == 0) done_cv_.notify_all();
     }
   }
   void loop() {
     uint64_t seen = 0;
     for (;;) {
+      Job* job;
       {
         std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return stop_ || (gen_ != seen && body_ != nullptr); });
+        cv_.wait(l, [&] { return stop_ || (gen_ != seen && job_ != nullptr); });
         if (stop_) return;
         seen = gen_;
+        job = job_;
+        active_++;
       }
-      work();
+      work(*job);
+      std::lock_guard<std::mutex> l(mu_);
+      if (--active_ == 0) done_cv_.notify_all();
     }
   }
   std::vector<std::thread> workers_;
   std::mutex mu_, job_mu_;
   std::condition_variable cv_, done_cv_;
-  const std::function<void(int64_t)>* body_ = nullptr;
-  int64_t chunks_ = 0, pending_ = 0;
-  std::atomic<int64_t> next_{0};
+  Job* job_ = nullptr;
+  int active_ = 0;
   uint64_t gen_ = 0;
   bool stop_ = false;
-  std::exception_ptr error_;
 };
 
 int configured_threads() {
