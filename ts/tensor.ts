@@ -7,9 +7,23 @@ import { native } from './native';
 type Handle = number;
 
 // Backstop for tensors that were never disposed: frees the native slot once the Tensor is collected
-// (LLMK_DEBUG_LEAKS=1 makes the addon report each one). Registered without an unregister token, which
-// is much cheaper: for a disposed tensor the callback's release() finds a stale handle and does nothing.
+// (LLMK_DEBUG_LEAKS=1 makes the addon report each one). Registering costs about a microsecond, more
+// than the op itself, so new tensors are registered in a microtask after the code that made them:
+// the many temporaries disposed within the same synchronous run are never registered at all. No
+// unregister token either (cheaper): for a disposed tensor the callback finds a stale handle.
 const leaks = new FinalizationRegistry<Handle>((h) => native.release(h, true));
+let unregistered: Tensor[] = [];
+let flushQueued = false;
+function registerLater(t: Tensor): void {
+  unregistered.push(t);
+  if (!flushQueued) { flushQueued = true; queueMicrotask(registerPending); }
+}
+function registerPending(): void {
+  flushQueued = false;
+  const ts = unregistered;
+  unregistered = [];
+  for (const t of ts) if (t._h !== null) leaks.register(t, t._h);
+}
 
 // `using` support on runtimes that do not define Symbol.dispose yet.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -43,7 +57,7 @@ export class Tensor {
   /** @internal Use tensor(), empty(), zeros(), full(), rand(), randn() to create tensors. */
   constructor(handle: Handle, shape: readonly number[], dtype: DType, device: DeviceName, numel?: number) {
     this._h = handle;
-    leaks.register(this, handle);
+    registerLater(this);
     this.shape = shape;
     this.dtype = dtype;
     this.device = device;
