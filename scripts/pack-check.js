@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Proves the published package works without compiling: makes the prebuild (prebuildify), packs the
-// package, installs the tarball into an empty project with no install scripts allowed, and loads it
-// there, checking that the prebuilt binary was the one loaded. Exits non-zero on failure.
+// Proves the published package works without compiling: makes the prebuild (prebuildify) from the addon
+// already built, packs the package, installs the tarball into an empty project and loads it there,
+// checking that the prebuilt binary was the one loaded. Exits non-zero on failure.
 'use strict';
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -12,14 +12,30 @@ const root = path.join(__dirname, '..');
 const sh = (cmd, args, cwd) => execFileSync(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 
-const prebuildDir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
-if (!fs.existsSync(prebuildDir) || process.argv.includes('--rebuild')) sh(npm, ['run', 'prebuild'], root);
-const prebuilt = fs.readdirSync(prebuildDir).filter((f) => f.endsWith('.node'));
-if (prebuilt.length === 0) throw new Error(`no prebuilt binary in ${prebuildDir}`);
-
+// Everything happens in a staged copy of the package: prebuildify strips build/Release/llmk.node in
+// place, which must never happen to the binary that running processes (other test workers) have mapped.
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'llmk-pack-'));
 try {
-  const tgz = sh(npm, ['pack', '--ignore-scripts', '--pack-destination', tmp], root).trim().split('\n').pop();
+  const stage = path.join(tmp, 'pkg');
+  const tracked = execFileSync('git', ['ls-files', '-z'], { cwd: root, encoding: 'utf8' }).split('\0').filter(Boolean);
+  const built = ['lib', 'build/Release/llmk.node'];
+  for (const rel of [...tracked, ...built]) {
+    const src = path.join(root, rel);
+    if (!fs.existsSync(src)) throw new Error(`${rel} is missing: build the package first (npm install)`);
+    fs.cpSync(src, path.join(stage, rel), { recursive: true });
+  }
+  fs.symlinkSync(path.join(root, 'node_modules'), path.join(stage, 'node_modules'));
+  // prebuildify (as `npm run prebuild` runs it), packaging the addon just built instead of rebuilding
+  execFileSync(process.execPath, [path.join(path.dirname(require.resolve('prebuildify/package.json')), 'bin.js'),
+    '--napi', '--strip', '--node-gyp', 'scripts/prebuild-cmake.js'], { cwd: stage, stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, LLMK_PREBUILD_REUSE: '1' } });
+  const prebuildDir = path.join(stage, 'prebuilds', `${process.platform}-${process.arch}`);
+  if (!fs.existsSync(prebuildDir) || !fs.readdirSync(prebuildDir).some((f) => f.endsWith('.node'))) {
+    throw new Error(`prebuildify made no binary in ${prebuildDir}`);
+  }
+  fs.rmSync(path.join(stage, 'build'), { recursive: true, force: true });
+  fs.unlinkSync(path.join(stage, 'node_modules'));
+  const tgz = sh(npm, ['pack', '--ignore-scripts', '--pack-destination', tmp], stage).trim().split('\n').pop();
   const consumer = path.join(tmp, 'consumer');
   fs.mkdirSync(consumer);
   fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
@@ -37,7 +53,6 @@ try {
     const t = l.add(l.tensor(new Float32Array([1, 2])), l.full([2], 3));
     const out = Array.from(t.toArraySync());
     if (out.join() !== '4,5') throw new Error('wrong result ' + out);
-    const loaded = Object.keys(require.cache).concat(process.report ? [] : []);
     const so = require('fs').readFileSync('/proc/self/maps', 'utf8').split('\\n').find((l) => l.includes('.node') && l.includes('llm-kernels'));
     console.log(JSON.stringify({ ok: true, binary: so ? so.trim().split(/\\s+/).pop() : null, backends: l.backends() }));
   `;
