@@ -33,8 +33,8 @@ void CpuStream::enqueue(std::function<void()> task) {
 }
 
 void CpuStream::run() {
+  std::deque<std::function<void()>> batch;
   for (;;) {
-    std::function<void()> task;
     // Ops usually come in bursts: spin briefly before sleeping so that enqueue rarely pays for a wake-up.
     auto spin_end = std::chrono::steady_clock::now() + std::chrono::microseconds(50);
     while (queued_.load(std::memory_order_acquire) == 0 && std::chrono::steady_clock::now() < spin_end) {
@@ -48,26 +48,31 @@ void CpuStream::run() {
       cv_task_.wait(l, [&] { return stop_ || !queue_.empty(); });
       sleeping_ = false;
       if (queue_.empty()) return;  // stop requested and nothing left
-      task = std::move(queue_.front());
-      queue_.pop_front();
-      queued_.fetch_sub(1, std::memory_order_relaxed);
+      batch.swap(queue_);  // take every queued task with one lock: fewer hand-offs with the enqueuing thread
+      queued_.store(0, std::memory_order_relaxed);
       busy_ = true;
     }
     std::exception_ptr err;
-    try { task(); } catch (...) { err = std::current_exception(); }
-    task = nullptr;  // release captured tensors before reporting idle
+    while (!batch.empty()) {
+      try { batch.front()(); } catch (...) { if (!err) err = std::current_exception(); }
+      batch.pop_front();  // releases the task's tensors before the stream reports idle
+    }
+    bool notify;
     {
       std::lock_guard<std::mutex> l(mu_);
       if (err && !error_) error_ = err;
       busy_ = false;
+      notify = idle_waiters_ > 0;
     }
-    cv_idle_.notify_all();
+    if (notify) cv_idle_.notify_all();
   }
 }
 
 void CpuStream::drain() {
   std::unique_lock<std::mutex> l(mu_);
+  idle_waiters_++;
   cv_idle_.wait(l, [&] { return queue_.empty() && !busy_; });
+  idle_waiters_--;
 }
 
 void CpuStream::synchronize() {

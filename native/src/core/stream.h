@@ -32,6 +32,7 @@ class CpuStream {
   std::deque<std::function<void()>> queue_;
   std::atomic<int64_t> queued_{0};  // queue_.size(), readable without the lock (worker's spin)
   bool busy_ = false, stop_ = false, sleeping_ = false;
+  int idle_waiters_ = 0;  // threads in drain()
   std::exception_ptr error_;
   std::thread worker_;
 };
