@@ -1,4 +1,4 @@
-import { empty, full, rand, randn, tensor, zeros, Stream, withStream, synchronize, backends, devices, DTYPES } from '../ts';
+import { add, empty, full, matmul, rand, randn, tensor, zeros, Stream, withStream, synchronize, backends, devices, DTYPES } from '../ts';
 import { describeDevices, rng, randnArray, SEED } from './helpers';
 import { roundBF16, roundF16 } from './reference/half';
 
@@ -117,6 +117,18 @@ describeDevices(`tensor runtime (seed ${SEED})`, (device) => {
     using d = c.to(device);
     expect(d.device).toBe(device === 'cpu' ? 'cpu' : device);
     expect(Array.from(await d.toArray()).slice(0, 4)).toEqual([1.7, -2.5, 300, -300].map(Math.fround));
+  });
+
+  it('keeps stream order when a tiny op follows a long one (tiny ops may run inline on an idle stream)', async () => {
+    const K = 256;
+    using a = full([256, K], 1, { device }), b = full([K, 256], 1, { device });
+    for (let i = 0; i < 5; i++) {
+      using c = matmul(a, b);                 // long: queued on the worker
+      using first = c.reshape([256 * 256]).narrow(0, 0, 4);
+      using one = full([4], 1, { device });   // tiny: must not overtake the matmul
+      using d = add(first, one);
+      expect(Array.from(await d.toArray())).toEqual([K + 1, K + 1, K + 1, K + 1]);
+    }
   });
 
   it('runs ops on an extra stream, in order, and synchronizes', async () => {

@@ -21,7 +21,28 @@ CpuStream::~CpuStream() {
   worker_.join();
 }
 
-void CpuStream::enqueue(std::function<void()> task) {
+namespace {
+constexpr int64_t kInlineWorkBytes = 16 * 1024;
+}  // namespace
+
+void CpuStream::enqueue(std::function<void()> task, int64_t work_bytes) {
+  if (work_bytes <= kInlineWorkBytes) {
+    std::unique_lock<std::mutex> l(mu_);
+    if (queue_.empty() && !busy_) {
+      busy_ = true;  // drain() from other threads waits for it like for a queued task
+      l.unlock();
+      std::exception_ptr err;
+      try { task(); } catch (...) { err = std::current_exception(); }
+      task = nullptr;
+      l.lock();
+      if (err && !error_) error_ = err;
+      busy_ = false;
+      bool notify = idle_waiters_ > 0;
+      l.unlock();
+      if (notify) cv_idle_.notify_all();
+      return;
+    }
+  }
   bool wake;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -166,7 +187,9 @@ void set_current_stream(const std::shared_ptr<Stream>& s) {
   if (s) thread_streams().current[key(s->device())] = s;
 }
 
-void enqueue_cpu(std::function<void()> task) { current_stream(Device{})->cpu()->enqueue(std::move(task)); }
+void enqueue_cpu(std::function<void()> task, int64_t work_bytes) {
+  current_stream(Device{})->cpu()->enqueue(std::move(task), work_bytes);
+}
 
 void synchronize_device(Device device) {
   // Every stream this thread knows of on the device: the default one and the current one.

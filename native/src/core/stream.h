@@ -3,6 +3,7 @@
 // "Current" is per JS thread (thread_local), so each worker_thread environment has its own.
 #pragma once
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -19,7 +20,10 @@ class CpuStream {
  public:
   CpuStream();
   ~CpuStream();
-  void enqueue(std::function<void()> task);
+  // work_bytes: about how many bytes the task touches. A tiny task on an idle stream runs at once on the
+  // calling thread (handing it to the worker costs more than running it); order and error reporting
+  // (at the next synchronize) are the same either way.
+  void enqueue(std::function<void()> task, int64_t work_bytes = INT64_MAX);
   // Waits for every queued task; rethrows the first error a task raised since the last sync.
   void synchronize();
   // Blocks the caller until tasks queued so far ran (no rethrow).
@@ -57,7 +61,7 @@ std::shared_ptr<Stream> default_stream(Device device);  // per thread
 std::shared_ptr<Stream> current_stream(Device device);  // per thread
 void set_current_stream(const std::shared_ptr<Stream>& s);  // nullptr-safe: resets its device to default
 // Runs task on the current stream of device (CPU only; CUDA ops launch directly on current_stream).
-void enqueue_cpu(std::function<void()> task);
+void enqueue_cpu(std::function<void()> task, int64_t work_bytes = INT64_MAX);
 void synchronize_device(Device device);
 
 // Checks run after a stream synchronised, for failures that live outside the stream (dist: a failed

@@ -15,7 +15,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
              shape_str(b.shape()).c_str());
   Tensor out = Tensor::empty(a.shape(), a.dtype(), a.device());
   if (a.device().is_cpu()) {
-    enqueue_cpu([a, b, out] { cpu::add(a.data(), b.data(), out.data(), a.numel(), a.dtype()); });
+    enqueue_cpu([a, b, out] { cpu::add(a.data(), b.data(), out.data(), a.numel(), a.dtype()); }, 3 * a.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda_set_device(a.device().index);

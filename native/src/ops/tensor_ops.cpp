@@ -63,7 +63,7 @@ Tensor from_host(const void* data, int64_t nbytes, const Shape& shape, DType dty
 Tensor full(const Shape& shape, DType dtype, Device device, double value) {
   Tensor t = Tensor::empty(shape, dtype, device);
   if (device.is_cpu()) {
-    enqueue_cpu([t, value] { cpu::fill(t.data(), t.dtype(), t.numel(), value); });
+    enqueue_cpu([t, value] { cpu::fill(t.data(), t.dtype(), t.numel(), value); }, t.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda::fill(t.data(), dtype, t.numel(), value, cuda_stream_of(device));
@@ -85,7 +85,7 @@ Tensor random(const Shape& shape, DType dtype, Device device, uint64_t seed, boo
 Tensor cast(const Tensor& t, DType dtype) {
   Tensor out = Tensor::empty(t.shape(), dtype, t.device());
   if (t.device().is_cpu()) {
-    enqueue_cpu([t, out] { cpu::cast(t.data(), t.dtype(), out.data(), out.dtype(), t.numel()); });
+    enqueue_cpu([t, out] { cpu::cast(t.data(), t.dtype(), out.data(), out.dtype(), t.numel()); }, t.nbytes() + out.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda_set_device(t.device().index);
