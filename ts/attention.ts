@@ -20,7 +20,11 @@ export type { LayoutSizeOptions, BsrArrays } from './attention/layout';
 
 /** Options of {@link blockSparse}. */
 export interface BlockSparseOptions {
-  /** Multiplies q·k before softmax (default 1/√D). Any finite number. */
+  /**
+   * Multiplies q·k before softmax (default 1/√D). Any finite float32 number; the logits `scale · q·k` are
+   * computed in float32, so they must stay within its range (|logit| < 3.4e38) or the row's output is NaN.
+   * Logit soft-capping (`softcap`) bounds them.
+   */
   scale?: number;
   /** Causal mask, bottom-right aligned: query i sees keys j ≤ i + Nk − Nq (FlashAttention with a KV cache). */
   causal?: boolean;
