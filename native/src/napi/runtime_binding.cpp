@@ -26,6 +26,7 @@ class NativeStream : public Napi::ObjectWrap<NativeStream> {
 };
 
 Napi::Value set_error_class(const Napi::CallbackInfo& info) {
+  if (!info[0].IsFunction()) throw_js(info.Env(), llmk::Error(ErrCode::Arg, "setErrorClass: not a constructor"));
   env_data(info.Env()).error_ctor = Napi::Persistent(info[0].As<Napi::Function>());
   return info.Env().Undefined();
 }
@@ -50,7 +51,9 @@ Napi::Value backends(const Napi::CallbackInfo& info) {
 
 Napi::Value memory_stats(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  AllocatorStats s = allocator_stats(DeviceKind(info[0].As<Napi::Number>().Int32Value()));
+  int kind = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  if (kind != 0 && kind != 1) throw_js(env, llmk::Error(ErrCode::Arg, "memoryStats: device kind must be 0 (cpu) or 1 (cuda)"));
+  AllocatorStats s = allocator_stats(DeviceKind(kind));
   Napi::Object o = Napi::Object::New(env);
   o.Set("liveBytes", double(s.live_bytes));
   o.Set("liveBlocks", double(s.live_blocks));
@@ -61,6 +64,8 @@ Napi::Value memory_stats(const Napi::CallbackInfo& info) {
 Napi::Value set_current(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info[0].IsObject()) {
+    if (!info[0].As<Napi::Object>().InstanceOf(env_data(env).stream_ctor.Value()))
+      throw_js(env, llmk::Error(ErrCode::Arg, "setCurrentStream: not a Stream"));
     set_current_stream(NativeStream::Unwrap(info[0].As<Napi::Object>())->stream);
   } else {
     llmk::Device d = arg_device(info, 1);
