@@ -9,6 +9,7 @@
 import { randn, synchronizeSync, tensor, type DeviceName } from '../ts';
 import * as quant from '../ts/quant';
 import type { BenchCase, Result, Suite } from './harness';
+import { field, str, wallMs } from './onnx';
 
 const GPU_SHAPES: [number, number][] = [[4096, 4096], [8192, 8192], [28672, 8192], [8192, 28672], [7392, 8192]];
 const GPU_MS = [1, 4, 16, 64, 256, 1024, 4096];
@@ -47,21 +48,6 @@ function cases(device: DeviceName, quick: boolean): BenchCase[] {
 
 // ---- CPU peer: onnxruntime-node MatMulNBits (one-node ONNX model, protobuf encoded here) ----
 
-function varint(n: number): number[] {
-  const b: number[] = [];
-  while (n > 127) { b.push((n & 127) | 128); n = Math.floor(n / 128); }
-  b.push(n);
-  return b;
-}
-function field(no: number, wire: number, payload: number[] | number | Uint8Array): number[] {
-  const key = varint(no * 8 + wire);
-  if (wire === 0) return [...key, ...varint(payload as number)];
-  const p = payload as number[] | Uint8Array;
-  const out = [...key, ...varint(p.length)];
-  for (let i = 0; i < p.length; i++) out.push(p[i]);
-  return out;
-}
-const str = (s: string): number[] => Array.from(Buffer.from(s, 'utf8'));
 
 /**
  * ModelProto of Y[M,N] = MatMulNBits(A[M,K], B, scales) (com.microsoft, bits 4, block_size g, no zero
@@ -89,13 +75,6 @@ type Ort = {
   Tensor: new (t: string, d: Float32Array, s: number[]) => unknown;
 };
 
-async function wallMs(fn: () => unknown | Promise<unknown>, budgetMs = 400): Promise<number> {
-  await fn();
-  const t0 = process.hrtime.bigint();
-  let n = 0;
-  while (Number(process.hrtime.bigint() - t0) < budgetMs * 1e6) { await fn(); n++; }
-  return Number(process.hrtime.bigint() - t0) / 1e6 / n;
-}
 
 async function cpuPeer(device: DeviceName): Promise<Result[]> {
   if (device !== 'cpu') return [];

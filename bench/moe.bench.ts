@@ -9,6 +9,7 @@ import { randn, tensor, type DeviceName } from '../ts';
 import * as moe from '../ts/moe';
 import type { BenchCase, Result, Suite } from './harness';
 import { timeCase } from './harness';
+import { field, str } from './onnx';
 
 export const TOPK_CASES = [
   { tag: 'E8k2-softmax', E: 8, k: 2, scoring: 'softmax' as const },
@@ -57,19 +58,6 @@ function cases(device: DeviceName, quick: boolean): BenchCase[] {
 
 // ---- CPU peer: onnxruntime-node TopK (one-node ONNX model, protobuf encoded here) ----
 
-function varint(n: number): number[] {
-  const b: number[] = [];
-  while (n > 127) { b.push((n & 127) | 128); n = Math.floor(n / 128); }
-  b.push(n);
-  return b;
-}
-function field(no: number, wire: number, payload: number[] | number): number[] {
-  const key = varint(no * 8 + wire);
-  if (wire === 0) return [...key, ...varint(payload as number)];
-  const p = payload as number[];
-  return [...key, ...varint(p.length), ...p];
-}
-const str = (s: string) => Array.from(Buffer.from(s, 'utf8'));
 
 /** ModelProto of V,I = TopK(X[T,E], K=[k]) (opset 11: axis -1, largest, sorted). */
 function topkModel(T: number, E: number, k: number): Uint8Array {
