@@ -30,17 +30,7 @@ export function describeDevices(name: string, fn: (device: DeviceName) => void):
 /** The run's seed: LLMK_TEST_SEED or a fresh one. Put it in test titles so failures show it. */
 export const SEED = Number(process.env.LLMK_TEST_SEED ?? Math.floor(Math.random() * 1e9));
 
-/** mulberry32: small seeded PRNG for test inputs. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from './reference/random';
 
 /** n standard-normal values (Box-Muller) scaled by `scale`. */
 export function randnArray(n: number, r: () => number, scale = 1): Float32Array {
