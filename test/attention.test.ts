@@ -17,6 +17,8 @@ interface Case {
   layout: BlockLayout;
   opts?: attention.BlockSparseOptions;
   qScale?: number;
+  /** Output tolerance when the case is worse conditioned than DESIGN.md's defaults assume. */
+  tol?: number;
   mutate?: (q: Float32Array, k: Float32Array, v: Float32Array) => void;
 }
 
@@ -50,7 +52,7 @@ async function runCase(device: string, c: Case): Promise<{ out: Float32Array; ls
     }
     const eLse = relL2(fin, finRef);
     const ctx = `${c.name} on ${device} (seed ${seed}): out rel L2 ${eOut.toExponential(2)}, lse rel L2 ${eLse.toExponential(2)}`;
-    if (!(eOut < tol(c.dtype))) throw new Error(ctx);
+    if (!(eOut < (c.tol ?? tol(c.dtype)))) throw new Error(ctx);
     if (!(eLse < (c.dtype === 'float32' ? 1e-5 : 1e-3))) throw new Error(ctx);
     for (let i = 0; i < out.length; i++) if (Number.isNaN(out[i])) throw new Error(`${ctx}: NaN at ${i}`);
     return { out, lse, ref };
@@ -176,8 +178,10 @@ describeDevices('attention.blockSparse', (device) => {
       }
     });
     test('extreme scales (1e3 and 1e-6)', async () => {
+      // Logits of order 1e3·|q·k| ≈ 1e4 carry a float32 rounding error of about 1e-3 (absolute), which the
+      // softmax turns into relative errors of that order: 1e-5 is below float32's own resolution here.
       await runCase(device, { name: 'scale 1e3', dtype, Nq: 64, Nk: 64, Hq: 1, Hkv: 1, D: 64,
-        layout: BlockLayout.dense({ seqLen: 64 }), opts: { scale: 1e3 } });
+        layout: BlockLayout.dense({ seqLen: 64 }), opts: { scale: 1e3 }, tol: dtype === 'float32' ? 2e-3 : undefined });
       await runCase(device, { name: 'scale 1e-6', dtype, Nq: 64, Nk: 64, Hq: 1, Hkv: 1, D: 64,
         layout: BlockLayout.dense({ seqLen: 64 }), opts: { scale: 1e-6 } });
     });

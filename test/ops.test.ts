@@ -18,7 +18,7 @@ describeDevices(`add (seed ${SEED})`, (device) => {
     using a = tensor(Int32Array.from([1, -5, 2147483647]), { device });
     using b = tensor(Int32Array.from([2, 5, 1]), { device });
     using c = add(a, b);
-    expect(Array.from(await c.toArray())).toEqual([3, 0, -2147483648]);
+    expect(Array.from((await c.toArray()) as ArrayLike<number>)).toEqual([3, 0, -2147483648]);
   });
 });
 
