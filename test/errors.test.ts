@@ -63,6 +63,9 @@ describeDevices('errors', (device) => {
     expectCode(() => add({} as never, {} as never), 'ERR_LLMK_ARG');
     expectCode(() => rand([2], { device, seed: -1 }), 'ERR_LLMK_ARG');
     expectCode(() => tensor('abc' as never), 'ERR_LLMK_ARG');
+    // plain numbers that an integer dtype cannot hold are refused, not wrapped
+    for (const [v, dtype] of [[NaN, 'int64'], [Infinity, 'int32'], [2 ** 31, 'int32'], [-129, 'int8'], [256, 'uint8'], [-1, 'uint8'], [2 ** 63, 'int64']] as const)
+      expectCode(() => tensor([1, v], { dtype, device }), 'ERR_LLMK_ARG');
   });
   it('ERR_LLMK_OOM: an allocation the device cannot hold', () => {
     // 2^54 bytes passes the element-count check but no allocator can satisfy it.

@@ -170,14 +170,26 @@ function flatten(data: unknown, shape: number[], out: number[], depth: number): 
   }
 }
 
+/**
+ * Plain numbers for an integer dtype are truncated toward zero; NaN, ±Inf and values outside the
+ * dtype's range are refused (a TypedArray would silently wrap them, BigInt would throw a RangeError).
+ */
+function integers(dtype: DType, n: number[], lo: number, hiExclusive: number): number[] {
+  for (const x of n) {
+    const t = Math.trunc(x);
+    check(t >= lo && t < hiExclusive, 'ERR_LLMK_ARG', () => `tensor data: ${x} does not fit ${dtype}`);
+  }
+  return n.map(Math.trunc);
+}
+
 const ARRAY_FOR: Record<DType, (n: number[]) => TypedArray> = {
   float32: (n) => Float32Array.from(n),
   float16: (n) => Float32Array.from(n),
   bfloat16: (n) => Float32Array.from(n),
-  int32: (n) => Int32Array.from(n),
-  int64: (n) => BigInt64Array.from(n, (x) => BigInt(Math.trunc(x))),
-  int8: (n) => Int8Array.from(n),
-  uint8: (n) => Uint8Array.from(n),
+  int32: (n) => Int32Array.from(integers('int32', n, -(2 ** 31), 2 ** 31)),
+  int64: (n) => BigInt64Array.from(integers('int64', n, -(2 ** 63), 2 ** 63), (x) => BigInt(x)),
+  int8: (n) => Int8Array.from(integers('int8', n, -128, 128)),
+  uint8: (n) => Uint8Array.from(integers('uint8', n, 0, 256)),
 };
 
 /**

@@ -10,11 +10,11 @@ export function roundF16(x: number): number {
   return Math.sign(x) * roundTiesEven(a / q) * q;
 }
 
-/** Value of the bfloat16 nearest to x (8-bit significand, float32 exponent range). */
+/** Value of the bfloat16 nearest to x (8-bit significand, float32 exponent range), rounded once from x. */
 export function roundBF16(x: number): number {
   if (Number.isNaN(x) || !Number.isFinite(x) || x === 0) return x;
-  const a = Math.abs(Math.fround(x));
-  if (a >= 3.3961775292304e38) return Math.sign(x) * Infinity; // past max bf16 + half ulp
+  const a = Math.abs(x);
+  if (a >= 2 ** 128 - 2 ** 119) return Math.sign(x) * Infinity; // max bf16 + half an ulp rounds to even: Inf
   const q = 2 ** (Math.max(exponent(a), -126) - 7);
   return Math.sign(x) * roundTiesEven(a / q) * q;
 }

@@ -65,7 +65,7 @@ CpuCache& cpu_cache() {
 std::shared_ptr<Storage> Storage::allocate(int64_t nbytes, Device device) {
   int64_t n = nbytes > 0 ? nbytes : 1;  // zero-size tensors still get a distinct pointer
   void* p = nullptr;
-  void* stream = nullptr;
+  std::shared_ptr<Stream> stream;
   if (device.is_cpu()) {
     size_t cls = CpuCache::size_class(size_t(n));  // a multiple of 64, as aligned_alloc wants
     p = cpu_cache().get(cls);
@@ -74,8 +74,8 @@ std::shared_ptr<Storage> Storage::allocate(int64_t nbytes, Device device) {
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda_set_device(device.index);
-    stream = current_stream(device)->cuda();
-    cudaError_t e = cudaMallocAsync(&p, size_t(n), static_cast<cudaStream_t>(stream));
+    stream = current_stream(device);
+    cudaError_t e = cudaMallocAsync(&p, size_t(n), static_cast<cudaStream_t>(stream->cuda()));
     if (e == cudaErrorMemoryAllocation) {
       cudaGetLastError();
       throw Error(ErrCode::OOM, fmt("out of CUDA memory on %s allocating %lld bytes", device.str().c_str(), (long long)nbytes));
@@ -87,7 +87,20 @@ std::shared_ptr<Storage> Storage::allocate(int64_t nbytes, Device device) {
   }
   Counters& c = counters(device.kind);
   c.bytes += nbytes; c.blocks++; c.allocs++;
-  return std::shared_ptr<Storage>(new Storage(p, nbytes, device, stream));
+  return std::shared_ptr<Storage>(new Storage(p, nbytes, device, std::move(stream)));
+}
+
+Storage::Storage(void* data, int64_t nbytes, Device device, std::shared_ptr<Stream> stream)
+    : data_(data), nbytes_(nbytes), device_(device), alloc_stream_(std::move(stream)) {}
+
+void Storage::note_use() const {
+  if (device_.is_cpu()) return;
+  std::shared_ptr<Stream> s = current_stream(device_);
+  if (s == alloc_stream_) return;
+  std::lock_guard<std::mutex> l(use_mu_);
+  for (const auto& w : used_on_)
+    if (w.lock() == s) return;
+  used_on_.push_back(s);
 }
 
 Storage::~Storage() {
@@ -96,7 +109,21 @@ Storage::~Storage() {
   if (device_.is_cpu()) { cpu_cache().put(data_, CpuCache::size_class(size_t(nbytes_ > 0 ? nbytes_ : 1))); return; }
 #ifdef LLMK_WITH_CUDA
   cudaSetDevice(device_.index);
-  cudaFreeAsync(data_, static_cast<cudaStream_t>(stream_));  // stream-ordered: after queued work
+  auto alloc = static_cast<cudaStream_t>(alloc_stream_->cuda());
+  for (const auto& w : used_on_) {
+    std::shared_ptr<Stream> s = w.lock();
+    if (!s) continue;  // destroyed streams were synchronised first
+    cudaEvent_t ev;
+    if (cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) == cudaSuccess) {
+      cudaEventRecord(ev, static_cast<cudaStream_t>(s->cuda()));
+      cudaStreamWaitEvent(alloc, ev, 0);
+      cudaEventDestroy(ev);  // released once the wait is done
+    } else {
+      cudaGetLastError();
+      cudaStreamSynchronize(static_cast<cudaStream_t>(s->cuda()));
+    }
+  }
+  cudaFreeAsync(data_, alloc);  // stream-ordered: after work queued on alloc and, through the events, elsewhere
 #endif
 }
 

@@ -1,12 +1,18 @@
-// A block of device memory with its allocator. Shared by tensors and views through shared_ptr;
-// queued work holds a reference, so memory is released only after the work that uses it.
+// A block of device memory with its allocator. Shared by tensors and views through shared_ptr.
+// CPU: queued work holds a reference, so memory is released only after the work that uses it.
+// CUDA: memory is freed stream-ordered on the stream it was allocated on, after work queued there;
+// work queued on any other stream that used it is waited for with an event first (note_use).
 #pragma once
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <vector>
 #include "device.h"
 
 namespace llmk {
+
+class Stream;
 
 class Storage {
  public:
@@ -18,14 +24,18 @@ class Storage {
   void* data() const { return data_; }
   int64_t nbytes() const { return nbytes_; }
   Device device() const { return device_; }
+  // CUDA: remembers the calling thread's current stream when it is not the allocation stream, so the
+  // free waits for it. Tensor::data() calls it: a CUDA pointer is only taken to enqueue work with it.
+  void note_use() const;
 
  private:
-  Storage(void* data, int64_t nbytes, Device device, void* stream)
-      : data_(data), nbytes_(nbytes), device_(device), stream_(stream) {}
+  Storage(void* data, int64_t nbytes, Device device, std::shared_ptr<Stream> stream);
   void* data_;
   int64_t nbytes_;
   Device device_;
-  void* stream_;  // CUDA: the stream the memory was allocated on (freed there, stream-ordered)
+  std::shared_ptr<Stream> alloc_stream_;  // CUDA: kept alive until the memory is freed on it
+  mutable std::mutex use_mu_;
+  mutable std::vector<std::weak_ptr<Stream>> used_on_;  // other streams (an expired one was synchronised)
 };
 
 struct AllocatorStats {

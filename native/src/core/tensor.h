@@ -31,7 +31,12 @@ class Tensor {
   int64_t nbytes() const { return numel_ * int64_t(dtype_size(dtype_)); }
   bool defined() const { return storage_ != nullptr; }
 
-  void* data() const { return static_cast<char*>(storage_->data()) + offset_; }
+  // On CUDA this also records the current stream on the storage (see Storage::note_use): call it
+  // on the thread and with the current stream that the work using the pointer is enqueued on.
+  void* data() const {
+    if (storage_->device().kind != DeviceKind::CPU) storage_->note_use();
+    return static_cast<char*>(storage_->data()) + offset_;
+  }
   template <typename T> T* data_as() const { return static_cast<T*>(data()); }
   const std::shared_ptr<Storage>& storage() const { return storage_; }
   int64_t offset_bytes() const { return offset_; }

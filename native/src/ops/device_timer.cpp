@@ -22,33 +22,37 @@ double time_on_device(Device device, int iters, bool use_graph, const std::funct
   cuda_set_device(device.index);
   auto s = static_cast<cudaStream_t>(stream->cuda());
   stream->synchronize();
-  cudaGraphExec_t exec = nullptr;
+  // Owns the graph and events, so an enqueue that throws leaks nothing.
+  struct Resources {
+    cudaGraphExec_t exec = nullptr;
+    cudaEvent_t start = nullptr, stop = nullptr;
+    ~Resources() {
+      if (start) cudaEventDestroy(start);
+      if (stop) cudaEventDestroy(stop);
+      if (exec) cudaGraphExecDestroy(exec);
+    }
+  } r;
   if (use_graph) {
     cuda_throw_if(int(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal)), "cudaStreamBeginCapture");
     cudaGraph_t g = nullptr;
-    try { enqueue(); } catch (...) { cudaStreamEndCapture(s, &g); if (g) cudaGraphDestroy(g); throw; }
+    try { enqueue(); } catch (...) { cudaStreamEndCapture(s, &g); if (g) cudaGraphDestroy(g); cudaGetLastError(); throw; }
     cuda_throw_if(int(cudaStreamEndCapture(s, &g)), "cudaStreamEndCapture");
-    cudaError_t e = cudaGraphInstantiate(&exec, g, 0);
+    cudaError_t e = cudaGraphInstantiate(&r.exec, g, 0);
     cudaGraphDestroy(g);
     cuda_throw_if(int(e), "cudaGraphInstantiate");
-    cuda_throw_if(int(cudaGraphLaunch(exec, s)), "cudaGraphLaunch");  // warm-up replay
+    cuda_throw_if(int(cudaGraphLaunch(r.exec, s)), "cudaGraphLaunch");  // warm-up replay
   }
-  cudaEvent_t a, b;
-  cuda_throw_if(int(cudaEventCreate(&a)), "cudaEventCreate");
-  cuda_throw_if(int(cudaEventCreate(&b)), "cudaEventCreate");
-  cudaEventRecord(a, s);
+  cuda_throw_if(int(cudaEventCreate(&r.start)), "cudaEventCreate");
+  cuda_throw_if(int(cudaEventCreate(&r.stop)), "cudaEventCreate");
+  cuda_throw_if(int(cudaEventRecord(r.start, s)), "cudaEventRecord");
   for (int i = 0; i < iters; i++) {
-    if (exec) cuda_throw_if(int(cudaGraphLaunch(exec, s)), "cudaGraphLaunch");
+    if (r.exec) cuda_throw_if(int(cudaGraphLaunch(r.exec, s)), "cudaGraphLaunch");
     else enqueue();
   }
-  cudaEventRecord(b, s);
-  cudaError_t e = cudaEventSynchronize(b);
+  cuda_throw_if(int(cudaEventRecord(r.stop, s)), "cudaEventRecord");
   float ms = 0;
-  if (e == cudaSuccess) e = cudaEventElapsedTime(&ms, a, b);
-  cudaEventDestroy(a);
-  cudaEventDestroy(b);
-  if (exec) cudaGraphExecDestroy(exec);
-  cuda_throw_if(int(e), "device timing");
+  cuda_throw_if(int(cudaEventSynchronize(r.stop)), "device timing");
+  cuda_throw_if(int(cudaEventElapsedTime(&ms, r.start, r.stop)), "cudaEventElapsedTime");
   stream->synchronize();
   return double(ms) / iters;
 #else
