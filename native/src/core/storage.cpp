@@ -95,8 +95,10 @@ Storage::Storage(void* data, int64_t nbytes, Device device, std::shared_ptr<Stre
 
 void Storage::note_use() const {
   if (device_.is_cpu()) return;
-  std::shared_ptr<Stream> s = current_stream(device_);
-  if (s == alloc_stream_) return;
+  // A thread without streams on the device (a libuv worker copying to the host on an explicit stream)
+  // enqueues nothing on a current stream.
+  std::shared_ptr<Stream> s = current_stream_if_any(device_);
+  if (!s || s == alloc_stream_) return;
   std::lock_guard<std::mutex> l(use_mu_);
   for (const auto& w : used_on_)
     if (w.lock() == s) return;

@@ -183,6 +183,14 @@ std::shared_ptr<Stream> current_stream(Device device) {
   return default_stream(device);
 }
 
+std::shared_ptr<Stream> current_stream_if_any(Device device) {
+  auto& ts = thread_streams();
+  auto it = ts.current.find(key(device));
+  if (it != ts.current.end() && it->second) return it->second;
+  auto d = ts.defaults.find(key(device));
+  return d != ts.defaults.end() ? d->second : nullptr;
+}
+
 void set_current_stream(const std::shared_ptr<Stream>& s) {
   if (s) thread_streams().current[key(s->device())] = s;
 }

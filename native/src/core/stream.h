@@ -59,6 +59,8 @@ class Stream {
 
 std::shared_ptr<Stream> default_stream(Device device);  // per thread
 std::shared_ptr<Stream> current_stream(Device device);  // per thread
+// The current stream if this thread already has one for the device, else nullptr (creates nothing).
+std::shared_ptr<Stream> current_stream_if_any(Device device);
 void set_current_stream(const std::shared_ptr<Stream>& s);  // nullptr-safe: resets its device to default
 // Runs task on the current stream of device (CPU only; CUDA ops launch directly on current_stream).
 void enqueue_cpu(std::function<void()> task, int64_t work_bytes = INT64_MAX);
