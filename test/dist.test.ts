@@ -207,6 +207,47 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
     expect(Date.now() - t0).toBeLessThan(30000);
   });
 
+  test('the timeout bounds the wait for peers, not the work: a rank waits for the others to finish reading its buffer', async () => {
+    // Rank 1 (timeout 1 ms) arrives last at an in-place broadcast that it roots: it copies nothing, while
+    // rank 0 copies 64 MB out of rank 1's buffer. Rank 1 used to time out after 1 ms ("ranks still
+    // computing") and return — failing a collective every rank had called, and letting its buffer be
+    // freed while rank 0 still read it.
+    const id = dist.uniqueId({ backend: 'local' });
+    const flag = new SharedArrayBuffer(4);
+    const rs = await dist.runLocal(2, async ({ rank, dist: d, lib, args }: any) => {
+      const f = new Int32Array(args.flag);
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      const after = async (v: number) => { while (Atomics.load(f, 0) < v) await sleep(5); await sleep(200); };
+      let c: any;
+      try {
+        if (rank === 0) {
+          const p = d.init({ backend: 'local', rank, worldSize: 2, uniqueId: args.id, timeoutMs: 60000 });
+          Atomics.store(f, 0, 1);
+          c = await p;
+        } else {
+          await after(1); // arrives last: never waits for a peer
+          c = await d.init({ backend: 'local', rank, worldSize: 2, uniqueId: args.id, timeoutMs: 1 });
+        }
+        const n = 1 << 24;
+        const x = rank === 1 ? lib.full([n], 3) : lib.zeros([n]);
+        await lib.synchronize('cpu');
+        if (rank === 0) {
+          c.broadcast(x, { root: 1 });
+          Atomics.store(f, 0, 2);
+        } else {
+          await after(2);
+          c.broadcast(x, { root: 1 });
+        }
+        await c.synchronize();
+        const v = await x.toArray();
+        x.dispose();
+        await c.destroy();
+        return [v[0], v[n >> 1], v[n - 1]];
+      } catch (e: any) { return { code: e.code, message: e.message }; }
+    }, { args: { id, flag }, timeoutMs: 60000 });
+    expect(rs).toEqual([[3, 3, 3], [3, 3, 3]]);
+  });
+
   test('a failing rank aborts the group: the others fail fast and runLocal rejects naming the rank', async () => {
     const t0 = Date.now();
     const err = await expectRejects(dist.runLocal(3, async ({ rank, comm, lib }: any) => {
