@@ -248,6 +248,18 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
     expect(rs).toEqual([[3, 3, 3], [3, 3, 3]]);
   });
 
+  test('a timeout too long for the clock (1e13 ms) does not expire at once', async () => {
+    // now + 1e13 ms overflows steady_clock's int64 nanoseconds: the deadline lay in the past and the
+    // first wait (init) failed with "timed out after 10000000000000 ms". Timeouts are clamped to 2^40 ms.
+    const rs = await dist.runLocal(2, async ({ rank, comm, lib }: any) => {
+      const t = lib.tensor(new Float32Array([rank + 1]));
+      comm.allReduce(t);
+      await comm.synchronize();
+      return (await t.toArray())[0];
+    }, { timeoutMs: 1e13 });
+    expect(rs).toEqual([3, 3]);
+  });
+
   test('a failing rank aborts the group: the others fail fast and runLocal rejects naming the rank', async () => {
     const t0 = Date.now();
     const err = await expectRejects(dist.runLocal(3, async ({ rank, comm, lib }: any) => {

@@ -1115,6 +1115,7 @@ std::shared_ptr<Communicator> init_local(const std::string& id, int rank, int wo
   LLMK_CHECK(world >= 1 && world <= 4096, Arg, "dist.init: worldSize must be in [1, 4096], got %d", world);
   LLMK_CHECK(rank >= 0 && rank < world, Arg, "dist.init: rank %d is out of range for worldSize %d", rank, world);
   LLMK_CHECK(timeout_ms > 0, Arg, "dist.init: timeoutMs must be positive");
+  timeout_ms = std::min(timeout_ms, kMaxTimeoutMs);
   std::string why = check_local_id(id);
   LLMK_CHECK(why.empty(), Arg, "dist.init: bad unique id: %s", why.c_str());
   auto g = local_group(id, world);
@@ -1128,6 +1129,7 @@ std::shared_ptr<Communicator> init_nccl(const std::string& id, int rank, int wor
   LLMK_CHECK(world >= 1, Arg, "dist.init: worldSize must be >= 1, got %d", world);
   LLMK_CHECK(rank >= 0 && rank < world, Arg, "dist.init: rank %d is out of range for worldSize %d", rank, world);
   LLMK_CHECK(timeout_ms > 0, Arg, "dist.init: timeoutMs must be positive");
+  timeout_ms = std::min(timeout_ms, kMaxTimeoutMs);
   LLMK_CHECK(id.size() == size_t(kUniqueIdBytes), Arg, "dist.init: a unique id has %d bytes, this one has %d",
              kUniqueIdBytes, int(id.size()));
   LLMK_CHECK(!is_local_id(id), Arg, "dist.init: this unique id was made for the local backend, not for nccl");
