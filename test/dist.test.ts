@@ -46,6 +46,10 @@ function makeCases(p: number, seed: number): Case[] {
   cases.push({ name: 'allGather 2-D float32', kind: 'allGather', dtype: 'float32', shape: [3, 5], data: gen('float32', 15) });
   cases.push({ name: 'reduceScatter 2-D float32', kind: 'reduceScatter', dtype: 'float32', op: 'sum', shape: [2 * p, 3], data: gen('float32', 6 * p) });
   cases.push({ name: 'allReduce empty float32', kind: 'allReduce', dtype: 'float32', op: 'sum', shape: [0], data: gen('float32', 0) });
+  // Empty tensors in every other collective: each rank still takes part, so no peer is left waiting.
+  for (const kind of ['allReduceOut', 'allGather', 'allGatherInPlace', 'reduceScatter', 'reduceScatterInPlace', 'broadcast', 'broadcastOut', 'ring']) {
+    cases.push({ name: `${kind} empty int32`, kind, dtype: 'int32', op: 'max', root: 0, shape: [0], data: gen('int32', 0) });
+  }
   return cases;
 }
 
@@ -304,6 +308,10 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
       tryIt('outDtype', () => comm.allReduce(lib.zeros([4]), { out: lib.zeros([4], { dtype: 'int32' }) }));
       tryIt('outShape', () => comm.allGather(lib.zeros([4]), { out: lib.zeros([7]) }));
       tryIt('overlap', () => { const b = lib.zeros([8]); comm.allGather(b.narrow(0, 1, 4), { out: b }); });
+      // Overlapping in/out that is not the in-place layout (for no rank): refused by the native checks.
+      tryIt('rsOverlap', () => { const b = lib.zeros([8]); comm.reduceScatter(b, { out: b.narrow(0, 1, 4) }); });
+      tryIt('arOverlap', () => { const b = lib.zeros([8]); comm.allReduce(b.narrow(0, 0, 4), { out: b.narrow(0, 2, 4) }); });
+      tryIt('bcOverlap', () => { const b = lib.zeros([8]); comm.broadcast(b.narrow(0, 0, 4), { out: b.narrow(0, 2, 4) }); });
       tryIt('badRoot', () => comm.broadcast(lib.zeros([4]), { root: 2 }));
       tryIt('badPeer', () => comm.send(lib.zeros([4]), -1));
       tryIt('notTensor', () => comm.allReduce([1, 2, 3]));
@@ -315,6 +323,7 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
     for (const codes of rs as any[]) {
       expect(codes).toEqual({
         badOp: 'ERR_LLMK_ARG', rsShape: 'ERR_LLMK_SHAPE', outDtype: 'ERR_LLMK_DTYPE', outShape: 'ERR_LLMK_SHAPE', overlap: 'ERR_LLMK_ARG',
+        rsOverlap: 'ERR_LLMK_ARG', arOverlap: 'ERR_LLMK_ARG', bcOverlap: 'ERR_LLMK_ARG',
         badRoot: 'ERR_LLMK_ARG', badPeer: 'ERR_LLMK_ARG', notTensor: 'ERR_LLMK_ARG', disposed: 'ERR_LLMK_DISPOSED', asyncGroup: 'ERR_LLMK_ARG',
       });
     }
@@ -347,6 +356,7 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
       comm.allReduce(t);
       const v = (await t.toArray())[0];
       await comm.destroy();
+      await comm.destroy(); // a second destroy does nothing
       let after = 'none';
       try { comm.allReduce(t); } catch (e: any) { after = e.code; }
       return { v, after };
