@@ -94,6 +94,26 @@ cpuDescribe('dist TCP store', () => {
     });
   });
 
+  test('a timeout beyond 2^31 - 1 ms (24.8 days) does not expire at once', async () => {
+    // Node fires such timers after 1 ms: rank 0's store gave up at once and rank 1 retried for weeks.
+    const port = await freePort();
+    const id = new Uint8Array(128).fill(9);
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const timeoutMs = 2 ** 32;
+      const r0 = rendezvous({ rank: 0, worldSize: 2, port, timeoutMs, makeId: () => id });
+      await new Promise((r) => setTimeout(r, 100));
+      const r1 = rendezvous({ rank: 1, worldSize: 2, port, timeoutMs, makeId: () => id });
+      const [a, b] = await Promise.all([r0, r1]);
+      expect([Array.from(a.slice(0, 2)), Array.from(b.slice(0, 2))]).toEqual([[9, 9], [9, 9]]);
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).not.toContain('TimeoutOverflowWarning');
+  });
+
   test('a bad unique id from the store is rejected', async () => {
     const server = net.createServer((s) => {
       s.once('data', () => s.write(JSON.stringify({ ok: true, uniqueId: Buffer.alloc(10).toString('base64') }) + '\n'));

@@ -46,6 +46,10 @@ function makeCases(p: number, seed: number): Case[] {
   cases.push({ name: 'allGather 2-D float32', kind: 'allGather', dtype: 'float32', shape: [3, 5], data: gen('float32', 15) });
   cases.push({ name: 'reduceScatter 2-D float32', kind: 'reduceScatter', dtype: 'float32', op: 'sum', shape: [2 * p, 3], data: gen('float32', 6 * p) });
   cases.push({ name: 'allReduce empty float32', kind: 'allReduce', dtype: 'float32', op: 'sum', shape: [0], data: gen('float32', 0) });
+  // Empty tensors in every other collective: each rank still takes part, so no peer is left waiting.
+  for (const kind of ['allReduceOut', 'allGather', 'allGatherInPlace', 'reduceScatter', 'reduceScatterInPlace', 'broadcast', 'broadcastOut', 'ring']) {
+    cases.push({ name: `${kind} empty int32`, kind, dtype: 'int32', op: 'max', root: 0, shape: [0], data: gen('int32', 0) });
+  }
   return cases;
 }
 
@@ -207,6 +211,59 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
     expect(Date.now() - t0).toBeLessThan(30000);
   });
 
+  test('the timeout bounds the wait for peers, not the work: a rank waits for the others to finish reading its buffer', async () => {
+    // Rank 1 (timeout 1 ms) arrives last at an in-place broadcast that it roots: it copies nothing, while
+    // rank 0 copies 64 MB out of rank 1's buffer. Rank 1 used to time out after 1 ms ("ranks still
+    // computing") and return — failing a collective every rank had called, and letting its buffer be
+    // freed while rank 0 still read it.
+    const id = dist.uniqueId({ backend: 'local' });
+    const flag = new SharedArrayBuffer(4);
+    const rs = await dist.runLocal(2, async ({ rank, dist: d, lib, args }: any) => {
+      const f = new Int32Array(args.flag);
+      const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+      const after = async (v: number) => { while (Atomics.load(f, 0) < v) await sleep(5); await sleep(200); };
+      let c: any;
+      try {
+        if (rank === 0) {
+          const p = d.init({ backend: 'local', rank, worldSize: 2, uniqueId: args.id, timeoutMs: 60000 });
+          Atomics.store(f, 0, 1);
+          c = await p;
+        } else {
+          await after(1); // arrives last: never waits for a peer
+          c = await d.init({ backend: 'local', rank, worldSize: 2, uniqueId: args.id, timeoutMs: 1 });
+        }
+        const n = 1 << 24;
+        const x = rank === 1 ? lib.full([n], 3) : lib.zeros([n]);
+        await lib.synchronize('cpu');
+        if (rank === 0) {
+          c.broadcast(x, { root: 1 });
+          Atomics.store(f, 0, 2);
+        } else {
+          await after(2);
+          c.broadcast(x, { root: 1 });
+        }
+        await c.synchronize();
+        const v = await x.toArray();
+        x.dispose();
+        await c.destroy();
+        return [v[0], v[n >> 1], v[n - 1]];
+      } catch (e: any) { return { code: e.code, message: e.message }; }
+    }, { args: { id, flag }, timeoutMs: 60000 });
+    expect(rs).toEqual([[3, 3, 3], [3, 3, 3]]);
+  });
+
+  test('a timeout too long for the clock (1e13 ms) does not expire at once', async () => {
+    // now + 1e13 ms overflows steady_clock's int64 nanoseconds: the deadline lay in the past and the
+    // first wait (init) failed with "timed out after 10000000000000 ms". Timeouts are clamped to 2^40 ms.
+    const rs = await dist.runLocal(2, async ({ rank, comm, lib }: any) => {
+      const t = lib.tensor(new Float32Array([rank + 1]));
+      comm.allReduce(t);
+      await comm.synchronize();
+      return (await t.toArray())[0];
+    }, { timeoutMs: 1e13 });
+    expect(rs).toEqual([3, 3]);
+  });
+
   test('a failing rank aborts the group: the others fail fast and runLocal rejects naming the rank', async () => {
     const t0 = Date.now();
     const err = await expectRejects(dist.runLocal(3, async ({ rank, comm, lib }: any) => {
@@ -251,6 +308,10 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
       tryIt('outDtype', () => comm.allReduce(lib.zeros([4]), { out: lib.zeros([4], { dtype: 'int32' }) }));
       tryIt('outShape', () => comm.allGather(lib.zeros([4]), { out: lib.zeros([7]) }));
       tryIt('overlap', () => { const b = lib.zeros([8]); comm.allGather(b.narrow(0, 1, 4), { out: b }); });
+      // Overlapping in/out that is not the in-place layout (for no rank): refused by the native checks.
+      tryIt('rsOverlap', () => { const b = lib.zeros([8]); comm.reduceScatter(b, { out: b.narrow(0, 1, 4) }); });
+      tryIt('arOverlap', () => { const b = lib.zeros([8]); comm.allReduce(b.narrow(0, 0, 4), { out: b.narrow(0, 2, 4) }); });
+      tryIt('bcOverlap', () => { const b = lib.zeros([8]); comm.broadcast(b.narrow(0, 0, 4), { out: b.narrow(0, 2, 4) }); });
       tryIt('badRoot', () => comm.broadcast(lib.zeros([4]), { root: 2 }));
       tryIt('badPeer', () => comm.send(lib.zeros([4]), -1));
       tryIt('notTensor', () => comm.allReduce([1, 2, 3]));
@@ -262,6 +323,7 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
     for (const codes of rs as any[]) {
       expect(codes).toEqual({
         badOp: 'ERR_LLMK_ARG', rsShape: 'ERR_LLMK_SHAPE', outDtype: 'ERR_LLMK_DTYPE', outShape: 'ERR_LLMK_SHAPE', overlap: 'ERR_LLMK_ARG',
+        rsOverlap: 'ERR_LLMK_ARG', arOverlap: 'ERR_LLMK_ARG', bcOverlap: 'ERR_LLMK_ARG',
         badRoot: 'ERR_LLMK_ARG', badPeer: 'ERR_LLMK_ARG', notTensor: 'ERR_LLMK_ARG', disposed: 'ERR_LLMK_DISPOSED', asyncGroup: 'ERR_LLMK_ARG',
       });
     }
@@ -294,6 +356,7 @@ cpuDescribe('dist local backend: failures are reported, never deadlocks', () => 
       comm.allReduce(t);
       const v = (await t.toArray())[0];
       await comm.destroy();
+      await comm.destroy(); // a second destroy does nothing
       let after = 'none';
       try { comm.allReduce(t); } catch (e: any) { after = e.code; }
       return { v, after };

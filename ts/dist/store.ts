@@ -15,6 +15,10 @@ import { LlmkError, check } from '../errors';
 
 export const STORE_PROTO = 'llmk-store-1';
 const ID_BYTES = 128;
+// Node's timers fire after 1 ms (with a TimeoutOverflowWarning) when the delay exceeds 2^31 - 1 ms, so a
+// timeout above 24.8 days would expire at once; such timeouts wait 24.8 days (practically forever).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const timerMs = (ms: number): number => Math.min(Math.max(ms, 1), MAX_TIMER_MS);
 
 export interface RendezvousOptions {
   rank: number;
@@ -73,7 +77,7 @@ export class TCPStoreServer {
     this.server = server;
     this.done = new Promise<void>((res, rej) => { this.resolveDone = res; this.rejectDone = rej; });
     this.done.catch(() => { /* reported to whoever awaits it */ });
-    this.timer = setTimeout(() => this.timeout(), timeoutMs);
+    this.timer = setTimeout(() => this.timeout(), timerMs(timeoutMs));
     server.on('connection', (s) => this.onConnection(s));
     if (worldSize === 1) this.finish();
   }
@@ -186,7 +190,7 @@ export async function fetchUniqueId(opts: { host?: string; port: number; rank: n
       const t = setTimeout(() => {
         sock.destroy();
         settle({ fail: storeError(`dist rendezvous: rank ${opts.rank} timed out after ${opts.timeoutMs} ms waiting for the unique id from the store at ${where}`) });
-      }, Math.max(1, deadline - Date.now()) + SERVER_GRACE_MS);
+      }, timerMs(Math.max(1, deadline - Date.now()) + SERVER_GRACE_MS));
       let connected = false;
       sock.on('connect', () => {
         connected = true;

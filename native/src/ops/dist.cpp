@@ -19,9 +19,13 @@
 // for the next message from its peer and checks its dtype and size. group() is therefore free of
 // deadlocks on this backend, as NCCL's group semantics allow.
 //
-// Waits are bounded by the communicator's timeout; a timeout, a mismatch, an abort, or a rank that
-// went away while others wait for it fails the group: ERR_LLMK_NCCL (detail ncclTimeout /
-// ncclInvalidUsage / ncclRemoteError) at each rank's next synchronisation.
+// Waits for peers (to arrive at a collective, to send a message) are bounded by the communicator's
+// timeout; a timeout, a mismatch, an abort, or a rank that went away while others wait for it fails
+// the group: ERR_LLMK_NCCL (detail ncclTimeout / ncclInvalidUsage / ncclRemoteError) at each rank's
+// next synchronisation. Once every rank has arrived at a collective, every rank computes its part
+// and waits, without a timeout and whatever happens meanwhile, until all have finished: each rank
+// reads and writes the other ranks' buffers, so none may return (and let its buffers be freed)
+// while another still uses them. That wait is for bounded work, never for a peer to show up.
 #include "dist.h"
 
 #include <algorithm>
@@ -321,22 +325,22 @@ class LocalGroup {
           missing += (missing.empty() ? "" : "; ") + ("rank " + std::to_string(r) + ": " + activity_[size_t(r)]);
       return missing;
     }, d, k, rank);
+    // Every rank has arrived: from here on each one computes its part and leaves only when all have
+    // finished (see the header comment), even if the group fails meanwhile.
     std::vector<Part> parts = s.parts;
     l.unlock();
     std::exception_ptr err;
     try { compute(parts); } catch (...) { err = std::current_exception(); }
     l.lock();
-    if (err) {
-      fail_locked("a rank failed while computing " + d.str(), "ncclInternalError");
-      std::rethrow_exception(err);
-    }
+    if (err) fail_locked("a rank failed while computing " + d.str(), "ncclInternalError");
     s.done++;
+    activity_[size_t(rank)] = "finishing " + d.str() + " (collective #" + std::to_string(k) + ")";
     cv_.notify_all();
-    wait(l, timeout_ms, [&] { return s.done == world_; }, [&] { return std::string("ranks still computing"); }, d, k,
-         rank);
+    cv_.wait(l, [&] { return s.done == world_; });
     s.left++;
     activity_[size_t(rank)] = "idle";
     if (s.left == world_) slots_.erase(k);
+    if (err) std::rethrow_exception(err);
   }
 
   // Message k from rank to peer (k counts the sends to that peer in issue order).
@@ -415,8 +419,8 @@ class LocalGroup {
             uint64_t k, int rank) {
     const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
     for (;;) {
+      if (ready()) return;  // first: once all ranks arrived, every one must take part (no early exit)
       throw_locked();
-      if (ready()) return;
       Slot& s = slots_[k];
       for (int r = 0; r < world_; r++) {
         if (state_[size_t(r)] == kGone && !s.parts[size_t(r)].arrived) {
@@ -427,8 +431,8 @@ class LocalGroup {
         }
       }
       if (cv_.wait_until(l, deadline) == std::cv_status::timeout) {
-        throw_locked();
         if (ready()) return;
+        throw_locked();
         fail_locked(fmt_str("rank %d timed out after %lld ms in %s (collective #%llu); not there: %s", rank,
                             (long long)timeout_ms, d.str().c_str(), (unsigned long long)k, describe().c_str()),
                     "ncclTimeout");
@@ -1111,6 +1115,7 @@ std::shared_ptr<Communicator> init_local(const std::string& id, int rank, int wo
   LLMK_CHECK(world >= 1 && world <= 4096, Arg, "dist.init: worldSize must be in [1, 4096], got %d", world);
   LLMK_CHECK(rank >= 0 && rank < world, Arg, "dist.init: rank %d is out of range for worldSize %d", rank, world);
   LLMK_CHECK(timeout_ms > 0, Arg, "dist.init: timeoutMs must be positive");
+  timeout_ms = std::min(timeout_ms, kMaxTimeoutMs);
   std::string why = check_local_id(id);
   LLMK_CHECK(why.empty(), Arg, "dist.init: bad unique id: %s", why.c_str());
   auto g = local_group(id, world);
@@ -1124,6 +1129,7 @@ std::shared_ptr<Communicator> init_nccl(const std::string& id, int rank, int wor
   LLMK_CHECK(world >= 1, Arg, "dist.init: worldSize must be >= 1, got %d", world);
   LLMK_CHECK(rank >= 0 && rank < world, Arg, "dist.init: rank %d is out of range for worldSize %d", rank, world);
   LLMK_CHECK(timeout_ms > 0, Arg, "dist.init: timeoutMs must be positive");
+  timeout_ms = std::min(timeout_ms, kMaxTimeoutMs);
   LLMK_CHECK(id.size() == size_t(kUniqueIdBytes), Arg, "dist.init: a unique id has %d bytes, this one has %d",
              kUniqueIdBytes, int(id.size()));
   LLMK_CHECK(!is_local_id(id), Arg, "dist.init: this unique id was made for the local backend, not for nccl");

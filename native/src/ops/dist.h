@@ -19,6 +19,10 @@ const char* red_op_name(RedOp op);
 RedOp red_op_from_int(int v);  // ERR_LLMK_ARG when out of range
 
 constexpr int kUniqueIdBytes = 128;
+// Longer timeouts are clamped to this (2^40 ms, about 35 years): a deadline of now + timeout in
+// steady_clock nanoseconds overflows int64 from about 9.2e12 ms on, and an overflowed deadline lies
+// in the past, so a "practically infinite" timeout failed every wait at once.
+constexpr int64_t kMaxTimeoutMs = int64_t(1) << 40;
 
 // Local-backend unique ids: "LLMKLOC1" + 112 random bytes + 8-byte FNV-1a checksum of the rest.
 // Returns "" when the id is valid, else why not.
