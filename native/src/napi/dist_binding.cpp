@@ -13,13 +13,20 @@ namespace {
 using CommPtr = std::shared_ptr<ops::dist::Communicator>;
 using CommExternal = Napi::External<CommPtr>;
 
+// Tags our externals, so an external made by another addon is refused instead of reinterpreted.
+const napi_type_tag kCommTag = {0x6c6c6d6b2d636f6dULL, 0x9d1c5a3e7f20b4a1ULL};
+
 Napi::Value wrap_comm(Napi::Env env, CommPtr c) {
-  return CommExternal::New(env, new CommPtr(std::move(c)), [](Napi::Env, CommPtr* p) { delete p; });
+  auto e = CommExternal::New(env, new CommPtr(std::move(c)), [](Napi::Env, CommPtr* p) { delete p; });
+  NAPI_THROW_IF_FAILED(env, napi_type_tag_object(env, e, &kCommTag), Napi::Value());
+  return e;
 }
 
 ops::dist::Communicator& arg_comm(const Napi::CallbackInfo& info, size_t i) {
   Napi::Value v = info[i];
-  if (!v.IsExternal()) throw_js(info.Env(), llmk::Error(ErrCode::Arg, "dist: not a communicator handle"));
+  bool tagged = false;
+  if (v.IsExternal() && napi_check_object_type_tag(info.Env(), v, &kCommTag, &tagged) != napi_ok) tagged = false;
+  if (!tagged) throw_js(info.Env(), llmk::Error(ErrCode::Arg, "dist: not a communicator handle"));
   CommPtr* p = v.As<CommExternal>().Data();
   if (!p || !*p) throw_js(info.Env(), llmk::Error(ErrCode::Arg, "dist: not a communicator handle"));
   return **p;
