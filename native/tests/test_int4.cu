@@ -285,6 +285,36 @@ void bad_perm_case() {
   report("out-of-range act-order permutation raises the device error flag", flag.download()[0] != 0);
 }
 
+// quant.permuteColumns (the standalone gather used by act-order dequantize): every element against
+// the CPU, 2- and 4-byte elements, a tail-sized K; an out-of-range entry raises the flag and zeroes.
+void permute_cols_case(int64_t M, int64_t K, DType dt) {
+  const size_t es = llmk::dtype_size(dt);
+  auto x = rand_floats(size_t(M * K), dt, 1.f);
+  std::vector<int32_t> pm(static_cast<size_t>(K));
+  for (int64_t k = 0; k < K; k++) pm[size_t(k)] = int32_t(k);
+  std::shuffle(pm.begin(), pm.end(), std::mt19937(unsigned(xs_state)));
+  std::vector<uint8_t> ref(x.size());
+  llmk::cpu::permute_cols(x.data(), pm.data(), ref.data(), M, K, int64_t(es));
+  DevBuf<uint8_t> dx(x), dout(x.size());
+  DevBuf<int32_t> dp(pm);
+  DevBuf<int> flag(std::vector<int>{0});
+  dout.poison();
+  llmk::cuda::permute_cols(dx.p, dp.p, dout.p, M, K, int(es), flag.p, nullptr);
+  TCUDA(cudaDeviceSynchronize());
+  const bool same = dout.download() == ref && flag.download()[0] == 0;
+  pm[size_t(K / 2)] = int32_t(-1);
+  dp.upload(pm);
+  llmk::cuda::permute_cols(dx.p, dp.p, dout.p, M, K, int(es), flag.p, nullptr);
+  TCUDA(cudaDeviceSynchronize());
+  auto bad = dout.download();
+  bool zeroed = true;
+  for (int64_t m = 0; m < M; m++)
+    for (size_t b = 0; b < es; b++) zeroed = zeroed && bad[size_t(m * K + K / 2) * es + b] == 0;
+  char name[96];
+  std::snprintf(name, sizeof name, "permute_cols M=%lld K=%lld %s", (long long)M, (long long)K, llmk::dtype_name(dt));
+  report(name, same && flag.download()[0] != 0 && zeroed, same ? "" : "differs from the CPU");
+}
+
 }  // namespace
 
 int main() {
@@ -302,6 +332,9 @@ int main() {
   if (!small) prepare_case(7392 / 16 * 16, 192, 64, F32, true);
   prepare_case(48, 4096, 128, BF16, false);
   bad_perm_case();
+  permute_cols_case(3, 100, F16);
+  permute_cols_case(5, 4096 + 7, F32);
+  permute_cols_case(1, 1, BF16);
   nan_case(5, 256, 512, 64, DType::F16, true);     // mma16n128, split-K
   nan_case(70, 256, 512, 128, DType::BF16, true);  // mma64
   nan_case(4, 40, 96, 32, DType::F16, true);       // N % 16 != 0: general path
