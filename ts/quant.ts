@@ -340,7 +340,7 @@ export function matmul(x: Tensor, w: Int4Weight, opts: MatmulOptions = {}): Tens
 export function matmulPath(x: Tensor, w: Int4Weight): string {
   checkTensor(x, 'quant.matmulPath: x');
   checkWeight(w, 'quant.matmulPath');
-  return ADDON().matmulPath(x.handle, w.n, w.k, w.layout === 'prepared');
+  return ADDON().matmulPath(x.handle, w.n, w.k, w.layout === 'prepared', w.perm !== null);
 }
 
 // ---------------------------------------------------------------------------------------- importers

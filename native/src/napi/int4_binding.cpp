@@ -86,13 +86,15 @@ Napi::Value permute_columns(const Napi::CallbackInfo& info) {
   return guarded(env, [&] { return Napi::Value(wrap_tensor(env, ops::int4_permute_cols(x, perm))); });
 }
 
-// matmulPath(x, n, k, prepared) -> string
+// matmulPath(x, n, k, prepared, actOrder) -> string
 Napi::Value matmul_path(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   llmk::Tensor x = arg_tensor(info, 0, "x");
   const int64_t n = num_arg(info, 1, "n"), k = num_arg(info, 2, "k");
-  const bool prepared = info[3].ToBoolean();
-  return guarded(env, [&] { return Napi::Value(Napi::String::New(env, ops::int4_matmul_path(x, n, k, prepared))); });
+  const bool prepared = info[3].ToBoolean(), act_order = info[4].ToBoolean();
+  return guarded(env, [&] {
+    return Napi::Value(Napi::String::New(env, ops::int4_matmul_path(x, n, k, prepared, act_order)));
+  });
 }
 
 }  // namespace

@@ -236,14 +236,14 @@ Tensor int4_permute_cols(const Tensor& x, const Tensor& perm) {
   return out;
 }
 
-std::string int4_matmul_path(const Tensor& x, int64_t N, int64_t K, bool prepared) {
+std::string int4_matmul_path(const Tensor& x, int64_t N, int64_t K, bool prepared, bool act_order) {
   if (!x.device().is_cuda()) return "cpu";
 #ifdef LLMK_WITH_CUDA
   cuda_set_device(x.device().index);
   return cuda::int4_matmul_path(x.dim(0), N, K, int(x.dtype()), prepared && int4_uses_tuned_layout(x.device(), N, K),
-                                x.data(), nullptr);
+                                act_order ? nullptr : x.data(), nullptr);
 #else
-  (void)N; (void)K; (void)prepared;
+  (void)N; (void)K; (void)prepared; (void)act_order;
   return "unavailable";
 #endif
 }

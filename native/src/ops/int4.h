@@ -38,6 +38,7 @@ Tensor int4_matmul(const Tensor& x, const Tensor& q, const Tensor& scales, const
 // out[M,K] = x[:, perm] for a float x [M,K] and int32 perm [K] (used to undo act-order permutations).
 Tensor int4_permute_cols(const Tensor& x, const Tensor& perm);
 // Name of the kernel path int4_matmul takes for this call ("cpu", "general" or an mma tile configuration).
-std::string int4_matmul_path(const Tensor& x, int64_t N, int64_t K, bool prepared);
+// act_order: x is gathered into aligned workspace first, so its own alignment does not matter.
+std::string int4_matmul_path(const Tensor& x, int64_t N, int64_t K, bool prepared, bool act_order);
 
 }  // namespace llmk::ops
