@@ -412,6 +412,13 @@ const char* moe_topk_path(const MoeTopkArgs& a) {
 }
 
 void moe_topk(const MoeTopkArgs& a, void* stream) {
+  // The kernels rely on these (the ops layer checks them for users; this guards direct C++ callers):
+  // a k beyond the experts that survive group selection would read past the selected set.
+  LLMK_CHECK(a.experts >= 1 && a.experts <= 1024, Arg, "moe_topk: experts must be in [1, 1024], got %d", a.experts);
+  LLMK_CHECK(a.groups == 0 || (a.groups > 0 && a.experts % a.groups == 0 && a.group_topk >= 1 && a.group_topk <= a.groups),
+             Arg, "moe_topk: groups %d / groupTopk %d do not divide %d experts", a.groups, a.group_topk, a.experts);
+  const int kept = a.groups > 0 ? a.experts / a.groups * a.group_topk : a.experts;
+  LLMK_CHECK(a.k >= 1 && a.k <= kept, Arg, "moe_topk: k = %d must be in [1, %d] (experts kept)", a.k, kept);
   if (a.tokens == 0) return;
   cudaStream_t s = as_stream(stream);
   switch (a.dtype) {
