@@ -495,11 +495,15 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
     const int64_t B = 16 * P;
     std::vector<float> xl(size_t(M * K));
     parallel_for(M, std::max<int64_t>(1, 4096 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {
-      for (int64_t m = m0; m < m1; m++)
-        for (int64_t k = 0; k < K; k++) {
-          const int64_t w = k % B, kk = k - w + P * (w % 16) + w / 16;
-          xl[size_t(m * K + k)] = load_as_f32(x, m * K + (perm ? perm[kk] : kk), xdt);
-        }
+      for (int64_t m = m0; m < m1; m++) {
+        float* out = xl.data() + m * K;
+        for (int64_t k0 = 0; k0 < K; k0 += B)
+          for (int t = 0; t < P; t++)
+            for (int i = 0; i < 16; i++) {
+              const int64_t kk = k0 + P * i + t;
+              *out++ = load_as_f32(x, m * K + (perm ? perm[kk] : kk), xdt);
+            }
+      }
     });
     const Avx512Args a{xl.data(), qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group};
     parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
