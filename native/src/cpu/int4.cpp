@@ -30,13 +30,6 @@ inline float round_to(int dt, float v) {
   return v;
 }
 
-// out[0..n) = p[off .. off+n) (dtype dt) as float32.
-inline void row_to_f32(const void* p, int64_t off, int64_t n, int dt, float* out) {
-  if (dt == 0) std::memcpy(out, static_cast<const float*>(p) + off, size_t(n) * sizeof(float));
-  else if (dt == 1) for (int64_t i = 0; i < n; i++) out[i] = f16_to_f32(static_cast<const uint16_t*>(p)[off + i]);
-  else for (int64_t i = 0; i < n; i++) out[i] = bf16_to_f32(static_cast<const uint16_t*>(p)[off + i]);
-}
-
 inline int nib(const uint8_t* row, int64_t k) { return (row[k >> 1] >> ((k & 1) * 4)) & 15; }
 
 // Sum of a[i] * b[i] over len elements; eight independent lanes so the compiler vectorises it
