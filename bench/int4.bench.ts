@@ -3,7 +3,7 @@
 // shard 7392×8192, M in {1, 4, 16, 64, 256, 1024, 4096} (--quick: M in {1, 16, 256, 4096}).
 // Bytes = packed weights + scales + activations + output; FLOPs = 2·M·N·K. Peer: bench/peers/int4.py
 // (torch.matmul in fp16 = cuBLAS on the same shapes, same case names). CPU: float32 activations,
-// 4096×4096 (M = 1, 16) and 7392×8192 (M = 1); the CPU peer is onnxruntime-node's com.microsoft
+// 4096×4096 (M = 1, 16; vs the peer: M = 1, 4, 16) and 7392×8192 (M = 1); the CPU peer is onnxruntime-node's com.microsoft
 // MatMulNBits (accuracy_level 0 = float math and 4 = int8 math) on the same weight, through a one-node
 // ONNX model encoded here, when onnxruntime-node is installed (both timed the same wall-clock way).
 import { randn, synchronizeSync, tensor, type DeviceName } from '../ts';
@@ -86,7 +86,7 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
     return [{ suite: 'int4', case: 'onnxruntime-node MatMulNBits peer', device, ms: NaN, note: 'onnxruntime-node is not installed: no CPU peer' }];
   }
   const res: Result[] = [];
-  for (const [M, N, K] of [[1, 4096, 4096], [16, 4096, 4096]] as const) {
+  for (const [M, N, K] of [[1, 4096, 4096], [4, 4096, 4096], [16, 4096, 4096]] as const) {
     const g = 128;
     const w = randn([N, K], { device, seed: 5 });
     const qw = quant.quantize(w, { groupSize: g });

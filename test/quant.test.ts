@@ -434,3 +434,90 @@ describeDevices('quant hostile input', (device) => {
     expectCode(() => quant.fromCanonical({ qweight: q, scales: s, perm: p }), 'ERR_LLMK_ARG');
   });
 });
+
+describeDevices(`quant.matmul small M, every M ≤ 16 (seed ${SEED})`, (device) => {
+  // The CPU's AVX-512 kernel (M ≤ 16, groupSize % 32 == 0) takes 8, 4 or 2 codes per 32-bit lane by
+  // groupSize (% 128, % 64, % 32), one or several blocks per group, 4 weight rows (N % 4 tails) and tiles
+  // of 4, 3, 2, 1 activation rows; machines without AVX-512 run the AVX2 / generic kernels on the same cases.
+  // [N, K, groupSize, symmetric]
+  const shapes: [number, number, number, boolean][] = [
+    [37, 512, 128, true], [70, 512, 256, false], [45, 384, 64, false], [33, 160, 32, true],
+    [9, 384, 384, false], [6, 96, 96, true], [130, 256, 128, false], [3, 64, 64, true],
+  ];
+  const ms = Array.from({ length: 16 }, (_, i) => i + 1);
+
+  async function check(M: number, N: number, K: number, g: number, sym: boolean, xdt: DType, sdt: DType, withBias: boolean,
+    permute = false): Promise<void> {
+    const r = rng(SEED + M * 977 + N * 31 + K + g);
+    using w = tensor(randnArray(N * K, r), { shape: [N, K], device });
+    using qw0 = quant.quantize(w, { groupSize: g, symmetric: sym, scaleDtype: sdt });
+    const { codes, scales, zeros } = await hostParts(qw0);
+    const perm = new Int32Array(K).map((_, i) => i);
+    if (permute) for (let i = K - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [perm[i], perm[j]] = [perm[j], perm[i]]; }
+    using pt = tensor(perm, { device });
+    using qw = permute ? quant.fromCanonical({ qweight: qw0.qweight, scales: qw0.scales, zeros: qw0.zeros, perm: pt }) : qw0;
+    const W = dequantRef(codes, scales, zeros, N, K, g);
+    const xv = randnArray(M * K, r), bv = randnArray(N, r);
+    using x = tensor(xv, { shape: [M, K], dtype: xdt, device });
+    using bias = tensor(bv, { device });
+    using y = quant.matmul(x, qw, withBias ? { bias } : {});
+    expect(y.shape).toEqual([M, N]);
+    const got = (await y.toArray()) as Float32Array;
+    const xr = Array.from(xv, (v) => roundTo(xdt, v));
+    const xk = new Float64Array(M * K);
+    for (let m = 0; m < M; m++) for (let j = 0; j < K; j++) xk[m * K + j] = xr[m * K + perm[j]];
+    const ref = linearRef(xk, W, M, N, K, withBias ? bv : null);
+    const err = relL2(got, ref);
+    if (!(err < tol(xdt))) {
+      throw new Error(`rel L2 ${err} (seed ${SEED}, M ${M}, ${N}x${K} g ${g} sym ${sym}, x ${xdt}, scales ${sdt}, perm ${permute})`);
+    }
+  }
+
+  it.each(shapes)('float32, M = 1..16: N=%d K=%d g=%d symmetric=%s equals x·dequant(W)ᵀ', async (N, K, g, sym) => {
+    for (const M of ms) await check(M, N, K, g, sym, 'float32', 'float32', M % 2 === 1);
+  });
+
+  it('every x dtype × scale dtype (M = 1, 5, 16; g = 128 and 32)', async () => {
+    for (const xdt of ['float32', 'float16', 'bfloat16'] as const)
+      for (const sdt of ['float32', 'float16', 'bfloat16'] as const)
+        for (const M of [1, 5, 16]) {
+          await check(M, 21, 256, 128, false, xdt, sdt, true);
+          await check(M, 14, 192, 32, true, xdt, sdt, false);
+        }
+  });
+
+  it('act-order (perm) weights, M = 1..16', async () => {
+    for (const M of ms) await check(M, 19, 256, 64, false, 'float32', 'float32', true, true);
+  });
+
+  it('Inf and NaN in x, M = 1..16: ±Inf / NaN exactly where x·dequant(W)ᵀ has them, other rows unaffected', async () => {
+    for (const [N, K, g] of [[13, 256, 128], [10, 128, 32]] as const) {
+      using w = tensor(randnArray(N * K, rng(SEED + 41 + g)), { shape: [N, K], device });
+      using qw = quant.quantize(w, { groupSize: g, symmetric: false });
+      const { codes, scales, zeros } = await hostParts(qw);
+      const W = dequantRef(codes, scales, zeros, N, K, g);
+      for (const M of ms) {
+        const xv = randnArray(M * K, rng(SEED + 43 + M));
+        xv[(M - 1) * K + 7] = Infinity;                  // last row: ±Inf, NaN where the weight is 0
+        if (M > 1) xv[K + 3] = NaN;                       // row 1: NaN everywhere
+        if (M > 2) { xv[2 * K + 1] = Infinity; xv[2 * K + K - 2] = -Infinity; }  // row 2: Inf − Inf or ±Inf
+        for (const dtype of ['float32', 'bfloat16'] as const) {
+          using x = tensor(xv, { shape: [M, K], dtype, device });
+          using y = quant.matmul(x, qw);
+          const got = (await y.toArray()) as Float32Array;
+          const ref = linearRef(Array.from(xv, (v) => roundTo(dtype, v)), W, M, N, K);
+          const finite: number[] = [], want: number[] = [];
+          for (let i = 0; i < M * N; i++) {
+            if (Number.isNaN(ref[i])) expect(Number.isNaN(got[i])).toBe(true);
+            else if (!Number.isFinite(ref[i])) expect(got[i]).toBe(ref[i]);
+            else { finite.push(got[i]); want.push(ref[i]); }
+          }
+          if (finite.length) {
+            const err = relL2(finite, want);
+            if (!(err < tol(dtype))) throw new Error(`finite entries: rel L2 ${err} (seed ${SEED}, M ${M}, g ${g}, ${dtype})`);
+          }
+        }
+      }
+    }
+  });
+});

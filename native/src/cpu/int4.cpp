@@ -6,7 +6,13 @@
 #include <cstring>
 #include <vector>
 #if defined(__x86_64__) && defined(__GNUC__)
+// GCC 12's AVX-512 intrinsics seed their pass-through operands with `__Y = __Y` and then warn that the
+// value is used uninitialized (GCC bug 105593, fixed in 13): silenced for the header's lines only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
+#pragma GCC diagnostic pop
 #endif
 
 #include "../core/dtype.h"
@@ -237,6 +243,158 @@ __attribute__((target("avx2,fma"))) void medium_rows_avx2(const SmallArgs& a, in
   }
 }
 
+// ---- AVX-512 small-M path: exactly Σ x · w with w = scale · (q − zero), float32 FMA accumulation.
+// Codes are taken P nibbles per 32-bit lane (P = 8: 64 packed bytes as they are; P = 4 / 2: 32 / 16 bytes
+// zero-extended from 16 / 8 bits), so 16·P consecutive k of a row form one block and nibble t of the 16
+// lanes is codes k = 16·P·b + P·i + t (i = lane). vpermps reads only the low 4 bits of each index, so one
+// shift puts nibble t in place and the permute maps it through the 16-float table of its (row, group),
+// tab[q] = scale · (q − zero), computed the way dequantize computes it: no zero-point fix-up, no
+// per-group reduction, and Inf / NaN in x behave exactly as in x · dequant(W)ᵀ. x is laid out to match
+// (xl[16·P·b + 16·t + i] = x[16·P·b + P·i + t]) once per call.
+#define LLMK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
+
+struct Avx512Args {
+  const float* xl;  // [M][K] in the block layout above
+  const uint8_t* q;
+  const void* scales;
+  int sdt;
+  const uint8_t* zeros;
+  const void* bias;
+  int bdt;
+  void* y;
+  int ydt;
+  int64_t M, N, K, group;
+};
+
+template <int P> LLMK_AVX512 inline __m512i load_codes(const uint8_t* p) {
+  if constexpr (P == 8) return _mm512_loadu_si512(p);
+  else if constexpr (P == 4) return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  else return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+// sz[g] = scale and sz[G + g] = zero point of group g of row n, as float32, for every group.
+LLMK_AVX512 inline void row_params(const Avx512Args& a, int64_t n, int64_t G, float* sz) {
+  for (int64_t g0 = 0; g0 < G; g0 += 16) {
+    const int64_t cnt = std::min<int64_t>(16, G - g0), off = n * G + g0;
+    const __mmask16 mk = __mmask16((1u << cnt) - 1u);
+    __m512 sv;
+    if (a.sdt == 0) sv = _mm512_maskz_loadu_ps(mk, static_cast<const float*>(a.scales) + off);
+    else {
+      const __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(a.scales) + off);
+      sv = a.sdt == 1 ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    _mm512_mask_storeu_ps(sz + g0, mk, sv);
+    _mm512_mask_storeu_ps(sz + G + g0, mk,
+                          a.zeros ? _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, a.zeros + off)))
+                                  : _mm512_set1_ps(8.f));
+  }
+}
+
+// R weight rows (n .. n+nr-1, nr ≤ R; missing rows repeat the last one and are not stored) × MT activation
+// rows (m0 ..): each converted weight vector feeds MT FMAs, each x vector R. MT = 1 keeps two accumulators
+// per row so that enough FMA chains are in flight. Each group's table, tab[q] = scale · (q − zero), is
+// computed as dequantize computes it. sz: scratch of 2·R·G floats. The loop runs at about
+// 0.75 cycle per 16 codes, so it is written for GCC to keep everything in registers: nothing is stored in
+// it, codes and x are pinned to registers (else GCC folds a load into every shift), and acc is indexed
+// by compile-time constants only.
+template <int P, int R, int MT>
+LLMK_AVX512 void rows_avx512(const Avx512Args& a, int64_t n, int nr, int64_t m0, float* sz) {
+  constexpr int A = MT == 1 ? 2 : 1;
+  const int64_t G = a.K / a.group, blocks = a.group / (16 * P), K = a.K;
+  const __m512 iota = _mm512_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f, 12.f, 13.f, 14.f, 15.f);
+  const uint8_t* qrow[R];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++) {
+    const int64_t row = n + std::min(r, nr - 1);
+    qrow[r] = a.q + row * (K / 2);
+    row_params(a, row, G, sz + 2 * r * G);
+  }
+  __m512 acc[R][MT][A];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+  #pragma GCC unroll 16
+    for (int m = 0; m < MT; m++)
+#pragma GCC unroll 16
+      for (int c = 0; c < A; c++) acc[r][m][c] = _mm512_setzero_ps();
+  const float* xm = a.xl + m0 * K;
+  for (int64_t g = 0; g < G; g++) {
+    __m512 tab[R];
+  #pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+      tab[r] = _mm512_mul_ps(_mm512_sub_ps(iota, _mm512_set1_ps(sz[(2 * r + 1) * G + g])), _mm512_set1_ps(sz[2 * r * G + g]));
+    for (int64_t b = 0; b < blocks; b++) {
+      const int64_t k0 = g * a.group + b * 16 * P;
+      __m512i d[R];
+#pragma GCC unroll 16
+      for (int r = 0; r < R; r++) {
+        __m512i v = load_codes<P>(qrow[r] + k0 / 2);
+        asm("" : "+v"(v));
+        d[r] = v;
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < P; t++) {
+        __m512 w[R];
+  #pragma GCC unroll 16
+        for (int r = 0; r < R; r++)
+          w[r] = _mm512_permutexvar_ps(t == 0 ? d[r] : _mm512_srli_epi32(d[r], unsigned(4 * t)), tab[r]);
+  #pragma GCC unroll 16
+        for (int m = 0; m < MT; m++) {
+          __m512 xv = _mm512_loadu_ps(xm + m * K + k0 + 16 * t);
+          asm("" : "+v"(xv));
+    #pragma GCC unroll 16
+          for (int r = 0; r < R; r++) acc[r][m][t % A] = _mm512_fmadd_ps(xv, w[r], acc[r][m][t % A]);
+        }
+      }
+    }
+  }
+  // Reduced over all R rows first: indexing acc with the run-time nr would keep it in memory.
+  float out[R][MT];
+#pragma GCC unroll 16
+  for (int r = 0; r < R; r++)
+  #pragma GCC unroll 16
+    for (int m = 0; m < MT; m++) {
+      __m512 v = acc[r][m][0];
+#pragma GCC unroll 16
+      for (int c = 1; c < A; c++) v = _mm512_add_ps(v, acc[r][m][c]);
+      out[r][m] = _mm512_reduce_add_ps(v);
+    }
+  for (int r = 0; r < nr; r++) {
+    const float bv = a.bias ? load_as_f32(a.bias, n + r, a.bdt) : 0.f;
+  #pragma GCC unroll 16
+    for (int m = 0; m < MT; m++) store_from_f32(a.y, (m0 + m) * a.N + n + r, a.ydt, a.bias ? out[r][m] + bv : out[r][m]);
+  }
+}
+
+// Rows [n0, n1) in blocks of kRowBlock (their packed codes stay in L2 while every tile of ≤ 4 activation
+// rows passes over them).
+template <int P> LLMK_AVX512 void block_avx512(const Avx512Args& a, int64_t n0, int64_t n1) {
+  constexpr int R = 4;
+  constexpr int64_t kRowBlock = 32;
+  std::vector<float> sz(size_t(2 * R * (a.K / a.group)));
+  for (int64_t nb = n0; nb < n1; nb += kRowBlock) {
+    const int64_t ne = std::min(n1, nb + kRowBlock);
+    for (int64_t m0 = 0; m0 < a.M;) {
+      const int64_t mt = std::min<int64_t>(4, a.M - m0);
+      for (int64_t n = nb; n < ne; n += R) {
+        const int nr = int(std::min<int64_t>(R, ne - n));
+        switch (mt) {
+          case 1: rows_avx512<P, R, 1>(a, n, nr, m0, sz.data()); break;
+          case 2: rows_avx512<P, R, 2>(a, n, nr, m0, sz.data()); break;
+          case 3: rows_avx512<P, R, 3>(a, n, nr, m0, sz.data()); break;
+          default: rows_avx512<P, R, 4>(a, n, nr, m0, sz.data()); break;
+        }
+      }
+      m0 += mt;
+    }
+  }
+}
+
+bool have_avx512() {
+  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
+  return ok;
+}
+
 bool have_avx2() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return ok;
@@ -324,6 +482,31 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
       if (perm[k] < 0 || perm[k] >= K)
         throw Error(ErrCode::Index, fmt("quant.matmul: permutation entry %lld at %lld is outside [0, %lld)",
                                         (long long)perm[k], (long long)k, (long long)K));
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (M <= kSmallM && group % 32 == 0 && have_avx512()) {
+    const int P = group % 128 == 0 ? 8 : group % 64 == 0 ? 4 : 2;
+    const int64_t B = 16 * P;
+    std::vector<float> xl(size_t(M * K));
+    parallel_for(M, std::max<int64_t>(1, 4096 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {
+      for (int64_t m = m0; m < m1; m++) {
+        float* out = xl.data() + m * K;
+        for (int64_t k0 = 0; k0 < K; k0 += B)
+          for (int t = 0; t < P; t++)
+            for (int i = 0; i < 16; i++) {
+              const int64_t kk = k0 + P * i + t;
+              *out++ = load_as_f32(x, m * K + (perm ? perm[kk] : kk), xdt);
+            }
+      }
+    });
+    const Avx512Args a{xl.data(), qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group};
+    parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
+      if (P == 8) block_avx512<8>(a, n0, n1);
+      else if (P == 4) block_avx512<4>(a, n0, n1);
+      else block_avx512<2>(a, n0, n1);
+    });
+    return;
+  }
+#endif
   std::vector<float> xf(size_t(M * K)), xs(size_t(M * G));
   parallel_for(M, std::max<int64_t>(1, 4096 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {
     for (int64_t m = m0; m < m1; m++) {
