@@ -66,6 +66,7 @@ function windowBound(name: string, x: number | undefined): number {
  * CTAs on CUDA and merges the partial results through their LSE.
  */
 export function blockSparse(q: Tensor, k: Tensor, v: Tensor, layout: BlockLayout, opts: BlockSparseOptions = {}): BlockSparseResult {
+  opts = opts ?? {};
   const op = 'attention.blockSparse';
   checkTensor(q, `${op}: q`);
   checkTensor(k, `${op}: k`);

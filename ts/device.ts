@@ -1,4 +1,4 @@
-import { check, LlmkError } from './errors';
+import { check, describe, LlmkError } from './errors';
 import { native } from './native';
 
 /** 'cpu', 'cuda' (the current CUDA device, cuda:0) or 'cuda:N'. */
@@ -12,13 +12,14 @@ const cache = new Map<string, ParsedDevice>();
 
 export function parseDevice(spec: DeviceSpec | string | undefined): ParsedDevice {
   const key = spec ?? 'cpu';
+  check(typeof key === 'string', 'ERR_LLMK_DEVICE', () => `unknown device ${describe(spec)} (expected 'cpu', 'cuda' or 'cuda:N')`);
   const hit = cache.get(key);
   if (hit) return hit;
   let d: ParsedDevice;
   if (key === 'cpu') d = { name: 'cpu', kind: 0, index: 0 };
   else {
     const m = /^cuda(?::(\d+))?$/.exec(key);
-    check(m, 'ERR_LLMK_DEVICE', () => `unknown device ${JSON.stringify(spec)} (expected 'cpu', 'cuda' or 'cuda:N')`);
+    check(m, 'ERR_LLMK_DEVICE', () => `unknown device ${describe(spec)} (expected 'cpu', 'cuda' or 'cuda:N')`);
     const index = m[1] === undefined ? 0 : Number(m[1]);
     d = { name: `cuda:${index}`, kind: 1, index };
   }

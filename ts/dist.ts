@@ -24,7 +24,7 @@
 import { randomBytes } from 'crypto';
 import { DeviceName, DeviceSpec, parseDevice, assertDeviceAvailable, backends } from './device';
 import { DType } from './dtype';
-import { check, LlmkError } from './errors';
+import { check, describe, LlmkError } from './errors';
 import { native } from './native';
 import { synchronize } from './stream';
 import { checkTensor, Tensor } from './tensor';
@@ -65,7 +65,7 @@ function fnv1a64(bytes: Uint8Array): bigint {
 
 /** True when `id` is a well-formed id of the local backend (magic + checksum). */
 export function isLocalId(id: Uint8Array): boolean {
-  return id.length === UNIQUE_ID_BYTES && Buffer.from(id.subarray(0, 8)).equals(LOCAL_MAGIC);
+  return id instanceof Uint8Array && id.length === UNIQUE_ID_BYTES && Buffer.from(id.subarray(0, 8)).equals(LOCAL_MAGIC);
 }
 
 function makeLocalId(): Uint8Array {
@@ -121,8 +121,9 @@ function defaultBackend(): Backend {
  * backend is `nccl` where CUDA and NCCL are available, else `local`.
  */
 export function uniqueId(opts: { backend?: Backend } = {}): Uint8Array {
+  opts = opts ?? {};
   const backend = opts.backend ?? defaultBackend();
-  check(backend === 'nccl' || backend === 'local', 'ERR_LLMK_ARG', () => `dist.uniqueId: unknown backend ${JSON.stringify(backend)} (nccl or local)`);
+  check(backend === 'nccl' || backend === 'local', 'ERR_LLMK_ARG', () => `dist.uniqueId: unknown backend ${describe(backend)} (nccl or local)`);
   if (backend === 'local') return makeLocalId();
   return addon().ncclUniqueId();
 }
@@ -170,7 +171,7 @@ export async function init(opts: InitOptions): Promise<Communicator> {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   check(typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs), 'ERR_LLMK_ARG', 'dist.init: timeoutMs must be a positive number');
   const backend: Backend = opts.backend ?? (opts.uniqueId instanceof Uint8Array && isLocalId(opts.uniqueId) ? 'local' : 'nccl');
-  check(backend === 'nccl' || backend === 'local', 'ERR_LLMK_ARG', () => `dist.init: unknown backend ${JSON.stringify(backend)} (nccl or local)`);
+  check(backend === 'nccl' || backend === 'local', 'ERR_LLMK_ARG', () => `dist.init: unknown backend ${describe(backend)} (nccl or local)`);
   checkUniqueId(opts.uniqueId, backend);
   let h: any;
   let device: DeviceName;
@@ -213,6 +214,7 @@ export interface InitFromEnvOptions {
  * {@link init}. Inside a worker started by {@link runLocal}, joins that local group instead.
  */
 export async function initFromEnv(opts: InitFromEnvOptions = {}): Promise<Communicator> {
+  opts = opts ?? {};
   const local = localWorkerData();
   if (local) {
     return init({ backend: 'local', rank: local.rank, worldSize: local.worldSize, uniqueId: local.uniqueId, timeoutMs: opts.timeoutMs ?? local.timeoutMs });
@@ -259,7 +261,7 @@ export interface ReduceOptions { op?: ReduceOp; out?: Tensor }
 
 function opId(op: ReduceOp | undefined, what: string): number {
   const v = OPS[(op ?? 'sum') as ReduceOp];
-  check(v !== undefined, 'ERR_LLMK_ARG', () => `${what}: unknown op ${JSON.stringify(op)} (sum, prod, max, min or avg)`);
+  check(v !== undefined, 'ERR_LLMK_ARG', () => `${what}: unknown op ${describe(op)} (sum, prod, max, min or avg)`);
   return v;
 }
 
@@ -305,6 +307,7 @@ export class Communicator {
 
   /** Reduces `t` across ranks: in place (returns `t`), or into `out` (returns `out`). */
   allReduce(t: Tensor, opts: ReduceOptions = {}): Tensor {
+    opts = opts ?? {};
     const d = this.live('allReduce');
     this.tensorArg(t, 'allReduce');
     const op = opId(opts.op, 'dist.allReduce');
@@ -318,6 +321,7 @@ export class Communicator {
    * gives [worldSize]). With `out`, in place when `t` is `out.narrow(0, rank·d0, d0)`.
    */
   allGather(t: Tensor, opts: { out?: Tensor } = {}): Tensor {
+    opts = opts ?? {};
     const d = this.live('allGather');
     this.tensorArg(t, 'allGather');
     this.outArg(opts.out, 'allGather', t.dtype, t.numel * this.worldSize);
@@ -333,6 +337,7 @@ export class Communicator {
    * in place when `out` is `t.narrow(0, rank·m, m)`.
    */
   reduceScatter(t: Tensor, opts: ReduceOptions = {}): Tensor {
+    opts = opts ?? {};
     const d = this.live('reduceScatter');
     this.tensorArg(t, 'reduceScatter');
     const op = opId(opts.op, 'dist.reduceScatter');
@@ -348,6 +353,7 @@ export class Communicator {
 
   /** Copies root's `t` to every rank: in place (returns `t`), or into `out`. */
   broadcast(t: Tensor, opts: { root?: number; out?: Tensor } = {}): Tensor {
+    opts = opts ?? {};
     const d = this.live('broadcast');
     this.tensorArg(t, 'broadcast');
     const root = opts.root ?? 0;

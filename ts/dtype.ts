@@ -1,4 +1,4 @@
-import { check } from './errors';
+import { check, describe } from './errors';
 
 /** Element types. Their order matches native/src/core/dtype.h. */
 export const DTYPES = ['float32', 'float16', 'bfloat16', 'int32', 'int64', 'int8', 'uint8'] as const;
@@ -9,7 +9,7 @@ const SIZES: Record<DType, number> = { float32: 4, float16: 2, bfloat16: 2, int3
 
 export function dtypeId(d: DType): number {
   const id = IDS[d as string];
-  check(id !== undefined, 'ERR_LLMK_DTYPE', () => `unknown dtype ${JSON.stringify(d)} (expected one of ${DTYPES.join(', ')})`);
+  check(id !== undefined, 'ERR_LLMK_DTYPE', () => `unknown dtype ${describe(d)} (expected one of ${DTYPES.join(', ')})`);
   return id;
 }
 export function dtypeSize(d: DType): number { return SIZES[d]; }

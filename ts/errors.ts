@@ -30,3 +30,12 @@ export class LlmkError extends Error {
 export function check(cond: unknown, code: LlmkErrorCode, message: string | (() => string)): asserts cond {
   if (!cond) throw new LlmkError(typeof message === 'function' ? message() : message, code);
 }
+
+/** A short, never-throwing description of any value for error messages (BigInt and Symbol included). */
+export function describe(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'bigint') return `${v}n`;
+  if (typeof v === 'symbol' || typeof v === 'function') return typeof v;
+  if (v === null || typeof v !== 'object') return String(v);
+  return Array.isArray(v) ? 'an array' : 'an object';
+}

@@ -231,6 +231,7 @@ export interface QuantizeOptions {
  * the rounded scale, so |dequant − w| ≤ scale/2 (up to that rounding) for every element.
  */
 export function quantize(w: Tensor, opts: QuantizeOptions = {}): Int4Weight {
+  opts = opts ?? {};
   const op = 'quant.quantize';
   checkTensor(w, `${op}: w`);
   check(isFloating(w.dtype), 'ERR_LLMK_DTYPE', () => `${op}: w must be float32, float16 or bfloat16, got ${w.dtype}`);
@@ -256,6 +257,7 @@ export function quantize(w: Tensor, opts: QuantizeOptions = {}): Int4Weight {
  * the weight's device. dtype defaults to the scales' dtype.
  */
 export function dequantize(w: Int4Weight, opts: { dtype?: DType } = {}): Tensor {
+  opts = opts ?? {};
   const op = 'quant.dequantize';
   checkWeight(w, op);
   const dtype = opts.dtype ?? w.scales.dtype;
@@ -280,10 +282,10 @@ export function dequantize(w: Int4Weight, opts: { dtype?: DType } = {}): Tensor 
  * The weight in the kernel's own layout on `device` (copied there when needed): see the module notes.
  * Returns a new weight; `w` stays valid.
  */
-export function prepare(w: Int4Weight, device: DeviceSpec = w.device): Int4Weight {
+export function prepare(w: Int4Weight, device?: DeviceSpec): Int4Weight {
   const op = 'quant.prepare';
   checkWeight(w, op);
-  const d = parseDevice(device);
+  const d = parseDevice(device ?? w.device);
   assertDeviceAvailable(d);
   const c = w.layout === 'prepared' ? w.toCanonical() : null;
   try {
@@ -315,6 +317,7 @@ export interface MatmulOptions {
  * weights take the fast kernels). Every M ≥ 0 works (M = 0 gives an empty [0, N]).
  */
 export function matmul(x: Tensor, w: Int4Weight, opts: MatmulOptions = {}): Tensor {
+  opts = opts ?? {};
   const op = 'quant.matmul';
   checkTensor(x, `${op}: x`);
   checkWeight(w, op);

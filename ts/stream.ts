@@ -18,6 +18,8 @@ export class Stream {
 
 /** Runs fn with `stream` as its device's current stream; ops inside are queued on it. */
 export function withStream<T>(stream: Stream, fn: () => T): T {
+  check(stream instanceof Stream, 'ERR_LLMK_ARG', 'withStream: stream must be a Stream');
+  check(typeof fn === 'function', 'ERR_LLMK_ARG', 'withStream: fn must be a function');
   const d = parseDevice(stream.device);
   native.setCurrentStream(stream._h);
   try {

@@ -89,11 +89,13 @@ export class Tensor {
    * come back as Float32Array (converted natively) or, with `{ raw: true }`, as their Uint16Array bits.
    */
   async toArray(opts: { raw?: boolean } = {}): Promise<TypedArray> {
+    opts = opts ?? {};
     const asF32 = isHalf(this.dtype) && !opts.raw;
     return view(await native.toHostAsync(this.handle, asF32), this.dtype, asF32);
   }
   /** Blocking toArray for scripts. */
   toArraySync(opts: { raw?: boolean } = {}): TypedArray {
+    opts = opts ?? {};
     const asF32 = isHalf(this.dtype) && !opts.raw;
     return view(native.toHostSync(this.handle, asF32), this.dtype, asF32);
   }
@@ -197,6 +199,7 @@ const ARRAY_FOR: Record<DType, (n: number[]) => TypedArray> = {
  * float16/bfloat16 accept Float32Array (converted with round-to-nearest-even) or raw Uint16Array bits.
  */
 export function tensor(data: TypedArray | number[] | unknown[], opts: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+  opts = opts ?? {};
   let arr: TypedArray;
   let shape: readonly number[];
   if (ArrayBuffer.isView(data)) {

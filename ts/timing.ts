@@ -9,6 +9,7 @@ import { native } from './native';
  * On the CPU: the host clock until the stream has drained.
  */
 export function deviceTime(device: DeviceSpec, iters: number, enqueue: () => void, opts: { graph?: boolean } = {}): number {
+  opts = opts ?? {};
   const d = parseDevice(device);
   assertDeviceAvailable(d);
   check(Number.isInteger(iters) && iters >= 1, 'ERR_LLMK_ARG', 'deviceTime: iters must be a positive integer');

@@ -123,7 +123,7 @@ export class BlockLayout {
     Object.freeze(this);
   }
 
-  /** Checks BSR arrays: lengths, rowPtr monotone and in range, colIdx in range, sorted, unique. */
+  /** @internal Checks BSR arrays: lengths, rowPtr monotone and in range, colIdx in range, sorted, unique. */
   static validate(op: string, heads: number, nQB: number, nKB: number, rowPtr: Int32Array, colIdx: Int32Array): void {
     check(rowPtr.length === heads * (nQB + 1), 'ERR_LLMK_SHAPE',
       () => `${op}: rowPtr has ${rowPtr.length} entries; ${heads} head(s) × (nQB + 1 = ${nQB + 1}) = ${heads * (nQB + 1)} expected ` +
@@ -335,7 +335,7 @@ export class BlockLayout {
    */
   static document(opts: LayoutSizeOptions & { lengths: readonly number[]; causal?: boolean }): BlockLayout {
     const op = 'BlockLayout.document';
-    const lengths = opts.lengths;
+    const lengths = opts?.lengths;
     check(Array.isArray(lengths) && lengths.length > 0, 'ERR_LLMK_ARG', `${op}: lengths must be a non-empty array`);
     let total = 0;
     for (const l of lengths) {
@@ -369,6 +369,7 @@ export class BlockLayout {
    */
   static fromBlockMask(mask: ReadonlyArray<ReadonlyArray<boolean | number>> | ReadonlyArray<ReadonlyArray<ReadonlyArray<boolean | number>>>,
     opts: LayoutSizeOptions = {}): BlockLayout {
+    opts = opts ?? {};
     const op = 'BlockLayout.fromBlockMask';
     check(Array.isArray(mask) && mask.length > 0, 'ERR_LLMK_ARG', `${op}: mask must be a non-empty 2-D (or 3-D per-head) array`);
     const perHead = Array.isArray(mask[0]) && Array.isArray((mask[0] as unknown[])[0]);

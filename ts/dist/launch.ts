@@ -28,6 +28,8 @@ export const LAUNCH_USAGE = `usage: llm-kernels launch --nproc-per-node N [--nno
 
 /** Parses the launcher's command line (the arguments after `launch`). Throws ERR_LLMK_ARG with the usage. */
 export function parseLaunchArgs(argv: string[]): LaunchOptions {
+  check(Array.isArray(argv) && argv.every((a) => typeof a === 'string'), 'ERR_LLMK_ARG',
+    `launch: arguments must be an array of strings\n${LAUNCH_USAGE}`);
   const o: Partial<LaunchOptions> = {};
   let i = 0;
   const intArg = (name: string, v: string | undefined, min: number): number => {

@@ -109,6 +109,7 @@ export async function runLocal<A = unknown, R = unknown>(
   target: string | ((ctx: LocalContext<A>) => R | Promise<R>),
   opts: RunLocalOptions<A> & { argv?: string[] } = {},
 ): Promise<Awaited<R>[]> {
+  opts = opts ?? {};
   check(Number.isInteger(worldSize) && worldSize >= 1 && worldSize <= 256, 'ERR_LLMK_ARG', 'dist.runLocal: worldSize must be an integer in [1, 256]');
   check(typeof target === 'function' || (typeof target === 'string' && target.length > 0), 'ERR_LLMK_ARG',
     'dist.runLocal: target must be a function or a script path');
