@@ -60,4 +60,36 @@ describe('public API under hostile arguments', () => {
     expect(failed).toBeGreaterThan(calls / 2);
     expect([...wrong.keys()]).toEqual([]);
   });
+
+  it('Communicator methods (local backend, world size 1) throw LlmkError with a code', async () => {
+    const comm = await l.dist.init({ backend: 'local', rank: 0, worldSize: 1, uniqueId: l.dist.uniqueId({ backend: 'local' }) });
+    const t = l.tensor(new Float32Array([1, 2, 3, 4]), { shape: [2, 2] });
+    const stale = l.tensor(new Float32Array([1]));
+    stale.dispose();
+    const vals: unknown[] = [undefined, null, 0, -1, 1.5, NaN, 'x', {}, [], t, stale, () => 0, true, Symbol('s'), 10n,
+      { op: 'nope' }, { root: 5 }, { out: stale }, { out: t }];
+    const c = comm as unknown as Record<string, Fn>;
+    const wrong = new Map<string, number>();
+    let calls = 0;
+    for (const k of ['allReduce', 'allGather', 'reduceScatter', 'broadcast', 'send', 'recv', 'group', 'synchronize', 'barrier']) {
+      for (let n = 0; n < 150; n++) {
+        const args = Array.from({ length: 1 + (n % 4) }, (_, i) => vals[(n * 7 + i * 13 + k.length) % vals.length]);
+        calls++;
+        try {
+          const r = c[k](...args);
+          if (r && typeof (r as Promise<unknown>).then === 'function') await r;
+        } catch (e) {
+          if (!(e instanceof l.LlmkError) || !e.code) {
+            const key = `${k}: ${(e as Error)?.constructor?.name}: ${String((e as Error)?.message).slice(0, 80)}`;
+            wrong.set(key, (wrong.get(key) ?? 0) + 1);
+          }
+        }
+      }
+    }
+    await l.synchronize('cpu').catch(() => undefined);
+    comm.destroy();
+    t.dispose();
+    expect(calls).toBe(9 * 150);
+    expect([...wrong.keys()]).toEqual([]);
+  });
 });
