@@ -1,4 +1,5 @@
 #include "int4.h"
+#include <algorithm>
 
 #include "../core/cuda_runtime.h"
 #include "../core/stream.h"
@@ -85,7 +86,7 @@ Int4Parts int4_quantize(const Tensor& w, int64_t group, bool symmetric, DType sd
     enqueue_cpu([w, q, s, z, N, K, group, symmetric, sdt] {
       cpu::int4_quantize(w.data(), int(w.dtype()), N, K, group, symmetric, q.data_as<uint8_t>(), s.data(), int(sdt),
                          z.defined() ? z.data_as<uint8_t>() : nullptr);
-    });
+    }, w.nbytes() + q.nbytes() + s.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda_set_device(w.device().index);
@@ -109,7 +110,7 @@ Tensor int4_dequantize(const Tensor& q, const Tensor& scales, const Tensor& zero
     enqueue_cpu([q, scales, zeros, out, N, K, group, odt] {
       cpu::int4_dequantize(q.data_as<uint8_t>(), scales.data(), int(scales.dtype()),
                            zeros.defined() ? zeros.data_as<uint8_t>() : nullptr, N, K, group, out.data(), int(odt));
-    });
+    }, q.nbytes() + out.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda_set_device(q.device().index);
@@ -193,7 +194,7 @@ Tensor int4_matmul(const Tensor& x, const Tensor& q, const Tensor& s, const Tens
                        z.defined() ? z.data_as<uint8_t>() : nullptr, bias.defined() ? bias.data() : nullptr,
                        bias.defined() ? int(bias.dtype()) : 0, perm.defined() ? perm.data_as<int32_t>() : nullptr,
                        y.data(), int(y.dtype()), M, N, K, group);
-    });
+    }, int64_t(std::min(double(M) * double(N) * double(K), 9e18)));  // compute-bound: count multiply-adds
   } else {
 #ifdef LLMK_WITH_CUDA
     const Device dev = x.device();
@@ -225,7 +226,7 @@ Tensor int4_permute_cols(const Tensor& x, const Tensor& perm) {
   if (x.device().is_cpu()) {
     enqueue_cpu([x, perm, out, M, K] {
       cpu::permute_cols(x.data(), perm.data_as<int32_t>(), out.data(), M, K, int64_t(dtype_size(x.dtype())));
-    });
+    }, 2 * x.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda_set_device(x.device().index);

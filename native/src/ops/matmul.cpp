@@ -1,4 +1,5 @@
 #include "matmul.h"
+#include <algorithm>
 #include "../core/cuda_runtime.h"
 #include "../core/stream.h"
 #include "../cpu/matmul.h"
@@ -19,7 +20,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
              shape_str(b.shape()).c_str());
   Tensor out = Tensor::empty({M, N}, a.dtype(), a.device());
   if (a.device().is_cpu()) {
-    enqueue_cpu([a, b, out, M, N, K] { cpu::matmul(a.data(), b.data(), out.data(), M, N, K, a.dtype()); });
+    // compute-bound: multiply-adds count as work alongside the bytes
+    enqueue_cpu([a, b, out, M, N, K] { cpu::matmul(a.data(), b.data(), out.data(), M, N, K, a.dtype()); },
+                int64_t(std::max(double(a.nbytes() + b.nbytes() + out.nbytes()), std::min(double(M) * double(N) * double(K), 9e18))));
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda_set_device(a.device().index);

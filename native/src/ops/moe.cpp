@@ -84,7 +84,7 @@ MoeTopkResult moe_topk(const Tensor& logits, const MoeTopkOptions& o) {
     enqueue_cpu([l, bias, w, ids, p]() mutable {
       p.bias = bias.defined() ? bias.data_as<float>() : nullptr;
       cpu::moe_topk(l.data(), l.dtype(), p, w.data_as<float>(), ids.data_as<int32_t>());
-    });
+    }, l.nbytes() + w.nbytes() + ids.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda::MoeTopkArgs a;
@@ -120,7 +120,7 @@ MoeAlignResult moe_align(const Tensor& ids, int64_t E, int64_t bs) {
     enqueue_cpu([in, s, b, np, n, e, blk, cap, nb] {
       cpu::moe_align(in.data_as<int32_t>(), n, e, blk, s.data_as<int32_t>(), cap, b.data_as<int32_t>(), nb,
                      np.data_as<int32_t>(), nullptr);
-    });
+    }, in.nbytes() + s.nbytes() + b.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     Tensor sc = scratch(cuda::moe_align_scratch_bytes(n, int(E)), dev);
@@ -153,7 +153,7 @@ MoePermuteResult moe_permute(const Tensor& x, const Tensor& ids, int64_t E) {
     enqueue_cpu([xi, in, out, rm, eo, T, H, kk, e] {
       cpu::moe_permute(xi.data(), xi.dtype(), T, H, in.data_as<int32_t>(), kk, e, out.data(), rm.data_as<int32_t>(),
                        eo.data_as<int32_t>());
-    });
+    }, xi.nbytes() + in.nbytes() + out.nbytes() + rm.nbytes() + eo.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     Tensor sc = scratch(cuda::moe_permute_scratch_bytes(n, int(E)), dev);
@@ -189,7 +189,7 @@ Tensor moe_combine(const Tensor& y, const Tensor& weights, const Tensor& row_map
     const int kk = int(k);
     enqueue_cpu([yi, w, rm, o, R, H, T, kk] {
       cpu::moe_combine(yi.data(), yi.dtype(), R, H, w.data_as<float>(), rm.data_as<int32_t>(), T, kk, o.data());
-    });
+    }, yi.nbytes() + w.nbytes() + rm.nbytes() + o.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda::moe_combine(y.data(), y.dtype(), R, H, weights.data_as<float>(), row_map.data_as<int32_t>(), T, int(k),
@@ -213,7 +213,8 @@ Tensor moe_expert_counts(const Tensor& ids, int64_t E) {
   if (dev.is_cpu()) {
     Tensor in = ids, o = out;
     const int e = int(E);
-    enqueue_cpu([in, o, n, e] { cpu::moe_expert_counts(in.data_as<int32_t>(), n, e, o.data_as<int32_t>()); });
+    enqueue_cpu([in, o, n, e] { cpu::moe_expert_counts(in.data_as<int32_t>(), n, e, o.data_as<int32_t>()); },
+                in.nbytes() + o.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda::moe_expert_counts(ids.data_as<int32_t>(), n, int(E), out.data_as<int32_t>(), cuda_error_flag(dev.index),
@@ -245,7 +246,7 @@ Tensor moe_load_balancing_loss(const Tensor& probs, const Tensor& ids, int64_t E
     const int e = int(E), kk = int(k);
     enqueue_cpu([p, in, o, T, e, kk] {
       cpu::moe_load_balancing_loss(p.data(), p.dtype(), T, e, in.data_as<int32_t>(), kk, o.data_as<float>());
-    });
+    }, p.nbytes() + in.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     Tensor sc = scratch(cuda::moe_lb_loss_scratch_bytes(T, int(E)), dev);

@@ -99,7 +99,7 @@ Tensor to_device(const Tensor& t, Device device) {
   Tensor out = Tensor::empty(t.shape(), t.dtype(), device);
   const Device src = t.device();
   if (src.is_cpu() && device.is_cpu()) {
-    enqueue_cpu([t, out] { std::memcpy(out.data(), t.data(), size_t(t.nbytes())); });
+    enqueue_cpu([t, out] { std::memcpy(out.data(), t.data(), size_t(t.nbytes())); }, 2 * t.nbytes());
     return out;
   }
 #ifdef LLMK_WITH_CUDA
