@@ -79,9 +79,8 @@ __attribute__((noinline)) float exact_group_rm(const float* xr, const uint8_t* q
 // through the target-specific clone picked at run time).
 constexpr int64_t kSmallM = 16;  // the small-M path serves M ≤ kSmallM
 
-struct SmallArgs {
-  const float* xeo;  // [M][K]: xe (K/2) then xo (K/2) per row
-  const float* xs;   // [M][G] group sums of x
+// Weight, bias, output and sizes of one int4_matmul call, as the small-M kernels see them.
+struct MatmulArgs {
   const uint8_t* q;
   const void* scales;
   int sdt;
@@ -91,6 +90,11 @@ struct SmallArgs {
   void* y;
   int ydt;
   int64_t M, N, K, group;
+};
+
+struct SmallArgs : MatmulArgs {
+  const float* xeo;  // [M][K]: xe (K/2) then xo (K/2) per row
+  const float* xs;   // [M][G] group sums of x
 };
 
 __attribute__((always_inline)) inline void small_rows(const SmallArgs& a, int64_t n0, int64_t n1) {
@@ -253,17 +257,8 @@ __attribute__((target("avx2,fma"))) void medium_rows_avx2(const SmallArgs& a, in
 // (xl[16·P·b + 16·t + i] = x[16·P·b + P·i + t]) once per call.
 #define LLMK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
-struct Avx512Args {
+struct Avx512Args : MatmulArgs {
   const float* xl;  // [M][K] in the block layout above
-  const uint8_t* q;
-  const void* scales;
-  int sdt;
-  const uint8_t* zeros;
-  const void* bias;
-  int bdt;
-  void* y;
-  int ydt;
-  int64_t M, N, K, group;
 };
 
 template <int P> LLMK_AVX512 inline __m512i load_codes(const uint8_t* p) {
@@ -498,7 +493,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
             }
       }
     });
-    const Avx512Args a{xl.data(), qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group};
+    const Avx512Args a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xl.data()};
     parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
       if (P == 8) block_avx512<8>(a, n0, n1);
       else if (P == 4) block_avx512<4>(a, n0, n1);
@@ -527,7 +522,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
         xeo[size_t(m * K + j)] = xf[size_t(m * K + 2 * j)];
         xeo[size_t(m * K + K / 2 + j)] = xf[size_t(m * K + 2 * j + 1)];
       }
-    const SmallArgs a{xeo.data(), xs.data(), qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group};
+    const SmallArgs a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xeo.data(), xs.data()};
 #if defined(__x86_64__) && defined(__GNUC__)
     const bool avx2 = have_avx2();
 #else
