@@ -1,4 +1,4 @@
-import { add, matmul, tensor } from '../ts';
+import { add, matmul, tensor, type DeviceName } from '../ts';
 import { describeDevices, relL2, rng, randnArray, SEED, tol } from './helpers';
 import { roundTo } from './reference/half';
 import { matmulRef } from './reference/matmul';
@@ -22,18 +22,41 @@ describeDevices(`add (seed ${SEED})`, (device) => {
   });
 });
 
+async function checkMatmul(device: DeviceName, dtype: 'float32' | 'float16' | 'bfloat16', M: number, N: number, K: number) {
+  const r = rng(SEED + M * 7 + N * 13 + K);
+  const a = randnArray(M * K, r), b = randnArray(K * N, r);
+  using ta = tensor(a, { dtype, device, shape: [M, K] }), tb = tensor(b, { dtype, device, shape: [K, N] });
+  using out = matmul(ta, tb);
+  expect(out.shape).toEqual([M, N]);
+  const got = await out.toArray();
+  const ref = matmulRef(a.map((x) => roundTo(dtype, x)), b.map((x) => roundTo(dtype, x)), M, N, K);
+  if (K === 0) expect(Array.from(got as Float32Array).every((x) => x === 0)).toBe(true);
+  else expect(relL2(got as Float32Array, ref)).toBeLessThan(tol(dtype));
+}
+
 describeDevices(`matmul (seed ${SEED})`, (device) => {
   const shapes: [number, number, number][] = [[1, 1, 1], [3, 5, 7], [64, 64, 64], [65, 33, 130], [17, 300, 513], [0, 4, 4], [4, 0, 4], [4, 4, 0]];
   for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
-    it.each(shapes)(`${dtype} M=%d N=%d K=%d matches the float64 reference`, async (M, N, K) => {
-      const r = rng(SEED + M * 7 + N * 13 + K);
-      const a = randnArray(M * K, r), b = randnArray(K * N, r);
-      using ta = tensor(a, { dtype, device, shape: [M, K] }), tb = tensor(b, { dtype, device, shape: [K, N] });
-      using out = matmul(ta, tb);
-      expect(out.shape).toEqual([M, N]);
-      const got = await out.toArray();
-      const ref = matmulRef(a.map((x) => roundTo(dtype, x)), b.map((x) => roundTo(dtype, x)), M, N, K);
-      expect(relL2(got as Float32Array, ref)).toBeLessThan(tol(dtype));
-    });
+    it.each(shapes)(`${dtype} M=%d N=%d K=%d matches the float64 reference`, (M, N, K) => checkMatmul(device, dtype, M, N, K));
   }
 });
+
+// The CPU kernel's edges: small-M path (M <= 4, 64-column tiles, B read in place for float32), the
+// 8x32 / 6x16 / 4x8 register tiles (row and column tails), blocks of 96 rows, 256 columns and a depth
+// of 128 (one past each), B packed (M >= 32) or read in place, K = 0, N = 1. Run for every
+// instruction-set variant the CPU has (LLMK_CPU_MATMUL_ISA picks a lesser one; read per call).
+const cpuShapes: [number, number, number][] = [
+  [1, 4096, 64], [1, 300, 257], [2, 65, 129], [3, 64, 128], [4, 63, 300], [1, 1, 300], [1, 5, 0],
+  [5, 33, 7], [8, 32, 128], [9, 31, 1], [13, 17, 129], [31, 100, 40], [32, 256, 128], [40, 70, 200],
+  [97, 257, 129], [200, 520, 300], [40, 3, 0], [100, 1, 50],
+];
+for (const isa of ['', 'avx2', 'generic']) {
+  describe(`cpu matmul kernel edges, ISA ${isa || 'best'} (seed ${SEED})`, () => {
+    let saved: string | undefined;
+    beforeAll(() => { saved = process.env.LLMK_CPU_MATMUL_ISA; if (isa) process.env.LLMK_CPU_MATMUL_ISA = isa; });
+    afterAll(() => { if (saved === undefined) delete process.env.LLMK_CPU_MATMUL_ISA; else process.env.LLMK_CPU_MATMUL_ISA = saved; });
+    for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+      it.each(cpuShapes)(`${dtype} M=%d N=%d K=%d matches the float64 reference`, (M, N, K) => checkMatmul('cpu', dtype, M, N, K));
+    }
+  });
+}

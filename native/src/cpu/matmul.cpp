@@ -1,73 +1,169 @@
+// Dense CPU matmul: a register-blocked GEMM (matmul_kernel.h) compiled for AVX-512, AVX2+FMA and portable
+// code, picked at run time (shipped binaries carry no host-specific -march flags).
 #include "matmul.h"
+
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
 #include <vector>
+#if defined(__x86_64__) && defined(__GNUC__)
+// GCC 12's AVX-512 intrinsics seed their pass-through operands with `__Y = __Y` and then warn that the
+// value is used uninitialized (GCC bug 105593, fixed in 13): silenced for the header's lines only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#define LLMK_MATMUL_X86 1
+#endif
+
 #include "../core/half.h"
 #include "../core/parallel.h"
+
+#define LLMK_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace llmk::cpu {
 namespace {
 
-constexpr int64_t MB = 4, KB = 256, NB = 512;  // rows of A, depth, columns of B per block
+// Rows of A, columns of B per task; depth per packed block (a KC×NR panel of B fits L1 with room).
+constexpr int64_t MC = 96, NC = 256, KC = 128;
+// Up to this many rows, the small-M kernel (one sliver of rows, wider columns, B streamed in place).
+constexpr int SMALL_M = 4;
+// From this many rows, B is packed into panels even for float32 (enough reuse to pay for the copy).
+constexpr int64_t PACK_B_MIN_M = 32;
 
-// Converts rows [r0, r1) of a [rows, cols] matrix to float32.
-void to_f32(const void* src, DType t, int64_t r0, int64_t r1, int64_t cols, float* dst) {
-  for (int64_t i = 0; i < (r1 - r0) * cols; i++) dst[i] = load_as_f32(src, r0 * cols + i, int(t));
-}
+struct Job {
+  const void* a;
+  const void* b;
+  void* out;
+  int64_t M, N, K;
+  int dt;       // DType as int: 0 float32, 1 float16, 2 bfloat16
+  bool pack_b;  // pack float32 B panels too
+};
 
-// acc[i, 0:nb] += Σ_k arow[i, k] · B[k, n0:n0+nb] over k in [k0, k1), for MB rows at once: each row of B
-// is loaded once for the four accumulator rows (which stay in L1). Compiled twice and picked at load time
-// (AVX2+FMA where the CPU has it) since shipped binaries must run on any x86-64 (no host-specific -march flags).
-__attribute__((target_clones("arch=haswell", "default")))
-void block_kernel(const float* arow, int64_t K, const float* B, int64_t N, int64_t n0, int64_t nb, int64_t k0,
-                  int64_t k1, float* acc) {
-  float* c0 = acc;
-  float* c1 = acc + NB;
-  float* c2 = acc + 2 * NB;
-  float* c3 = acc + 3 * NB;
-  for (int64_t kk = k0; kk < k1; kk++) {
-    const float a0 = arow[kk], a1 = arow[K + kk], a2 = arow[2 * K + kk], a3 = arow[3 * K + kk];
-    const float* brow = B + kk * N + n0;
-    for (int64_t j = 0; j < nb; j++) {
-      const float b = brow[j];
-      c0[j] += a0 * b;
-      c1[j] += a1 * b;
-      c2[j] += a2 * b;
-      c3[j] += a3 * b;
+// Rows [m0, m0+mc) × columns [k0, k0+kc) of A as float32 slivers of mr rows: sliver s at dst + s*mr*kc,
+// laid out [k][rows of the sliver] (the last sliver may have fewer rows, and is that much narrower).
+void pack_a(const void* a, int dt, int64_t K, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int64_t mr, float* dst) {
+  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+    const int64_t rows = std::min(mr, mc - i0);
+    float* d = dst + i0 * kc;
+    for (int64_t i = 0; i < rows; i++) {
+      const int64_t base = (m0 + i0 + i) * K + k0;
+      for (int64_t k = 0; k < kc; k++) d[k * rows + i] = load_as_f32(a, base + k, dt);
     }
   }
+}
+
+// Rows [k0, k0+kc) × columns [n0, n0+nc) of B as float32 panels of nr columns: panel p at dst + p*nr*kc,
+// laid out [k][nr], zero beyond the last column.
+using F16Row = void (*)(const uint16_t* src, float* dst, int64_t n);
+
+void pack_b(F16Row cvt_f16, const void* b, int dt, int64_t N, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, float* dst) {
+  for (int64_t p0 = 0; p0 < nc; p0 += nr) {
+    const int64_t cols = std::min(nr, nc - p0);
+    float* d = dst + p0 * kc;
+    for (int64_t k = 0; k < kc; k++, d += nr) {
+      const int64_t base = (k0 + k) * N + n0 + p0;
+      if (dt == 0) {
+        std::memcpy(d, static_cast<const float*>(b) + base, size_t(cols) * sizeof(float));
+      } else if (dt == 1) {
+        cvt_f16(static_cast<const uint16_t*>(b) + base, d, cols);
+      } else {
+        const uint16_t* s = static_cast<const uint16_t*>(b) + base;
+        for (int64_t j = 0; j < cols; j++) d[j] = bf16_to_f32(s[j]);
+      }
+      std::fill(d + cols, d + nr, 0.f);
+    }
+  }
+}
+
+// A float32 tile [mc, nc] (row stride nc) rounded into out at (m0, n0), for the half dtypes.
+void store_tile(const float* tile, const Job& j, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+  for (int64_t i = 0; i < mc; i++)
+    if (j.dt == 0) std::memcpy(static_cast<float*>(j.out) + (m0 + i) * j.N + n0, tile + i * nc, size_t(nc) * sizeof(float));
+    else for (int64_t c = 0; c < nc; c++) store_from_f32(j.out, (m0 + i) * j.N + n0 + c, j.dt, tile[i * nc + c]);
+}
+
+#if defined(LLMK_MATMUL_X86)
+namespace avx512 {
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma,f16c")
+using V = __m512;
+constexpr int L = 16, MR = 8, NV = 2, NVS = 4;  // 8×32 main tile (16 zmm), 4×64 small-M tile
+LLMK_ALWAYS_INLINE V vzero() { return _mm512_setzero_ps(); }
+LLMK_ALWAYS_INLINE V vload(const float* p) { return _mm512_loadu_ps(p); }
+LLMK_ALWAYS_INLINE void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
+LLMK_ALWAYS_INLINE V vbcast(const float* p) { return _mm512_set1_ps(*p); }
+LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+#include "matmul_f16c.h"
+#include "matmul_kernel.h"
+#pragma GCC pop_options
+}  // namespace avx512
+
+namespace avx2 {
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+using V = __m256;
+constexpr int L = 8, MR = 6, NV = 2, NVS = 2;  // 6×16 main tile (12 ymm), 4×16 small-M tile
+LLMK_ALWAYS_INLINE V vzero() { return _mm256_setzero_ps(); }
+LLMK_ALWAYS_INLINE V vload(const float* p) { return _mm256_loadu_ps(p); }
+LLMK_ALWAYS_INLINE void vstore(float* p, V v) { _mm256_storeu_ps(p, v); }
+LLMK_ALWAYS_INLINE V vbcast(const float* p) { return _mm256_broadcast_ss(p); }
+LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+#include "matmul_f16c.h"
+#include "matmul_kernel.h"
+#pragma GCC pop_options
+}  // namespace avx2
+#endif
+
+namespace generic {
+typedef float V __attribute__((vector_size(16)));
+constexpr int L = 4, MR = 4, NV = 2, NVS = 2;  // 4×8 tile: 8 vectors of 4 (SSE2 / NEON)
+LLMK_ALWAYS_INLINE V vzero() { return V{0.f, 0.f, 0.f, 0.f}; }
+LLMK_ALWAYS_INLINE V vload(const float* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
+LLMK_ALWAYS_INLINE void vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
+LLMK_ALWAYS_INLINE V vbcast(const float* p) { return V{*p, *p, *p, *p}; }
+LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return a * b + c; }
+void cvt_f16(const uint16_t* s, float* d, int64_t n) {
+  for (int64_t i = 0; i < n; i++) d[i] = f16_to_f32(s[i]);
+}
+#include "matmul_kernel.h"
+}  // namespace generic
+
+using RunFn = void (*)(const Job&, int64_t, int64_t);
+
+// Best kernel the CPU supports; LLMK_CPU_MATMUL_ISA=avx2|generic asks for a lesser one (tests use it to
+// cover every variant on one machine).
+RunFn pick_kernel() {
+  const char* want = std::getenv("LLMK_CPU_MATMUL_ISA");
+  const std::string w = want ? want : "";
+#if defined(LLMK_MATMUL_X86)
+  __builtin_cpu_init();
+  const bool has512 = __builtin_cpu_supports("avx512f");
+  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (has512 && (w.empty() || w == "avx512")) return avx512::run;
+  if (has2 && w != "generic") return avx2::run;
+#endif
+  (void)w;
+  return generic::run;
 }
 
 }  // namespace
 
 void matmul(const void* a, const void* b, void* out, int64_t M, int64_t N, int64_t K, DType dtype) {
-  // B as float32 once (for halves); rows of A converted per block (zero-padded to MB rows).
-  std::vector<float> b32;
-  const float* B = static_cast<const float*>(b);
-  if (dtype != DType::F32) {
-    b32.resize(size_t(K * N));
-    parallel_for(K, 64, [&](int64_t s, int64_t e) { to_f32(b, dtype, s, e, N, b32.data() + s * N); });
-    B = b32.data();
+  if (M <= 0 || N <= 0) return;
+  const int dt = int(dtype);
+  if (K <= 0) {
+    parallel_for(M * N, 1 << 16, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; i++) store_from_f32(out, i, dt, 0.f);
+    });
+    return;
   }
-  const int64_t mblocks = (M + MB - 1) / MB, nblocks = (N + NB - 1) / NB;
-  // Tasks are (row block, column block) pairs so that small M still uses every thread.
-  parallel_for(mblocks * nblocks, 1, [&](int64_t s, int64_t e) {
-    std::vector<float> arow(size_t(MB * K)), acc(size_t(MB * NB));
-    int64_t loaded = -1;
-    for (int64_t task = s; task < e; task++) {
-      const int64_t mi = task / nblocks, ni = task % nblocks;
-      const int64_t m0 = mi * MB, mb = std::min(MB, M - m0);
-      if (mi != loaded) {
-        std::fill(arow.begin(), arow.end(), 0.f);
-        to_f32(a, dtype, m0, m0 + mb, K, arow.data());
-        loaded = mi;
-      }
-      const int64_t n0 = ni * NB, nb = std::min(NB, N - n0);
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t k0 = 0; k0 < K; k0 += KB) block_kernel(arow.data(), K, B, N, n0, nb, k0, std::min(K, k0 + KB), acc.data());
-      for (int64_t i = 0; i < mb; i++)
-        for (int64_t j = 0; j < nb; j++) store_from_f32(out, (m0 + i) * N + n0 + j, int(dtype), acc[size_t(i * NB + j)]);
-    }
-  });
+  const Job job{a, b, out, M, N, K, dt, M >= PACK_B_MIN_M};
+  const RunFn run = pick_kernel();
+  const int64_t tasks = ((M + MC - 1) / MC) * ((N + NC - 1) / NC);
+  parallel_for(tasks, 1, [&](int64_t s, int64_t e) { run(job, s, e); });
 }
 
 }  // namespace llmk::cpu

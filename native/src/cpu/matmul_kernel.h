@@ -1,0 +1,109 @@
+// Register-blocked float32 GEMM body, included once per instruction set by matmul.cpp inside a
+// `#pragma GCC target` region and its own namespace, so every function here is compiled for that ISA.
+// No include guard on purpose; it must not include headers itself. The including namespace defines:
+//   V (a vector of L floats), L; MR (rows of the main microkernel), NV and NVS (vectors per row of
+//   the main and the small-M microkernel); vzero, vload, vstore, vbcast, vfma (always inline).
+// It uses from the enclosing file: Job, MC, NC, KC, SMALL_M, pack_a, pack_b, store_tile.
+
+// C[0:R, 0:cols] (acc ? += : =) A·B over kc steps: A packed as [k][as] (R rows used), B rows of NV*L
+// floats ldb apart (zero-padded beyond cols). R×NV accumulators live in registers.
+template <int R, int NV>
+LLMK_ALWAYS_INLINE void micro(int64_t kc, const float* a, int64_t as, const float* b, int64_t ldb, float* c,
+                              int64_t ldc, bool acc, int64_t cols) {
+  constexpr int NR = NV * L;
+  V r[R][NV];
+  if (acc && cols == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; v++) r[i][v] = vload(c + i * ldc + v * L);
+  } else if (acc) {
+    float t[NR] = {};
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++) {
+      for (int64_t j = 0; j < cols; j++) t[j] = c[i * ldc + j];
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; v++) r[i][v] = vload(t + v * L);
+    }
+  } else {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; v++) r[i][v] = vzero();
+  }
+  for (int64_t k = 0; k < kc; k++, a += as, b += ldb) {
+    V bv[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) bv[v] = vload(b + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++) {
+      const V ai = vbcast(a + i);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; v++) r[i][v] = vfma(ai, bv[v], r[i][v]);
+    }
+  }
+  if (cols == NR) {
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++)
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; v++) vstore(c + i * ldc + v * L, r[i][v]);
+  } else {
+    float t[NR];
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++) {
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; v++) vstore(t + v * L, r[i][v]);
+      for (int64_t j = 0; j < cols; j++) c[i * ldc + j] = t[j];
+    }
+  }
+}
+
+// micro<rows, NV> for a run-time row count 1 <= rows <= MAXR.
+template <int NV, int MAXR, int R = 1>
+LLMK_ALWAYS_INLINE void micro_rows(int64_t rows, int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
+                                   int64_t ldc, bool acc, int64_t cols) {
+  if constexpr (R < MAXR) {
+    if (rows != R) return micro_rows<NV, MAXR, R + 1>(rows, kc, a, b, ldb, c, ldc, acc, cols);
+  }
+  micro<R, NV>(kc, a, R, b, ldb, c, ldc, acc, cols);
+}
+
+// Tasks [t0, t1) of the job: task = (row block of MC, column block of NC). Per K block of KC: A's rows are
+// packed into slivers of MRT rows, B's columns into panels of NR (or read in place: float32 with little
+// reuse), then every (panel, sliver) pair is one microkernel call (the panel stays in L1 across slivers).
+template <int MRT, int NVT>
+void tasks(const Job& j, int64_t t0, int64_t t1) {
+  constexpr int64_t NR = NVT * L;
+  const int64_t nblocks = (j.N + NC - 1) / NC;
+  const bool f32 = j.dt == 0, direct_c = f32 && j.M <= SMALL_M;
+  std::vector<float> ap(size_t(MC * KC)), bp(size_t(NC * KC)), cb(direct_c ? 0 : size_t(MC * NC));
+  for (int64_t t = t0; t < t1; t++) {
+    const int64_t m0 = (t / nblocks) * MC, mc = std::min(MC, j.M - m0);
+    const int64_t n0 = (t % nblocks) * NC, nc = std::min(NC, j.N - n0);
+    float* c = direct_c ? static_cast<float*>(j.out) + m0 * j.N + n0 : cb.data();
+    const int64_t ldc = direct_c ? j.N : nc;
+    const int64_t panels = (nc + NR - 1) / NR, full = nc / NR;
+    // Panels read in place (float32, B not packed): all full ones; the ragged last one is packed.
+    const int64_t direct = (f32 && !j.pack_b) ? full : 0;
+    for (int64_t k0 = 0; k0 < j.K; k0 += KC) {
+      const int64_t kc = std::min(KC, j.K - k0);
+      pack_a(j.a, j.dt, j.K, m0, mc, k0, kc, MRT, ap.data());
+      pack_b(cvt_f16, j.b, j.dt, j.N, k0, kc, n0 + direct * NR, nc - direct * NR, NR, bp.data());
+      for (int64_t p = 0; p < panels; p++) {
+        const bool in_place = p < direct;
+        const float* bpan = in_place ? static_cast<const float*>(j.b) + k0 * j.N + n0 + p * NR
+                                     : bp.data() + (p - direct) * NR * kc;
+        const int64_t ldb = in_place ? j.N : NR, cols = std::min(NR, nc - p * NR);
+        for (int64_t i0 = 0; i0 < mc; i0 += MRT)
+          micro_rows<NVT, MRT>(std::min<int64_t>(MRT, mc - i0), kc, ap.data() + i0 * kc, bpan, ldb,
+                               c + i0 * ldc + p * NR, ldc, k0 > 0, cols);
+      }
+    }
+    if (!direct_c) store_tile(cb.data(), j, m0, mc, n0, nc);
+  }
+}
+
+void run(const Job& j, int64_t t0, int64_t t1) {
+  if (j.M <= SMALL_M) tasks<SMALL_M, NVS>(j, t0, t1);
+  else tasks<MR, NV>(j, t0, t1);
+}
