@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 #include <vector>
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -27,9 +28,11 @@ namespace llmk::cpu {
 namespace {
 
 // Rows of A, columns of B per task; depth per packed block (a KC×NR panel of B fits L1 with room).
-constexpr int64_t MC = 96, NC = 256, KC = 128;
-// Up to this many rows, the small-M kernel (one sliver of rows, wider columns, B streamed in place).
+constexpr int64_t MC = 128, NC = 256, KC = 128;
+// Up to SMALL_M_MAX rows, the small-M kernel: slivers of SMALL_M rows with wider tiles (fewer, longer reads
+// of B, which for float32 is read in place: there it is streamed from memory once).
 constexpr int SMALL_M = 4;
+constexpr int64_t SMALL_M_MAX = 16;
 // From this many rows, B is packed into panels even for float32 (enough reuse to pay for the copy).
 constexpr int64_t PACK_B_MIN_M = 32;
 
@@ -50,32 +53,32 @@ void pack_a(const void* a, int dt, int64_t K, int64_t m0, int64_t mc, int64_t k0
     float* d = dst + i0 * kc;
     for (int64_t i = 0; i < rows; i++) {
       const int64_t base = (m0 + i0 + i) * K + k0;
-      for (int64_t k = 0; k < kc; k++) d[k * rows + i] = load_as_f32(a, base + k, dt);
+      if (dt == 0) {
+        const float* s = static_cast<const float*>(a) + base;
+        for (int64_t k = 0; k < kc; k++) d[k * rows + i] = s[k];
+      } else {
+        for (int64_t k = 0; k < kc; k++) d[k * rows + i] = load_as_f32(a, base + k, dt);
+      }
     }
   }
 }
 
-// Rows [k0, k0+kc) × columns [n0, n0+nc) of B as float32 panels of nr columns: panel p at dst + p*nr*kc,
-// laid out [k][nr], zero beyond the last column.
-using F16Row = void (*)(const uint16_t* src, float* dst, int64_t n);
-
-void pack_b(F16Row cvt_f16, const void* b, int dt, int64_t N, int64_t k0, int64_t kc, int64_t n0, int64_t nc, int64_t nr, float* dst) {
-  for (int64_t p0 = 0; p0 < nc; p0 += nr) {
-    const int64_t cols = std::min(nr, nc - p0);
-    float* d = dst + p0 * kc;
-    for (int64_t k = 0; k < kc; k++, d += nr) {
-      const int64_t base = (k0 + k) * N + n0 + p0;
-      if (dt == 0) {
-        std::memcpy(d, static_cast<const float*>(b) + base, size_t(cols) * sizeof(float));
-      } else if (dt == 1) {
-        cvt_f16(static_cast<const uint16_t*>(b) + base, d, cols);
-      } else {
-        const uint16_t* s = static_cast<const uint16_t*>(b) + base;
-        for (int64_t j = 0; j < cols; j++) d[j] = bf16_to_f32(s[j]);
-      }
-      std::fill(d + cols, d + nr, 0.f);
-    }
+// Per-thread scratch buffer `slot` of at least n floats, 64-byte aligned, kept between calls (grow only).
+float* scratch(int slot, int64_t n) {
+  struct Buf {
+    float* p = nullptr;
+    int64_t n = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf bufs[3];
+  Buf& b = bufs[slot];
+  if (b.n < n) {
+    std::free(b.p);
+    b.p = static_cast<float*>(std::aligned_alloc(64, size_t((n + 15) / 16 * 16) * sizeof(float)));
+    if (!b.p) throw std::bad_alloc();
+    b.n = n;
   }
+  return b.p;
 }
 
 // A float32 tile [mc, nc] (row stride nc) rounded into out at (m0, n0), for the half dtypes.

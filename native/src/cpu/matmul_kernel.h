@@ -3,7 +3,8 @@
 // No include guard on purpose; it must not include headers itself. The including namespace defines:
 //   V (a vector of L floats), L; MR (rows of the main microkernel), NV and NVS (vectors per row of
 //   the main and the small-M microkernel); vzero, vload, vstore, vbcast, vfma (always inline).
-// It uses from the enclosing file: Job, MC, NC, KC, SMALL_M, pack_a, pack_b, store_tile.
+//   cvt_f16 (a row of float16 to float32).
+// It uses from the enclosing file: Job, MC, NC, KC, SMALL_M, SMALL_M_MAX, pack_a, store_tile, scratch.
 
 // C[0:R, 0:cols] (acc ? += : =) A·B over kc steps: A packed as [k][as] (R rows used), B rows of NV*L
 // floats ldb apart (zero-padded beyond cols). R×NV accumulators live in registers.
@@ -58,6 +59,35 @@ LLMK_ALWAYS_INLINE void micro(int64_t kc, const float* a, int64_t as, const floa
   }
 }
 
+// Rows [k0, k0+kc) × columns [n0, n0+nc) of B as float32 panels of nr = NVT*L columns: panel p at
+// dst + p*nr*kc, laid out [k][nr], zero beyond the last column.
+template <int NVT>
+void pack_b(const void* b, int dt, int64_t N, int64_t k0, int64_t kc, int64_t n0, int64_t nc, float* dst) {
+  constexpr int64_t NR = NVT * L;
+  for (int64_t p0 = 0; p0 < nc; p0 += NR) {
+    const int64_t cols = std::min(NR, nc - p0);
+    float* d = dst + p0 * kc;
+    for (int64_t k = 0; k < kc; k++, d += NR) {
+      const int64_t base = (k0 + k) * N + n0 + p0;
+      if (dt == 0 && cols == NR) {
+        const float* s = static_cast<const float*>(b) + base;
+#pragma GCC unroll 16
+        for (int v = 0; v < NVT; v++) vstore(d + v * L, vload(s + v * L));
+        continue;
+      }
+      if (dt == 0) {
+        std::memcpy(d, static_cast<const float*>(b) + base, size_t(cols) * sizeof(float));
+      } else if (dt == 1) {
+        cvt_f16(static_cast<const uint16_t*>(b) + base, d, cols);
+      } else {
+        const uint16_t* s = static_cast<const uint16_t*>(b) + base;
+        for (int64_t j = 0; j < cols; j++) d[j] = bits_f32(uint32_t(s[j]) << 16);
+      }
+      for (int64_t j = cols; j < NR; j++) d[j] = 0.f;
+    }
+  }
+}
+
 // micro<rows, NV> for a run-time row count 1 <= rows <= MAXR.
 template <int NV, int MAXR, int R = 1>
 LLMK_ALWAYS_INLINE void micro_rows(int64_t rows, int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
@@ -75,35 +105,37 @@ template <int MRT, int NVT>
 void tasks(const Job& j, int64_t t0, int64_t t1) {
   constexpr int64_t NR = NVT * L;
   const int64_t nblocks = (j.N + NC - 1) / NC;
-  const bool f32 = j.dt == 0, direct_c = f32 && j.M <= SMALL_M;
-  std::vector<float> ap(size_t(MC * KC)), bp(size_t(NC * KC)), cb(direct_c ? 0 : size_t(MC * NC));
+  const bool f32 = j.dt == 0, direct_c = f32 && j.M <= SMALL_M_MAX;
+  float* ap = scratch(0, MC * KC);
+  float* bp = scratch(1, NC * KC);
+  float* cb = scratch(2, MC * NC);
   for (int64_t t = t0; t < t1; t++) {
     const int64_t m0 = (t / nblocks) * MC, mc = std::min(MC, j.M - m0);
     const int64_t n0 = (t % nblocks) * NC, nc = std::min(NC, j.N - n0);
-    float* c = direct_c ? static_cast<float*>(j.out) + m0 * j.N + n0 : cb.data();
+    float* c = direct_c ? static_cast<float*>(j.out) + m0 * j.N + n0 : cb;
     const int64_t ldc = direct_c ? j.N : nc;
     const int64_t panels = (nc + NR - 1) / NR, full = nc / NR;
     // Panels read in place (float32, B not packed): all full ones; the ragged last one is packed.
     const int64_t direct = (f32 && !j.pack_b) ? full : 0;
     for (int64_t k0 = 0; k0 < j.K; k0 += KC) {
       const int64_t kc = std::min(KC, j.K - k0);
-      pack_a(j.a, j.dt, j.K, m0, mc, k0, kc, MRT, ap.data());
-      pack_b(cvt_f16, j.b, j.dt, j.N, k0, kc, n0 + direct * NR, nc - direct * NR, NR, bp.data());
+      pack_a(j.a, j.dt, j.K, m0, mc, k0, kc, MRT, ap);
+      pack_b<NVT>(j.b, j.dt, j.N, k0, kc, n0 + direct * NR, nc - direct * NR, bp);
       for (int64_t p = 0; p < panels; p++) {
         const bool in_place = p < direct;
         const float* bpan = in_place ? static_cast<const float*>(j.b) + k0 * j.N + n0 + p * NR
-                                     : bp.data() + (p - direct) * NR * kc;
+                                     : bp + (p - direct) * NR * kc;
         const int64_t ldb = in_place ? j.N : NR, cols = std::min(NR, nc - p * NR);
         for (int64_t i0 = 0; i0 < mc; i0 += MRT)
-          micro_rows<NVT, MRT>(std::min<int64_t>(MRT, mc - i0), kc, ap.data() + i0 * kc, bpan, ldb,
+          micro_rows<NVT, MRT>(std::min<int64_t>(MRT, mc - i0), kc, ap + i0 * kc, bpan, ldb,
                                c + i0 * ldc + p * NR, ldc, k0 > 0, cols);
       }
     }
-    if (!direct_c) store_tile(cb.data(), j, m0, mc, n0, nc);
+    if (!direct_c) store_tile(cb, j, m0, mc, n0, nc);
   }
 }
 
 void run(const Job& j, int64_t t0, int64_t t1) {
-  if (j.M <= SMALL_M) tasks<SMALL_M, NVS>(j, t0, t1);
+  if (j.M <= SMALL_M_MAX) tasks<SMALL_M, NVS>(j, t0, t1);
   else tasks<MR, NV>(j, t0, t1);
 }
