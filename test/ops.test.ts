@@ -60,3 +60,24 @@ for (const isa of ['', 'avx2', 'generic']) {
     }
   });
 }
+
+// float16 <-> float32 in the x86 kernels uses F16C; it must round exactly like the portable scalar code
+// (the generic variant): single products (exact in float32) over normal, subnormal and overflowing results.
+describe(`cpu matmul float16 conversions match across ISA variants (seed ${SEED})`, () => {
+  afterAll(() => { delete process.env.LLMK_CPU_MATMUL_ISA; });
+  it('gives bit-identical float16 results', async () => {
+    const r = rng(SEED);
+    const N = 4099;
+    const b = randnArray(N, r).map((x, i) => x * 2 ** ((i % 40) - 24));
+    const run = async (isa: string) => {
+      process.env.LLMK_CPU_MATMUL_ISA = isa;
+      using ta = tensor(Float32Array.from([1.3330078125, -0.7001953125]), { dtype: 'float16', device: 'cpu', shape: [2, 1] });
+      using tb = tensor(b, { dtype: 'float16', device: 'cpu', shape: [1, N] });
+      using out = matmul(ta, tb);
+      return Array.from((await out.toArray()) as Float32Array);
+    };
+    const generic = await run('generic');
+    expect(await run('')).toEqual(generic);
+    expect(await run('avx2')).toEqual(generic);
+  });
+});

@@ -45,24 +45,6 @@ struct Job {
   bool pack_b;  // pack float32 B panels too
 };
 
-// Rows [m0, m0+mc) × columns [k0, k0+kc) of A as float32 slivers of mr rows: sliver s at dst + s*mr*kc,
-// laid out [k][rows of the sliver] (the last sliver may have fewer rows, and is that much narrower).
-void pack_a(const void* a, int dt, int64_t K, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int64_t mr, float* dst) {
-  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
-    const int64_t rows = std::min(mr, mc - i0);
-    float* d = dst + i0 * kc;
-    for (int64_t i = 0; i < rows; i++) {
-      const int64_t base = (m0 + i0 + i) * K + k0;
-      if (dt == 0) {
-        const float* s = static_cast<const float*>(a) + base;
-        for (int64_t k = 0; k < kc; k++) d[k * rows + i] = s[k];
-      } else {
-        for (int64_t k = 0; k < kc; k++) d[k * rows + i] = load_as_f32(a, base + k, dt);
-      }
-    }
-  }
-}
-
 // Per-thread scratch buffer `slot` of at least n floats, 64-byte aligned, kept between calls (grow only).
 float* scratch(int slot, int64_t n) {
   struct Buf {
@@ -79,13 +61,6 @@ float* scratch(int slot, int64_t n) {
     b.n = n;
   }
   return b.p;
-}
-
-// A float32 tile [mc, nc] (row stride nc) rounded into out at (m0, n0), for the half dtypes.
-void store_tile(const float* tile, const Job& j, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
-  for (int64_t i = 0; i < mc; i++)
-    if (j.dt == 0) std::memcpy(static_cast<float*>(j.out) + (m0 + i) * j.N + n0, tile + i * nc, size_t(nc) * sizeof(float));
-    else for (int64_t c = 0; c < nc; c++) store_from_f32(j.out, (m0 + i) * j.N + n0 + c, j.dt, tile[i * nc + c]);
 }
 
 #if defined(LLMK_MATMUL_X86)
@@ -130,6 +105,9 @@ LLMK_ALWAYS_INLINE V vbcast(const float* p) { return V{*p, *p, *p, *p}; }
 LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return a * b + c; }
 void cvt_f16(const uint16_t* s, float* d, int64_t n) {
   for (int64_t i = 0; i < n; i++) d[i] = f16_to_f32(s[i]);
+}
+void cvt_to_f16(const float* s, uint16_t* d, int64_t n) {
+  for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(s[i]);
 }
 #include "matmul_kernel.h"
 }  // namespace generic

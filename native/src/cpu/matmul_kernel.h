@@ -3,8 +3,8 @@
 // No include guard on purpose; it must not include headers itself. The including namespace defines:
 //   V (a vector of L floats), L; MR (rows of the main microkernel), NV and NVS (vectors per row of
 //   the main and the small-M microkernel); vzero, vload, vstore, vbcast, vfma (always inline).
-//   cvt_f16 (a row of float16 to float32).
-// It uses from the enclosing file: Job, MC, NC, KC, SMALL_M, SMALL_M_MAX, pack_a, store_tile, scratch.
+//   cvt_f16 / cvt_to_f16 (a row of float16 to / from float32).
+// It uses from the enclosing file: Job, MC, NC, KC, SMALL_M, SMALL_M_MAX, scratch.
 
 // C[0:R, 0:cols] (acc ? += : =) A·B over kc steps: A packed as [k][as] (R rows used), B rows of NV*L
 // floats ldb apart (zero-padded beyond cols). R×NV accumulators live in registers.
@@ -59,6 +59,51 @@ LLMK_ALWAYS_INLINE void micro(int64_t kc, const float* a, int64_t as, const floa
   }
 }
 
+// n elements of a float matrix of dtype dt from element `at`, as float32.
+inline void load_row(const void* src, int dt, int64_t at, int64_t n, float* d) {
+  if (dt == 0) {
+    std::memcpy(d, static_cast<const float*>(src) + at, size_t(n) * sizeof(float));
+  } else if (dt == 1) {
+    cvt_f16(static_cast<const uint16_t*>(src) + at, d, n);
+  } else {
+    const uint16_t* s = static_cast<const uint16_t*>(src) + at;
+    for (int64_t i = 0; i < n; i++) d[i] = bits_f32(uint32_t(s[i]) << 16);
+  }
+}
+
+// Rows [m0, m0+mc) × columns [k0, k0+kc) (kc <= KC) of A as float32 slivers of mr rows: sliver s at
+// dst + s*mr*kc, laid out [k][rows of the sliver] (the last sliver may have fewer rows, and is that much narrower).
+inline void pack_a(const void* a, int dt, int64_t K, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int64_t mr, float* dst) {
+  float row[KC];
+  for (int64_t i0 = 0; i0 < mc; i0 += mr) {
+    const int64_t rows = std::min(mr, mc - i0);
+    float* d = dst + i0 * kc;
+    for (int64_t i = 0; i < rows; i++) {
+      const int64_t at = (m0 + i0 + i) * K + k0;
+      const float* s = row;
+      if (dt == 0) s = static_cast<const float*>(a) + at;
+      else load_row(a, dt, at, kc, row);
+      for (int64_t k = 0; k < kc; k++) d[k * rows + i] = s[k];
+    }
+  }
+}
+
+// A float32 tile [mc, nc] (row stride nc) rounded into out at (m0, n0).
+inline void store_tile(const float* tile, const Job& j, int64_t m0, int64_t mc, int64_t n0, int64_t nc) {
+  for (int64_t i = 0; i < mc; i++) {
+    const float* s = tile + i * nc;
+    const int64_t at = (m0 + i) * j.N + n0;
+    if (j.dt == 0) {
+      std::memcpy(static_cast<float*>(j.out) + at, s, size_t(nc) * sizeof(float));
+    } else if (j.dt == 1) {
+      cvt_to_f16(s, static_cast<uint16_t*>(j.out) + at, nc);
+    } else {
+      uint16_t* d = static_cast<uint16_t*>(j.out) + at;
+      for (int64_t c = 0; c < nc; c++) d[c] = f32_to_bf16(s[c]);
+    }
+  }
+}
+
 // Rows [k0, k0+kc) × columns [n0, n0+nc) of B as float32 panels of nr = NVT*L columns: panel p at
 // dst + p*nr*kc, laid out [k][nr], zero beyond the last column.
 template <int NVT>
@@ -75,14 +120,7 @@ void pack_b(const void* b, int dt, int64_t N, int64_t k0, int64_t kc, int64_t n0
         for (int v = 0; v < NVT; v++) vstore(d + v * L, vload(s + v * L));
         continue;
       }
-      if (dt == 0) {
-        std::memcpy(d, static_cast<const float*>(b) + base, size_t(cols) * sizeof(float));
-      } else if (dt == 1) {
-        cvt_f16(static_cast<const uint16_t*>(b) + base, d, cols);
-      } else {
-        const uint16_t* s = static_cast<const uint16_t*>(b) + base;
-        for (int64_t j = 0; j < cols; j++) d[j] = bits_f32(uint32_t(s[j]) << 16);
-      }
+      load_row(b, dt, base, cols, d);
       for (int64_t j = cols; j < NR; j++) d[j] = 0.f;
     }
   }
