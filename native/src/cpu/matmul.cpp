@@ -7,7 +7,6 @@
 #include <cstring>
 #include <new>
 #include <string>
-#include <vector>
 #if defined(__x86_64__) && defined(__GNUC__)
 // GCC 12's AVX-512 intrinsics seed their pass-through operands with `__Y = __Y` and then warn that the
 // value is used uninitialized (GCC bug 105593, fixed in 13): silenced for the header's lines only.
@@ -16,7 +15,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
+#if !defined(__clang__)  // the ISA regions below use GCC's `#pragma GCC target`; clang builds get the portable kernel
 #define LLMK_MATMUL_X86 1
+#endif
 #endif
 
 #include "../core/half.h"
