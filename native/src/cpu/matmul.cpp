@@ -123,8 +123,9 @@ RunFn pick_kernel() {
 #if defined(LLMK_MATMUL_X86)
   __builtin_cpu_init();
   const bool has512 = __builtin_cpu_supports("avx512f");
-  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (has512 && (w.empty() || w == "avx512")) return avx512::run;
+  // The x86 variants convert halves with F16C: every AVX2 CPU has it so far, but it is a separate flag.
+  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (has512 && has2 && (w.empty() || w == "avx512")) return avx512::run;
   if (has2 && w != "generic") return avx2::run;
 #endif
   (void)w;
