@@ -28,9 +28,10 @@ import { check, describe, LlmkError } from './errors';
 import { native } from './native';
 import { synchronize } from './stream';
 import { checkTensor, Tensor } from './tensor';
-import { rendezvous, type RendezvousOptions } from './dist/store';
+import { jobFromEnv, joinJob } from './dist/env';
 
 export { TCPStoreServer, rendezvous, type RendezvousOptions } from './dist/store';
+export { jobFromEnv, firstSlurmHost, type JobEnv } from './dist/env';
 export { runLocal, type RunLocalOptions, type LocalContext } from './dist/local';
 export { launch, parseLaunchArgs, type LaunchOptions } from './dist/launch';
 export { shard, ColumnParallelLinear, RowParallelLinear, type ColumnParallelOptions, type RowParallelOptions } from './dist/layers';
@@ -208,10 +209,13 @@ export interface InitFromEnvOptions {
 }
 
 /**
- * Joins the job started by `npx llm-kernels launch` (or torchrun): reads RANK, WORLD_SIZE, LOCAL_RANK,
- * LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT; rank 0 makes the unique id and serves it from a small
- * TCP store at MASTER_ADDR:MASTER_PORT; the other ranks fetch it (with the timeout), then all call
- * {@link init}. Inside a worker started by {@link runLocal}, joins that local group instead.
+ * Joins the job this process was started in: by `npx llm-kernels launch` or torchrun (RANK, WORLD_SIZE,
+ * LOCAL_RANK, MASTER_ADDR, MASTER_PORT), Slurm's srun (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, master =
+ * first host of SLURM_JOB_NODELIST) or mpirun (OMPI_COMM_WORLD_*, PMI_RANK/PMI_SIZE); explicit
+ * RANK/WORLD_SIZE win. Rank 0 makes the unique id and serves it from a small TCP store at
+ * MASTER_ADDR:MASTER_PORT to the ranks that prove the job token (LLMK_STORE_TOKEN); the other ranks
+ * fetch it (with the timeout), then all call {@link init}. Inside a worker started by {@link runLocal},
+ * joins that local group instead.
  */
 export async function initFromEnv(opts: InitFromEnvOptions = {}): Promise<Communicator> {
   opts = opts ?? {};
@@ -220,31 +224,13 @@ export async function initFromEnv(opts: InitFromEnvOptions = {}): Promise<Commun
     return init({ backend: 'local', rank: local.rank, worldSize: local.worldSize, uniqueId: local.uniqueId, timeoutMs: opts.timeoutMs ?? local.timeoutMs });
   }
   const env = opts.env ?? process.env;
-  const need = (k: string): string => {
-    const v = env[k];
-    check(v !== undefined && v !== '', 'ERR_LLMK_ARG', () => `dist.initFromEnv: ${k} is not set (start the script with \`npx llm-kernels launch\` or torchrun)`);
-    return v;
-  };
-  const num = (k: string, min: number): number => {
-    const v = Number(need(k));
-    check(Number.isInteger(v) && v >= min, 'ERR_LLMK_ARG', () => `dist.initFromEnv: ${k}=${env[k]} is not an integer >= ${min}`);
-    return v;
-  };
-  const rank = num('RANK', 0);
-  const worldSize = num('WORLD_SIZE', 1);
-  check(rank < worldSize, 'ERR_LLMK_ARG', () => `dist.initFromEnv: RANK=${rank} is not below WORLD_SIZE=${worldSize}`);
+  const { worldSize } = jobFromEnv(env);
   const backend = opts.backend ?? 'nccl';
   check(backend === 'nccl' || worldSize === 1, 'ERR_LLMK_ARG',
     'dist.initFromEnv: the local backend runs ranks as threads of one process; start it with dist.runLocal(), not with processes');
-  const localRank = env.LOCAL_RANK !== undefined ? Number(env.LOCAL_RANK) : rank;
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const uniqueIdBytes = await rendezvous({
-    rank, worldSize, timeoutMs,
-    host: env.MASTER_ADDR || '127.0.0.1',
-    port: num('MASTER_PORT', 1),
-    makeId: () => uniqueId({ backend }),
-  } as RendezvousOptions);
-  return init({ backend, rank, worldSize, uniqueId: uniqueIdBytes, timeoutMs, device: opts.device ?? (backend === 'nccl' ? `cuda:${localRank}` as DeviceSpec : 'cpu') });
+  const { job, uniqueId: id } = await joinJob(env, () => uniqueId({ backend }), timeoutMs);
+  return init({ backend, rank: job.rank, worldSize, uniqueId: id, timeoutMs, device: opts.device ?? (backend === 'nccl' ? `cuda:${job.localRank}` as DeviceSpec : 'cpu') });
 }
 
 interface LocalWorkerData { rank: number; worldSize: number; uniqueId: Uint8Array; timeoutMs: number }

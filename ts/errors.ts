@@ -9,6 +9,7 @@ export type LlmkErrorCode =
   | 'ERR_LLMK_INDEX'
   | 'ERR_LLMK_CUDA'
   | 'ERR_LLMK_NCCL'
+  | 'ERR_LLMK_AUTH'
   | 'ERR_LLMK_UNAVAILABLE'
   | 'ERR_LLMK_INTERNAL';
 
