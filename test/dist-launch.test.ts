@@ -35,12 +35,14 @@ cpuDescribe('llm-kernels launch: the job token', () => {
 
   test('LLMK_STORE_TOKEN is passed through; several nodes need it', async () => {
     const s = tokenScript();
-    const given = await cli(['launch', '--nproc-per-node', '1', s], { LLMK_STORE_TOKEN: TEST_TOKEN });
+    const [given, multi, short] = await Promise.all([
+      cli(['launch', '--nproc-per-node', '1', s], { LLMK_STORE_TOKEN: TEST_TOKEN }),
+      cli(['launch', '--nproc-per-node', '1', '--nnodes', '2', '--master-addr', '127.0.0.1', s]),
+      cli(['launch', '--nproc-per-node', '1', s], { LLMK_STORE_TOKEN: 'short' }),
+    ]);
     expect(tokens(given.stdout)).toEqual([TEST_TOKEN]);
-    const multi = await cli(['launch', '--nproc-per-node', '1', '--nnodes', '2', '--master-addr', '127.0.0.1', s]);
     expect(multi.code).toBe(2);
     expect(multi.stderr).toMatch(/--nnodes 2 needs LLMK_STORE_TOKEN/);
-    const short = await cli(['launch', '--nproc-per-node', '1', s], { LLMK_STORE_TOKEN: 'short' });
     expect(short.code).toBe(2);
     expect(short.stderr).toMatch(/LLMK_STORE_TOKEN.*16/);
   });

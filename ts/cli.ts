@@ -2,12 +2,12 @@
 /**
  * `npx llm-kernels <command>`:
  *   launch --nproc-per-node N [--nnodes M --node-rank R --master-addr A --master-port P] script.js [args...]
- *       one process per local rank with torchrun's variables; a failing rank stops the others and the
- *       exit code is non-zero.
+ *       one process per local rank with torchrun's variables and the job token (LLMK_STORE_TOKEN); a
+ *       failing rank stops the others and the exit code is non-zero; ranks never outlive the launcher.
  *   nccl-info
  *       where NCCL was found (version, path) or why it is unavailable.
  */
-import { LAUNCH_USAGE, launch, parseLaunchArgs } from './dist/launch';
+import { LAUNCH_USAGE, launch, launchToken, parseLaunchArgs } from './dist/launch';
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
@@ -15,6 +15,7 @@ async function main(argv: string[]): Promise<number> {
     let opts;
     try {
       opts = parseLaunchArgs(rest);
+      opts.token = launchToken(process.env, opts.nnodes);
     } catch (e) {
       process.stderr.write(`llm-kernels: ${(e as Error).message}\n`);
       return 2;

@@ -1,11 +1,16 @@
 /**
  * The process launcher behind `npx llm-kernels launch`: one process per local rank, with torchrun's
- * variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR, MASTER_PORT).
- * If a rank fails (non-zero exit or a signal), the others are stopped (SIGTERM, then SIGKILL after a
- * grace period) and the launcher's exit code is non-zero: the failing rank's code, or 128+signal.
+ * variables (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, GROUP_RANK, MASTER_ADDR, MASTER_PORT) and the
+ * job token of the rendezvous store (LLMK_STORE_TOKEN: taken from the environment, else a fresh random one
+ * on a single node). If a rank fails (non-zero exit or a signal), the others are stopped (SIGTERM, then
+ * SIGKILL after a grace period) and the launcher's exit code is non-zero: the failing rank's code, or
+ * 128+signal. Ranks never outlive the launcher, however it dies (./sentinel).
  */
 import { spawn, ChildProcess } from 'child_process';
+import { randomBytes } from 'crypto';
 import { check } from '../errors';
+import { startSentinel } from './sentinel';
+import { MIN_TOKEN_CHARS } from './store_auth';
 
 export interface LaunchOptions {
   nprocPerNode: number;
@@ -20,6 +25,8 @@ export interface LaunchOptions {
   graceSeconds?: number;
   /** Extra environment for the ranks. */
   env?: Record<string, string>;
+  /** The job token (default: {@link launchToken}). */
+  token?: string;
   /** Where to report (default stderr). */
   log?: (line: string) => void;
 }
@@ -65,6 +72,21 @@ export function parseLaunchArgs(argv: string[]): LaunchOptions {
   return o as LaunchOptions;
 }
 
+/**
+ * The job token for the ranks: LLMK_STORE_TOKEN from `env` when set (it must be, and be the same on every
+ * node, with several nodes), else 32 random bytes in hex. Throws ERR_LLMK_ARG.
+ */
+export function launchToken(env: Record<string, string | undefined>, nnodes = 1): string {
+  const given = env.LLMK_STORE_TOKEN;
+  if (given === undefined || given === '') {
+    check(nnodes === 1, 'ERR_LLMK_ARG',
+      `launch: --nnodes ${nnodes} needs LLMK_STORE_TOKEN: the same secret on every node (e.g. export LLMK_STORE_TOKEN=$(openssl rand -hex 32))`);
+    return randomBytes(32).toString('hex');
+  }
+  check(given.length >= MIN_TOKEN_CHARS, 'ERR_LLMK_ARG', `launch: LLMK_STORE_TOKEN must have at least ${MIN_TOKEN_CHARS} characters`);
+  return given;
+}
+
 /** Runs the ranks of this node; resolves with the exit code the launcher should return. */
 export function launch(opts: LaunchOptions): Promise<number> {
   const n = opts.nprocPerNode, nnodes = opts.nnodes ?? 1, nodeRank = opts.nodeRank ?? 0;
@@ -75,6 +97,8 @@ export function launch(opts: LaunchOptions): Promise<number> {
   let firstFailure: { rank: number; code: number } | null = null;
   let killTimer: NodeJS.Timeout | null = null;
   let running = n;
+  const token = opts.token ?? launchToken({ ...process.env, ...opts.env }, nnodes);
+  const sentinel = startSentinel(grace);
   return new Promise<number>((resolve) => {
     const teardown = (why: string) => {
       log(`[llm-kernels launch] ${why}; stopping the other ranks`);
@@ -103,14 +127,17 @@ export function launch(opts: LaunchOptions): Promise<number> {
         NODE_RANK: String(nodeRank),
         MASTER_ADDR: opts.masterAddr ?? process.env.MASTER_ADDR ?? '127.0.0.1',
         MASTER_PORT: String(opts.masterPort ?? process.env.MASTER_PORT ?? 29500),
+        LLMK_STORE_TOKEN: token,
       };
       const c = spawn(process.execPath, [opts.script, ...(opts.args ?? [])], { env, stdio: 'inherit' });
       children.push(c);
+      if (c.pid !== undefined) sentinel.watch(c.pid);
       c.on('error', (e) => {
         log(`[llm-kernels launch] rank ${rank} could not start: ${e.message}`);
       });
       c.on('exit', (code, signal) => {
         running--;
+        if (c.pid !== undefined) sentinel.unwatch(c.pid);
         const status = code ?? (signal ? 128 + (require('os').constants.signals[signal] ?? 1) : 1); // eslint-disable-line @typescript-eslint/no-require-imports
         if (status !== 0 && !firstFailure) {
           firstFailure = { rank, code: status };
@@ -118,6 +145,7 @@ export function launch(opts: LaunchOptions): Promise<number> {
         }
         if (running === 0) {
           if (killTimer) clearTimeout(killTimer);
+          sentinel.close();
           process.off('SIGINT', onSignal);
           process.off('SIGTERM', onSignal);
           const f = firstFailure as { rank: number; code: number } | null;
