@@ -64,6 +64,12 @@ describe('jobFromEnv', () => {
     bad({ ...slurm, SLURM_JOB_NODELIST: 'n[' }, /SLURM_JOB_NODELIST/);
   });
 
+  test('hostile arguments are coded errors', () => {
+    for (const v of [null, undefined, 42, 'RANK', Symbol('s')]) expect(() => jobFromEnv(v as never)).toThrow(expect.objectContaining({ code: 'ERR_LLMK_ARG' }));
+    for (const v of [null, undefined, 42, {}, Symbol('s')]) expect(() => firstSlurmHost(v as never)).toThrow(expect.objectContaining({ code: 'ERR_LLMK_ARG' }));
+    expect(() => jobFromEnv({ RANK: Symbol('r') as never, WORLD_SIZE: '2' })).toThrow(expect.objectContaining({ code: 'ERR_LLMK_ARG' }));
+  });
+
   test('an empty variable counts as unset', () => {
     expect(jobFromEnv({ ...ompi, RANK: '', WORLD_SIZE: '' })).toMatchObject({ source: 'mpi', rank: 1 });
   });

@@ -187,7 +187,7 @@ cpuDescribe('dist store resources', () => {
       const c = rawConnect(server.port);
       await c.closed;
       expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
-      expect(Date.now() - t0).toBeLessThan(3000);
+      expect(Date.now() - t0).toBeLessThan(5000);
     } finally {
       server.close();
     }
@@ -197,9 +197,9 @@ cpuDescribe('dist store resources', () => {
     const server = await TCPStoreServer.listen({ port: 0, worldSize: 2, uniqueId: ID, timeoutMs: 20000, token: TEST_TOKEN, maxPending: 3 });
     const conns = Array.from({ length: 8 }, () => rawConnect(server.port));
     try {
-      await sleep(500);
-      const open = conns.filter((c) => !c.sock.destroyed && c.lines.length > 0);
-      expect(open.length).toBe(3);
+      // each one either gets the store's challenge or is closed
+      const first = await Promise.all(conns.map((c) => c.line(0)));
+      expect(first.filter((l) => l !== null).length).toBe(3);
       // a real rank still gets in once the squatting connections go away
       for (const c of conns) c.sock.destroy();
       const id = await fetchUniqueId({ port: server.port, rank: 1, worldSize: 2, timeoutMs: 5000, token: TEST_TOKEN });
@@ -216,9 +216,9 @@ cpuDescribe('dist store resources', () => {
     try {
       await squat.line(0);
       const t0 = Date.now();
-      const id = await fetchUniqueId({ port: server.port, rank: 1, worldSize: 2, timeoutMs: 8000, token: TEST_TOKEN });
+      const id = await fetchUniqueId({ port: server.port, rank: 1, worldSize: 2, timeoutMs: 15000, token: TEST_TOKEN });
       expect(Array.from(id)).toEqual(Array.from(ID));
-      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(Date.now() - t0).toBeLessThan(8000);
       await server.done;
     } finally {
       squat.sock.destroy();
@@ -245,7 +245,7 @@ cpuDescribe('dist store resources', () => {
     await r0;
     const t0 = Date.now();
     await idle.closed;
-    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(Date.now() - t0).toBeLessThan(3000);
   });
 
   test('LLMK_STORE_HELLO_TIMEOUT_MS and LLMK_STORE_MAX_PENDING configure rendezvous(); bad values are refused', async () => {
@@ -257,11 +257,11 @@ cpuDescribe('dist store resources', () => {
       const r0 = rendezvous({ rank: 0, worldSize: 2, port, timeoutMs: 10000, token: TEST_TOKEN, makeId: () => ID });
       await sleep(100);
       const conns = Array.from({ length: 4 }, () => rawConnect(port));
-      await sleep(150);
-      expect(conns.filter((c) => c.lines.length > 0).length).toBe(2);
+      const first = await Promise.all(conns.map((c) => c.line(0)));
+      expect(first.filter((l) => l !== null).length).toBe(2);
       const t0 = Date.now();
       await Promise.all(conns.map((c) => c.closed));
-      expect(Date.now() - t0).toBeLessThan(2000);
+      expect(Date.now() - t0).toBeLessThan(5000);
       await fetchUniqueId({ port, rank: 1, worldSize: 2, timeoutMs: 5000, token: TEST_TOKEN });
       await r0;
       process.env.LLMK_STORE_MAX_PENDING = 'many';

@@ -30,6 +30,7 @@ const HINT = 'start the script with `npx llm-kernels launch`, torchrun, Slurm\'s
 
 /** The first host name of a Slurm node list: `node[01-04,07],gpu1` → `node01`. */
 export function firstSlurmHost(list: string): string {
+  check(typeof list === 'string', 'ERR_LLMK_ARG', 'dist.firstSlurmHost: the node list must be a string');
   const bad = (why: string) => `dist.initFromEnv: SLURM_JOB_NODELIST=${JSON.stringify(list)} ${why}`;
   let host = '';
   for (let i = 0; i < list.length && list[i] !== ','; i++) {
@@ -49,7 +50,8 @@ export function firstSlurmHost(list: string): string {
 
 /** Reads the job from `env`; throws ERR_LLMK_ARG naming the variable that is missing or bad. */
 export function jobFromEnv(env: Env): JobEnv {
-  const get = (k: string): string | undefined => (env[k] === '' ? undefined : env[k]);
+  check(env !== null && typeof env === 'object', 'ERR_LLMK_ARG', 'dist.jobFromEnv: env must be an object of variables (process.env)');
+  const get = (k: string): string | undefined => (env[k] === '' || env[k] === undefined ? undefined : String(env[k]));
   const num = (k: string, min: number, max = Number.MAX_SAFE_INTEGER): number => {
     const raw = get(k);
     check(raw !== undefined, 'ERR_LLMK_ARG', () => `dist.initFromEnv: ${k} is not set (${HINT})`);
