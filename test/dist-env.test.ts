@@ -93,7 +93,8 @@ cpuDescribe('a job started by mpirun', () => {
     const env = { RANK: '', WORLD_SIZE: '', LOCAL_RANK: '', MASTER_ADDR: '', MASTER_PORT: String(port), LLMK_STORE_TOKEN: TEST_TOKEN };
     const r = await runProcess(['--allow-run-as-root', '--oversubscribe', '-np', '2', '-x', 'MASTER_PORT', '-x', 'LLMK_STORE_TOKEN', process.execPath, s],
       env, 60000, MPIRUN);
-    expect([r.code, r.stderr]).toEqual([0, '']);
+    // (Open MPI may print harmless notices on stderr; the ranks' own failures show in stdout as ERR.)
+    expect({ code: r.code, errors: r.stdout.split('\n').filter((l) => l.startsWith('ERR ')) }).toEqual({ code: 0, errors: [] });
     const jobs = r.stdout.split('\n').filter((l) => l.startsWith('JOB ')).map((l) => l.split(' ')).sort((a, b) => +a[2] - +b[2]);
     expect(jobs.map((j) => j.slice(1, 5))).toEqual([['mpi', '0', '2', '0'], ['mpi', '1', '2', '1']]);
     expect(jobs[0][5]).toMatch(/^[0-9a-f]{256}$/);

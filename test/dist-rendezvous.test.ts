@@ -34,11 +34,11 @@ cpuDescribe('dist TCP store', () => {
   test('a rank that never arrives: every rank fails with a clear timeout naming it', async () => {
     const port = await freePort();
     const file = script('rdv-timeout.js', RDV);
-    const env = { WORLD_SIZE: '4', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), LLMK_STORE_TOKEN: TEST_TOKEN, TIMEOUT_MS: '1500', START_AT: String(Date.now() + 6000) };
+    const env = { WORLD_SIZE: '4', MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), LLMK_STORE_TOKEN: TEST_TOKEN, TIMEOUT_MS: '2500', START_AT: String(Date.now() + 8000) };
     const runs = await Promise.all([0, 1, 2].map((rank) => runNode([file], { ...env, RANK: String(rank) })));
     for (const r of runs) {
       expect(r.code).toBe(3);
-      expect(r.stdout).toMatch(/ERR ERR_LLMK_NCCL .*timed out after 1500 ms: rank\(s\) 3 of 4 never reached the store at 127\.0\.0\.1:\d+/);
+      expect(r.stdout).toMatch(/ERR ERR_LLMK_NCCL .*timed out after 2500 ms: rank\(s\) 3 of 4 never reached the store at 127\.0\.0\.1:\d+/);
       expect(r.ms).toBeLessThan(30000);
     }
   });
@@ -120,12 +120,13 @@ cpuDescribe('llm-kernels launch', () => {
   test('every rank gets torchrun variables; all succeed → exit 0', async () => {
     const s = script('env.js', `
       const e = process.env;
-      console.log('RANKINFO ' + [e.RANK, e.WORLD_SIZE, e.LOCAL_RANK, e.LOCAL_WORLD_SIZE, e.MASTER_ADDR, e.MASTER_PORT, process.argv[2]].join(','));
+      console.log('RANKINFO ' + [e.RANK, e.WORLD_SIZE, e.LOCAL_RANK, e.LOCAL_WORLD_SIZE, e.MASTER_ADDR, e.MASTER_PORT, e.LLMK_STORE_TOKEN, process.argv[2]].join(','));
     `);
-    const r = await cli(['launch', '--nproc-per-node', '3', '--nnodes', '2', '--node-rank', '1', '--master-port', '29411', s, 'arg1']);
+    const r = await runNode(['-e', cliCode(['launch', '--nproc-per-node', '3', '--nnodes', '2', '--node-rank', '1', '--master-port', '29411', s, 'arg1'])],
+      { LLMK_STORE_TOKEN: TEST_TOKEN });
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n').filter((l) => l.startsWith('RANKINFO ')).map((l) => l.slice(9)).sort();
-    expect(lines).toEqual(['3,6,0,3,127.0.0.1,29411,arg1', '4,6,1,3,127.0.0.1,29411,arg1', '5,6,2,3,127.0.0.1,29411,arg1']);
+    expect(lines).toEqual([3, 4, 5].map((rank, local) => `${rank},6,${local},3,127.0.0.1,29411,${TEST_TOKEN},arg1`));
   });
 
   test('a failing rank stops the others and the launcher exits with its code', async () => {

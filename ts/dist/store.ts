@@ -249,7 +249,7 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const SERVER_GRACE_MS = 2000;
 // Reconnection backoff: doubles from the first delay up to the cap, with jitter (many ranks, one store).
 const BACKOFF_FIRST_MS = 50;
-const BACKOFF_MAX_MS = 1000;
+const BACKOFF_MAX_MS = 500;
 
 type Attempt = { id?: Uint8Array; retry?: string; fail?: LlmkError };
 
