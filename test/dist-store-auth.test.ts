@@ -1,11 +1,13 @@
 // The rendezvous store admits only its own job's ranks (HMAC with the job token, per-connection nonces and
 // sequence numbers), ranks refuse a store that cannot prove the token, and the store bounds its resources
 // (a deadline for unregistered connections, a limit on them; clients retry with backoff).
+import { spawn } from 'child_process';
 import * as net from 'net';
 import * as os from 'os';
+import * as path from 'path';
 import { fetchUniqueId, rendezvous, TCPStoreServer } from '../ts/dist/store';
 import { newNonce, StoreChannel, STORE_PROTO } from '../ts/dist/store_auth';
-import { cpuDescribe, freePort, TEST_TOKEN } from './dist-helpers';
+import { cpuDescribe, freePort, ROOT, scratch, TEST_TOKEN } from './dist-helpers';
 
 /* eslint-disable @typescript-eslint/no-explicit-any */
 
@@ -269,6 +271,49 @@ cpuDescribe('dist store resources', () => {
         .rejects.toMatchObject({ code: 'ERR_LLMK_ARG', message: expect.stringMatching(/LLMK_STORE_MAX_PENDING/) });
     } finally {
       process.env = saved;
+    }
+  });
+});
+
+cpuDescribe('dist store under descriptor exhaustion', () => {
+  const { script, cleanup } = scratch('llmk-dist-emfile-');
+  afterAll(cleanup);
+
+  test('rank 0 out of file descriptors: a rank is turned away, retries, and gets in once idle connections expire', async () => {
+    const s = script('store.js', `
+      const { TCPStoreServer } = require(${JSON.stringify(path.join(ROOT, 'ts/dist/store.ts'))});
+      TCPStoreServer.listen({ port: 0, worldSize: 2, uniqueId: new Uint8Array(128).fill(5), timeoutMs: 30000,
+        token: ${JSON.stringify(TEST_TOKEN)}, helloTimeoutMs: 1500, maxPending: 100000 }).then(async (server) => {
+        console.log('PORT ' + server.port);
+        await server.done;
+        console.log('DONE');
+        server.close();
+      });
+    `);
+    // A descriptor limit a little above what Node needs at start-up.
+    const store = spawn('sh', ['-c', `ulimit -n 64 && exec "${process.execPath}" "${s}"`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    store.stdout.on('data', (d) => (out += d));
+    const conns: ReturnType<typeof rawConnect>[] = [];
+    try {
+      for (const t0 = Date.now(); !/PORT \d+/.test(out) && Date.now() - t0 < 30000;) await sleep(50);
+      expect(out).toMatch(/PORT \d+/);
+      const port = +/PORT (\d+)/.exec(out)![1];
+      for (let i = 0; i < 80; i++) conns.push(rawConnect(port));
+      // exhausted: connections beyond the descriptors are accepted and closed at once (libuv's EMFILE handling)
+      const first = await Promise.race([Promise.all(conns.map((c) => c.line(0))), sleep(5000).then(() => null)]);
+      expect(first).not.toBeNull();
+      expect(first!.filter((l) => l === null).length).toBeGreaterThan(0);
+      const t0 = Date.now();
+      const id = await fetchUniqueId({ port, rank: 1, worldSize: 2, timeoutMs: 20000, token: TEST_TOKEN });
+      expect(Array.from(id)).toEqual(new Array(128).fill(5));
+      expect(Date.now() - t0).toBeGreaterThan(300); // it had to wait for descriptors to be freed
+      const t1 = Date.now();
+      while (!/DONE/.test(out) && Date.now() - t1 < 5000) await sleep(50);
+      expect(out).toMatch(/DONE/);
+    } finally {
+      for (const c of conns) c.sock.destroy();
+      store.kill('SIGKILL');
     }
   });
 });
