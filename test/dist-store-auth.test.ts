@@ -123,6 +123,32 @@ cpuDescribe('dist store authentication', () => {
     }
   });
 
+  test('nothing more is read from a refused connection', async () => {
+    const server = await TCPStoreServer.listen({ port: 0, worldSize: 3, uniqueId: ID, timeoutMs: 10000, token: TEST_TOKEN });
+    try {
+      const first = fetchUniqueId({ port: server.port, rank: 1, worldSize: 3, timeoutMs: 10000, token: TEST_TOKEN });
+      let firstDone = false;
+      void first.then(() => { firstDone = true; });
+      await sleep(200);
+      // a duplicate hello (refused), then at once a hello for rank 2 on the same connection
+      const c = rawConnect(server.port);
+      const challenge = await c.line(0);
+      const nonce = newNonce();
+      const ch = new StoreChannel(TEST_TOKEN, challenge.nonce, nonce, 'client');
+      c.sock.write(ch.seal({ rank: 1, worldSize: 3 }, { proto: STORE_PROTO, nonce }) + ch.seal({ rank: 2, worldSize: 3 }, { proto: STORE_PROTO, nonce }));
+      await c.line(1);
+      await sleep(200);
+      expect(c.lines.length).toBe(2); // the refusal only
+      expect(firstDone).toBe(false); // rank 2 was not registered on the refused connection
+      expect(ch.open(c.lines[1])).toMatchObject({ ok: false, error: expect.stringMatching(/arrived twice/) });
+      const second = fetchUniqueId({ port: server.port, rank: 2, worldSize: 3, timeoutMs: 10000, token: TEST_TOKEN });
+      expect(Array.from(await first)).toEqual(Array.from(ID));
+      expect(Array.from(await second)).toEqual(Array.from(ID));
+    } finally {
+      server.close();
+    }
+  });
+
   test('the unique id does not cross the wire in the clear', async () => {
     const server = await TCPStoreServer.listen({ port: 0, worldSize: 2, uniqueId: ID, timeoutMs: 10000, token: TEST_TOKEN });
     try {

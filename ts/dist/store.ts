@@ -159,11 +159,14 @@ export class TCPStoreServer {
     let ch: StoreChannel | null = null;
     const serverNonce = newNonce();
     const helloTimer = setTimeout(() => sock.destroy(), timerMs(this.helloTimeoutMs));
+    let refused = false; // nothing more is read from a refused connection
     const refuse = (why: string) => {
+      refused = true;
       if (ch && sock.writable) sock.end(ch.seal({ ok: false, error: why }));
       else sock.destroy();
     };
     const refuseAuth = (why: string) => {
+      refused = true;
       if (sock.writable) sock.end(JSON.stringify({ ok: false, code: 'ERR_LLMK_AUTH', error: `authentication failed: ${why}` }) + '\n');
       else sock.destroy();
     };
@@ -175,6 +178,7 @@ export class TCPStoreServer {
     });
     sock.write(JSON.stringify({ proto: STORE_PROTO, nonce: serverNonce }) + '\n');
     lineReader(sock, (m) => {
+      if (refused) return;
       let body;
       try {
         if (!ch) {
