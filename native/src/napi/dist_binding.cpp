@@ -1,5 +1,7 @@
 // Bindings for dist (ops/dist.h, core/nccl_loader.h). A communicator is a Napi::External holding a
 // shared_ptr; ts/dist.ts wraps it in the Communicator class.
+#include <climits>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -32,28 +34,14 @@ ops::dist::Communicator& arg_comm(const Napi::CallbackInfo& info, size_t i) {
   return **p;
 }
 
-std::string arg_bytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string(name) + " must be a Uint8Array"));
-  auto a = v.As<Napi::Uint8Array>();
-  return std::string(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
-}
+// JS integers that the ops layer range-checks with its own messages: only "is an int" is checked here.
+constexpr int64_t kIntMin = INT32_MIN, kIntMax = INT32_MAX;
 
-int arg_int(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber()) throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string(name) + " must be a number"));
-  return info[i].As<Napi::Number>().Int32Value();
-}
-
-int64_t arg_i64(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber()) throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string(name) + " must be a number"));
-  return info[i].As<Napi::Number>().Int64Value();
-}
-
-// Optional tensor argument: undefined/null gives an undefined Tensor.
-llmk::Tensor opt_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return llmk::Tensor();
-  return arg_tensor(info, i, name);
+// Timeouts: a positive number of milliseconds, rounded up; huge ones are clamped by the ops layer.
+int64_t arg_timeout(const Napi::CallbackInfo& info, size_t i) {
+  const double ms = arg_num(info, i, "dist.init: timeoutMs");
+  if (!(ms > 0)) throw_js(info.Env(), llmk::Error(ErrCode::Arg, llmk::fmt("dist.init: timeoutMs must be positive, got %g", ms)));
+  return ms >= double(ops::dist::kMaxTimeoutMs) ? ops::dist::kMaxTimeoutMs : int64_t(std::ceil(ms));
 }
 
 Napi::Object load_info_object(Napi::Env env, const nccl::LoadInfo& li) {
@@ -93,24 +81,26 @@ Napi::Value nccl_unique_id(const Napi::CallbackInfo& info) {
 
 Napi::Value check_local_id(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string id = arg_bytes(info, 0, "uniqueId");
+  std::string id = arg_bytes(info, 0, "dist.init: uniqueId");
   return Napi::String::New(env, ops::dist::check_local_id(id));
 }
 
 Napi::Value init_local(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string id = arg_bytes(info, 0, "uniqueId");
-  int rank = arg_int(info, 1, "rank"), world = arg_int(info, 2, "worldSize");
-  int64_t tmo = arg_i64(info, 3, "timeoutMs");
+  std::string id = arg_bytes(info, 0, "dist.init: uniqueId");
+  const int rank = int(arg_int(info, 1, "dist.init: rank", kIntMin, kIntMax));
+  const int world = int(arg_int(info, 2, "dist.init: worldSize", kIntMin, kIntMax));
+  const int64_t tmo = arg_timeout(info, 3);
   return guarded(env, [&] { return wrap_comm(env, ops::dist::init_local(id, rank, world, tmo)); });
 }
 
 Napi::Value init_nccl(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string id = arg_bytes(info, 0, "uniqueId");
-  int rank = arg_int(info, 1, "rank"), world = arg_int(info, 2, "worldSize");
+  std::string id = arg_bytes(info, 0, "dist.init: uniqueId");
+  const int rank = int(arg_int(info, 1, "dist.init: rank", kIntMin, kIntMax));
+  const int world = int(arg_int(info, 2, "dist.init: worldSize", kIntMin, kIntMax));
   llmk::Device dev = arg_device(info, 3);
-  int64_t tmo = arg_i64(info, 5, "timeoutMs");
+  const int64_t tmo = arg_timeout(info, 5);
   return guarded(env, [&] { return wrap_comm(env, ops::dist::init_nccl(id, rank, world, dev, tmo)); });
 }
 
@@ -125,8 +115,8 @@ Napi::Value all_reduce(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto& c = arg_comm(info, 0);
   const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
-  llmk::Tensor out = opt_tensor(info, 2, "out");
-  int op = arg_int(info, 3, "op");
+  llmk::Tensor out = arg_opt_tensor(info, 2, "out");
+  const int op = int(arg_int(info, 3, "dist: op", kIntMin, kIntMax));
   return guarded(env, [&] {
     ops::dist::all_reduce(c, in, out, ops::dist::red_op_from_int(op));
     return env.Undefined();
@@ -137,7 +127,7 @@ Napi::Value all_gather(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto& c = arg_comm(info, 0);
   const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
-  llmk::Tensor out = opt_tensor(info, 2, "out");
+  llmk::Tensor out = arg_opt_tensor(info, 2, "out");
   return guarded(env, [&]() -> Napi::Value {
     bool alloc = !out.defined();
     llmk::Tensor r = ops::dist::all_gather(c, in, out);
@@ -150,8 +140,8 @@ Napi::Value reduce_scatter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto& c = arg_comm(info, 0);
   const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
-  llmk::Tensor out = opt_tensor(info, 2, "out");
-  int op = arg_int(info, 3, "op");
+  llmk::Tensor out = arg_opt_tensor(info, 2, "out");
+  const int op = int(arg_int(info, 3, "dist: op", kIntMin, kIntMax));
   return guarded(env, [&]() -> Napi::Value {
     bool alloc = !out.defined();
     llmk::Tensor r = ops::dist::reduce_scatter(c, in, out, ops::dist::red_op_from_int(op));
@@ -164,8 +154,8 @@ Napi::Value broadcast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto& c = arg_comm(info, 0);
   const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
-  llmk::Tensor out = opt_tensor(info, 2, "out");
-  int root = arg_int(info, 3, "root");
+  llmk::Tensor out = arg_opt_tensor(info, 2, "out");
+  const int root = int(arg_int(info, 3, "dist.broadcast: root", kIntMin, kIntMax));
   return guarded(env, [&] {
     ops::dist::broadcast(c, in, out, root);
     return env.Undefined();
@@ -176,7 +166,7 @@ Napi::Value send(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto& c = arg_comm(info, 0);
   const llmk::Tensor& t = arg_tensor(info, 1, "tensor");
-  int peer = arg_int(info, 2, "peer");
+  const int peer = int(arg_int(info, 2, "dist.send: peer", kIntMin, kIntMax));
   return guarded(env, [&] {
     ops::dist::send(c, t, peer);
     return env.Undefined();
@@ -187,7 +177,7 @@ Napi::Value recv(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto& c = arg_comm(info, 0);
   const llmk::Tensor& t = arg_tensor(info, 1, "tensor");
-  int peer = arg_int(info, 2, "peer");
+  const int peer = int(arg_int(info, 2, "dist.recv: peer", kIntMin, kIntMax));
   return guarded(env, [&] {
     ops::dist::recv(c, t, peer);
     return env.Undefined();
