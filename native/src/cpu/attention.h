@@ -1,4 +1,4 @@
-// Block-sparse attention forward on the CPU (DESIGN.md 5.2): tiled online softmax over the kept
+// Block-sparse attention forward on the CPU (docs/architecture.md §4.2): tiled online softmax over the kept
 // blocks of a BSR block layout, O(N) memory, multi-threaded over (batch, head, query block).
 #pragma once
 #include <cstdint>

@@ -1,4 +1,4 @@
-// INT4 weight-only matmul, CUDA kernels (DESIGN.md 5.3).
+// INT4 weight-only matmul, CUDA kernels (docs/architecture.md §4.3).
 //
 // Paths of int4_matmul:
 //  * mma (x float16/bfloat16, prepared layout, 16-byte aligned x): one kernel template over tile

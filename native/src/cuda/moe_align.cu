@@ -1,4 +1,4 @@
-// CUDA MoE align / permute / combine / expertCounts / loadBalancingLoss (DESIGN.md 5.1).
+// CUDA MoE align / permute / combine / expertCounts / loadBalancingLoss (docs/architecture.md §4.1).
 //
 // align: a stable counting sort of the T*k slots by expert, without a host round trip.
 //   n <= kSmallSlots: one CTA does everything (count, scan, fill, scatter).

@@ -1,4 +1,4 @@
-// CUDA MoE top-k routing (DESIGN.md 5.1): one fused kernel for E <= 512 (scores, optional groups,
+// CUDA MoE top-k routing (docs/architecture.md §4.1): one fused kernel for E <= 512 (scores, optional groups,
 // selection and normalisation with the row held in registers, warp shuffles, 16-byte loads when the
 // rows are aligned) and a general kernel (one CTA per token, bitonic sort in shared memory) for
 // 512 < E <= 1024. The routing rules live in ../cpu/moe_math.h and are the CPU's exactly.
