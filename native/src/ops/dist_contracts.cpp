@@ -41,23 +41,42 @@ void check_comm_tensor(const Communicator& c, const Tensor& t, const char* op, c
              name, t.device().str().c_str(), c.backend(), c.device().str().c_str());
 }
 
+// A given `out`: on the communicator's device, with the input's dtype.
+void check_out(const Communicator& c, const Tensor& in, const Tensor& out, const char* op) {
+  check_comm_tensor(c, out, op, "out");
+  LLMK_CHECK(out.dtype() == in.dtype(), DType, "dist.%s: out is %s, the input %s", op, dtype_name(out.dtype()),
+             dtype_name(in.dtype()));
+}
+
+// The `out` of an elementwise collective (allReduce, broadcast): in's dtype and size, and either in
+// itself (in place) or a tensor that does not overlap it. Undefined: in place.
+Tensor same_size_out(const Communicator& c, const Tensor& in, const Tensor& out, const char* op) {
+  if (!out.defined()) return in;
+  check_out(c, in, out, op);
+  LLMK_CHECK(out.numel() == in.numel(), Shape, "dist.%s: out has %lld elements, the input %lld", op, out.numel(),
+             in.numel());
+  LLMK_CHECK(same_view(in, out) || !overlaps(in, out), Arg,
+             "dist.%s: out overlaps the input without being the same tensor", op);
+  return out;
+}
+
+// allGather / reduceScatter in place: when `chunk` overlaps `whole`, it must be exactly this rank's
+// chunk of it.
+void check_chunk_alias(const Communicator& c, const Tensor& whole, const char* whole_name, const Tensor& chunk,
+                       const char* chunk_name, const char* op) {
+  if (!overlaps(whole, chunk)) return;
+  const bool in_place = whole.storage() == chunk.storage() &&
+                        chunk.offset_bytes() == whole.offset_bytes() + c.rank() * chunk.nbytes();
+  LLMK_CHECK(in_place, Arg, "dist.%s: %s overlaps %s; in place, %s must be exactly chunk %d (this rank) of %s", op,
+             chunk_name, whole_name, chunk_name, c.rank(), whole_name);
+}
+
 }  // namespace
 
 Tensor all_reduce(Communicator& c, const Tensor& in, const Tensor& out_arg, RedOp op) {
   c.check_usable("allReduce");
   check_comm_tensor(c, in, "allReduce", "the input");
-  Tensor out = out_arg;
-  if (out.defined()) {
-    check_comm_tensor(c, out, "allReduce", "out");
-    LLMK_CHECK(out.dtype() == in.dtype(), DType, "dist.allReduce: out is %s, the input %s", dtype_name(out.dtype()),
-               dtype_name(in.dtype()));
-    LLMK_CHECK(out.numel() == in.numel(), Shape, "dist.allReduce: out has %lld elements, the input %lld",
-               (long long)out.numel(), (long long)in.numel());
-    LLMK_CHECK(same_view(in, out) || !overlaps(in, out), Arg,
-               "dist.allReduce: out overlaps the input without being the same tensor");
-  } else {
-    out = in;
-  }
+  const Tensor out = same_size_out(c, in, out_arg, "allReduce");
   c.all_reduce(in, out, op);
   return out;
 }
@@ -69,18 +88,10 @@ Tensor all_gather(Communicator& c, const Tensor& in, const Tensor& out_arg) {
   Tensor out = out_arg;
   LLMK_CHECK(in.numel() <= INT64_MAX / p, Shape, "dist.allGather: the output would be too large");
   if (out.defined()) {
-    check_comm_tensor(c, out, "allGather", "out");
-    LLMK_CHECK(out.dtype() == in.dtype(), DType, "dist.allGather: out is %s, the input %s", dtype_name(out.dtype()),
-               dtype_name(in.dtype()));
+    check_out(c, in, out, "allGather");
     LLMK_CHECK(out.numel() == in.numel() * p, Shape, "dist.allGather: out must have %lld elements (worldSize x input), has %lld",
                (long long)(in.numel() * p), (long long)out.numel());
-    if (overlaps(in, out)) {
-      const bool in_place = in.storage() == out.storage() &&
-                            in.offset_bytes() == out.offset_bytes() + c.rank() * in.nbytes();
-      LLMK_CHECK(in_place, Arg,
-                 "dist.allGather: the input overlaps out; in place, the input must be exactly chunk %d (this rank) of out",
-                 c.rank());
-    }
+    check_chunk_alias(c, out, "out", in, "the input", "allGather");
   } else {
     Shape s = in.shape();
     if (s.empty()) s = {int64_t(p)};
@@ -100,18 +111,10 @@ Tensor reduce_scatter(Communicator& c, const Tensor& in, const Tensor& out_arg, 
   const int64_t m = in.numel() / p;
   Tensor out = out_arg;
   if (out.defined()) {
-    check_comm_tensor(c, out, "reduceScatter", "out");
-    LLMK_CHECK(out.dtype() == in.dtype(), DType, "dist.reduceScatter: out is %s, the input %s",
-               dtype_name(out.dtype()), dtype_name(in.dtype()));
+    check_out(c, in, out, "reduceScatter");
     LLMK_CHECK(out.numel() == m, Shape, "dist.reduceScatter: out must have %lld elements (input / worldSize), has %lld",
                (long long)m, (long long)out.numel());
-    if (overlaps(in, out)) {
-      const bool in_place = in.storage() == out.storage() &&
-                            out.offset_bytes() == in.offset_bytes() + c.rank() * out.nbytes();
-      LLMK_CHECK(in_place, Arg,
-                 "dist.reduceScatter: out overlaps the input; in place, out must be exactly chunk %d (this rank) of the input",
-                 c.rank());
-    }
+    check_chunk_alias(c, in, "the input", out, "out", "reduceScatter");
   } else {
     Shape s = in.shape();
     if (!s.empty() && s[0] % p == 0) s[0] /= p;
@@ -127,35 +130,28 @@ Tensor broadcast(Communicator& c, const Tensor& in, const Tensor& out_arg, int r
   check_comm_tensor(c, in, "broadcast", "the input");
   LLMK_CHECK(root >= 0 && root < c.world_size(), Arg, "dist.broadcast: root %d is out of range for worldSize %d", root,
              c.world_size());
-  Tensor out = out_arg;
-  if (out.defined()) {
-    check_comm_tensor(c, out, "broadcast", "out");
-    LLMK_CHECK(out.dtype() == in.dtype(), DType, "dist.broadcast: out is %s, the input %s", dtype_name(out.dtype()),
-               dtype_name(in.dtype()));
-    LLMK_CHECK(out.numel() == in.numel(), Shape, "dist.broadcast: out has %lld elements, the input %lld",
-               (long long)out.numel(), (long long)in.numel());
-    LLMK_CHECK(same_view(in, out) || !overlaps(in, out), Arg,
-               "dist.broadcast: out overlaps the input without being the same tensor");
-  } else {
-    out = in;
-  }
+  const Tensor out = same_size_out(c, in, out_arg, "broadcast");
   c.broadcast(in, out, root);
   return out;
 }
 
-void send(Communicator& c, const Tensor& t, int peer) {
-  c.check_usable("send");
-  check_comm_tensor(c, t, "send", "the tensor");
-  LLMK_CHECK(peer >= 0 && peer < c.world_size(), Arg, "dist.send: peer %d is out of range for worldSize %d", peer,
+namespace {
+// The contract of send and recv: a tensor on the communicator's device and a peer rank in range.
+void check_p2p(Communicator& c, const Tensor& t, int peer, const char* op) {
+  c.check_usable(op);
+  check_comm_tensor(c, t, op, "the tensor");
+  LLMK_CHECK(peer >= 0 && peer < c.world_size(), Arg, "dist.%s: peer %d is out of range for worldSize %d", op, peer,
              c.world_size());
+}
+}  // namespace
+
+void send(Communicator& c, const Tensor& t, int peer) {
+  check_p2p(c, t, peer, "send");
   c.send(t, peer);
 }
 
 void recv(Communicator& c, const Tensor& t, int peer) {
-  c.check_usable("recv");
-  check_comm_tensor(c, t, "recv", "the tensor");
-  LLMK_CHECK(peer >= 0 && peer < c.world_size(), Arg, "dist.recv: peer %d is out of range for worldSize %d", peer,
-             c.world_size());
+  check_p2p(c, t, peer, "recv");
   c.recv(t, peer);
 }
 
