@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check in two halves (DESIGN.md section 8).
+# GPU check in two halves (docs/architecture.md §8).
 #   scripts/gpu-check.sh pack   here: build the CUDA addon + native tests, pack everything into .gpu/
 #   scripts/gpu-check.sh run    on the GPU box, from the repository root: unpack, then native tests
 #                               (compute-sanitizer first, small sizes), jest on CUDA, PyTorch peers,

@@ -17,7 +17,7 @@ interface Case {
   layout: BlockLayout;
   opts?: attention.BlockSparseOptions;
   qScale?: number;
-  /** Output tolerance when the case is worse conditioned than DESIGN.md's defaults assume. */
+  /** Output tolerance when the case is worse conditioned than the defaults of docs/architecture.md §6 assume. */
   tol?: number;
   mutate?: (q: Float32Array, k: Float32Array, v: Float32Array) => void;
 }

@@ -1,4 +1,4 @@
-// Every error code of DESIGN.md section 4 that the runtime can raise, provoked on purpose.
+// Every error code of docs/architecture.md §1 (Errors) that the runtime can raise, provoked on purpose.
 import { add, empty, full, LlmkError, matmul, rand, tensor, zeros, backends } from '../ts';
 import { describeDevices, expectCode } from './helpers';
 

@@ -64,5 +64,5 @@ export function expectCode(fn: () => unknown, code: string): void {
   expect((err as { code?: string }).code).toBe(code);
 }
 
-/** Tolerance of DESIGN.md section 6 for a dtype. */
+/** Tolerance of docs/architecture.md §6 for a dtype. */
 export function tol(dtype: string): number { return dtype === 'float32' ? 1e-5 : 1e-2; }

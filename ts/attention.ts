@@ -1,5 +1,5 @@
 /**
- * Block-sparse attention (DESIGN.md 5.2): a fused, tiled, online-softmax forward that visits only the
+ * Block-sparse attention (docs/architecture.md §4.2): a fused, tiled, online-softmax forward that visits only the
  * key blocks a {@link BlockLayout} keeps, refined by token-level `causal` / `window` masks.
  *
  * ```ts
@@ -9,7 +9,7 @@
  * ```
  * @module
  */
-import { isFloating } from './dtype';
+import { type DType, isFloating } from './dtype';
 import { check } from './errors';
 import { native } from './native';
 import { checkSameDevice, checkTensor, Tensor } from './tensor';
@@ -41,12 +41,14 @@ export interface BlockSparseOptions {
   forcePath?: number;
 }
 
-/** Result of {@link blockSparse}. Dispose both tensors (or use `using`). */
-export interface BlockSparseResult {
+/** Result of {@link blockSparse}. Dispose both tensors with `dispose()` (or use `using`). */
+export interface BlockSparseResult<D extends DType = DType> {
   /** [B, Nq, Hq, D], q's dtype. Rows that see no key are 0. */
-  out: Tensor;
+  out: Tensor<D>;
   /** [B, Hq, Nq] float32 (only with `returnLse`). */
-  lse?: Tensor;
+  lse?: Tensor<'float32'>;
+  /** Frees `out` and `lse`. */
+  dispose(): void;
   [Symbol.dispose](): void;
 }
 
@@ -65,7 +67,7 @@ function windowBound(name: string, x: number | undefined): number {
  * to the kept blocks; nothing of size Nq × Nk is allocated. Decode (Nq ≤ 16) splits the key range over
  * CTAs on CUDA and merges the partial results through their LSE.
  */
-export function blockSparse(q: Tensor, k: Tensor, v: Tensor, layout: BlockLayout, opts: BlockSparseOptions = {}): BlockSparseResult {
+export function blockSparse<D extends DType>(q: Tensor<D>, k: Tensor, v: Tensor, layout: BlockLayout, opts: BlockSparseOptions = {}): BlockSparseResult<D> {
   opts = opts ?? {};
   const op = 'attention.blockSparse';
   checkTensor(q, `${op}: q`);
@@ -108,11 +110,8 @@ export function blockSparse(q: Tensor, k: Tensor, v: Tensor, layout: BlockLayout
       returnLse: Boolean(opts.returnLse), forcePath: opts.forcePath ?? -1 });
   const out = new Tensor(res[0], [B, Nq, Hq, D], q.dtype, q.device);
   const lse = res[1] ? new Tensor(res[1], [B, Hq, Nq], 'float32', q.device) : undefined;
-  return {
-    out,
-    lse,
-    [Symbol.dispose]() { out.dispose(); lse?.dispose(); },
-  };
+  const dispose = (): void => { out.dispose(); lse?.dispose(); };
+  return { out, lse, dispose, [Symbol.dispose]: dispose };
 }
 
 /**

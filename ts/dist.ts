@@ -1,5 +1,5 @@
 /**
- * Collectives and tensor parallelism (DESIGN.md 5.4).
+ * Collectives and tensor parallelism (docs/architecture.md §4.4).
  *
  * Two backends share one API:
  * - `nccl`: NCCL opened at run time (never linked; see {@link nccl}); CUDA tensors; one process per GPU,
@@ -17,7 +17,7 @@
  * acc = x[rank 0], then acc = op(acc, x[rank s]) for s = 1..p-1. Floating types accumulate in float32
  * and round once to the storage type; integers wrap in their own width for sum and prod; avg is that
  * sum divided by p (float32 division, or truncation toward zero for integers); max/min propagate NaN.
- * NCCL's own order is unspecified (ring/tree); results agree within the tolerances of DESIGN.md 6.
+ * NCCL's own order is unspecified (ring/tree); results agree within the tolerances of docs/architecture.md §6.
  *
  * @packageDocumentation
  */

@@ -1,4 +1,4 @@
-/** Error codes of llm-kernels (DESIGN.md section 4). */
+/** Error codes of llm-kernels (docs/architecture.md §1 (Errors)). */
 export type LlmkErrorCode =
   | 'ERR_LLMK_ARG'
   | 'ERR_LLMK_SHAPE'

@@ -1,5 +1,5 @@
 /**
- * Mixture-of-Experts routing (DESIGN.md 5.1): top-k expert selection with softmax or sigmoid
+ * Mixture-of-Experts routing (docs/architecture.md §4.1): top-k expert selection with softmax or sigmoid
  * scoring, selection bias and grouped routing (Mixtral, Qwen-MoE, DeepSeek-V2/V3, gpt-oss, DBRX),
  * and the pieces that turn the routing into a grouped expert GEMM: {@link align}, {@link permute},
  * {@link combine}, plus {@link expertCounts} and the auxiliary {@link loadBalancingLoss}.
@@ -32,7 +32,7 @@
  *
  * @packageDocumentation
  */
-import { isFloating } from './dtype';
+import { type DType, isFloating } from './dtype';
 import { check } from './errors';
 import { native } from './native';
 import { checkSameDevice, checkTensor, Tensor } from './tensor';
@@ -72,9 +72,9 @@ export class TopkResult extends Results {
   /** @internal */
   constructor(
     /** [T, k] float32: routing weights, in the order of `ids`. */
-    readonly weights: Tensor,
+    readonly weights: Tensor<'float32'>,
     /** [T, k] int32: chosen experts, each row in descending score order. */
-    readonly ids: Tensor,
+    readonly ids: Tensor<'int32'>,
   ) { super(); }
   protected tensors(): Tensor[] { return [this.weights, this.ids]; }
 }
@@ -90,28 +90,28 @@ export class AlignResult extends Results {
      * expert's run padded to a multiple of `blockSize` with the pad value `n`. Only the first
      * `numPadded` entries are meaningful; every entry after them is also `n`.
      */
-    readonly sortedIds: Tensor,
+    readonly sortedIds: Tensor<'int32'>,
     /**
      * int32 [floor(sortedIds.length / blockSize)]: the expert of block b (entries
      * `[b·blockSize, (b+1)·blockSize)` of sortedIds), −1 for the blocks after `numPadded / blockSize`.
      */
-    readonly blockExperts: Tensor,
+    readonly blockExperts: Tensor<'int32'>,
     /** int32 [1], on the device: the padded size Σ_e ceil(count_e / blockSize) · blockSize. */
-    readonly numPadded: Tensor,
+    readonly numPadded: Tensor<'int32'>,
   ) { super(); }
   protected tensors(): Tensor[] { return [this.sortedIds, this.blockExperts, this.numPadded]; }
 }
 
 /** Result of {@link permute}. */
-export class PermuteResult extends Results {
+export class PermuteResult<D extends DType = DType> extends Results {
   /** @internal */
   constructor(
     /** [T·k, H], x's dtype: row r is x[t] for the r-th slot in expert order (stable: slot order within an expert). */
-    readonly out: Tensor,
+    readonly out: Tensor<D>,
     /** [T, k] int32: the row of `out` that holds slot (t, j); what {@link combine} takes. */
-    readonly rowMap: Tensor,
+    readonly rowMap: Tensor<'int32'>,
     /** [E + 1] int32: expert e owns rows [expertOffsets[e], expertOffsets[e+1]) of `out`. */
-    readonly expertOffsets: Tensor,
+    readonly expertOffsets: Tensor<'int32'>,
   ) { super(); }
   protected tensors(): Tensor[] { return [this.out, this.rowMap, this.expertOffsets]; }
 }
@@ -204,7 +204,7 @@ export function align(ids: Tensor, opts: { numExperts: number; blockSize: number
  * @throws LlmkError ERR_LLMK_ARG, ERR_LLMK_DTYPE, ERR_LLMK_SHAPE, ERR_LLMK_DEVICE; ERR_LLMK_INDEX at the
  *   next sync when an id is outside [0, E).
  */
-export function permute(x: Tensor, ids: Tensor, opts: { numExperts: number }): PermuteResult {
+export function permute<D extends DType>(x: Tensor<D>, ids: Tensor, opts: { numExperts: number }): PermuteResult<D> {
   checkTensor(x, 'moe.permute: x');
   checkIds(ids, 'moe.permute');
   checkSameDevice('moe.permute', x, ids);
@@ -228,7 +228,7 @@ export function permute(x: Tensor, ids: Tensor, opts: { numExperts: number }): P
  * @throws LlmkError ERR_LLMK_DTYPE, ERR_LLMK_SHAPE, ERR_LLMK_DEVICE; ERR_LLMK_INDEX at the next sync
  *   when a rowMap entry is outside [0, R).
  */
-export function combine(y: Tensor, weights: Tensor, rowMap: Tensor): Tensor {
+export function combine<D extends DType>(y: Tensor<D>, weights: Tensor, rowMap: Tensor): Tensor<D> {
   checkTensor(y, 'moe.combine: y');
   checkTensor(weights, 'moe.combine: weights');
   checkTensor(rowMap, 'moe.combine: rowMap');
@@ -248,7 +248,7 @@ export function combine(y: Tensor, weights: Tensor, rowMap: Tensor): Tensor {
  * @param ids int32 expert ids of any shape. @returns [E] int32.
  * @throws LlmkError ERR_LLMK_ARG, ERR_LLMK_DTYPE; ERR_LLMK_INDEX at the next sync for an id outside [0, E).
  */
-export function expertCounts(ids: Tensor, numExperts: number): Tensor {
+export function expertCounts(ids: Tensor, numExperts: number): Tensor<'int32'> {
   checkTensor(ids, 'moe.expertCounts: ids');
   check(ids.dtype === 'int32', 'ERR_LLMK_DTYPE', () => `moe.expertCounts: ids must be int32, got ${ids.dtype}`);
   const E = intIn(numExperts, 'moe.expertCounts: numExperts', 1, MAX_EXPERTS);
@@ -266,7 +266,7 @@ export function expertCounts(ids: Tensor, numExperts: number): Tensor {
  * @throws LlmkError ERR_LLMK_ARG, ERR_LLMK_DTYPE, ERR_LLMK_SHAPE, ERR_LLMK_DEVICE; ERR_LLMK_INDEX at the next
  *   sync for an id outside [0, E).
  */
-export function loadBalancingLoss(probs: Tensor, ids: Tensor, numExperts: number): Tensor {
+export function loadBalancingLoss(probs: Tensor, ids: Tensor, numExperts: number): Tensor<'float32'> {
   checkTensor(probs, 'moe.loadBalancingLoss: probs');
   checkIds(ids, 'moe.loadBalancingLoss');
   checkSameDevice('moe.loadBalancingLoss', probs, ids);

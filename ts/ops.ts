@@ -2,10 +2,10 @@
 import { check } from './errors';
 import { native } from './native';
 import { checkSameDevice, checkTensor, Tensor } from './tensor';
-import { isFloating } from './dtype';
+import { type DType, isFloating } from './dtype';
 
 /** a + b elementwise (same shape, dtype and device). */
-export function add(a: Tensor, b: Tensor): Tensor {
+export function add<D extends DType>(a: Tensor<D>, b: Tensor): Tensor<D> {
   checkTensor(a, 'add: a');
   checkTensor(b, 'add: b');
   checkSameDevice('add', a, b);
@@ -17,7 +17,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
 }
 
 /** a[M,K] · b[K,N] → [M,N]; float32, float16 or bfloat16, float32 accumulation. */
-export function matmul(a: Tensor, b: Tensor): Tensor {
+export function matmul<D extends DType>(a: Tensor<D>, b: Tensor): Tensor<D> {
   checkTensor(a, 'matmul: a');
   checkTensor(b, 'matmul: b');
   checkSameDevice('matmul', a, b);

@@ -1,5 +1,5 @@
 /**
- * INT4 weight-only matmul (DESIGN.md 5.3): quantise, import GPTQ / AWQ / MatMulNBits checkpoints,
+ * INT4 weight-only matmul (docs/architecture.md §4.3): quantise, import GPTQ / AWQ / MatMulNBits checkpoints,
  * prepare for a device, and multiply activations by the quantised weight.
  *
  * ## The canonical format
@@ -316,7 +316,7 @@ export interface MatmulOptions {
  * accumulation. x and the weight must be on the same device (`prepare(w, x.device)` first — prepared
  * weights take the fast kernels). Every M ≥ 0 works (M = 0 gives an empty [0, N]).
  */
-export function matmul(x: Tensor, w: Int4Weight, opts: MatmulOptions = {}): Tensor {
+export function matmul<D extends DType>(x: Tensor<D>, w: Int4Weight, opts: MatmulOptions = {}): Tensor<D> {
   opts = opts ?? {};
   const op = 'quant.matmul';
   checkTensor(x, `${op}: x`);

@@ -1,5 +1,5 @@
 import { assertDeviceAvailable, DeviceName, DeviceSpec, parseDevice } from './device';
-import { DType, dtypeId, dtypeSize, DTYPES, isFloating, isHalf, TypedArray } from './dtype';
+import { ArrayOf, DType, dtypeId, dtypeSize, DTYPES, DTypeOfData, isFloating, isHalf, RawArrayOf, TypedArray } from './dtype';
 import { check, LlmkError } from './errors';
 import { native } from './native';
 
@@ -47,15 +47,15 @@ export function checkShape(shape: readonly number[], what = 'shape'): number {
  * A contiguous row-major tensor on a device. Ops return at once (work is queued on the device's
  * current stream); read results with `await t.toArray()`. Free with `dispose()` or `using`.
  */
-export class Tensor {
+export class Tensor<D extends DType = DType> {
   /** @internal */ _h: Handle | null;
   readonly shape: readonly number[];
-  readonly dtype: DType;
+  readonly dtype: D;
   readonly device: DeviceName;
   readonly numel: number;
 
   /** @internal Use tensor(), empty(), zeros(), full(), rand(), randn() to create tensors. */
-  constructor(handle: Handle, shape: readonly number[], dtype: DType, device: DeviceName, numel?: number) {
+  constructor(handle: Handle, shape: readonly number[], dtype: D, device: DeviceName, numel?: number) {
     this._h = handle;
     registerLater(this);
     this.shape = shape;
@@ -88,12 +88,18 @@ export class Tensor {
    * Copies the data to JS after the queued work; never blocks the event loop. float16/bfloat16
    * come back as Float32Array (converted natively) or, with `{ raw: true }`, as their Uint16Array bits.
    */
+  toArray(opts?: { raw?: false }): Promise<ArrayOf[D]>;
+  toArray(opts: { raw: true }): Promise<RawArrayOf[D]>;
+  toArray(opts?: { raw?: boolean }): Promise<ArrayOf[D] | RawArrayOf[D]>;
   async toArray(opts: { raw?: boolean } = {}): Promise<TypedArray> {
     opts = opts ?? {};
     const asF32 = isHalf(this.dtype) && !opts.raw;
     return view(await native.toHostAsync(this.handle, asF32), this.dtype, asF32);
   }
   /** Blocking toArray for scripts. */
+  toArraySync(opts?: { raw?: false }): ArrayOf[D];
+  toArraySync(opts: { raw: true }): RawArrayOf[D];
+  toArraySync(opts?: { raw?: boolean }): ArrayOf[D] | RawArrayOf[D];
   toArraySync(opts: { raw?: boolean } = {}): TypedArray {
     opts = opts ?? {};
     const asF32 = isHalf(this.dtype) && !opts.raw;
@@ -101,24 +107,24 @@ export class Tensor {
   }
 
   /** A copy on another device (waits for queued work on this tensor's device first). */
-  to(device: DeviceSpec): Tensor {
+  to(device: DeviceSpec): Tensor<D> {
     const d = parseDevice(device);
     assertDeviceAvailable(d);
     return new Tensor(native.toDevice(this.handle, d.kind, d.index), this.shape, this.dtype, d.name, this.numel);
   }
   /** A copy converted to another dtype (float→int truncates toward zero and saturates; NaN → 0). */
-  cast(dtype: DType): Tensor {
+  cast<E extends DType>(dtype: E): Tensor<E> {
     dtypeId(dtype);
     return new Tensor(native.cast(this.handle, dtypeId(dtype)), this.shape, dtype, this.device, this.numel);
   }
   /** A view with another shape and the same number of elements (shares storage). */
-  reshape(shape: readonly number[]): Tensor {
+  reshape(shape: readonly number[]): Tensor<D> {
     const n = checkShape(shape);
     check(n === this.numel, 'ERR_LLMK_SHAPE', () => `cannot reshape [${this.shape.join(', ')}] to [${shape.join(', ')}]`);
     return new Tensor(native.reshape(this.handle, [...shape]), [...shape], this.dtype, this.device, n);
   }
   /** A view of rows [start, start + length) along dimension 0 (shares storage). */
-  narrow(dim: number, start: number, length: number): Tensor {
+  narrow(dim: number, start: number, length: number): Tensor<D> {
     check(dim === 0, 'ERR_LLMK_ARG', 'narrow supports dimension 0 only (views stay contiguous)');
     check(this.shape.length >= 1, 'ERR_LLMK_SHAPE', 'narrow needs a tensor with at least one dimension');
     check(Number.isInteger(start) && Number.isInteger(length) && start >= 0 && length >= 0 && start + length <= this.shape[0],
@@ -140,10 +146,11 @@ function view(buf: ArrayBuffer, dtype: DType, asF32: boolean): TypedArray {
   }
 }
 
-export interface CreateOptions { dtype?: DType; device?: DeviceSpec }
+export interface CreateOptions<D extends DType = DType> { dtype?: D; device?: DeviceSpec }
 
-function resolve(opts: CreateOptions | undefined, fallback: DType): { dtype: DType; dev: ReturnType<typeof parseDevice> } {
-  const dtype = opts?.dtype ?? fallback;
+// D: the dtype the caller's types promise (opts.dtype, else the fallback the signature defaults to).
+function resolve<D extends DType>(opts: CreateOptions<D> | undefined, fallback: DType): { dtype: D; dev: ReturnType<typeof parseDevice> } {
+  const dtype = (opts?.dtype ?? fallback) as D;
   dtypeId(dtype);
   const dev = parseDevice(opts?.device);
   assertDeviceAvailable(dev);
@@ -198,7 +205,8 @@ const ARRAY_FOR: Record<DType, (n: number[]) => TypedArray> = {
  * A tensor holding a copy of `data`: a TypedArray (shape defaults to [length]) or nested number arrays.
  * float16/bfloat16 accept Float32Array (converted with round-to-nearest-even) or raw Uint16Array bits.
  */
-export function tensor(data: TypedArray | number[] | unknown[], opts: CreateOptions & { shape?: readonly number[] } = {}): Tensor {
+export function tensor<A extends TypedArray | number[] | unknown[], D extends DType = DTypeOfData<A>>(
+  data: A, opts: CreateOptions<D> & { shape?: readonly number[] } = {}): Tensor<D> {
   opts = opts ?? {};
   let arr: TypedArray;
   let shape: readonly number[];
@@ -224,25 +232,25 @@ export function tensor(data: TypedArray | number[] | unknown[], opts: CreateOpti
 }
 
 /** An uninitialised tensor. */
-export function empty(shape: readonly number[], opts?: CreateOptions): Tensor {
+export function empty<D extends DType = 'float32'>(shape: readonly number[], opts?: CreateOptions<D>): Tensor<D> {
   const n = checkShape(shape);
   const { dtype, dev } = resolve(opts, 'float32');
   return new Tensor(native.empty([...shape], dtypeId(dtype), dev.kind, dev.index), [...shape], dtype, dev.name, n);
 }
 
 /** A tensor filled with `value`. */
-export function full(shape: readonly number[], value: number, opts?: CreateOptions): Tensor {
+export function full<D extends DType = 'float32'>(shape: readonly number[], value: number, opts?: CreateOptions<D>): Tensor<D> {
   const n = checkShape(shape);
   check(typeof value === 'number', 'ERR_LLMK_ARG', 'full: value must be a number');
   const { dtype, dev } = resolve(opts, 'float32');
   return new Tensor(native.full([...shape], dtypeId(dtype), dev.kind, dev.index, value), [...shape], dtype, dev.name, n);
 }
 
-export function zeros(shape: readonly number[], opts?: CreateOptions): Tensor { return full(shape, 0, opts); }
+export function zeros<D extends DType = 'float32'>(shape: readonly number[], opts?: CreateOptions<D>): Tensor<D> { return full(shape, 0, opts); }
 
-export interface RandomOptions extends CreateOptions { seed?: number }
+export interface RandomOptions<D extends DType = DType> extends CreateOptions<D> { seed?: number }
 
-function random(shape: readonly number[], opts: RandomOptions | undefined, normal: boolean): Tensor {
+function random<D extends DType>(shape: readonly number[], opts: RandomOptions<D> | undefined, normal: boolean): Tensor<D> {
   const n = checkShape(shape);
   const { dtype, dev } = resolve(opts, 'float32');
   check(isFloating(dtype), 'ERR_LLMK_DTYPE', `${normal ? 'randn' : 'rand'}: dtype must be floating, got ${dtype}`);
@@ -252,9 +260,9 @@ function random(shape: readonly number[], opts: RandomOptions | undefined, norma
 }
 
 /** Uniform [0, 1) values; the same seed gives the same values on every device. */
-export function rand(shape: readonly number[], opts?: RandomOptions): Tensor { return random(shape, opts, false); }
+export function rand<D extends DType = 'float32'>(shape: readonly number[], opts?: RandomOptions<D>): Tensor<D> { return random(shape, opts, false); }
 /** Standard normal values; the same seed gives the same values on every device. */
-export function randn(shape: readonly number[], opts?: RandomOptions): Tensor { return random(shape, opts, true); }
+export function randn<D extends DType = 'float32'>(shape: readonly number[], opts?: RandomOptions<D>): Tensor<D> { return random(shape, opts, true); }
 
 /** Throws unless `t` is a live Tensor (ERR_LLMK_ARG / ERR_LLMK_DISPOSED). */
 export function checkTensor(t: unknown, what: string): asserts t is Tensor {

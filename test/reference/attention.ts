@@ -1,4 +1,4 @@
-// float64 reference of block-sparse attention (DESIGN.md 5.2), written from the math: the BSR layout
+// float64 reference of block-sparse attention (docs/architecture.md §4.2), written from the math: the BSR layout
 // is expanded into a dense boolean mask [Nq][Nk] per head (fine at test sizes), refined by the
 // token-level causal / window rules, then plain softmax(scale·q·kᵀ (softcapped)) · v per row.
 // Never calls the library.

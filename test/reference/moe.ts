@@ -1,4 +1,4 @@
-// float64 references of the MoE routing ops, written from the math of DESIGN.md 5.1 and the
+// float64 references of the MoE routing ops, written from the math of docs/architecture.md §4.1 and the
 // routing rules documented in ts/moe.ts. They never call the library.
 
 export interface TopkRefOptions {

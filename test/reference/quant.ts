@@ -1,4 +1,4 @@
-// float64 references for quant (DESIGN.md 5.3), written from the math and from the published bit
+// float64 references for quant (docs/architecture.md §4.3), written from the math and from the published bit
 // layouts of GPTQ, AWQ and ONNX Runtime MatMulNBits. Never calls the library.
 
 /** 4-bit codes [n*k] from a canonical qweight [n, k/2] (low nibble = even k). */

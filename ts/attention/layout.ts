@@ -1,4 +1,4 @@
-// BlockLayout: which (query block, key block) pairs attention computes (DESIGN.md 5.2).
+// BlockLayout: which (query block, key block) pairs attention computes (docs/architecture.md §4.2).
 import { check } from '../errors';
 
 /** Sequence and block sizes every builder takes. */

@@ -1,5 +1,5 @@
 // Arguments of the block-sparse attention kernels, shared by the CPU and CUDA implementations
-// (DESIGN.md 5.2). The ops layer validates everything before filling this in.
+// (docs/architecture.md §4.2). The ops layer validates everything before filling this in.
 #pragma once
 #include <cstdint>
 

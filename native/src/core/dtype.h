@@ -1,4 +1,4 @@
-// Element types shared by every layer. Values match the order of DTYPE_NAMES in ts/dtype.ts.
+// Element types shared by every layer. Values match the order of DTYPES in ts/dtype.ts.
 #pragma once
 #include <cstdint>
 #include <cstddef>

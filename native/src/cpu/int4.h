@@ -1,4 +1,4 @@
-// INT4 weight-only matmul, CPU kernels (DESIGN.md 5.3).
+// INT4 weight-only matmul, CPU kernels (docs/architecture.md §4.3).
 //
 // Canonical format for a weight W[N,K]: qweight uint8 [N, K/2] packed along K (low nibble = even k),
 // scales [N, G] (G = K / group; float32, float16 or bfloat16, given as a DType int), zeros uint8 [N, G]

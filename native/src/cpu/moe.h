@@ -1,4 +1,4 @@
-// MoE routing kernels on the CPU (DESIGN.md 5.1). Plain functions over pointers and shapes,
+// MoE routing kernels on the CPU (docs/architecture.md §4.1). Plain functions over pointers and shapes,
 // multi-threaded over tokens with llmk::parallel_for. The routing rules are in moe_math.h.
 #pragma once
 #include <cstdint>

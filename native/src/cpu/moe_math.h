@@ -1,7 +1,7 @@
 // Routing math shared by the CPU and CUDA MoE kernels (header-only, host + device), so both
 // backends apply exactly the same rules to scores, NaN, infinities and ties.
 //
-// Rules (DESIGN.md 5.1, made precise here):
+// Rules (docs/architecture.md §4.1, made precise here):
 //  * Scores. softmax: m = max of the non-NaN logits of the row (-Inf if none);
 //      m == +Inf: u_e = (x_e == +Inf) ? 1 : 0;  m == -Inf: u_e = (x_e == -Inf) ? 1 : 0;
 //      otherwise u_e = exp(x_e - m); NaN logits give u_e = 0. S = sum u; score_e = S > 0 ? u_e / S : 0.

@@ -1,6 +1,6 @@
 // Block-sparse attention forward on CUDA.
 //
-// Three kernels:
+// Four kernels:
 //  * attn_fa2_kernel   FlashAttention-2 style prefill for float16/bfloat16 and D = 64 or 128: one CTA
 //                      (4 warps, 64 query rows) per (query block half, head, batch); K/V tiles of 64 keys
 //                      through a cp.async multi-stage pipeline into XOR-swizzled shared memory; S = Q·Kᵀ
@@ -13,6 +13,8 @@
 //                      row are split over CTAs, each writes a normalised partial output and its LSE, and
 //                      attn_merge_kernel merges them through the LSEs. For decode with a shared layout,
 //                      one CTA serves all query heads of a KV head (GQA), so K/V are read once.
+//  * attn_decode_kernel  flash decoding for Nq <= 16 (any dtype, D <= 256): a few (head, query) rows per
+//                      CTA sharing a KV head, key tiles dealt to the warps and split over CTAs.
 //  * attn_merge_kernel combines split partials: lse = log Σ exp(lse_s), out = Σ exp(lse_s − lse)·o_s.
 #include "attention.h"
 
@@ -23,7 +25,9 @@
 
 #include "../core/dtype.h"
 #include "../core/error.h"
+#include "../core/key_range.h"
 #include "common.cuh"
+#include "ptx.cuh"
 
 namespace llmk::cuda {
 namespace {
@@ -31,19 +35,7 @@ namespace {
 constexpr float kLog2e = 1.4426950408889634f;
 constexpr float kLn2 = 0.6931471805599453f;
 
-struct Range { int64_t lo, hi; };
-
 __host__ __device__ __forceinline__ int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// Visible key interval of query row i (same rule as the CPU kernel).
-__device__ __forceinline__ Range key_range(int64_t i, const AttnParams& p) {
-  const int64_t diag = i + p.Nk - p.Nq;
-  int64_t lo = 0, hi = p.Nk - 1;
-  if (p.causal && diag < hi) hi = diag;
-  if (p.win_right >= 0 && diag + p.win_right < hi) hi = diag + p.win_right;
-  if (p.win_left >= 0 && diag - p.win_left > lo) lo = diag - p.win_left;
-  return {lo, hi};
-}
 
 __device__ __forceinline__ void raise_flag(const AttnParams& p) {
   if (p.err_flag) atomicExch(p.err_flag, 1);
@@ -153,7 +145,7 @@ attn_generic_kernel(AttnParams p, int group_mode, int splits, float* ws) {
     for (int c = 0; c < kGenMaxDC; c++) acc[rr][c] = 0.f;
     const int64_t r = r_begin + warp * kGenRowsPerWarp + rr;
     if (r < r_end) {
-      const Range kr = key_range(row_query(r), p);
+      const KeyRange kr = key_range(row_query(r), p);
       rlo[rr] = kr.lo; rhi[rr] = kr.hi;
     } else {
       rlo[rr] = 1; rhi[rr] = 0;  // empty
@@ -374,7 +366,7 @@ attn_decode_kernel(AttnParams p, int group_mode, int splits, float* ws) {
 #pragma unroll
   for (int r = 0; r < kDecRows; r++) {
     if (r < nrows) {
-      const Range kr = key_range(row_query(r_begin + r), p);
+      const KeyRange kr = key_range(row_query(r_begin + r), p);
       rlo[r] = kr.lo; rhi[r] = kr.hi;
     } else {
       rlo[r] = 1; rhi[r] = 0;
@@ -539,54 +531,6 @@ attn_decode_kernel(AttnParams p, int group_mode, int splits, float* ws) {
 // ---------------------------------------------------------------------------------------------
 constexpr int kFaThreads = 128;  // 4 warps
 
-__device__ __forceinline__ uint32_t smem_u32(const void* ptr) {
-  return static_cast<uint32_t>(__cvta_generic_to_shared(ptr));
-}
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  const int n = valid ? 16 : 0;  // 0: zero-fill the 16 bytes
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N> __device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(addr));
-}
-
-template <typename T> struct Mma;
-template <> struct Mma<__half> {
-  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  static __device__ __forceinline__ uint32_t pack(float x, float y) {
-    __half2 h = __floats2half2_rn(x, y);
-    return *reinterpret_cast<uint32_t*>(&h);
-  }
-};
-template <> struct Mma<__nv_bfloat16> {
-  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
-  static __device__ __forceinline__ uint32_t pack(float x, float y) {
-    __nv_bfloat162 h = __floats2bfloat162_rn(x, y);
-    return *reinterpret_cast<uint32_t*>(&h);
-  }
-};
-
 // Element offset of (row, 16-byte chunk) in a [rows][D] half tile with XOR swizzle (conflict-free
 // ldmatrix: the 8 rows of one 8x8 matrix land in 8 different 16-byte bank groups).
 template <int D> __device__ __forceinline__ int swz(int row, int chunk) {
@@ -700,7 +644,7 @@ attn_fa2_kernel(AttnParams p) {
     __syncthreads();
     if (MT == 1 && first) {
 #pragma unroll
-      for (int kc = 0; kc < QREG; kc++) ldsm_x4(qf[kc], q_addr(0, kc));
+      for (int kc = 0; kc < QREG; kc++) ldmatrix_x4(qf[kc], q_addr(0, kc));
     }
     first = false;
     const int64_t j0 = tile_start(t);
@@ -722,7 +666,7 @@ attn_fa2_kernel(AttnParams p) {
 #pragma unroll
           for (int u = 0; u < 4; u++) qa[mt][u] = qf[kc < QREG ? kc : 0][u];
         } else {
-          ldsm_x4(qa[mt], q_addr(mt, kc));
+          ldmatrix_x4(qa[mt], q_addr(mt, kc));
         }
       }
 #pragma unroll
@@ -730,11 +674,11 @@ attn_fa2_kernel(AttnParams p) {
         uint32_t r[4];
         const int row = np * 16 + (lane & 7) + (lane >> 4) * 8;
         const int ch = kc * 2 + ((lane >> 3) & 1);
-        ldsm_x4(r, smem_u32(ks + swz<D>(row, ch)));
+        ldmatrix_x4(r, smem_u32(ks + swz<D>(row, ch)));
 #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
-          Mma<T>::run(s[mt][2 * np], qa[mt], r[0], r[1]);
-          Mma<T>::run(s[mt][2 * np + 1], qa[mt], r[2], r[3]);
+          Mma16816<T>::run(s[mt][2 * np], qa[mt], r[0], r[1]);
+          Mma16816<T>::run(s[mt][2 * np + 1], qa[mt], r[2], r[3]);
         }
       }
     }
@@ -756,7 +700,7 @@ attn_fa2_kernel(AttnParams p) {
       for (int mt = 0; mt < MT; mt++)
 #pragma unroll
         for (int h = 0; h < 2; h++) {
-          const Range kr = key_range(irow0 + mt * 16 + h * 8, p);
+          const KeyRange kr = key_range(irow0 + mt * 16 + h * 8, p);
           const int64_t lo = kr.lo - j0, hi = kr.hi - j0;
 #pragma unroll
           for (int n = 0; n < NT; n++)
@@ -812,21 +756,21 @@ attn_fa2_kernel(AttnParams p) {
       uint32_t a[MT][4];
 #pragma unroll
       for (int mt = 0; mt < MT; mt++) {
-        a[mt][0] = Mma<T>::pack(s[mt][2 * kc][0], s[mt][2 * kc][1]);
-        a[mt][1] = Mma<T>::pack(s[mt][2 * kc][2], s[mt][2 * kc][3]);
-        a[mt][2] = Mma<T>::pack(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
-        a[mt][3] = Mma<T>::pack(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
+        a[mt][0] = Mma16816<T>::pack2(s[mt][2 * kc][0], s[mt][2 * kc][1]);
+        a[mt][1] = Mma16816<T>::pack2(s[mt][2 * kc][2], s[mt][2 * kc][3]);
+        a[mt][2] = Mma16816<T>::pack2(s[mt][2 * kc + 1][0], s[mt][2 * kc + 1][1]);
+        a[mt][3] = Mma16816<T>::pack2(s[mt][2 * kc + 1][2], s[mt][2 * kc + 1][3]);
       }
 #pragma unroll
       for (int dp = 0; dp < DT / 2; dp++) {
         uint32_t r[4];
         const int row = kc * 16 + (lane & 7) + ((lane >> 3) & 1) * 8;
         const int ch = dp * 2 + (lane >> 4);
-        ldsm_x4_t(r, smem_u32(vs + swz<D>(row, ch)));
+        ldmatrix_x4_trans(r, smem_u32(vs + swz<D>(row, ch)));
 #pragma unroll
         for (int mt = 0; mt < MT; mt++) {
-          Mma<T>::run(o[mt][2 * dp], a[mt], r[0], r[1]);
-          Mma<T>::run(o[mt][2 * dp + 1], a[mt], r[2], r[3]);
+          Mma16816<T>::run(o[mt][2 * dp], a[mt], r[0], r[1]);
+          Mma16816<T>::run(o[mt][2 * dp + 1], a[mt], r[2], r[3]);
         }
       }
     }
@@ -1011,25 +955,19 @@ void attention_block_sparse(const AttnParams& p, float* workspace, void* stream,
     throw Error(ErrCode::Internal, "attention: launcher called with parameters the kernels do not support");
   cudaStream_t st = as_stream(stream);
   const AttnPath path = choose(p, force_path);
-  const bool f16 = p.dtype == int(DType::F16), bf16 = p.dtype == int(DType::BF16);
   if (path == AttnPath::TensorCore) {
-    if (f16) launch_fa2<__half>(p, st);
-    else launch_fa2<__nv_bfloat16>(p, st);
+    LLMK_DISPATCH_HALF(p.dtype, T, launch_fa2<T>(p, st));
     return;
   }
   const int splits = path_splits(p, path);
   if (splits > 1 && workspace == nullptr)
     throw Error(ErrCode::Internal, "attention: split-K path launched without its workspace");
   if (path == AttnPath::SplitKDecode) {
-    if (f16) launch_decode<__half>(p, splits, workspace, st);
-    else if (bf16) launch_decode<__nv_bfloat16>(p, splits, workspace, st);
-    else launch_decode<float>(p, splits, workspace, st);
+    LLMK_DISPATCH_FLOAT(p.dtype, T, launch_decode<T>(p, splits, workspace, st));
     return;
   }
   const bool gm = path != AttnPath::Generic && group_mode_ok(p);
-  if (f16) launch_generic<__half>(p, gm, splits, workspace, st);
-  else if (bf16) launch_generic<__nv_bfloat16>(p, gm, splits, workspace, st);
-  else launch_generic<float>(p, gm, splits, workspace, st);
+  LLMK_DISPATCH_FLOAT(p.dtype, T, launch_generic<T>(p, gm, splits, workspace, st));
 }
 
 void attention_copy_h2d(void* dst, const void* src, int64_t nbytes, void* stream) {

@@ -1,4 +1,4 @@
-// Block-sparse attention forward on CUDA (DESIGN.md 5.2). Plain C++ header: host launchers only.
+// Block-sparse attention forward on CUDA (docs/architecture.md §4.2). Plain C++ header: host launchers only.
 #pragma once
 #include <cstdint>
 #include "../core/attention_params.h"

@@ -5,6 +5,8 @@
 #include <cuda_bf16.h>
 #include <cstdint>
 #include "../core/cuda_runtime.h"
+#include "../core/dtype.h"
+#include "../core/error.h"
 #include "../core/half.h"
 
 namespace llmk::cuda {
@@ -15,6 +17,28 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline void check_launch(const char* kernel) { cuda_throw_if(int(cudaGetLastError()), kernel); }
 
 inline cudaStream_t as_stream(void* s) { return static_cast<cudaStream_t>(s); }
+
+// Runs the statement(s) after T with T = the CUDA element type of a floating dtype (float, __half,
+// __nv_bfloat16); any other dtype throws ERR_LLMK_DTYPE. dtype may be a DType or its int value.
+//   LLMK_DISPATCH_FLOAT(dt, T, launch<T>(args));
+#define LLMK_DISPATCH_FLOAT(dtype, T, ...)                                          \
+  switch (::llmk::DType(dtype)) {                                                   \
+    case ::llmk::DType::F32: { using T = float; __VA_ARGS__; } break;              \
+    case ::llmk::DType::F16: { using T = __half; __VA_ARGS__; } break;             \
+    case ::llmk::DType::BF16: { using T = __nv_bfloat16; __VA_ARGS__; } break;     \
+    default: ::llmk::cuda::throw_bad_dtype(dtype, __func__);                        \
+  }
+// The same for the tensor-core paths: float16 and bfloat16 only.
+#define LLMK_DISPATCH_HALF(dtype, T, ...)                                           \
+  switch (::llmk::DType(dtype)) {                                                   \
+    case ::llmk::DType::F16: { using T = __half; __VA_ARGS__; } break;             \
+    case ::llmk::DType::BF16: { using T = __nv_bfloat16; __VA_ARGS__; } break;     \
+    default: ::llmk::cuda::throw_bad_dtype(dtype, __func__);                        \
+  }
+[[noreturn]] inline void throw_bad_dtype(DType dt, const char* where) {
+  throw Error(ErrCode::DType, std::string(where) + ": unsupported dtype " + dtype_name(dt));
+}
+[[noreturn]] inline void throw_bad_dtype(int dt, const char* where) { throw_bad_dtype(DType(dt), where); }
 
 // Multiprocessor count of the current device (cached per device).
 int sm_count();

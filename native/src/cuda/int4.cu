@@ -1,4 +1,4 @@
-// INT4 weight-only matmul, CUDA kernels (DESIGN.md 5.3).
+// INT4 weight-only matmul, CUDA kernels (docs/architecture.md §4.3).
 //
 // Paths of int4_matmul:
 //  * mma (x float16/bfloat16, prepared layout, 16-byte aligned x): one kernel template over tile
@@ -24,6 +24,7 @@
 #include <type_traits>
 
 #include "common.cuh"
+#include "ptx.cuh"
 #include "../core/dtype.h"
 #include "../core/error.h"
 
@@ -35,47 +36,17 @@ namespace {
 
 __device__ __forceinline__ float ld_scale(const void* p, int64_t i, int dt) { return load_as_f32(p, i, dt); }
 
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool pred) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  const int sz = pred ? 16 : 0;
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(sz));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t* r, const void* smem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-
 template <typename T> struct MmaTraits;
 template <> struct MmaTraits<__half> {
   using T2 = __half2;
   static constexpr uint32_t kMagic = 0x64006400u;  // half 1024 + q for a nibble q in the low mantissa bits
   static constexpr float kBase = 1024.f;
-  __device__ __forceinline__ static void mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
   __device__ __forceinline__ static T2 splat(float v) { return __float2half2_rn(v); }
 };
 template <> struct MmaTraits<__nv_bfloat16> {
   using T2 = __nv_bfloat162;
   static constexpr uint32_t kMagic = 0x43004300u;  // bfloat16 128 + q
   static constexpr float kBase = 128.f;
-  __device__ __forceinline__ static void mma(float* c, const uint32_t* a, uint32_t b0, uint32_t b1) {
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%0,%1,%2,%3};\n"
-        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
   __device__ __forceinline__ static T2 splat(float v) { return __float2bfloat162_rn(v); }
 };
 
@@ -136,7 +107,7 @@ __global__ void __launch_bounds__(WM* WN * 32)
       const int gm = m0 + r, gk = kb * 64 + c * 8;
       const bool ok = gm < M && gk < K;
       const T* src = ok ? x + int64_t(gm) * K + gk : x;
-      cp_async16(a + r * 64 + ((c ^ (r & 7)) * 8), src, ok);
+      cp_async16(smem_u32(a + r * 64 + ((c ^ (r & 7)) * 8)), src, ok);
     }
     uint8_t* b = sB + stage * Cfg::kBStage;
 #pragma unroll
@@ -145,7 +116,7 @@ __global__ void __launch_bounds__(WM* WN * 32)
       const int nb = nb0 + j;
       const bool ok = nb < NB16;
       const uint8_t* src = ok ? qw + (int64_t(nb) * KB + kb) * 512 + c * 16 : qw;
-      cp_async16(b + j * 512 + c * 16, src, ok);
+      cp_async16(smem_u32(b + j * 512 + c * 16), src, ok);
     }
     // Scales (and zeros) of the groups this k-block touches, [G, N] rows: BN contiguous values each.
     const int g_first = group_of(kb * 64), g_last = group_of(min(kb * 64 + 64, K) - 1);
@@ -156,13 +127,13 @@ __global__ void __launch_bounds__(WM* WN * 32)
         const int n = nb0 * 16 + tid * 16 / esize;
         const bool ok = n < N;
         const uint8_t* src = ok ? static_cast<const uint8_t*>(scales) + (int64_t(g_first + slot) * N + n) * esize : qw;
-        cp_async16(sst + slot * BN * esize + tid * 16, src, ok);
+        cp_async16(smem_u32(sst + slot * BN * esize + tid * 16), src, ok);
       }
       if (zeros && tid < BN / 16) {
         const int n = nb0 * 16 + tid * 16;
         const bool ok = n < N;
         const uint8_t* src = ok ? zeros + int64_t(g_first + slot) * N + n : qw;
-        cp_async16(sZ + stage * Cfg::kZStage + slot * BN + tid * 16, src, ok);
+        cp_async16(smem_u32(sZ + stage * Cfg::kZStage + slot * BN + tid * 16), src, ok);
       }
     }
   };
@@ -228,7 +199,7 @@ __global__ void __launch_bounds__(WM* WN * 32)
         const int mi = lane >> 3, r = lane & 7;
         const int row = wm * Cfg::kWTM + mt * 16 + r + (mi & 1) * 8;
         const int chunk = kc * 2 + (mi >> 1);
-        ldmatrix_x4(a[mt], a_st + row * 64 + ((chunk ^ (row & 7)) * 8));
+        ldmatrix_x4(a[mt], smem_u32(a_st + row * 64 + ((chunk ^ (row & 7)) * 8)));
       }
 #pragma unroll
       for (int j = 0; j < kNB; j++) {
@@ -241,8 +212,8 @@ __global__ void __launch_bounds__(WM* WN * 32)
         }
 #pragma unroll
         for (int mt = 0; mt < kMT; mt++) {
-          Tr::mma(acc[mt][2 * j], a[mt], b[0], b[1]);
-          Tr::mma(acc[mt][2 * j + 1], a[mt], b[2], b[3]);
+          Mma16816<T>::run(acc[mt][2 * j], a[mt], b[0], b[1]);
+          Mma16816<T>::run(acc[mt][2 * j + 1], a[mt], b[2], b[3]);
         }
       }
     }
@@ -676,12 +647,8 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
     LLMK_CHECK(workspace_bytes >= align256(xbytes), Internal, "int4 matmul: workspace too small");
     void* xp = ws;
     const int grid = grid_for(M * K, 256);
-    if (xdt == int(DType::F16))
-      gather_cols_kernel<__half><<<grid, 256, 0, st>>>(static_cast<const __half*>(x), perm, static_cast<__half*>(xp), M, K, err_flag);
-    else if (xdt == int(DType::BF16))
-      gather_cols_kernel<__nv_bfloat16><<<grid, 256, 0, st>>>(static_cast<const __nv_bfloat16*>(x), perm, static_cast<__nv_bfloat16*>(xp), M, K, err_flag);
-    else
-      gather_cols_kernel<float><<<grid, 256, 0, st>>>(static_cast<const float*>(x), perm, static_cast<float*>(xp), M, K, err_flag);
+    LLMK_DISPATCH_FLOAT(xdt, T, gather_cols_kernel<T><<<grid, 256, 0, st>>>(static_cast<const T*>(x), perm,
+                                                                             static_cast<T*>(xp), M, K, err_flag));
     check_launch("int4 gather_cols_kernel");
     x = xp;
     used = align256(xbytes);
@@ -693,15 +660,8 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
     LLMK_CHECK(workspace_bytes >= used + int64_t(p.splits) * M * N * 4, Internal, "int4 matmul: workspace too small");
     partial = reinterpret_cast<float*>(ws + used);
   }
-  if (xdt == int(DType::F16))
-    run_matmul<__half>(p, static_cast<const __half*>(x), qweight, scales, sdt, zeros, prepared, bias, bdt,
-                       static_cast<__half*>(y), partial, M, N, K, group, st);
-  else if (xdt == int(DType::BF16))
-    run_matmul<__nv_bfloat16>(p, static_cast<const __nv_bfloat16*>(x), qweight, scales, sdt, zeros, prepared, bias,
-                              bdt, static_cast<__nv_bfloat16*>(y), partial, M, N, K, group, st);
-  else
-    run_matmul<float>(p, static_cast<const float*>(x), qweight, scales, sdt, zeros, prepared, bias, bdt,
-                      static_cast<float*>(y), partial, M, N, K, group, st);
+  LLMK_DISPATCH_FLOAT(xdt, T, run_matmul<T>(p, static_cast<const T*>(x), qweight, scales, sdt, zeros, prepared, bias,
+                                            bdt, static_cast<T*>(y), partial, M, N, K, group, st));
 }
 
 }  // namespace llmk::cuda

@@ -75,12 +75,7 @@ void launch(const void* a, const void* b, void* out, int64_t M, int64_t N, int64
 void matmul(const void* a, const void* b, void* out, int64_t M, int64_t N, int64_t K, DType dtype, void* stream) {
   if (M == 0 || N == 0) return;
   if (ceil_div(N, TN) > 0x7fffffff) throw Error(ErrCode::Shape, "matmul: N too large for the CUDA tiled kernel");
-  switch (dtype) {
-    case DType::F32: launch<float>(a, b, out, M, N, K, stream); break;
-    case DType::F16: launch<__half>(a, b, out, M, N, K, stream); break;
-    case DType::BF16: launch<__nv_bfloat16>(a, b, out, M, N, K, stream); break;
-    default: throw Error(ErrCode::DType, "matmul: unsupported dtype");
-  }
+  LLMK_DISPATCH_FLOAT(dtype, T, launch<T>(a, b, out, M, N, K, stream));
 }
 
 }  // namespace llmk::cuda

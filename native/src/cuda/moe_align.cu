@@ -1,4 +1,4 @@
-// CUDA MoE align / permute / combine / expertCounts / loadBalancingLoss (DESIGN.md 5.1).
+// CUDA MoE align / permute / combine / expertCounts / loadBalancingLoss (docs/architecture.md §4.1).
 //
 // align: a stable counting sort of the T*k slots by expert, without a host round trip.
 //   n <= kSmallSlots: one CTA does everything (count, scan, fill, scatter).
@@ -435,22 +435,9 @@ void moe_combine(const void* y, DType dtype, int64_t rows, int64_t hidden, const
   cudaStream_t s = as_stream(stream);
   const int threads = int(std::min<int64_t>(256, std::max<int64_t>(32, (hidden + 31) / 32 * 32)));
   const unsigned blocks = unsigned(std::min<int64_t>(tokens, int64_t(sm_count()) * 16));
-  switch (dtype) {
-    case DType::F32:
-      combine_kernel<float><<<blocks, threads, 0, s>>>(static_cast<const float*>(y), rows, hidden, weights, row_map,
-                                                       tokens, k, static_cast<float*>(out), err_flag);
-      break;
-    case DType::F16:
-      combine_kernel<__half><<<blocks, threads, 0, s>>>(static_cast<const __half*>(y), rows, hidden, weights, row_map,
-                                                        tokens, k, static_cast<__half*>(out), err_flag);
-      break;
-    case DType::BF16:
-      combine_kernel<__nv_bfloat16><<<blocks, threads, 0, s>>>(static_cast<const __nv_bfloat16*>(y), rows, hidden,
-                                                               weights, row_map, tokens, k,
-                                                               static_cast<__nv_bfloat16*>(out), err_flag);
-      break;
-    default: throw Error(ErrCode::DType, "moe_combine: unsupported dtype");
-  }
+  LLMK_DISPATCH_FLOAT(dtype, T, combine_kernel<T><<<blocks, threads, 0, s>>>(static_cast<const T*>(y), rows, hidden,
+                                                                          weights, row_map, tokens, k,
+                                                                          static_cast<T*>(out), err_flag));
   check_launch("moe_combine");
 }
 
@@ -480,21 +467,8 @@ void moe_load_balancing_loss(const void* probs, DType dtype, int64_t tokens, int
   int* pc = reinterpret_cast<int*>(pp + int64_t(p.chunks) * experts);
   const int threads = int(std::min(1024, std::max(32, (experts + 31) / 32 * 32)));
   const size_t sm = size_t(experts) * 4;
-  switch (dtype) {
-    case DType::F32:
-      lb_partial_kernel<float><<<unsigned(p.chunks), threads, sm, s>>>(static_cast<const float*>(probs), tokens,
-                                                                       experts, ids, k, p.rows_per, pp, pc, err_flag);
-      break;
-    case DType::F16:
-      lb_partial_kernel<__half><<<unsigned(p.chunks), threads, sm, s>>>(static_cast<const __half*>(probs), tokens,
-                                                                        experts, ids, k, p.rows_per, pp, pc, err_flag);
-      break;
-    case DType::BF16:
-      lb_partial_kernel<__nv_bfloat16><<<unsigned(p.chunks), threads, sm, s>>>(
-          static_cast<const __nv_bfloat16*>(probs), tokens, experts, ids, k, p.rows_per, pp, pc, err_flag);
-      break;
-    default: throw Error(ErrCode::DType, "moe_load_balancing_loss: unsupported dtype");
-  }
+  LLMK_DISPATCH_FLOAT(dtype, T, lb_partial_kernel<T><<<unsigned(p.chunks), threads, sm, s>>>(
+                                     static_cast<const T*>(probs), tokens, experts, ids, k, p.rows_per, pp, pc, err_flag));
   check_launch("moe_lb_partial");
   lb_final_kernel<<<1, 1024, 0, s>>>(pp, pc, p.chunks, tokens, experts, k, out);
   check_launch("moe_lb_final");

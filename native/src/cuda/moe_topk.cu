@@ -1,4 +1,4 @@
-// CUDA MoE top-k routing (DESIGN.md 5.1): one fused kernel for E <= 512 (scores, optional groups,
+// CUDA MoE top-k routing (docs/architecture.md §4.1): one fused kernel for E <= 512 (scores, optional groups,
 // selection and normalisation with the row held in registers, warp shuffles, 16-byte loads when the
 // rows are aligned) and a general kernel (one CTA per token, bitonic sort in shared memory) for
 // 512 < E <= 1024. The routing rules live in ../cpu/moe_math.h and are the CPU's exactly.
@@ -421,12 +421,7 @@ void moe_topk(const MoeTopkArgs& a, void* stream) {
   LLMK_CHECK(a.k >= 1 && a.k <= kept, Arg, "moe_topk: k = %d must be in [1, %d] (experts kept)", a.k, kept);
   if (a.tokens == 0) return;
   cudaStream_t s = as_stream(stream);
-  switch (a.dtype) {
-    case DType::F32: topk_typed<float>(a, s); break;
-    case DType::F16: topk_typed<__half>(a, s); break;
-    case DType::BF16: topk_typed<__nv_bfloat16>(a, s); break;
-    default: throw Error(ErrCode::DType, "moe_topk: unsupported logits dtype");
-  }
+  LLMK_DISPATCH_FLOAT(a.dtype, T, topk_typed<T>(a, s));
 }
 
 }  // namespace llmk::cuda

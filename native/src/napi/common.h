@@ -3,6 +3,8 @@
 #include <napi.h>
 #include <deque>
 #include <functional>
+#include <initializer_list>
+#include <string>
 #include <vector>
 #include "../core/error.h"
 #include "../core/tensor.h"
@@ -53,13 +55,39 @@ auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
   }
 }
 
+// ---- The argument vocabulary of the bindings -------------------------------------------------
+// Every binding reads its positional arguments with these and nothing else. Each throws a JS LlmkError
+// ERR_LLMK_ARG naming the argument (pass `name` with its op, e.g. "moe.topk: k"), the expected and the
+// actual value; none truncates, rounds or wraps a value silently. Contracts between arguments (shapes,
+// dtypes, ranges that depend on other arguments) belong to the ops layer, not here. Booleans are read
+// with info[i].ToBoolean() (JS truthiness, as the TypeScript layer documents).
+//
+//   const Tensor& x = arg_tensor(info, 0, "x");
+//   Tensor bias = arg_opt_tensor(info, 1, "bias");                   // undefined/null: !bias.defined()
+//   int64_t k = arg_int(info, 2, "moe.topk: k", 1, 1024);            // an integer in [lo, hi]
+//   double scale = arg_num(info, 3, "moe.topk: scale");              // any number (NaN/Inf: ops decide)
+//   return guarded(env, [&] { auto r = ops::f(x, bias, k, scale); return wrap_tensors(env, {r.a, r.b}); });
+
 // Argument i as a live tensor; ERR_LLMK_ARG when it is not a tensor handle, ERR_LLMK_DISPOSED after dispose.
 const llmk::Tensor& arg_tensor(const Napi::CallbackInfo& info, size_t i, const char* name);
-// A handle for a fresh tensor (result of an op). owns_memory: report its CPU bytes to V8 (not for views).
-Napi::Value wrap_tensor(Napi::Env env, llmk::Tensor t, bool owns_memory = true);
+// Argument i as a tensor, or an undefined Tensor when it is missing, undefined or null.
+llmk::Tensor arg_opt_tensor(const Napi::CallbackInfo& info, size_t i, const char* name);
+// Argument i as an integer in [lo, hi]: a JS number that is a whole number in range (2^32 + 1 is not 1).
+int64_t arg_int(const Napi::CallbackInfo& info, size_t i, const char* name, int64_t lo, int64_t hi);
+// Argument i as a JS number (ERR_LLMK_ARG when it is not a number).
+double arg_num(const Napi::CallbackInfo& info, size_t i, const char* name);
+// Argument i as the bytes of a Uint8Array.
+std::string arg_bytes(const Napi::CallbackInfo& info, size_t i, const char* name);
 Shape arg_shape(const Napi::CallbackInfo& info, size_t i);
 DType arg_dtype(const Napi::CallbackInfo& info, size_t i);
 llmk::Device arg_device(const Napi::CallbackInfo& info, size_t kind_i);  // reads (kind, index) at kind_i, kind_i+1
+
+// ---- Results ----------------------------------------------------------------------------------
+// A handle for a fresh tensor (result of an op). owns_memory: report its CPU bytes to V8 (not for views).
+Napi::Value wrap_tensor(Napi::Env env, llmk::Tensor t, bool owns_memory = true);
+// Several results: one array of handles in the given order, null for an undefined Tensor
+// (ts/ unpacks it by position: `const [weights, ids] = native.moeTopk(...)`).
+Napi::Array wrap_tensors(Napi::Env env, std::initializer_list<llmk::Tensor> ts);
 
 void init_tensor_binding(Napi::Env env, Napi::Object exports);
 void init_runtime_binding(Napi::Env env, Napi::Object exports);

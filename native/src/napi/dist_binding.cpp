@@ -1,5 +1,7 @@
 // Bindings for dist (ops/dist.h, core/nccl_loader.h). A communicator is a Napi::External holding a
 // shared_ptr; ts/dist.ts wraps it in the Communicator class.
+#include <climits>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -32,28 +34,14 @@ ops::dist::Communicator& arg_comm(const Napi::CallbackInfo& info, size_t i) {
   return **p;
 }
 
-std::string arg_bytes(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
-    throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string(name) + " must be a Uint8Array"));
-  auto a = v.As<Napi::Uint8Array>();
-  return std::string(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
-}
+// JS integers that the ops layer range-checks with its own messages: only "is an int" is checked here.
+constexpr int64_t kIntMin = INT32_MIN, kIntMax = INT32_MAX;
 
-int arg_int(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber()) throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string(name) + " must be a number"));
-  return info[i].As<Napi::Number>().Int32Value();
-}
-
-int64_t arg_i64(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (!info[i].IsNumber()) throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string(name) + " must be a number"));
-  return info[i].As<Napi::Number>().Int64Value();
-}
-
-// Optional tensor argument: undefined/null gives an undefined Tensor.
-llmk::Tensor opt_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info.Length() <= i || info[i].IsUndefined() || info[i].IsNull()) return llmk::Tensor();
-  return arg_tensor(info, i, name);
+// Timeouts: a positive number of milliseconds, rounded up; huge ones are clamped by the ops layer.
+int64_t arg_timeout(const Napi::CallbackInfo& info, size_t i) {
+  const double ms = arg_num(info, i, "dist.init: timeoutMs");
+  if (!(ms > 0)) throw_js(info.Env(), llmk::Error(ErrCode::Arg, llmk::fmt("dist.init: timeoutMs must be positive, got %g", ms)));
+  return ms >= double(ops::dist::kMaxTimeoutMs) ? ops::dist::kMaxTimeoutMs : int64_t(std::ceil(ms));
 }
 
 Napi::Object load_info_object(Napi::Env env, const nccl::LoadInfo& li) {
@@ -93,157 +81,121 @@ Napi::Value nccl_unique_id(const Napi::CallbackInfo& info) {
 
 Napi::Value check_local_id(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string id = arg_bytes(info, 0, "uniqueId");
+  std::string id = arg_bytes(info, 0, "dist.init: uniqueId");
   return Napi::String::New(env, ops::dist::check_local_id(id));
 }
 
 Napi::Value init_local(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string id = arg_bytes(info, 0, "uniqueId");
-  int rank = arg_int(info, 1, "rank"), world = arg_int(info, 2, "worldSize");
-  int64_t tmo = arg_i64(info, 3, "timeoutMs");
+  std::string id = arg_bytes(info, 0, "dist.init: uniqueId");
+  const int rank = int(arg_int(info, 1, "dist.init: rank", kIntMin, kIntMax));
+  const int world = int(arg_int(info, 2, "dist.init: worldSize", kIntMin, kIntMax));
+  const int64_t tmo = arg_timeout(info, 3);
   return guarded(env, [&] { return wrap_comm(env, ops::dist::init_local(id, rank, world, tmo)); });
 }
 
 Napi::Value init_nccl(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  std::string id = arg_bytes(info, 0, "uniqueId");
-  int rank = arg_int(info, 1, "rank"), world = arg_int(info, 2, "worldSize");
+  std::string id = arg_bytes(info, 0, "dist.init: uniqueId");
+  const int rank = int(arg_int(info, 1, "dist.init: rank", kIntMin, kIntMax));
+  const int world = int(arg_int(info, 2, "dist.init: worldSize", kIntMin, kIntMax));
   llmk::Device dev = arg_device(info, 3);
-  int64_t tmo = arg_i64(info, 5, "timeoutMs");
+  const int64_t tmo = arg_timeout(info, 5);
   return guarded(env, [&] { return wrap_comm(env, ops::dist::init_nccl(id, rank, world, dev, tmo)); });
 }
 
-Napi::Value poll_ready(const Napi::CallbackInfo& info) {
+// Runs f(communicator, env) on argument 0 under guarded(); f returns a JS value.
+template <typename F>
+Napi::Value on_comm(const Napi::CallbackInfo& info, F&& f) {
   Napi::Env env = info.Env();
   auto& c = arg_comm(info, 0);
-  return guarded(env, [&] { return Napi::Number::New(env, c.poll_ready()); });
+  return guarded(env, [&]() -> Napi::Value { return f(c, env); });
+}
+// The same for calls that return nothing.
+template <typename F>
+Napi::Value on_comm_void(const Napi::CallbackInfo& info, F&& f) {
+  return on_comm(info, [&](ops::dist::Communicator& c, Napi::Env env) -> Napi::Value { f(c); return env.Undefined(); });
+}
+// The handle of a collective's output when the op allocated it, else undefined (written in place).
+Napi::Value new_output(Napi::Env env, const llmk::Tensor& out_arg, const llmk::Tensor& r) {
+  return out_arg.defined() ? env.Undefined() : wrap_tensor(env, r);
 }
 
-// Collectives return the output handle when they allocated it, else undefined.
 Napi::Value all_reduce(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
   const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
-  llmk::Tensor out = opt_tensor(info, 2, "out");
-  int op = arg_int(info, 3, "op");
-  return guarded(env, [&] {
-    ops::dist::all_reduce(c, in, out, ops::dist::red_op_from_int(op));
-    return env.Undefined();
-  });
+  const llmk::Tensor out = arg_opt_tensor(info, 2, "out");
+  const int op = int(arg_int(info, 3, "dist: op", kIntMin, kIntMax));
+  return on_comm_void(info, [&](auto& c) { ops::dist::all_reduce(c, in, out, ops::dist::red_op_from_int(op)); });
 }
 
 Napi::Value all_gather(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
   const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
-  llmk::Tensor out = opt_tensor(info, 2, "out");
-  return guarded(env, [&]() -> Napi::Value {
-    bool alloc = !out.defined();
-    llmk::Tensor r = ops::dist::all_gather(c, in, out);
-    if (alloc) return wrap_tensor(env, r);
-    return env.Undefined();
-  });
+  const llmk::Tensor out = arg_opt_tensor(info, 2, "out");
+  return on_comm(info, [&](auto& c, Napi::Env env) { return new_output(env, out, ops::dist::all_gather(c, in, out)); });
 }
 
 Napi::Value reduce_scatter(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
   const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
-  llmk::Tensor out = opt_tensor(info, 2, "out");
-  int op = arg_int(info, 3, "op");
-  return guarded(env, [&]() -> Napi::Value {
-    bool alloc = !out.defined();
-    llmk::Tensor r = ops::dist::reduce_scatter(c, in, out, ops::dist::red_op_from_int(op));
-    if (alloc) return wrap_tensor(env, r);
-    return env.Undefined();
+  const llmk::Tensor out = arg_opt_tensor(info, 2, "out");
+  const int op = int(arg_int(info, 3, "dist: op", kIntMin, kIntMax));
+  return on_comm(info, [&](auto& c, Napi::Env env) {
+    return new_output(env, out, ops::dist::reduce_scatter(c, in, out, ops::dist::red_op_from_int(op)));
   });
 }
 
 Napi::Value broadcast(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
   const llmk::Tensor& in = arg_tensor(info, 1, "tensor");
-  llmk::Tensor out = opt_tensor(info, 2, "out");
-  int root = arg_int(info, 3, "root");
-  return guarded(env, [&] {
-    ops::dist::broadcast(c, in, out, root);
-    return env.Undefined();
-  });
+  const llmk::Tensor out = arg_opt_tensor(info, 2, "out");
+  const int root = int(arg_int(info, 3, "dist.broadcast: root", kIntMin, kIntMax));
+  return on_comm_void(info, [&](auto& c) { ops::dist::broadcast(c, in, out, root); });
 }
 
 Napi::Value send(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
   const llmk::Tensor& t = arg_tensor(info, 1, "tensor");
-  int peer = arg_int(info, 2, "peer");
-  return guarded(env, [&] {
-    ops::dist::send(c, t, peer);
-    return env.Undefined();
-  });
+  const int peer = int(arg_int(info, 2, "dist.send: peer", kIntMin, kIntMax));
+  return on_comm_void(info, [&](auto& c) { ops::dist::send(c, t, peer); });
 }
 
 Napi::Value recv(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
   const llmk::Tensor& t = arg_tensor(info, 1, "tensor");
-  int peer = arg_int(info, 2, "peer");
-  return guarded(env, [&] {
-    ops::dist::recv(c, t, peer);
-    return env.Undefined();
-  });
-}
-
-template <void (ops::dist::Communicator::*M)()>
-Napi::Value simple(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
-  return guarded(env, [&] {
-    (c.*M)();
-    return env.Undefined();
-  });
+  const int peer = int(arg_int(info, 2, "dist.recv: peer", kIntMin, kIntMax));
+  return on_comm_void(info, [&](auto& c) { ops::dist::recv(c, t, peer); });
 }
 
 Napi::Value barrier(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
-  return guarded(env, [&] {
-    c.check_usable("barrier");
-    c.barrier();
-    return env.Undefined();
-  });
+  return on_comm_void(info, [](auto& c) { c.check_usable("barrier"); c.barrier(); });
 }
 
 Napi::Value group_start(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
-  return guarded(env, [&] {
-    c.check_usable("group");
-    c.group_start();
-    return env.Undefined();
-  });
+  return on_comm_void(info, [](auto& c) { c.check_usable("group"); c.group_start(); });
+}
+
+Napi::Value group_end(const Napi::CallbackInfo& info) {
+  return on_comm_void(info, [](auto& c) { c.group_end(); });
+}
+
+Napi::Value destroy(const Napi::CallbackInfo& info) {
+  return on_comm_void(info, [](auto& c) { c.destroy(); });
 }
 
 Napi::Value abort_comm(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
-  std::string why = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : std::string();
-  return guarded(env, [&] {
-    c.abort(why);
-    return env.Undefined();
-  });
+  const std::string why = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : std::string();
+  return on_comm_void(info, [&](auto& c) { c.abort(why); });
 }
 
+Napi::Value poll_ready(const Napi::CallbackInfo& info) {
+  return on_comm(info, [](auto& c, Napi::Env env) { return Napi::Number::New(env, c.poll_ready()); });
+}
+
+// null while healthy, else [message, detail].
 Napi::Value comm_error(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto& c = arg_comm(info, 0);
-  return guarded(env, [&] {
-    std::string e = c.error();
+  return on_comm(info, [](auto& c, Napi::Env env) -> Napi::Value {
+    const std::string e = c.error();
     if (e.empty()) return env.Null();
     Napi::Array a = Napi::Array::New(env, 2);
     a.Set(0u, e);
     a.Set(1u, c.error_detail());
-    return Napi::Value(a);
+    return a;
   });
 }
 
@@ -266,8 +218,8 @@ void init_dist_binding(Napi::Env env, Napi::Object exports) {
   d.Set("recv", Napi::Function::New(env, recv));
   d.Set("barrier", Napi::Function::New(env, barrier));
   d.Set("groupStart", Napi::Function::New(env, group_start));
-  d.Set("groupEnd", Napi::Function::New(env, simple<&ops::dist::Communicator::group_end>));
-  d.Set("destroy", Napi::Function::New(env, simple<&ops::dist::Communicator::destroy>));
+  d.Set("groupEnd", Napi::Function::New(env, group_end));
+  d.Set("destroy", Napi::Function::New(env, destroy));
   d.Set("abort", Napi::Function::New(env, abort_comm));
   d.Set("error", Napi::Function::New(env, comm_error));
   exports.Set("dist", d);

@@ -1,4 +1,4 @@
-// Block-sparse attention op (DESIGN.md 5.2): re-checks every contract, allocates, dispatches.
+// Block-sparse attention op (docs/architecture.md §4.2): re-checks every contract, allocates, dispatches.
 #pragma once
 #include <cstdint>
 #include "../core/tensor.h"

@@ -1,4 +1,5 @@
 #include "device_timer.h"
+#include "launch.h"
 #include <chrono>
 #include "../core/cuda_runtime.h"
 #include "../core/error.h"
@@ -57,7 +58,7 @@ double time_on_device(Device device, int iters, bool use_graph, const std::funct
   return double(ms) / iters;
 #else
   (void)use_graph;
-  throw Error(ErrCode::Unavailable, "this build has no CUDA support");
+  throw_no_cuda("timeOnDevice");
 #endif
 }
 

@@ -1,4 +1,4 @@
-// Collectives over a communicator (DESIGN.md 5.4): the `local` backend (ranks are threads of one
+// Collectives over a communicator (docs/architecture.md §4.4): the `local` backend (ranks are threads of one
 // process, CPU tensors) and the `nccl` backend (NCCL opened at run time, CUDA tensors).
 //
 // Every collective is checked completely on the calling thread, then enqueued on the current stream

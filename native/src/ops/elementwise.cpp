@@ -1,4 +1,5 @@
 #include "elementwise.h"
+#include "launch.h"
 #include "../core/cuda_runtime.h"
 #include "../core/stream.h"
 #include "../cpu/elementwise.h"
@@ -18,8 +19,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
     enqueue_cpu([a, b, out] { cpu::add(a.data(), b.data(), out.data(), a.numel(), a.dtype()); }, 3 * a.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
-    cuda_set_device(a.device().index);
-    cuda::add(a.data(), b.data(), out.data(), a.numel(), a.dtype(), current_stream(a.device())->cuda());
+    cuda::add(a.data(), b.data(), out.data(), a.numel(), a.dtype(), cuda_launch(a.device(), "add").stream);
 #endif
   }
   return out;

@@ -1,4 +1,4 @@
-// INT4 weight-only matmul ops (DESIGN.md 5.3): re-check every contract, allocate, dispatch.
+// INT4 weight-only matmul ops (docs/architecture.md §4.3): re-check every contract, allocate, dispatch.
 //
 // Layouts of a weight W[N,K] with G = K / group groups per row:
 //   canonical: qweight uint8 [N, K/2] (low nibble = even k), scales [N, G] float, zeros uint8 [N, G] or none.

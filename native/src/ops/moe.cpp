@@ -10,6 +10,7 @@
 
 #include "../core/cuda_runtime.h"
 #include "../core/stream.h"
+#include "launch.h"
 #include "../cpu/moe.h"
 #ifdef LLMK_WITH_CUDA
 #include "../cuda/moe.h"
@@ -33,18 +34,6 @@ void check_ids(const Tensor& ids, const char* op) {
   LLMK_CHECK(ids.numel() <= kInt32Max, Shape, "%s: ids has %lld elements; at most 2^31-1 are supported", op,
              (long long)ids.numel());
 }
-
-#ifdef LLMK_WITH_CUDA
-void* cuda_stream_of(Device d) {
-  cuda_set_device(d.index);
-  return current_stream(d)->cuda();
-}
-Tensor scratch(int64_t bytes, Device d) { return Tensor::empty({std::max<int64_t>(bytes, 1)}, DType::U8, d); }
-#else
-[[noreturn]] void no_cuda(const char* op) {
-  throw Error(ErrCode::Unavailable, fmt("%s: this build of llm-kernels has no CUDA support", op));
-}
-#endif
 
 }  // namespace
 
@@ -87,15 +76,16 @@ MoeTopkResult moe_topk(const Tensor& logits, const MoeTopkOptions& o) {
     }, l.nbytes() + w.nbytes() + ids.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
+    const CudaLaunch L = cuda_launch(dev, op);
     cuda::MoeTopkArgs a;
     a.logits = logits.data(); a.dtype = logits.dtype(); a.tokens = T; a.experts = int(E); a.k = int(o.k);
     a.sigmoid = o.sigmoid; a.renormalize = o.renormalize;
     a.bias = o.bias.defined() ? o.bias.data_as<float>() : nullptr;
     a.groups = int(o.groups); a.group_topk = int(o.group_topk); a.scale = float(o.scale);
     a.weights = r.weights.data_as<float>(); a.ids = r.ids.data_as<int32_t>();
-    cuda::moe_topk(a, cuda_stream_of(dev));
+    cuda::moe_topk(a, L.stream);
 #else
-    no_cuda(op);
+    throw_no_cuda(op);
 #endif
   }
   return r;
@@ -123,12 +113,13 @@ MoeAlignResult moe_align(const Tensor& ids, int64_t E, int64_t bs) {
     }, in.nbytes() + s.nbytes() + b.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
-    Tensor sc = scratch(cuda::moe_align_scratch_bytes(n, int(E)), dev);
+    const CudaLaunch L = cuda_launch(dev, op);
+    Tensor sc = L.scratch(cuda::moe_align_scratch_bytes(n, int(E)));
     cuda::moe_align(ids.data_as<int32_t>(), n, int(E), int(bs), r.sorted_ids.data_as<int32_t>(), cap,
                     r.block_experts.data_as<int32_t>(), nb, r.num_padded.data_as<int32_t>(), nullptr, sc.data(),
-                    cuda_error_flag(dev.index), cuda_stream_of(dev));
+                    L.err_flag(), L.stream);
 #else
-    no_cuda(op);
+    throw_no_cuda(op);
 #endif
   }
   return r;
@@ -156,12 +147,13 @@ MoePermuteResult moe_permute(const Tensor& x, const Tensor& ids, int64_t E) {
     }, xi.nbytes() + in.nbytes() + out.nbytes() + rm.nbytes() + eo.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
-    Tensor sc = scratch(cuda::moe_permute_scratch_bytes(n, int(E)), dev);
+    const CudaLaunch L = cuda_launch(dev, op);
+    Tensor sc = L.scratch(cuda::moe_permute_scratch_bytes(n, int(E)));
     cuda::moe_permute(x.data(), x.dtype(), T, H, ids.data_as<int32_t>(), int(k), int(E), r.out.data(),
                       r.row_map.data_as<int32_t>(), r.expert_offsets.data_as<int32_t>(), sc.data(),
-                      cuda_error_flag(dev.index), cuda_stream_of(dev));
+                      L.err_flag(), L.stream);
 #else
-    no_cuda(op);
+    throw_no_cuda(op);
 #endif
   }
   return r;
@@ -192,10 +184,11 @@ Tensor moe_combine(const Tensor& y, const Tensor& weights, const Tensor& row_map
     }, yi.nbytes() + w.nbytes() + rm.nbytes() + o.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
+    const CudaLaunch L = cuda_launch(dev, op);
     cuda::moe_combine(y.data(), y.dtype(), R, H, weights.data_as<float>(), row_map.data_as<int32_t>(), T, int(k),
-                      out.data(), cuda_error_flag(dev.index), cuda_stream_of(dev));
+                      out.data(), L.err_flag(), L.stream);
 #else
-    no_cuda(op);
+    throw_no_cuda(op);
 #endif
   }
   return out;
@@ -217,10 +210,11 @@ Tensor moe_expert_counts(const Tensor& ids, int64_t E) {
                 in.nbytes() + o.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
-    cuda::moe_expert_counts(ids.data_as<int32_t>(), n, int(E), out.data_as<int32_t>(), cuda_error_flag(dev.index),
-                            cuda_stream_of(dev));
+    const CudaLaunch L = cuda_launch(dev, op);
+    cuda::moe_expert_counts(ids.data_as<int32_t>(), n, int(E), out.data_as<int32_t>(), L.err_flag(),
+                            L.stream);
 #else
-    no_cuda(op);
+    throw_no_cuda(op);
 #endif
   }
   return out;
@@ -249,11 +243,12 @@ Tensor moe_load_balancing_loss(const Tensor& probs, const Tensor& ids, int64_t E
     }, p.nbytes() + in.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
-    Tensor sc = scratch(cuda::moe_lb_loss_scratch_bytes(T, int(E)), dev);
+    const CudaLaunch L = cuda_launch(dev, op);
+    Tensor sc = L.scratch(cuda::moe_lb_loss_scratch_bytes(T, int(E)));
     cuda::moe_load_balancing_loss(probs.data(), probs.dtype(), T, int(E), ids.data_as<int32_t>(), int(k),
-                                  out.data_as<float>(), sc.data(), cuda_error_flag(dev.index), cuda_stream_of(dev));
+                                  out.data_as<float>(), sc.data(), L.err_flag(), L.stream);
 #else
-    no_cuda(op);
+    throw_no_cuda(op);
 #endif
   }
   return out;

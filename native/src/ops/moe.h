@@ -1,4 +1,4 @@
-// MoE routing ops (DESIGN.md 5.1): contract checks, output allocation, dispatch to CPU / CUDA.
+// MoE routing ops (docs/architecture.md §4.1): contract checks, output allocation, dispatch to CPU / CUDA.
 #pragma once
 #include <cstdint>
 #include "../core/tensor.h"

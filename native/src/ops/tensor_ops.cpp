@@ -1,4 +1,5 @@
 #include "tensor_ops.h"
+#include "launch.h"
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -36,8 +37,6 @@ void random_fill(float* out, int64_t n, uint64_t seed, bool normal) {
   });
 }
 
-void* cuda_stream_of(Device d) { return current_stream(d)->cuda(); }
-
 }  // namespace
 
 Device resolve_device(int kind, int index) {
@@ -56,7 +55,7 @@ Tensor from_host(const void* data, int64_t nbytes, const Shape& shape, DType dty
   Tensor t = Tensor::empty(shape, dtype, device);
   if (nbytes == 0) return t;
   if (device.is_cpu()) std::memcpy(t.data(), data, size_t(nbytes));
-  else cuda_memcpy(t.data(), data, nbytes, kH2D, cuda_stream_of(device));
+  else cuda_memcpy(t.data(), data, nbytes, kH2D, cuda_launch(device, "fromHost").stream);
   return t;
 }
 
@@ -66,7 +65,7 @@ Tensor full(const Shape& shape, DType dtype, Device device, double value) {
     enqueue_cpu([t, value] { cpu::fill(t.data(), t.dtype(), t.numel(), value); }, t.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
-    cuda::fill(t.data(), dtype, t.numel(), value, cuda_stream_of(device));
+    cuda::fill(t.data(), dtype, t.numel(), value, cuda_launch(device, "full").stream);
 #endif
   }
   return t;
@@ -88,8 +87,7 @@ Tensor cast(const Tensor& t, DType dtype) {
     enqueue_cpu([t, out] { cpu::cast(t.data(), t.dtype(), out.data(), out.dtype(), t.numel()); }, t.nbytes() + out.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
-    cuda_set_device(t.device().index);
-    cuda::cast(t.data(), t.dtype(), out.data(), dtype, t.numel(), cuda_stream_of(t.device()));
+    cuda::cast(t.data(), t.dtype(), out.data(), dtype, t.numel(), cuda_launch(t.device(), "cast").stream);
 #endif
   }
   return out;
@@ -104,8 +102,8 @@ Tensor to_device(const Tensor& t, Device device) {
   }
 #ifdef LLMK_WITH_CUDA
   if (src == device) {  // same GPU: stream-ordered copy, no host wait
-    cuda_set_device(device.index);
-    if (t.nbytes()) cuda_memcpy_async(out.data(), t.data(), t.nbytes(), kD2D, cuda_stream_of(device));
+    void* stream = cuda_launch(device, "to").stream;
+    if (t.nbytes()) cuda_memcpy_async(out.data(), t.data(), t.nbytes(), kD2D, stream);
     return out;
   }
 #endif
@@ -113,13 +111,11 @@ Tensor to_device(const Tensor& t, Device device) {
   current_stream(src)->synchronize();
   if (t.nbytes() == 0) return out;
   if (src.is_cpu()) {
-    cuda_memcpy(out.data(), t.data(), t.nbytes(), kH2D, cuda_stream_of(device));
+    cuda_memcpy(out.data(), t.data(), t.nbytes(), kH2D, cuda_launch(device, "to").stream);
   } else if (device.is_cpu()) {
-    cuda_set_device(src.index);
-    cuda_memcpy(out.data(), t.data(), t.nbytes(), kD2H, cuda_stream_of(src));
+    cuda_memcpy(out.data(), t.data(), t.nbytes(), kD2H, cuda_launch(src, "to").stream);
   } else {
-    cuda_set_device(device.index);
-    cuda_memcpy(out.data(), t.data(), t.nbytes(), kDefault, cuda_stream_of(device));  // across GPUs (UVA)
+    cuda_memcpy(out.data(), t.data(), t.nbytes(), kDefault, cuda_launch(device, "to").stream);  // across GPUs (UVA)
   }
   return out;
 }
