@@ -1,0 +1,45 @@
+// One expert GEMM tile on the register-blocked micro-kernel of matmul_kernel.h, included once per ISA
+// by moe_experts_gemm.cpp right after matmul_kernel.h (same namespace, so micro_rows/pack_a and the
+// ISA's V, L, MR are in scope). No include guard on purpose.
+//
+// C[r * ldc + c] = Σ_k W[r0 + r, k] · X[c, k]: the weight rows are the GEMM's A (packed into slivers
+// of MR rows, converted from their dtype by pack_a), the expert's gathered tokens its B (packed here
+// into [k][NR] panels, zero beyond the last token). So each weight row is read once per call whatever
+// the number of tokens, and a token's NaN stays in its own column.
+template <int NVT>
+void expert_tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols,
+                 float* c, int64_t ldc) {
+  constexpr int64_t NR = NVT * L;
+  constexpr int64_t CB = 256;  // token columns per packed chunk of B
+  float* ap = scratch(0, MC * KC);
+  float* bp = scratch(1, KC * CB);
+  for (int64_t m0 = 0; m0 < rows; m0 += MC) {
+    const int64_t mc = std::min(MC, rows - m0);
+    for (int64_t k0 = 0; k0 < K; k0 += KC) {
+      const int64_t kc = std::min(KC, K - k0);
+      pack_a(w, wdt, K, r0 + m0, mc, k0, kc, MR, ap);
+      for (int64_t c0 = 0; c0 < cols; c0 += CB) {
+        const int64_t cc = std::min(CB, cols - c0), panels = (cc + NR - 1) / NR;
+        for (int64_t j = 0; j < panels * NR; j++) {
+          float* d = bp + (j / NR) * NR * kc + j % NR;
+          if (j < cc) {
+            const float* s = x + (c0 + j) * K + k0;
+            for (int64_t k = 0; k < kc; k++) d[k * NR] = s[k];
+          } else {
+            for (int64_t k = 0; k < kc; k++) d[k * NR] = 0.f;
+          }
+        }
+        for (int64_t p = 0; p < panels; p++)
+          for (int64_t i0 = 0; i0 < mc; i0 += MR)
+            micro_rows<NVT, MR>(std::min<int64_t>(MR, mc - i0), kc, ap + i0 * kc, bp + p * NR * kc, NR,
+                                c + (m0 + i0) * ldc + c0 + p * NR, ldc, k0 > 0, std::min(NR, cc - p * NR));
+      }
+    }
+  }
+}
+
+void tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols, float* c,
+          int64_t ldc) {
+  if (cols <= L) expert_tile<1>(w, wdt, K, r0, rows, x, cols, c, ldc);
+  else expert_tile<NV>(w, wdt, K, r0, rows, x, cols, c, ldc);
+}
