@@ -138,7 +138,7 @@ describeDevices(`moe.experts INT4 (seed ${SEED})`, (device) => {
     return { w: prepared, deq };
   }
 
-  it.each([[1, 'swiglu', true], [5, 'swigluOai', false], [20, 'geglu', true], [3, 'relu', false]] as [number, Activation, boolean][])(
+  it.each([[1, 'swiglu', true], [5, 'swigluOai', false], [40, 'geglu', true], [3, 'relu', false]] as [number, Activation, boolean][])(
     'T=%d %s symmetric=%s (dense x float32 and bfloat16)', async (T, act, sym) => {
       const r = rng(SEED + T * 3 + ACTS.indexOf(act));
       const E = 3, H = 64, I = 32, k = 2, rows = isGated(act) ? 2 * I : I;

@@ -35,6 +35,12 @@ struct Tile {
   float at(int64_t r, int64_t m) const { return buf[size_t(r * rs + m * ms)]; }
 };
 
+constexpr int64_t kInt4SmallM = 16;  // int4_matmul's small-M kernels up to this many tokens
+
+const void* scale_ptr(const ExpertWeight& w, int64_t at) {
+  return static_cast<const char*>(w.scales) + size_t(at) * (w.sdt == 0 ? 4 : 2);
+}
+
 void project(const ExpertWeight& w, int64_t e, int64_t N, int64_t K, int64_t r0, int64_t rows, const float* xs,
              int64_t cnt, Tile& t) {
   t.buf.resize(size_t(rows * cnt));
@@ -44,13 +50,22 @@ void project(const ExpertWeight& w, int64_t e, int64_t N, int64_t K, int64_t r0,
     const size_t esz = w.dt == 0 ? 4 : 2;
     const char* base = static_cast<const char*>(w.dense) + size_t(e * N * K) * esz;
     expert_gemm_tile(base, w.dt, K, r0, rows, xs, cnt, t.buf.data(), cnt);
-  } else {
-    // int4_matmul writes [cnt][rows]
+  } else if (cnt <= kInt4SmallM) {
+    // int4_matmul's small-M kernels write [cnt][rows]
     t.rs = 1; t.ms = rows;
     const int64_t G = K / w.group, row = e * N + r0;
-    const size_t sz = w.sdt == 0 ? 4 : 2;
-    int4_matmul(xs, 0, w.q + row * (K / 2), static_cast<const char*>(w.scales) + size_t(row * G) * sz, w.sdt,
-                w.zeros ? w.zeros + row * G : nullptr, nullptr, 0, nullptr, t.buf.data(), 0, cnt, rows, K, w.group);
+    int4_matmul(xs, 0, w.q + row * (K / 2), scale_ptr(w, row * G), w.sdt, w.zeros ? w.zeros + row * G : nullptr,
+                nullptr, 0, nullptr, t.buf.data(), 0, cnt, rows, K, w.group);
+  } else {
+    // Enough tokens to reuse each weight many times: the item's rows dequantised into a per-thread
+    // float32 tile (never the whole weight), then the register-blocked GEMM.
+    t.rs = cnt; t.ms = 1;
+    thread_local std::vector<float> deq;
+    deq.resize(size_t(rows * K));
+    const int64_t G = K / w.group, row = e * N + r0;
+    int4_dequantize(w.q + row * (K / 2), scale_ptr(w, row * G), w.sdt, w.zeros ? w.zeros + row * G : nullptr, rows, K,
+                    w.group, deq.data(), 0);
+    expert_gemm_tile(deq.data(), 0, K, 0, rows, xs, cnt, t.buf.data(), cnt);
   }
 }
 

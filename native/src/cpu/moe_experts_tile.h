@@ -38,8 +38,58 @@ void expert_tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, co
   }
 }
 
+// Up to 4 tokens: dot products along k instead (R weight rows × MT tokens of accumulators, each weight
+// vector loaded once), so a decode step streams the weights at memory speed with no packing; half
+// weights are converted a few rows at a time into a buffer that stays in L1/L2.
+template <int MT>
+void expert_dots(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, float* c, int64_t ldc) {
+  constexpr int R = 4;
+  float* wb = scratch(2, R * K);
+  for (int64_t r = 0; r < rows; r += R) {
+    const int nr = int(std::min<int64_t>(R, rows - r));
+    const float* wr[R];
+    for (int i = 0; i < R; i++) {
+      const int64_t row = r0 + r + std::min(i, nr - 1);
+      if (wdt == 0) {
+        wr[i] = static_cast<const float*>(w) + row * K;
+      } else {
+        load_row(w, wdt, row * K, K, wb + i * K);
+        wr[i] = wb + i * K;
+      }
+    }
+    V acc[R][MT];
+    for (int i = 0; i < R; i++)
+      for (int m = 0; m < MT; m++) acc[i][m] = vzero();
+    int64_t k = 0;
+    for (; k + L <= K; k += L) {
+      V xv[MT];
+      for (int m = 0; m < MT; m++) xv[m] = vload(x + m * K + k);
+      for (int i = 0; i < R; i++) {
+        const V wv = vload(wr[i] + k);
+        for (int m = 0; m < MT; m++) acc[i][m] = vfma(wv, xv[m], acc[i][m]);
+      }
+    }
+    for (int i = 0; i < nr; i++)
+      for (int m = 0; m < MT; m++) {
+        float t[L];
+        vstore(t, acc[i][m]);
+        float s = 0.f;
+        for (int l = 0; l < L; l++) s += t[l];
+        for (int64_t kk = k; kk < K; kk++) s += wr[i][kk] * x[m * K + kk];
+        c[(r + i) * ldc + m] = s;
+      }
+  }
+}
+
 void tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols, float* c,
           int64_t ldc) {
+  switch (cols) {
+    case 1: return expert_dots<1>(w, wdt, K, r0, rows, x, c, ldc);
+    case 2: return expert_dots<2>(w, wdt, K, r0, rows, x, c, ldc);
+    case 3: return expert_dots<3>(w, wdt, K, r0, rows, x, c, ldc);
+    case 4: return expert_dots<4>(w, wdt, K, r0, rows, x, c, ldc);
+    default: break;
+  }
   if (cols <= L) expert_tile<1>(w, wdt, K, r0, rows, x, cols, c, ldc);
   else expert_tile<NV>(w, wdt, K, r0, rows, x, cols, c, ldc);
 }
