@@ -38,11 +38,39 @@ void expert_tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, co
   }
 }
 
-// Up to 4 tokens: dot products along k instead (R weight rows × MT tokens of accumulators, each weight
-// vector loaded once), so a decode step streams the weights at memory speed with no packing; half
-// weights are converted a few rows at a time into a buffer that stays in L1/L2.
-template <int MT>
-void expert_dots(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, float* c, int64_t ldc) {
+// Few tokens (up to kDotsMax): dot products along k instead. R weight rows at a time are streamed from
+// memory once; every group of up to 4 tokens then passes over them (R × MT accumulators, each weight
+// vector loaded once per group, the rows staying in L1/L2), so a decode step runs at memory speed with
+// no packing. Half weights are converted R rows at a time into a buffer.
+constexpr int64_t kDotsMax = 16;
+
+template <int MT, int R>
+LLMK_ALWAYS_INLINE void dots(const float* const* wr, int nr, int64_t K, const float* x, float* c, int64_t ldc) {
+  V acc[R][MT];
+  for (int i = 0; i < R; i++)
+    for (int m = 0; m < MT; m++) acc[i][m] = vzero();
+  int64_t k = 0;
+  for (; k + L <= K; k += L) {
+    V xv[MT];
+    for (int m = 0; m < MT; m++) xv[m] = vload(x + m * K + k);
+    for (int i = 0; i < R; i++) {
+      const V wv = vload(wr[i] + k);
+      for (int m = 0; m < MT; m++) acc[i][m] = vfma(wv, xv[m], acc[i][m]);
+    }
+  }
+  for (int i = 0; i < nr; i++)
+    for (int m = 0; m < MT; m++) {
+      float t[L];
+      vstore(t, acc[i][m]);
+      float s = 0.f;
+      for (int l = 0; l < L; l++) s += t[l];
+      for (int64_t kk = k; kk < K; kk++) s += wr[i][kk] * x[m * K + kk];
+      c[i * ldc + m] = s;
+    }
+}
+
+void expert_dots(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols, float* c,
+                 int64_t ldc) {
   constexpr int R = 4;
   float* wb = scratch(2, R * K);
   for (int64_t r = 0; r < rows; r += R) {
@@ -57,39 +85,21 @@ void expert_dots(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, co
         wr[i] = wb + i * K;
       }
     }
-    V acc[R][MT];
-    for (int i = 0; i < R; i++)
-      for (int m = 0; m < MT; m++) acc[i][m] = vzero();
-    int64_t k = 0;
-    for (; k + L <= K; k += L) {
-      V xv[MT];
-      for (int m = 0; m < MT; m++) xv[m] = vload(x + m * K + k);
-      for (int i = 0; i < R; i++) {
-        const V wv = vload(wr[i] + k);
-        for (int m = 0; m < MT; m++) acc[i][m] = vfma(wv, xv[m], acc[i][m]);
+    for (int64_t m0 = 0; m0 < cols; m0 += 4) {
+      const float* xm = x + m0 * K;
+      float* cm = c + r * ldc + m0;
+      switch (std::min<int64_t>(4, cols - m0)) {
+        case 1: dots<1, R>(wr, nr, K, xm, cm, ldc); break;
+        case 2: dots<2, R>(wr, nr, K, xm, cm, ldc); break;
+        case 3: dots<3, R>(wr, nr, K, xm, cm, ldc); break;
+        default: dots<4, R>(wr, nr, K, xm, cm, ldc); break;
       }
     }
-    for (int i = 0; i < nr; i++)
-      for (int m = 0; m < MT; m++) {
-        float t[L];
-        vstore(t, acc[i][m]);
-        float s = 0.f;
-        for (int l = 0; l < L; l++) s += t[l];
-        for (int64_t kk = k; kk < K; kk++) s += wr[i][kk] * x[m * K + kk];
-        c[(r + i) * ldc + m] = s;
-      }
   }
 }
 
 void tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols, float* c,
           int64_t ldc) {
-  switch (cols) {
-    case 1: return expert_dots<1>(w, wdt, K, r0, rows, x, c, ldc);
-    case 2: return expert_dots<2>(w, wdt, K, r0, rows, x, c, ldc);
-    case 3: return expert_dots<3>(w, wdt, K, r0, rows, x, c, ldc);
-    case 4: return expert_dots<4>(w, wdt, K, r0, rows, x, c, ldc);
-    default: break;
-  }
-  if (cols <= L) expert_tile<1>(w, wdt, K, r0, rows, x, cols, c, ldc);
+  if (cols <= kDotsMax) expert_dots(w, wdt, K, r0, rows, x, cols, c, ldc);
   else expert_tile<NV>(w, wdt, K, r0, rows, x, cols, c, ldc);
 }
