@@ -10,7 +10,7 @@ import * as os from 'os';
 import { synchronizeSync, tensor, type Tensor } from '../ts';
 import * as moe from '../ts/moe';
 import * as quant from '../ts/quant';
-import { str, varint, wallMs } from './onnx';
+import { str, varint } from './onnx';
 
 const H = 2048, I = 1024, E = 8, K = 2, G = 128;
 
@@ -19,6 +19,19 @@ type Ort = {
   InferenceSession: { create(b: Uint8Array, o?: object): Promise<OrtSession> };
   Tensor: new (t: string, d: ArrayLike<number> | Uint16Array, s: number[]) => unknown;
 };
+
+/**
+ * Wall and process CPU milliseconds per call of fn over about budgetMs (after one warm-up call). On a
+ * shared machine the CPU time (ours and ORT's threads both run in this process) is the steadier figure.
+ */
+async function timeMs(fn: () => unknown | Promise<unknown>, budgetMs: number): Promise<{ wall: number; cpu: number }> {
+  await fn();
+  const c0 = process.cpuUsage(), t0 = process.hrtime.bigint();
+  let n = 0;
+  while (Number(process.hrtime.bigint() - t0) < budgetMs * 1e6) { await fn(); n++; }
+  const c = process.cpuUsage(c0);
+  return { wall: Number(process.hrtime.bigint() - t0) / 1e6 / n, cpu: (c.user + c.system) / 1e3 / n };
+}
 
 const median = (a: number[]) => { const s = a.slice().sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
 
@@ -140,20 +153,29 @@ async function main(): Promise<void> {
     } catch (e) { qSess = null; qNote = `QMoE peer failed: ${(e as Error).message.split('\n')[0]}`; }
     const qFeeds = { X: new ort.Tensor('float16', x16, [T, H]), P: new ort.Tensor('float16', p16, [T, E]) };
     const budget = T === 256 ? 1500 : 400;
-    const rows = { dense: [] as number[], denseOrt: [] as number[], int4: [] as number[], qmoe: [] as number[] };
+    type M = { wall: number; cpu: number };
+    const rows = { dense: [] as M[], denseOrt: [] as M[], int4: [] as M[], qmoe: [] as M[] };
     for (let r = 0; r < rounds; r++) {
-      rows.dense.push(await wallMs(ours({ gateUp: gut, down: dnt }), budget));
-      rows.denseOrt.push(await wallMs(() => moeSess.run(feeds), budget));
-      rows.int4.push(await wallMs(ours({ gateUp: gq, down: dq }), budget));
-      if (qSess) { const s = qSess; rows.qmoe.push(await wallMs(() => s.run(qFeeds), budget)); }
+      rows.dense.push(await timeMs(ours({ gateUp: gut, down: dnt }), budget));
+      rows.denseOrt.push(await timeMs(() => moeSess.run(feeds), budget));
+      rows.int4.push(await timeMs(ours({ gateUp: gq, down: dq }), budget));
+      if (qSess) { const s = qSess; rows.qmoe.push(await timeMs(() => s.run(qFeeds), budget)); }
     }
-    const ratio = (a: number[], b: number[]) => median(a.map((v, i) => b[i] / v));
-    const floorMs = (K * (3 * I * H) * 4) / (bw * 1e9 / 2) * 1e3;  // k experts' float32 bytes at copy read rate
+    const med = (a: M[], key: keyof M) => median(a.map((v) => v[key]));
+    const ratio = (a: M[], b: M[], key: keyof M) => median(a.map((v, i) => b[i][key] / v[key]));
+    const floorMs = (K * (3 * I * H) * 4) / (bw * 1e9 / 2) * 1e3;  // k experts' float32 bytes at the copy read rate
+    const flops = 2 * T * K * 3 * I * H;
     const res = {
-      T, oursDenseMs: median(rows.dense), ortMoeMs: median(rows.denseOrt), speedupVsOrtMoe: ratio(rows.dense, rows.denseOrt),
-      oursInt4Ms: median(rows.int4), qmoeMs: rows.qmoe.length ? median(rows.qmoe) : null,
-      speedupInt4VsQmoe: rows.qmoe.length ? ratio(rows.int4, rows.qmoe) : null,
-      relL2VsOrtMoe: rel, ...(T === 1 ? { memoryFloorDenseMs: floorMs, denseOverFloor: median(rows.dense) / floorMs } : {}),
+      T, oursDenseMs: med(rows.dense, 'wall'), ortMoeMs: med(rows.denseOrt, 'wall'),
+      speedupVsOrtMoe: ratio(rows.dense, rows.denseOrt, 'wall'),
+      oursDenseCpuMs: med(rows.dense, 'cpu'), ortMoeCpuMs: med(rows.denseOrt, 'cpu'),
+      cpuTimeRatioVsOrtMoe: ratio(rows.dense, rows.denseOrt, 'cpu'),
+      oursDenseGflopsPerCpuSecond: flops / (med(rows.dense, 'cpu') * 1e6),
+      oursInt4Ms: med(rows.int4, 'wall'), oursInt4CpuMs: med(rows.int4, 'cpu'),
+      qmoeMs: rows.qmoe.length ? med(rows.qmoe, 'wall') : null, qmoeCpuMs: rows.qmoe.length ? med(rows.qmoe, 'cpu') : null,
+      speedupInt4VsQmoe: rows.qmoe.length ? ratio(rows.int4, rows.qmoe, 'wall') : null,
+      cpuTimeRatioInt4VsQmoe: rows.qmoe.length ? ratio(rows.int4, rows.qmoe, 'cpu') : null,
+      relL2VsOrtMoe: rel, ...(T === 1 ? { memoryFloorDenseMs: floorMs, denseOverFloor: med(rows.dense, 'wall') / floorMs } : {}),
       note: qNote || undefined,
     };
     console.log(JSON.stringify(res));
@@ -162,7 +184,7 @@ async function main(): Promise<void> {
   const out = {
     suite: 'moe-experts', date: new Date().toISOString(), cpu: os.cpus()[0]?.model, cores: os.cpus().length,
     isa: process.env.LLMK_CPU_MATMUL_ISA ?? 'avx512 (best available)', copyGBs: bw, shape: { H, I, E, k: K, groupSize: G },
-    method: `interleaved rounds (${rounds}); per-case medians; speedups are medians of per-round ratios`, results,
+    method: `interleaved rounds (${rounds}); per-case medians; speedups are medians of per-round ratios (wall clock, and process CPU time: ORT's threads run in this process too)`, load: os.loadavg(), results,
   };
   if (jsonOut) fs.writeFileSync(jsonOut, JSON.stringify(out, null, 2) + '\n');
 }

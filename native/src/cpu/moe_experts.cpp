@@ -41,6 +41,26 @@ const void* scale_ptr(const ExpertWeight& w, int64_t at) {
   return static_cast<const char*>(w.scales) + size_t(at) * (w.sdt == 0 ? 4 : 2);
 }
 
+// Rows [row, row + rows) of an INT4 projection as float32, scale · (code − zero) as int4_dequantize
+// computes it, in a loop the compiler vectorises (one work item's rows, never the whole weight).
+void dequant_rows(const ExpertWeight& w, int64_t row, int64_t rows, int64_t K, float* out) {
+  const int64_t G = K / w.group, gp = w.group / 2;
+  for (int64_t r = row; r < row + rows; r++) {
+    const uint8_t* q = w.q + r * (K / 2);
+    float* o = out + (r - row) * K;
+    for (int64_t g = 0; g < G; g++) {
+      const float s = load_as_f32(w.scales, r * G + g, w.sdt);
+      const float z = w.zeros ? float(w.zeros[r * G + g]) : 8.f;
+      const uint8_t* qb = q + g * gp;
+      float* og = o + g * w.group;
+      for (int64_t j = 0; j < gp; j++) {
+        og[2 * j] = s * (float(qb[j] & 15u) - z);
+        og[2 * j + 1] = s * (float(qb[j] >> 4) - z);
+      }
+    }
+  }
+}
+
 void project(const ExpertWeight& w, int64_t e, int64_t N, int64_t K, int64_t r0, int64_t rows, const float* xs,
              int64_t cnt, Tile& t) {
   t.buf.resize(size_t(rows * cnt));
@@ -62,9 +82,7 @@ void project(const ExpertWeight& w, int64_t e, int64_t N, int64_t K, int64_t r0,
     t.rs = cnt; t.ms = 1;
     thread_local std::vector<float> deq;
     deq.resize(size_t(rows * K));
-    const int64_t G = K / w.group, row = e * N + r0;
-    int4_dequantize(w.q + row * (K / 2), scale_ptr(w, row * G), w.sdt, w.zeros ? w.zeros + row * G : nullptr, rows, K,
-                    w.group, deq.data(), 0);
+    dequant_rows(w, e * N + r0, rows, K, deq.data());
     expert_gemm_tile(deq.data(), 0, K, 0, rows, xs, cnt, t.buf.data(), cnt);
   }
 }
