@@ -78,6 +78,11 @@ describeDevices(`moe.experts dense (seed ${SEED})`, (device) => {
     await run({ ...base, T, E: 3, H: 136, I: 72, act: 'swiglu', layout: 'interleaved', bias: false });
   });
 
+  it('more than 256 tokens for one expert (the register-blocked micro-kernel path)', async () => {
+    await run({ ...base, T: 300, E: 1, k: 1, act: 'swiglu', layout: 'concat', bias: true });
+    await run({ ...base, T: 300, E: 1, k: 1, act: 'gelu', layout: 'concat', bias: false, xdt: 'bfloat16', wdt: 'float16' });
+  });
+
   it('k = 3 with repeated experts in a row, E = 1', async () => {
     await run({ ...base, T: 5, E: 1, k: 3, act: 'geglu', layout: 'concat', bias: true });
   });
@@ -138,7 +143,7 @@ describeDevices(`moe.experts INT4 (seed ${SEED})`, (device) => {
     return { w: prepared, deq };
   }
 
-  it.each([[1, 'swiglu', true], [5, 'swigluOai', false], [40, 'geglu', true], [3, 'relu', false]] as [number, Activation, boolean][])(
+  it.each([[1, 'swiglu', true], [5, 'swigluOai', false], [40, 'geglu', true], [3, 'relu', false], [600, 'swiglu', false]] as [number, Activation, boolean][])(
     'T=%d %s symmetric=%s (dense x float32 and bfloat16)', async (T, act, sym) => {
       const r = rng(SEED + T * 3 + ACTS.indexOf(act));
       const E = 3, H = 64, I = 32, k = 2, rows = isGated(act) ? 2 * I : I;
