@@ -7,8 +7,10 @@
 //    bias, the activation and the rounding to x's dtype in the epilogue -> h [R, I].
 // 4. GEMM 2 over (expert, block of outputs) items: bias and routing weight in the epilogue -> o [R, H].
 // 5. y[t] = Σ_j o[row(t, j)] in j order (deterministic; skipped slots add nothing), stored in x's dtype.
-// Dense weights go through expert_gemm_tile (register-blocked micro-kernel), INT4 weights through
-// int4_matmul on the item's rows (its small-M AVX-512/AVX2 kernels; never a dequantised copy).
+// Dense weights go through expert_gemm_tile (dot-product tiles up to 256 tokens per expert, the
+// register-blocked micro-kernel above). INT4 weights: up to 16 tokens, int4_matmul on the item's rows
+// (its small-M AVX-512/AVX2 kernels); more, the item's rows dequantised into a per-thread float32 tile
+// (never the whole weight) and then expert_gemm_tile.
 #include "moe_experts.h"
 
 #include <algorithm>

@@ -42,7 +42,8 @@ void moe_experts(const void* x, int xdt, const float* weights, const int32_t* id
                  const ExpertWeight& down, const MoeExpertsParams& p, void* y);
 
 // C[r * ldc + c] = Σ_k W[r0 + r, k] · X[c, k] for r < rows, c < cols: W rows of dtype wdt (row length K),
-// X float32 rows of length K. Register-blocked (matmul_kernel.h) on the best ISA; single-threaded.
+// X float32 rows of length K. Up to 256 columns dot-product tiles, more the register-blocked micro-kernel
+// of matmul_kernel.h; best ISA (LLMK_CPU_MATMUL_ISA honoured); single-threaded.
 void expert_gemm_tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols,
                       float* c, int64_t ldc);
 
