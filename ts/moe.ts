@@ -35,6 +35,7 @@
 import { type DType, isFloating } from './dtype';
 import { check } from './errors';
 import { native } from './native';
+import { Int4Weight } from './quant';
 import { checkSameDevice, checkTensor, Tensor } from './tensor';
 
 /** Largest number of experts the routing ops support. */
@@ -278,4 +279,97 @@ export function loadBalancingLoss(probs: Tensor, ids: Tensor, numExperts: number
     () => `moe.loadBalancingLoss: ids must have one row per token (probs is [${probs.shape.join(', ')}], ids is [${ids.shape.join(', ')}])`);
   check(ids.shape[1] >= 1 || probs.shape[0] === 0, 'ERR_LLMK_SHAPE', 'moe.loadBalancingLoss: ids must have at least one column');
   return new Tensor(native.moeLoadBalancingLoss(probs.handle, ids.handle, E), [1], 'float32', probs.device);
+}
+
+// ------------------------------------------------------------------------------------------ experts
+
+/**
+ * Activation of {@link experts}: `'swiglu'` silu(gate)·up (Mixtral, DeepSeek, Qwen); `'swigluOai'`
+ * gpt-oss's min(gate, 7)·σ(1.702·min(gate, 7))·(clamp(up, ±7) + 1); `'geglu'` GELU(gate)·up; the
+ * ungated `'gelu'` and `'relu'` (gateUp then has I rows per expert). GELU is the tanh approximation.
+ */
+export type Activation = 'swiglu' | 'swigluOai' | 'geglu' | 'gelu' | 'relu';
+const ACTIVATIONS: readonly Activation[] = ['swiglu', 'swigluOai', 'geglu', 'gelu', 'relu'];
+
+/** Rows of a gated gateUp: `'concat'` gate = rows [0, I), up = [I, 2I) (vLLM's w13); `'interleaved'` gate even, up odd (gpt-oss). */
+export type GateLayout = 'concat' | 'interleaved';
+
+/** Expert weights of {@link experts}: dense [E, ·, ·] float tensors or stacked INT4 weights (`quant.stackExperts`). */
+export interface ExpertWeights {
+  /** [E, 2·I, H] (gated activations) or [E, I, H]. */
+  gateUp: Tensor | Int4Weight;
+  /** [E, H, I]. */
+  down: Tensor | Int4Weight;
+  /** [E, 2·I] (or [E, I]) float. */
+  gateUpBias?: Tensor | null;
+  /** [E, H] float. */
+  downBias?: Tensor | null;
+}
+
+/** Options of {@link experts}. */
+export interface ExpertsOptions {
+  /** Default 'swiglu'. */
+  activation?: Activation;
+  /** Default 'concat'. */
+  layout?: GateLayout;
+  /**
+   * [E_global] int32: global expert id → local index into the weights, −1 = not on this rank (those
+   * slots contribute nothing). Ids are then checked against E_global.
+   */
+  expertMap?: Tensor | null;
+}
+
+const NO_PROJ = [null, null, null, null, null, 0, 0, 0, 0, false];
+
+function projArgs(w: Tensor | Int4Weight, bias: Tensor | null | undefined, name: string): unknown[] {
+  const b = bias ?? null;
+  if (b !== null) checkTensor(b, `moe.experts: ${name}Bias`);
+  if (w instanceof Int4Weight) {
+    w.checkLive('moe.experts');
+    return [null, w.qweight.handle, w.scales.handle, w.zeros?.handle ?? null, b?.handle ?? null, w.experts, w.n, w.k,
+      w.groupSize, w.layout === 'prepared'];
+  }
+  checkTensor(w, `moe.experts: ${name}`);
+  const a = NO_PROJ.slice();
+  a[0] = w.handle;
+  a[4] = b?.handle ?? null;
+  return a;
+}
+
+/**
+ * The expert layer of an MoE block:
+ * `y[t] = Σ_j weights[t,j] · ( down_e · act(gateUp_e · x[t] + gateUpBias_e) + downBias_e )`, e = ids[t,j].
+ * Tokens are grouped by expert once; each expert's weights are read once per call whatever the number of
+ * tokens that chose it. Accumulation in float32; the intermediate activation is rounded to x's dtype (as
+ * vLLM does), the result is in x's dtype. A NaN in x stays in its token's row.
+ *
+ * @param x [T, H] float32 / float16 / bfloat16. @param routing a {@link TopkResult} or `{ weights [T,k] float32, ids [T,k] int32 }`.
+ * @param w dense tensors (any float dtype, mixed freely with x's) or stacked INT4 weights, and optional biases.
+ * @returns [T, H] in x's dtype (T = 0: empty; k = 0: zeros).
+ * @throws LlmkError ERR_LLMK_ARG (options, an Int4Weight that is not stacked), ERR_LLMK_SHAPE (E/H/I mismatches),
+ *   ERR_LLMK_DTYPE, ERR_LLMK_DEVICE (a tensor or weight on another device); ERR_LLMK_INDEX at the next
+ *   sync for an id outside [0, E) (or an expertMap entry outside [−1, E_local)).
+ */
+export function experts(x: Tensor, routing: TopkResult | { weights: Tensor; ids: Tensor }, w: ExpertWeights,
+  opts: ExpertsOptions = {}): Tensor {
+  const op = 'moe.experts';
+  checkTensor(x, `${op}: x`);
+  check(typeof routing === 'object' && routing !== null, 'ERR_LLMK_ARG', `${op}: routing must be a TopkResult or { weights, ids }`);
+  checkTensor(routing.weights, `${op}: routing.weights`);
+  checkTensor(routing.ids, `${op}: routing.ids`);
+  check(typeof w === 'object' && w !== null, 'ERR_LLMK_ARG', `${op}: weights must be { gateUp, down, gateUpBias?, downBias? }`);
+  opts = opts ?? {};
+  check(typeof opts === 'object', 'ERR_LLMK_ARG', `${op}: options must be an object`);
+  for (const key of Object.keys(opts))
+    check(['activation', 'layout', 'expertMap'].includes(key), 'ERR_LLMK_ARG', () => `${op}: unknown option '${key}'`);
+  const activation = opts.activation ?? 'swiglu';
+  check(ACTIVATIONS.includes(activation), 'ERR_LLMK_ARG', () => `${op}: activation must be one of ${ACTIVATIONS.join(', ')}, got ${String(activation)}`);
+  const layout = opts.layout ?? 'concat';
+  check(layout === 'concat' || layout === 'interleaved', 'ERR_LLMK_ARG', () => `${op}: layout must be 'concat' or 'interleaved', got ${String(layout)}`);
+  const map = opts.expertMap ?? null;
+  if (map !== null) checkTensor(map, `${op}: expertMap`);
+  const h = native.moeExperts(x.handle, routing.weights.handle, routing.ids.handle, map?.handle ?? null,
+    ACTIVATIONS.indexOf(activation), layout === 'interleaved',
+    ...projArgs(w.gateUp, w.gateUpBias, 'gateUp'), ...projArgs(w.down, w.downBias, 'down'));
+  return new Tensor(h, [x.shape[0], x.shape[1]], x.dtype, x.device);
 }

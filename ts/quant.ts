@@ -90,10 +90,13 @@ export class Int4Weight {
   readonly perm: Tensor | null;
   /** Its inverse (int32 [K]) or null. */
   readonly invPerm: Tensor | null;
+  /** Experts stacked in this weight by `stackExperts` (its n rows are that many blocks of n / experts), 0 if none. */
+  readonly experts: number;
 
   /** @internal Use quantize, fromCanonical, the importers or prepare. */
   constructor(f: { n: number; k: number; groupSize: number; layout: Int4Layout; qweight: Tensor; scales: Tensor;
-    zeros: Tensor | null; perm: Tensor | null; invPerm: Tensor | null }) {
+    zeros: Tensor | null; perm: Tensor | null; invPerm: Tensor | null; experts?: number }) {
+    this.experts = f.experts ?? 0;
     this.n = f.n; this.k = f.k; this.groupSize = f.groupSize; this.layout = f.layout;
     this.qweight = f.qweight; this.scales = f.scales; this.zeros = f.zeros; this.perm = f.perm; this.invPerm = f.invPerm;
   }
@@ -121,7 +124,7 @@ export class Int4Weight {
         qweight: this.qweight.reshape([this.n, this.k / 2]), scales: this.scales.reshape([this.n, G]),
         zeros: this.zeros ? this.zeros.reshape([this.n, G]) : null,
         perm: this.perm ? this.perm.reshape([this.k]) : null,
-        invPerm: this.invPerm ? this.invPerm.reshape([this.k]) : null,
+        invPerm: this.invPerm ? this.invPerm.reshape([this.k]) : null, experts: this.experts,
       });
     }
     const [q, s, z] = ADDON().toCanonical(this.qweight.handle, this.scales.handle, this.zeros?.handle ?? null, this.n, this.k, this.groupSize);
@@ -131,7 +134,7 @@ export class Int4Weight {
       scales: new Tensor(s, [this.n, G], this.scales.dtype, this.device),
       zeros: z ? new Tensor(z, [this.n, G], 'uint8', this.device) : null,
       perm: this.perm ? this.perm.reshape([this.k]) : null,
-      invPerm: this.invPerm ? this.invPerm.reshape([this.k]) : null,
+      invPerm: this.invPerm ? this.invPerm.reshape([this.k]) : null, experts: this.experts,
     });
   }
 
@@ -298,7 +301,7 @@ export function prepare(w: Int4Weight, device?: DeviceSpec): Int4Weight {
       scales: new Tensor(s, tuned ? [G, w.n] : [w.n, G], w.scales.dtype, d.name),
       zeros: z ? new Tensor(z, tuned ? [G, w.n] : [w.n, G], 'uint8', d.name) : null,
       perm: w.perm ? w.perm.to(d.name) : null,
-      invPerm: w.invPerm ? w.invPerm.to(d.name) : null,
+      invPerm: w.invPerm ? w.invPerm.to(d.name) : null, experts: w.experts,
     });
   } finally {
     c?.dispose();
@@ -576,3 +579,5 @@ export async function fromMatMulNBits(t: MatMulNBitsTensors): Promise<Int4Weight
   return buildCanonical(n, k, blockSize, codes, sc, t.scales.dtype, zeros, null, device);
 }
 
+
+export { stackExperts } from './quant_stack';

@@ -3,6 +3,7 @@
 #include <cmath>
 #include "common.h"
 #include "../ops/moe.h"
+#include "../ops/moe_experts.h"
 
 namespace llmk::napi {
 namespace {
@@ -98,6 +99,53 @@ Napi::Value moe_lb_loss(const Napi::CallbackInfo& info) {
   return guarded(env, [&]() -> Napi::Value { return wrap_tensor(env, ops::moe_load_balancing_loss(probs, ids, E)); });
 }
 
+// Optional tensor argument: null / undefined = none.
+Tensor opt_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info[i].IsNull() || info[i].IsUndefined()) return Tensor();
+  return arg_tensor(info, i, name);
+}
+
+// A projection from 10 positional arguments at `at`: dense, q, scales, zeros, bias, experts, rows, cols,
+// group, prepared (dense or q is null).
+ops::ExpertProj arg_proj(const Napi::CallbackInfo& info, size_t at, const char* name) {
+  ops::ExpertProj p;
+  p.dense = opt_tensor(info, at, name);
+  p.q = opt_tensor(info, at + 1, "qweight");
+  p.scales = opt_tensor(info, at + 2, "scales");
+  p.zeros = opt_tensor(info, at + 3, "zeros");
+  p.bias = opt_tensor(info, at + 4, "bias");
+  p.experts = arg_int(info, at + 5, "moe.experts", "experts");
+  p.rows = arg_int(info, at + 6, "moe.experts", "rows");
+  p.cols = arg_int(info, at + 7, "moe.experts", "cols");
+  p.group = arg_int(info, at + 8, "moe.experts", "groupSize");
+  p.prepared = info[at + 9].ToBoolean().Value();
+  if (!p.dense.defined() && (!p.q.defined() || !p.scales.defined()))
+    throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string("moe.experts: ") + name + " must be a tensor or an Int4Weight"));
+  return p;
+}
+
+// moeExperts(x, weights, ids, expertMap | null, activation, interleaved, gateUp (10 args), down (10 args)) -> y
+Napi::Value moe_experts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const Tensor& x = arg_tensor(info, 0, "x");
+  const Tensor& w = arg_tensor(info, 1, "weights");
+  const Tensor& ids = arg_tensor(info, 2, "ids");
+  ops::MoeExpertsOptions o;
+  o.expert_map = opt_tensor(info, 3, "expertMap");
+  o.activation = int(arg_int(info, 4, "moe.experts", "activation"));
+  o.interleaved = info[5].ToBoolean().Value();
+  const ops::ExpertProj gu = arg_proj(info, 6, "gateUp"), dn = arg_proj(info, 16, "down");
+  return guarded(env, [&]() -> Napi::Value { return wrap_tensor(env, ops::moe_experts(x, w, ids, gu, dn, o)); });
+}
+
+// moeStackRows(handles[]) -> tensor: the tensors concatenated along dim 0.
+Napi::Value moe_stack_rows(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<Tensor> parts;
+  for (size_t i = 0; i < info.Length(); i++) parts.push_back(arg_tensor(info, i, "tensor"));
+  return guarded(env, [&]() -> Napi::Value { return wrap_tensor(env, ops::moe_stack_rows(parts)); });
+}
+
 }  // namespace
 
 void init_moe_binding(Napi::Env env, Napi::Object exports) {
@@ -107,6 +155,8 @@ void init_moe_binding(Napi::Env env, Napi::Object exports) {
   exports.Set("moeCombine", Napi::Function::New(env, moe_combine));
   exports.Set("moeExpertCounts", Napi::Function::New(env, moe_expert_counts));
   exports.Set("moeLoadBalancingLoss", Napi::Function::New(env, moe_lb_loss));
+  exports.Set("moeExperts", Napi::Function::New(env, moe_experts));
+  exports.Set("moeStackRows", Napi::Function::New(env, moe_stack_rows));
 }
 
 }  // namespace llmk::napi

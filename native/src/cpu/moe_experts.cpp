@@ -1,0 +1,211 @@
+// MoE expert layer on the CPU. See moe_experts.h for the contract.
+//
+// 1. Ids (and the expert map) are checked, then the kept slots are grouped by local expert with
+//    moe_align's counting sort (block size 1: expert e owns rows [off[e], off[e+1]) of the buffers).
+// 2. The tokens are gathered once as float32 rows in that order (xg [R, H]).
+// 3. GEMM 1 over (expert, block of intermediate neurons) items: the gate and up rows of the block, the
+//    bias, the activation and the rounding to x's dtype in the epilogue -> h [R, I].
+// 4. GEMM 2 over (expert, block of outputs) items: bias and routing weight in the epilogue -> o [R, H].
+// 5. y[t] = Σ_j o[row(t, j)] in j order (deterministic; skipped slots add nothing), stored in x's dtype.
+// Dense weights go through expert_gemm_tile (dot-product tiles up to 256 tokens per expert, the
+// register-blocked micro-kernel above). INT4 weights: up to 16 tokens, int4_matmul on the item's rows
+// (its small-M AVX-512/AVX2 kernels); more, the item's rows dequantised into a per-thread float32 tile
+// (never the whole weight) and then expert_gemm_tile.
+#include "moe_experts.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "../core/error.h"
+#include "../core/half.h"
+#include "../core/parallel.h"
+#include "int4.h"
+#include "moe.h"
+#include "moe_experts_act.h"
+
+namespace llmk::cpu {
+
+namespace {
+
+constexpr int64_t kRowsPerItem = 128;  // weight rows per work item (a GEMM 1 item has 2× that when gated)
+
+// Rows [r0, r0 + rows) of expert e's projection times the gathered rows xs [cnt, K]: the result in
+// c with element (row r, token m) at c[r * rs + m * ms].
+struct Tile {
+  std::vector<float> buf;
+  int64_t rs = 0, ms = 0;
+  float at(int64_t r, int64_t m) const { return buf[size_t(r * rs + m * ms)]; }
+};
+
+constexpr int64_t kInt4SmallM = 16;  // int4_matmul's small-M kernels up to this many tokens
+
+const void* scale_ptr(const ExpertWeight& w, int64_t at) {
+  return static_cast<const char*>(w.scales) + size_t(at) * (w.sdt == 0 ? 4 : 2);
+}
+
+// Rows [row, row + rows) of an INT4 projection as float32, scale · (code − zero) as int4_dequantize
+// computes it, in a loop the compiler vectorises (one work item's rows, never the whole weight).
+void dequant_rows(const ExpertWeight& w, int64_t row, int64_t rows, int64_t K, float* out) {
+  const int64_t G = K / w.group, gp = w.group / 2;
+  for (int64_t r = row; r < row + rows; r++) {
+    const uint8_t* q = w.q + r * (K / 2);
+    float* o = out + (r - row) * K;
+    for (int64_t g = 0; g < G; g++) {
+      const float s = load_as_f32(w.scales, r * G + g, w.sdt);
+      const float z = w.zeros ? float(w.zeros[r * G + g]) : 8.f;
+      const uint8_t* qb = q + g * gp;
+      float* og = o + g * w.group;
+      for (int64_t j = 0; j < gp; j++) {
+        og[2 * j] = s * (float(qb[j] & 15u) - z);
+        og[2 * j + 1] = s * (float(qb[j] >> 4) - z);
+      }
+    }
+  }
+}
+
+void project(const ExpertWeight& w, int64_t e, int64_t N, int64_t K, int64_t r0, int64_t rows, const float* xs,
+             int64_t cnt, Tile& t) {
+  t.buf.resize(size_t(rows * cnt));
+  if (w.dense) {
+    // row-major [rows][cnt]
+    t.rs = cnt; t.ms = 1;
+    const size_t esz = w.dt == 0 ? 4 : 2;
+    const char* base = static_cast<const char*>(w.dense) + size_t(e * N * K) * esz;
+    expert_gemm_tile(base, w.dt, K, r0, rows, xs, cnt, t.buf.data(), cnt);
+  } else if (cnt <= kInt4SmallM) {
+    // int4_matmul's small-M kernels write [cnt][rows]
+    t.rs = 1; t.ms = rows;
+    const int64_t G = K / w.group, row = e * N + r0;
+    int4_matmul(xs, 0, w.q + row * (K / 2), scale_ptr(w, row * G), w.sdt, w.zeros ? w.zeros + row * G : nullptr,
+                nullptr, 0, nullptr, t.buf.data(), 0, cnt, rows, K, w.group);
+  } else {
+    // Enough tokens to reuse each weight many times: the item's rows dequantised into a per-thread
+    // float32 tile (never the whole weight), then the register-blocked GEMM.
+    t.rs = cnt; t.ms = 1;
+    thread_local std::vector<float> deq;
+    deq.resize(size_t(rows * K));
+    dequant_rows(w, e * N + r0, rows, K, deq.data());
+    expert_gemm_tile(deq.data(), 0, K, 0, rows, xs, cnt, t.buf.data(), cnt);
+  }
+}
+
+float bias_at(const ExpertWeight& w, int64_t i) { return w.bias ? load_as_f32(w.bias, i, w.bdt) : 0.f; }
+
+[[noreturn]] void bad(const char* what, int64_t at, int32_t v, int lo, int hi) {
+  throw Error(ErrCode::Index, fmt("moe.experts: %s %d at flat position %lld is outside [%d, %d)", what, int(v),
+                                  (long long)at, lo, hi));
+}
+
+}  // namespace
+
+void moe_experts(const void* x, int xdt, const float* weights, const int32_t* ids, const ExpertWeight& gate_up,
+                 const ExpertWeight& down, const MoeExpertsParams& p, void* y) {
+  const int64_t T = p.tokens, H = p.hidden, I = p.inter, n = T * p.k;
+  const int E = p.experts;
+  const bool gated = moe_act::gated(p.activation);
+  const int64_t N1 = gated ? 2 * I : I;
+  // 1. checks and grouping (nothing is written to y before they pass)
+  std::vector<int32_t> local, slot_of;  // kept slots: local expert, flat slot index
+  local.reserve(size_t(n)); slot_of.reserve(size_t(n));
+  for (int64_t s = 0; s < n; s++) {
+    const int32_t g = ids[s];
+    if (g < 0 || g >= p.global_experts) bad("expert id", s, g, 0, p.global_experts);
+    const int32_t e = p.expert_map ? p.expert_map[g] : g;
+    if (e < -1 || e >= E) bad("expertMap entry", g, e, -1, E);
+    if (e >= 0) { local.push_back(e); slot_of.push_back(int32_t(s)); }
+  }
+  const int64_t R = int64_t(local.size());
+  std::vector<int32_t> sorted(size_t(std::max<int64_t>(R, 1))), blocks(size_t(std::max<int64_t>(R, 1)));
+  std::vector<int32_t> off(size_t(E) + 1, 0), row_of_slot(size_t(n), -1);
+  int32_t padded = 0;
+  if (R > 0)
+    moe_align(local.data(), R, E, 1, sorted.data(), R, blocks.data(), R, &padded, off.data());
+  for (int64_t r = 0; r < R; r++) row_of_slot[size_t(slot_of[size_t(sorted[size_t(r)])])] = int32_t(r);
+
+  // 2. gathered tokens, float32
+  std::vector<float> xg(size_t(R * H)), h(size_t(R * I)), o(size_t(R * H));
+  parallel_for(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1)), [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; r++) {
+      const int64_t t = slot_of[size_t(sorted[size_t(r)])] / p.k;
+      for (int64_t c = 0; c < H; c++) xg[size_t(r * H + c)] = load_as_f32(x, t * H + c, xdt);
+    }
+  });
+
+  // (expert, row block) work items of a projection with `rows` rows per expert
+  auto items = [&](int64_t rows, int64_t per) {
+    std::vector<std::pair<int32_t, int64_t>> it;
+    for (int e = 0; e < E; e++)
+      if (off[size_t(e) + 1] > off[size_t(e)])
+        for (int64_t b = 0; b < rows; b += per) it.push_back({e, b});
+    return it;
+  };
+
+  // 3. GEMM 1 + bias + activation, rounded to x's dtype
+  const int64_t per1 = gated ? kRowsPerItem / 2 : kRowsPerItem;
+  const auto it1 = items(I, per1);
+  parallel_for(int64_t(it1.size()), 1, [&](int64_t i0, int64_t i1) {
+    Tile ga, up;
+    for (int64_t i = i0; i < i1; i++) {
+      const int64_t e = it1[size_t(i)].first, n0 = it1[size_t(i)].second, nb = std::min(per1, I - n0);
+      const int64_t rbeg = off[size_t(e)], cnt = off[size_t(e) + 1] - rbeg;
+      const float* xs = xg.data() + rbeg * H;
+      // row of the gate / up of neuron j (relative to the tile)
+      int64_t gr = 0, gs = 1, ur = 0, us = 1;
+      if (!gated) {
+        project(gate_up, e, N1, H, n0, nb, xs, cnt, ga);
+      } else if (p.interleaved) {
+        project(gate_up, e, N1, H, 2 * n0, 2 * nb, xs, cnt, ga);
+        gs = 2; ur = 1; us = 2;
+      } else {
+        project(gate_up, e, N1, H, n0, nb, xs, cnt, ga);
+        project(gate_up, e, N1, H, I + n0, nb, xs, cnt, up);
+      }
+      const Tile& ut = (gated && !p.interleaved) ? up : ga;
+      for (int64_t j = 0; j < nb; j++) {
+        const int64_t n = n0 + j;
+        const int64_t grow = gated && p.interleaved ? 2 * n : n, urow = p.interleaved ? 2 * n + 1 : I + n;
+        const float gb = bias_at(gate_up, e * N1 + grow), ub = gated ? bias_at(gate_up, e * N1 + urow) : 0.f;
+        for (int64_t m = 0; m < cnt; m++) {
+          const float g = ga.at(gr + j * gs, m) + gb;
+          const float u = gated ? ut.at(ur + j * us, m) + ub : 0.f;
+          h[size_t((rbeg + m) * I + n)] = moe_act::round_to(xdt, moe_act::apply(p.activation, g, u));
+        }
+      }
+    }
+  });
+
+  // 4. GEMM 2 + bias, times the routing weight
+  const auto it2 = items(H, kRowsPerItem);
+  parallel_for(int64_t(it2.size()), 1, [&](int64_t i0, int64_t i1) {
+    Tile d;
+    for (int64_t i = i0; i < i1; i++) {
+      const int64_t e = it2[size_t(i)].first, h0 = it2[size_t(i)].second, hb = std::min(kRowsPerItem, H - h0);
+      const int64_t rbeg = off[size_t(e)], cnt = off[size_t(e) + 1] - rbeg;
+      project(down, e, H, I, h0, hb, h.data() + rbeg * I, cnt, d);
+      for (int64_t j = 0; j < hb; j++) {
+        const float b = bias_at(down, e * H + h0 + j);
+        for (int64_t m = 0; m < cnt; m++) {
+          const int64_t r = rbeg + m;
+          o[size_t(r * H + h0 + j)] = weights[slot_of[size_t(sorted[size_t(r)])]] * (d.at(j, m) + b);
+        }
+      }
+    }
+  });
+
+  // 5. sum over k
+  parallel_for(T, std::max<int64_t>(1, 8192 / std::max<int64_t>(H, 1)), [&](int64_t t0, int64_t t1) {
+    std::vector<float> acc(static_cast<size_t>(H));
+    for (int64_t t = t0; t < t1; t++) {
+      std::fill(acc.begin(), acc.end(), 0.f);
+      for (int j = 0; j < p.k; j++) {
+        const int32_t r = row_of_slot[size_t(t * p.k + j)];
+        if (r < 0) continue;
+        const float* orow = o.data() + int64_t(r) * H;
+        for (int64_t c = 0; c < H; c++) acc[size_t(c)] += orow[c];
+      }
+      for (int64_t c = 0; c < H; c++) store_from_f32(y, t * H + c, xdt, acc[size_t(c)]);
+    }
+  });
+}
+
+}  // namespace llmk::cpu
