@@ -89,8 +89,6 @@ template <> struct Lean<__nv_bfloat16> {
   __device__ __forceinline__ static T2 splat(float v) { return __float2bfloat162_rn(v); }
 };
 
-template <typename S> __device__ __forceinline__ float scale_f32(const S* p, int64_t i) { return to_f32<S>(p[i]); }
-
 template <typename T2> __device__ __forceinline__ uint32_t u32_of(T2 v) { uint32_t u; memcpy(&u, &v, 4); return u; }
 template <typename T2> __device__ __forceinline__ T2 t2_of(uint32_t u) { T2 v; memcpy(&v, &u, 4); return v; }
 
@@ -136,9 +134,7 @@ __global__ void __launch_bounds__(kThreads)
   const int r16 = (lane & 7) + ((lane >> 3) & 1) * 8, hi = lane >> 4;
   const int rr = min(r16, M - 1);
   const unsigned xrow = static_cast<unsigned>(__cvta_generic_to_shared(smem_x + rr * row_chunks));
-  unsigned koff[4];
-#pragma unroll
-  for (int kc = 0; kc < 4; kc++) koff[kc] = unsigned(((kc * 2 + hi) ^ (rr & 7)) * 16);
+  const unsigned koff0 = unsigned((hi ^ (rr & 7)) * 16);  // chunk kc*2 + hi sits at koff0 ^ (kc * 32)
 
   asm volatile("cp.async.wait_group 0;\n" ::);
   __syncthreads();
@@ -150,10 +146,32 @@ __global__ void __launch_bounds__(kThreads)
     for (int e = 0; e < 4; e++) acc[j][e] = gacc[j][e] = 0.f;
 
   // Scale / zero cache. B side (dequantisation): columns nb*16 + g + 8h. C side (F32S): nb*16 + 8j + 2t + e.
+  // The next group's values are loaded one group ahead (raw), so a group change never waits on memory.
   T2 s2[2], z2[2];
   float sc[2][2];
+  S nsB[2], nsC[2][2];
+  uint8_t nz[2] = {8, 8};
   int cur_g = -1;
   const int colB = nb * 16 + g, colC = nb * 16 + 2 * t;
+  const int last_g = (kb0 + max(nkw, 1) - 1) >> bpg_shift;
+  // Row pointers of the next group to fetch, advanced by one [G, N] row per group.
+  const int64_t g_first = int64_t(kb0 >> bpg_shift) * N;
+  const S* s_next = scales + g_first + (F32S ? colC : colB);
+  const uint8_t* z_next = ZEROS ? zeros + g_first + colB : nullptr;
+  auto fetch = [&]() {
+#pragma unroll
+    for (int h = 0; h < 2; h++) {
+      if (ZEROS) nz[h] = z_next[8 * h];
+      if (!F32S) nsB[h] = s_next[8 * h];
+    }
+    if (F32S)
+#pragma unroll
+      for (int j = 0; j < 2; j++)
+#pragma unroll
+        for (int e = 0; e < 2; e++) nsC[j][e] = s_next[8 * j + e];
+    s_next += N;
+    if (ZEROS) z_next += N;
+  };
   auto flush = [&]() {  // F32S: acc += scale · group sum
 #pragma unroll
     for (int j = 0; j < 2; j++)
@@ -163,33 +181,34 @@ __global__ void __launch_bounds__(kThreads)
         gacc[j][e] = 0.f;
       }
   };
-  auto load_group = [&](int gi) {
-    const int64_t base = int64_t(gi) * N;
+  auto use_fetched = [&]() {
 #pragma unroll
     for (int h = 0; h < 2; h++) {
-      const float z = ZEROS ? float(zeros[base + colB + 8 * h]) : 8.f;
-      z2[h] = Tr::splat(Tr::kBase + z);
-      if (!F32S) s2[h] = Tr::splat(scale_f32(scales, base + colB + 8 * h));
+      if (ZEROS) z2[h] = Tr::splat(Tr::kBase + float(nz[h]));
+      if (!F32S) s2[h] = Tr::splat(to_f32<S>(nsB[h]));
     }
     if (F32S)
 #pragma unroll
       for (int j = 0; j < 2; j++)
 #pragma unroll
-        for (int e = 0; e < 2; e++) sc[j][e] = scale_f32(scales, base + colC + 8 * j + e);
+        for (int e = 0; e < 2; e++) sc[j][e] = to_f32<S>(nsC[j][e]);
   };
+  if (!ZEROS) z2[0] = z2[1] = Tr::splat(Tr::kBase + 8.f);  // symmetric: zero point 8 throughout
+  if (active) fetch();
 
   auto block = [&](const uint4& w, int i) {
     const int gi = (kb0 + i) >> bpg_shift;
     if (gi != cur_g) {
       if (F32S && cur_g >= 0) flush();
       cur_g = gi;
-      load_group(gi);
+      use_fetched();
+      if (gi < last_g) fetch();
     }
     const unsigned xb = xrow + unsigned(i) * 128u;
 #pragma unroll
     for (int kc = 0; kc < 4; kc++) {
       uint32_t a[4];
-      ldsm_x4(a, xb + koff[kc]);
+      ldsm_x4(a, xb + (koff0 ^ unsigned(kc * 32)));
       const uint32_t wd = kc == 0 ? w.x : kc == 1 ? w.y : kc == 2 ? w.z : w.w;
       uint32_t b[4];
 #pragma unroll
@@ -203,13 +222,15 @@ __global__ void __launch_bounds__(kThreads)
     }
   };
 
+  const uint4* wnext = wp + DEPTH * 32;  // the block that refills the ring slot just consumed
   for (int base = 0; base < nkw; base += DEPTH) {
 #pragma unroll
     for (int u = 0; u < DEPTH; u++) {
       const int i = base + u;
       if (i < nkw) {
         const uint4 w = ring[u];
-        if (i + DEPTH < nkw) ring[u] = ldg_stream(wp + (i + DEPTH) * 32);
+        if (i + DEPTH < nkw) ring[u] = ldg_stream(wnext);
+        wnext += 32;
         block(w, i);
       }
     }
