@@ -84,7 +84,7 @@ const char* dtn(DType d) { return llmk::dtype_name(d); }
 // Candidate kernels (issue 17) are chosen by environment variables. A variant is a space-separated list
 // of NAME=VALUE settings of those knobs; matmul_case runs each variant of g_variants on the same data.
 const char* const kKnobs[] = {"LLMK_INT4_TILE", "LLMK_INT4_LEAN", "LLMK_INT4_F32SCALE", "LLMK_INT4_SPLITS",
-                              "LLMK_INT4_LEAN_DEPTH"};
+                              "LLMK_INT4_LEAN_DEPTH", "LLMK_INT4_SWAPAB"};
 std::vector<std::string> g_variants;
 bool g_expect_lean = false;  // every case of the current variants must take the lean path
 bool g_sweep = false;        // print one SWEEP JSON line per timed run (scripts/gpu-sweep.sh)
@@ -152,7 +152,7 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
     DevBuf<uint8_t> ws(size_t(std::max<int64_t>(wsb, 1)));
     int splits = 1;
     const char* path = llmk::cuda::int4_matmul_path(M, N, K, int(xdt), prep, perm ? nullptr : dxp, &splits);
-    const auto lean = llmk::cuda::int4_lean_plan(M, N, K, group, int(xdt), prep, perm ? nullptr : dxp);
+    const auto lean = llmk::cuda::int4_lean_plan(M, N, K, group, int(xdt), prep, perm ? nullptr : dxp, int(sdt), zeros);
     if (lean.name) { path = lean.name; splits = lean.splits; }
     auto launch = [&] {
       llmk::cuda::int4_matmul(dxp, int(xdt), dw.q.p, dw.s.p, int(sdt), zeros ? dw.z.p : nullptr, prep,
@@ -368,9 +368,12 @@ void lean_cases() {
     }
     g_variants = {m + " LLMK_INT4_SPLITS=7", m + " LLMK_INT4_SPLITS=64"};   // uneven and one-block splits
     matmul_case(5, 256, 4096, 256, F16, F16, true, true, true, false);
-    g_variants = {m + " LLMK_INT4_LEAN_DEPTH=4", m + " LLMK_INT4_LEAN_DEPTH=16"};
+    g_variants = {m + " LLMK_INT4_LEAN_DEPTH=4", m + " LLMK_INT4_LEAN_DEPTH=16", m + " LLMK_INT4_SWAPAB=1"};
     matmul_case(4, 512, 2048, 128, F16, F16, false, true, true, false);
     matmul_case(2, 128, 192, 64, F16, F16, false, true, true, false);       // fewer blocks than the ring
+    matmul_case(8, 48, 1056, 1056, F16, F16, false, true, true, false);     // SWAP at M = 8, tails
+    g_variants = {m + " LLMK_INT4_SWAPAB=1 LLMK_INT4_SPLITS=5"};
+    matmul_case(1, 320, 4096, 128, F16, F16, false, true, true, true);      // SWAP, split, act-order
   }
   g_expect_lean = false;
   setenv("LLMK_INT4_LEAN", "1", 1);  // NaN in one x row stays in that row (split-K, in-launch reduction)
@@ -410,6 +413,7 @@ int sweep() {
   std::string list = "; LLMK_INT4_TILE=0; LLMK_INT4_LEAN=1; LLMK_INT4_LEAN=1 LLMK_INT4_F32SCALE=1;"
                      " LLMK_INT4_LEAN=1 LLMK_INT4_LEAN_DEPTH=4; LLMK_INT4_LEAN=1 LLMK_INT4_LEAN_DEPTH=16;"
                      " LLMK_INT4_LEAN=1 LLMK_INT4_F32SCALE=1 LLMK_INT4_LEAN_DEPTH=16;"
+                     " LLMK_INT4_LEAN=1 LLMK_INT4_SWAPAB=1; LLMK_INT4_LEAN=1 LLMK_INT4_SWAPAB=1 LLMK_INT4_F32SCALE=1;"
                      " LLMK_INT4_LEAN=1 LLMK_INT4_SPLITS=4; LLMK_INT4_LEAN=1 LLMK_INT4_SPLITS=16";
   if (const char* e = std::getenv("LLMK_INT4_SWEEP_VARIANTS")) list = e;
   g_variants.clear();

@@ -12,8 +12,9 @@
 //    last CTA resets, so no memset and no second kernel;
 //  * LLMK_INT4_F32SCALE=1: (q − zero) goes to the tensor cores unscaled, per-group float32 sums are
 //    scaled by an FFMA at each group boundary (no HMUL2 per weight; scale precision stays float32).
+//  * LLMK_INT4_SWAPAB=1 (M ≤ 8): weights as the m16 operand, x as n8: one mma per weight word.
 // Knobs for the sweep: LLMK_INT4_SPLITS=<n> (split-K count), LLMK_INT4_LEAN_DEPTH=4|8|16 (blocks in
-// flight per warp; 4 and 16 only for float16 x/scales without zero points).
+// flight per warp). Depths 4 and 16 and SWAP exist only for float16 x and scales without zero points.
 // Applies when: x float16/bfloat16 and 16-byte aligned, prepared layout, M ≤ 16, N % 16 == 0,
 // K % 16 == 0, and group a power of two ≥ 64 or group == K. Anything else returns false (default path).
 #include "int4_lean.h"
@@ -95,7 +96,9 @@ template <typename T2> __device__ __forceinline__ T2 t2_of(uint32_t u) { T2 v; m
 // ---------------------------------------------------------------- kernel
 
 // grid (ceil(N/64), 1, splits). bpg_shift: log2(group/64), or 30 when the whole row is one group.
-template <typename T, typename S, bool ZEROS, bool F32S, int DEPTH>
+// SWAP (M ≤ 8, hypothesis #3): the dequantised weights are the m16 operand (one prepared word is exactly
+// an A fragment of a 16×16 tile) and x the n8 operand: one mma per word instead of two.
+template <typename T, typename S, bool ZEROS, bool F32S, int DEPTH, bool SWAP>
 __global__ void __launch_bounds__(kThreads)
     int4_lean_kernel(const T* __restrict__ x, const uint4* __restrict__ qw, const S* __restrict__ scales,
                      const uint8_t* __restrict__ zeros, const void* __restrict__ bias, int bdt, T* __restrict__ y,
@@ -130,11 +133,13 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
   for (int i = 0; i < DEPTH; i++) ring[i] = i < nkw ? ldg_stream(wp + i * 32) : make_uint4(0, 0, 0, 0);
 
-  // ldmatrix row addresses: lane feeds matrix (lane >> 3), row r16 of the 16-row A tile, k chunk pair hi.
-  const int r16 = (lane & 7) + ((lane >> 3) & 1) * 8, hi = lane >> 4;
+  // ldmatrix row addresses. A operand (x): lane feeds matrix lane >> 3 = row half + 2 · chunk parity,
+  // chunk kc*2 + hi sits at koff0 ^ (kc * 32). SWAP (x as the B operand): matrix q = lane >> 3 is chunk
+  // 4p + q of k16-step pair p, at koff0 ^ (p * 64).
+  const int r16 = SWAP ? (lane & 7) : (lane & 7) + ((lane >> 3) & 1) * 8, hi = SWAP ? lane >> 3 : lane >> 4;
   const int rr = min(r16, M - 1);
   const unsigned xrow = static_cast<unsigned>(__cvta_generic_to_shared(smem_x + rr * row_chunks));
-  const unsigned koff0 = unsigned((hi ^ (rr & 7)) * 16);  // chunk kc*2 + hi sits at koff0 ^ (kc * 32)
+  const unsigned koff0 = unsigned((hi ^ (rr & 7)) * 16);
 
   asm volatile("cp.async.wait_group 0;\n" ::);
   __syncthreads();
@@ -156,15 +161,16 @@ __global__ void __launch_bounds__(kThreads)
   const int last_g = (kb0 + max(nkw, 1) - 1) >> bpg_shift;
   // Row pointers of the next group to fetch, advanced by one [G, N] row per group.
   const int64_t g_first = int64_t(kb0 >> bpg_shift) * N;
-  const S* s_next = scales + g_first + (F32S ? colC : colB);
+  constexpr bool kScaleC = F32S && !SWAP;  // scales applied on C columns (else per weight row, B side / SWAP rows)
+  const S* s_next = scales + g_first + (kScaleC ? colC : colB);
   const uint8_t* z_next = ZEROS ? zeros + g_first + colB : nullptr;
   auto fetch = [&]() {
 #pragma unroll
     for (int h = 0; h < 2; h++) {
       if (ZEROS) nz[h] = z_next[8 * h];
-      if (!F32S) nsB[h] = s_next[8 * h];
+      if (!kScaleC) nsB[h] = s_next[8 * h];
     }
-    if (F32S)
+    if (kScaleC)
 #pragma unroll
       for (int j = 0; j < 2; j++)
 #pragma unroll
@@ -177,7 +183,7 @@ __global__ void __launch_bounds__(kThreads)
     for (int j = 0; j < 2; j++)
 #pragma unroll
       for (int e = 0; e < 4; e++) {
-        acc[j][e] = fmaf(sc[j][e & 1], gacc[j][e], acc[j][e]);
+        acc[j][e] = fmaf(SWAP ? sc[0][e >> 1] : sc[j][e & 1], gacc[j][e], acc[j][e]);
         gacc[j][e] = 0.f;
       }
   };
@@ -186,8 +192,9 @@ __global__ void __launch_bounds__(kThreads)
     for (int h = 0; h < 2; h++) {
       if (ZEROS) z2[h] = Tr::splat(Tr::kBase + float(nz[h]));
       if (!F32S) s2[h] = Tr::splat(to_f32<S>(nsB[h]));
+      if (F32S && SWAP) sc[0][h] = to_f32<S>(nsB[h]);  // C rows g, g + 8
     }
-    if (F32S)
+    if (kScaleC)
 #pragma unroll
       for (int j = 0; j < 2; j++)
 #pragma unroll
@@ -205,10 +212,15 @@ __global__ void __launch_bounds__(kThreads)
       if (gi < last_g) fetch();
     }
     const unsigned xb = xrow + unsigned(i) * 128u;
+    uint32_t xf[2][4];  // SWAP: B fragments of k16 steps (2p, 2p + 1) in xf[p]
+    if (SWAP) {
+      ldsm_x4(xf[0], xb + koff0);
+      ldsm_x4(xf[1], xb + (koff0 ^ 64u));
+    }
 #pragma unroll
     for (int kc = 0; kc < 4; kc++) {
       uint32_t a[4];
-      ldsm_x4(a, xb + (koff0 ^ unsigned(kc * 32)));
+      if (!SWAP) ldsm_x4(a, xb + (koff0 ^ unsigned(kc * 32)));
       const uint32_t wd = kc == 0 ? w.x : kc == 1 ? w.y : kc == 2 ? w.z : w.w;
       uint32_t b[4];
 #pragma unroll
@@ -217,8 +229,13 @@ __global__ void __launch_bounds__(kThreads)
         const T2 d = __hsub2(v, z2[q >> 1]);  // q − zero, exact
         b[q] = u32_of(F32S ? d : __hmul2(d, s2[q >> 1]));
       }
-      Tr::mma(F32S ? gacc[0] : acc[0], a, b[0], b[1]);
-      Tr::mma(F32S ? gacc[1] : acc[1], a, b[2], b[3]);
+      if (SWAP) {  // slots (0|4, 2|6, 1|5, 3|7) = A fragment rows (g, g+8) × k (2t, 2t+8)
+        const uint32_t wa[4] = {b[0], b[2], b[1], b[3]};
+        Tr::mma(F32S ? gacc[0] : acc[0], wa, xf[kc >> 1][2 * (kc & 1)], xf[kc >> 1][2 * (kc & 1) + 1]);
+      } else {
+        Tr::mma(F32S ? gacc[0] : acc[0], a, b[0], b[1]);
+        Tr::mma(F32S ? gacc[1] : acc[1], a, b[2], b[3]);
+      }
     }
   };
 
@@ -237,9 +254,18 @@ __global__ void __launch_bounds__(kThreads)
   }
   if (F32S && cur_g >= 0) flush();
 
-  // Epilogue: rows g and g + 8, columns colC + 8j + {0, 1}.
+  // Epilogue: rows g and g + 8, columns colC + 8j + {0, 1} (SWAP: transposed, columns colB + 8h, rows 2t + e).
   const bool split = gridDim.z > 1;
-  if (active) {
+  if (SWAP && active) {
+#pragma unroll
+    for (int e = 0; e < 4; e++) {
+      const int n = colB + 8 * (e >> 1), m = 2 * t + (e & 1);
+      if (m >= M) continue;
+      if (split) partial[(int64_t(blockIdx.z) * M + m) * N + n] = acc[0][e];
+      else y[int64_t(m) * N + n] = from_f32<T>(acc[0][e] + (bias ? load_as_f32(bias, n, bdt) : 0.f));
+    }
+  }
+  if (!SWAP && active) {
 #pragma unroll
     for (int j = 0; j < 2; j++) {
       const int col = colC + 8 * j;
@@ -323,7 +349,8 @@ int64_t align256(int64_t b) { return (b + 255) / 256 * 256; }
 
 }  // namespace
 
-Int4LeanPlan int4_lean_plan(int64_t M, int64_t N, int64_t K, int64_t group, int xdt, bool prepared, const void* x) {
+Int4LeanPlan int4_lean_plan(int64_t M, int64_t N, int64_t K, int64_t group, int xdt, bool prepared, const void* x,
+                            int sdt, bool zeros) {
   Int4LeanPlan p;
   if (!env_on("LLMK_INT4_LEAN")) return p;
   const bool pow2 = group >= 64 && (group & (group - 1)) == 0;
@@ -342,20 +369,27 @@ Int4LeanPlan int4_lean_plan(int64_t M, int64_t N, int64_t K, int64_t group, int 
   p.depth = env_int("LLMK_INT4_LEAN_DEPTH", 8);
   if (p.depth != 4 && p.depth != 16) p.depth = 8;
   p.f32_scales = env_on("LLMK_INT4_F32SCALE");
-  p.name = p.f32_scales ? "lean-f32s" : "lean";
+  p.swap = env_on("LLMK_INT4_SWAPAB") && M <= 8;
+  if (p.swap) p.depth = 8;
+  if (sdt >= 0 && !(xdt == int(DType::F16) && sdt == int(DType::F16) && !zeros)) {  // not the sweep's configuration
+    p.depth = 8;
+    p.swap = false;
+  }
+  static const char* const names[2][2] = {{"lean", "lean-swap"}, {"lean-f32s", "lean-f32s-swap"}};
+  p.name = names[p.f32_scales][p.swap];
   p.workspace = p.splits > 1 ? align256(int64_t(p.splits) * M * N * 4) : 0;
   return p;
 }
 
 namespace {
 
-template <typename T, typename S, bool Z, bool F32S, int DEPTH>
+template <typename T, typename S, bool Z, bool F32S, int DEPTH, bool SWAP = false>
 void launch_lean(const Int4LeanPlan& p, const void* x, const uint8_t* qw, const void* scales, const uint8_t* zeros,
                  const void* bias, int bdt, void* y, float* partial, int64_t M, int64_t N, int64_t K, int64_t group,
                  cudaStream_t st) {
   const int64_t KB = ceil_div(K, 64), ntiles = ceil_div(N, kTileN);
   const int smem = int(M * p.kb_per_split * 128);
-  auto kern = int4_lean_kernel<T, S, Z, F32S, DEPTH>;
+  auto kern = int4_lean_kernel<T, S, Z, F32S, DEPTH, SWAP>;
   if (smem > 48 * 1024) cuda_throw_if(int(cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, smem)), "int4 lean smem");
   int* tickets = p.splits > 1 ? tickets_for(st, ntiles) : nullptr;
   const int bpg_shift = group == K && (group < 64 || (group & (group - 1)) != 0) ? 30 : shift_of(group / 64);
@@ -370,9 +404,13 @@ template <typename T, typename S, bool Z>
 void pick_mode(const Int4LeanPlan& p, const void* x, const uint8_t* qw, const void* scales, const uint8_t* zeros,
                const void* bias, int bdt, void* y, float* partial, int64_t M, int64_t N, int64_t K, int64_t group,
                cudaStream_t st) {
-  // Ring depths 4 and 16 exist only for the sweep's configuration (float16, float16 scales, symmetric).
+  // Ring depths 4 and 16 and SWAP exist only for the sweep's configuration (float16, float16 scales,
+  // symmetric); int4_lean_plan resolves them to depth 8 without SWAP elsewhere.
   constexpr bool kSweepCfg = std::is_same<T, __half>::value && std::is_same<S, __half>::value && !Z;
   if constexpr (kSweepCfg) {
+    if (p.swap)
+      return p.f32_scales ? launch_lean<T, S, Z, true, 8, true>(p, x, qw, scales, zeros, bias, bdt, y, partial, M, N, K, group, st)
+                          : launch_lean<T, S, Z, false, 8, true>(p, x, qw, scales, zeros, bias, bdt, y, partial, M, N, K, group, st);
     if (p.depth == 4)
       return p.f32_scales ? launch_lean<T, S, Z, true, 4>(p, x, qw, scales, zeros, bias, bdt, y, partial, M, N, K, group, st)
                           : launch_lean<T, S, Z, false, 4>(p, x, qw, scales, zeros, bias, bdt, y, partial, M, N, K, group, st);
@@ -408,7 +446,7 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 bool int4_lean_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
                       const uint8_t* zeros, bool prepared, const void* bias, int bdt, void* y, int64_t M,
                       int64_t N, int64_t K, int64_t group, void* workspace, int64_t workspace_bytes, void* stream) {
-  const Int4LeanPlan p = int4_lean_plan(M, N, K, group, xdt, prepared, x);
+  const Int4LeanPlan p = int4_lean_plan(M, N, K, group, xdt, prepared, x, sdt, zeros != nullptr);
   if (!p.name || !aligned16(qweight) || !aligned16(scales) || (zeros && !aligned16(zeros))) return false;
   LLMK_CHECK(workspace_bytes >= p.workspace && (p.workspace == 0 || aligned16(workspace)), Internal,
              "int4 lean: workspace too small");
