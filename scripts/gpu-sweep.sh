@@ -16,14 +16,21 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.gpu-sweep
 
-pack() {
+# build JOBS: the two test programs into $BIN (C++ runtime linked statically: the GPU box's may be older).
+build() {
   set -e
-  cmake -S . -B "$BIN/cmake" -DLLMK_REQUIRE_CUDA=ON -DLLMK_NATIVE_TESTS=ON \
-        -DLLMK_CUDA_ARCHS="${LLMK_CUDA_ARCHS:-90-real}" -DCMAKE_BUILD_TYPE=Release > "$BIN.configure.log"
-  cmake --build "$BIN/cmake" -j "${JOBS:-2}" --target test_int4 test_moe
+  mkdir -p "$BIN"
+  cmake -S . -B "$BIN/cmake" -DLLMK_REQUIRE_CUDA=ON -DLLMK_NATIVE_TESTS=ON -DLLMK_CUDA_ARCHS="${LLMK_CUDA_ARCHS:-90-real}" \
+        -DCMAKE_BUILD_TYPE=Release -DCMAKE_EXE_LINKER_FLAGS="-static-libstdc++ -static-libgcc" > "$BIN/configure.log"
+  cmake --build "$BIN/cmake" -j "$1" --target test_int4 test_moe
   cp "$BIN/cmake/test_int4" "$BIN/cmake/test_moe" "$BIN/"
   strip "$BIN/test_int4" "$BIN/test_moe" 2>/dev/null || true
   rm -rf "$BIN/cmake"  # only the programs travel (carry limit 64 MiB)
+  set +e
+}
+
+pack() {
+  build "${JOBS:-2}"
   du -sh "$BIN"
 }
 
@@ -51,6 +58,10 @@ run() {
   DEADLINE=$((SECONDS + ${GPU_SWEEP_SECONDS:-420}))
   local skip=" ${GPU_SWEEP_SKIP:-} "
   [ -x "$BIN/test_int4" ] || { echo "no $BIN/test_int4: run 'scripts/gpu-sweep.sh pack' here and carry $BIN"; exit 2; }
+  if ldd "$BIN/test_int4" 2>&1 | grep -q "not found"; then  # e.g. an older glibc there: rebuild (16 cores, ~3 min)
+    echo "packed programs do not load here; rebuilding" | tee -a "$OUT/steps.txt"
+    (build 16) > "$OUT/rebuild.log" 2>&1 || { tail -20 "$OUT/rebuild.log"; exit 2; }
+  fi
   nvcc --version 2>/dev/null | tail -1 > "$OUT/toolkit.txt"
   clocks
   # 1. INT4 candidates: timings + correctness per (variant, shape, M) on the same data.
