@@ -364,7 +364,7 @@ void lean_cases() {
       matmul_case(16, 272, 1056, 1056, xdt, xdt, true, true, false, false);  // K % 64 = 32, group = K
       matmul_case(9, 1040, 2048, 128, xdt, BF16, false, true, true, true);   // act-order
       matmul_case(12, 32, 48, 48, xdt, F16, true, true, true, false);        // K < 64
-      matmul_case(16, 128, 8192, 128, xdt, xdt, false, true, true, false);   // x slice bounds the split
+      matmul_case(16, 128, 8192, 128, xdt, xdt, false, true, true, false);   // x slice (44 KB) bounds the split
     }
     g_variants = {m + " LLMK_INT4_SPLITS=7", m + " LLMK_INT4_SPLITS=64"};   // uneven and one-block splits
     matmul_case(5, 256, 4096, 256, F16, F16, true, true, true, false);
