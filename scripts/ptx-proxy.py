@@ -3,7 +3,7 @@
 files, nvcc 13 -arch=sm_90 -Xptxas -v gives registers, spills and static shared memory, and the PTX it
 keeps gives instruction counts of the hot loop (the innermost loop holding the most mma / redux / shfl).
 INT4 kernels with one 16-row m-tile per warp get the hot loop's static instructions per KB of weights
-(16 mma.m16n8k16 per KB). Static counts: branches taken once per group or per tail are counted every
+(16 mma.m16n8k16 per KB; 8 for the lean kernel's swap-AB instances, one mma per 32-bit weight word). Static counts: branches taken once per group or per tail are counted every
 time; read them as a ranking aid, never as timings.
 
 Usage: python3 scripts/ptx-proxy.py [--out bench/results/ptx-proxy-<date>.json] [--filter REGEX] FILE.cu...
@@ -161,23 +161,26 @@ def main():
             if loop:
                 row["hot_loop"] = loop
                 if "int4" in name and loop["mma"]:
-                    row["hot_loop_per_KB"] = round(loop["instructions"] * 16 / loop["mma"], 1)
+                    mma_per_kb = 8 if re.search(r"int4_lean_kernel<.*, true>$", name) else 16
+                    row["hot_loop_per_KB"] = round(loop["instructions"] * mma_per_kb / loop["mma"], 1)
             rows.append(row)
     rows.sort(key=lambda r: (r["file"], r.get("hot_loop_per_KB", 1e9), r["kernel"]))
     doc = {"tool": "scripts/ptx-proxy.py", "date": datetime.date.today().isoformat(), "nvcc": version,
            "flags": " ".join(NVCC_FLAGS),
            "note": "static PTX counts of each kernel and of its hot loop (innermost loop with the most mma/redux/shfl); "
-                   "INT4: hot-loop instructions per KB of weights = instructions * 16 / mma (one m16 tile per warp). "
+                   "INT4: hot-loop instructions per KB of weights = instructions * 16 / mma (one m16 tile per warp; "
+                   "* 8 / mma for swap-AB, one mma per weight word). Top-k: compare the kernels' static totals. "
                    "Not timings: compiled, not run.",
            "kernels": rows}
     with open(os.path.join(ROOT, args.out), "w") as f:
         json.dump(doc, f, indent=1)
         f.write("\n")
-    print(f"{'kernel':<78} {'regs':>4} {'spill':>5} {'loop':>5} {'mma':>4} {'perKB':>6}")
+    print(f"{'kernel':<72} {'regs':>4} {'spill':>5} {'total':>6} {'loop':>5} {'mma':>4} {'shfl':>4} {'redux':>5} {'perKB':>6}")
     for r in rows:
         lp = r.get("hot_loop", {})
-        print(f"{r['kernel'][:78]:<78} {r.get('registers', '?'):>4} {r.get('spill_stores', 0):>5} "
-              f"{lp.get('instructions', '-'):>5} {lp.get('mma', '-'):>4} {r.get('hot_loop_per_KB', '-'):>6}")
+        print(f"{r['kernel'][:72]:<72} {r.get('registers', '?'):>4} {r.get('spill_stores', 0):>5} "
+              f"{r['ptx_static']['instructions']:>6} {lp.get('instructions', '-'):>5} {lp.get('mma', '-'):>4} "
+              f"{r['ptx_static']['shfl']:>4} {r['ptx_static']['redux']:>5} {r.get('hot_loop_per_KB', '-'):>6}")
     print(f"wrote {args.out}")
 
 
