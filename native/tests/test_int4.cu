@@ -15,6 +15,7 @@
 #include "../src/core/half.h"
 #include "../src/cpu/int4.h"
 #include "../src/cuda/int4.h"
+#include "../src/cuda/int4_lean.h"
 #include "test_util.h"
 
 using namespace llmk_test;
@@ -80,6 +81,24 @@ struct DevWeight {
 
 const char* dtn(DType d) { return llmk::dtype_name(d); }
 
+// Candidate kernels (issue 17) are chosen by environment variables. A variant is a space-separated list
+// of NAME=VALUE settings of those knobs; matmul_case runs each variant of g_variants on the same data.
+const char* const kKnobs[] = {"LLMK_INT4_TILE", "LLMK_INT4_LEAN", "LLMK_INT4_F32SCALE", "LLMK_INT4_SPLITS",
+                              "LLMK_INT4_LEAN_DEPTH", "LLMK_INT4_SWAPAB"};
+std::vector<std::string> g_variants;
+bool g_expect_lean = false;  // every case of the current variants must take the lean path
+bool g_sweep = false;        // print one SWEEP JSON line per timed run (scripts/gpu-sweep.sh)
+const std::string& apply_variant(const std::string& v) {
+  for (const char* k : kKnobs) unsetenv(k);
+  size_t i = 0;
+  while (i < v.size()) {
+    const size_t j = std::min(v.find(' ', i), v.size()), eq = v.find('=', i);
+    if (eq < j) setenv(v.substr(i, eq - i).c_str(), v.substr(eq + 1, j - eq - 1).c_str(), 1);
+    i = j + 1;
+  }
+  return v;
+}
+
 // One matmul case: GPU vs CPU on `check_rows` sampled rows (all rows when M is small).
 void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DType sdt, bool zeros, bool prepare,
                  bool bias, bool perm, bool time_it = false, std::vector<int> tiles = {}, int64_t xoff = 0) {
@@ -122,7 +141,9 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
   // Default plan, then (tiles non-empty) each forced tile configuration.
   std::vector<int> plan = {-1};
   for (int t : tiles) plan.push_back(t);
+  for (size_t vi = 0; vi < std::max<size_t>(1, g_variants.size()); vi++)
   for (int tile : plan) {
+    const std::string variant = g_variants.empty() ? std::string() : apply_variant(g_variants[vi]);
     if (tile >= 0) setenv("LLMK_INT4_TILE", std::to_string(tile).c_str(), 1);
     else unsetenv("LLMK_INT4_TILE");
     DevBuf<uint8_t> dy(ysz);
@@ -131,6 +152,8 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
     DevBuf<uint8_t> ws(size_t(std::max<int64_t>(wsb, 1)));
     int splits = 1;
     const char* path = llmk::cuda::int4_matmul_path(M, N, K, int(xdt), prep, perm ? nullptr : dxp, &splits);
+    const auto lean = llmk::cuda::int4_lean_plan(M, N, K, group, int(xdt), prep, perm ? nullptr : dxp, int(sdt), zeros);
+    if (lean.name) { path = lean.name; splits = lean.splits; }
     auto launch = [&] {
       llmk::cuda::int4_matmul(dxp, int(xdt), dw.q.p, dw.s.p, int(sdt), zeros ? dw.z.p : nullptr, prep,
                               bias ? db.p : nullptr, int(DType::F32), perm ? dp.p : nullptr, dy.p, M, N, K, group,
@@ -143,6 +166,11 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
       continue;
     }
     TCUDA(cudaDeviceSynchronize());
+    if (lean.name) {  // again on a poisoned output: the split-K tickets must be back to zero
+      dy.poison();
+      launch();
+      TCUDA(cudaDeviceSynchronize());
+    }
     auto y = dy.download();
     std::vector<uint8_t> yg(rows.size() * size_t(N) * xe);
     for (size_t i = 0; i < rows.size(); i++) std::memcpy(yg.data() + i * N * xe, y.data() + rows[i] * N * xe, N * xe);
@@ -151,8 +179,9 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
     char det[160];
     std::snprintf(det, sizeof det, "path=%s splits=%d rel_l2=%.3g", path, splits, err);
     const bool misaligned = !perm && (xoff * int64_t(xe)) % 16 != 0;
-    const bool path_ok = !misaligned || std::string(path) == "general";
-    report(std::string(name) + (tile >= 0 ? " tile=" + std::to_string(tile) : ""), err < tol && path_ok, det);
+    const bool path_ok = (!misaligned || std::string(path) == "general") && (!g_expect_lean || lean.name);
+    report(std::string(name) + (tile >= 0 ? " tile=" + std::to_string(tile) : "") + (variant.empty() ? "" : " [" + variant + "]"),
+           err < tol && path_ok, det);
     if (!time_it) continue;
     cudaEvent_t e0, e1;
     TCUDA(cudaEventCreate(&e0)); TCUDA(cudaEventCreate(&e1));
@@ -170,9 +199,14 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
     std::printf("TIME int4 N=%lld K=%lld M=%lld x=%s path=%s splits=%d ms=%.4f GB/s=%.0f TFLOP/s=%.1f%s\n",
                 (long long)N, (long long)K, (long long)M, dtn(xdt), path, splits, ms, bytes / ms / 1e6, flops / ms / 1e9,
                 tile < 0 ? " (default)" : "");
+    if (g_sweep)
+      std::printf("SWEEP {\"family\":\"int4\",\"variant\":\"%s\",\"N\":%lld,\"K\":%lld,\"M\":%lld,\"path\":\"%s\","
+                  "\"splits\":%d,\"us\":%.3f,\"bytes\":%.0f,\"GBps\":%.1f,\"TFLOPs\":%.2f,\"rel_l2\":%.3g,\"ok\":%s}\n",
+                  variant.empty() ? "base" : variant.c_str(), (long long)N, (long long)K, (long long)M, path, splits,
+                  ms * 1e3, bytes, bytes / ms / 1e6, flops / ms / 1e9, err, err < tol && path_ok ? "true" : "false");
     cudaEventDestroy(e0); cudaEventDestroy(e1);
   }
-  unsetenv("LLMK_INT4_TILE");
+  for (const char* k : kKnobs) unsetenv(k);
 }
 
 void quantize_case(int64_t N, int64_t K, int64_t group, DType wdt, DType sdt, bool sym) {
@@ -315,10 +349,94 @@ void permute_cols_case(int64_t M, int64_t K, DType dt) {
   report(name, same && flag.download()[0] != 0 && zeroed, same ? "" : "differs from the CPU");
 }
 
+// Lean M ≤ 16 candidate (LLMK_INT4_LEAN=1): every template branch (x and scale dtypes, zero points,
+// float32 scales, ring depths) against the CPU, with N, K and split tails; each case runs twice so
+// that the in-launch split-K tickets are known to be reset.
+void lean_cases() {
+  const DType F16 = DType::F16, BF16 = DType::BF16, F32 = DType::F32;
+  g_expect_lean = true;
+  for (const char* mode : {"LLMK_INT4_LEAN=1", "LLMK_INT4_LEAN=1 LLMK_INT4_F32SCALE=1"}) {
+    const std::string m(mode);
+    g_variants = {m};
+    for (DType xdt : {F16, BF16}) {
+      matmul_case(1, 64, 128, 64, xdt, xdt, false, true, true, false);       // one CTA, no split
+      matmul_case(3, 48, 320, 64, xdt, F32, true, true, true, false);        // N % 64 != 0, K % 128 != 0
+      matmul_case(16, 272, 1056, 1056, xdt, xdt, true, true, false, false);  // K % 64 = 32, group = K
+      matmul_case(9, 1040, 2048, 128, xdt, BF16, false, true, true, true);   // act-order
+      matmul_case(12, 32, 48, 48, xdt, F16, true, true, true, false);        // K < 64
+      matmul_case(16, 128, 8192, 128, xdt, xdt, false, true, true, false);   // x slice (44 KB) bounds the split
+    }
+    g_variants = {m + " LLMK_INT4_SPLITS=7", m + " LLMK_INT4_SPLITS=64"};   // uneven and one-block splits
+    matmul_case(5, 256, 4096, 256, F16, F16, true, true, true, false);
+    g_variants = {m + " LLMK_INT4_LEAN_DEPTH=4", m + " LLMK_INT4_LEAN_DEPTH=16", m + " LLMK_INT4_SWAPAB=1"};
+    matmul_case(4, 512, 2048, 128, F16, F16, false, true, true, false);
+    matmul_case(2, 128, 192, 64, F16, F16, false, true, true, false);       // fewer blocks than the ring
+    matmul_case(8, 48, 1056, 1056, F16, F16, false, true, true, false);     // SWAP at M = 8, tails
+    g_variants = {m + " LLMK_INT4_SWAPAB=1 LLMK_INT4_SPLITS=5"};
+    matmul_case(1, 320, 4096, 128, F16, F16, false, true, true, true);      // SWAP, split, act-order
+  }
+  g_expect_lean = false;
+  setenv("LLMK_INT4_LEAN", "1", 1);  // NaN in one x row stays in that row (split-K, in-launch reduction)
+  nan_case(5, 256, 512, 64, F16, true);
+  unsetenv("LLMK_INT4_LEAN");
+  g_variants = {"LLMK_INT4_LEAN=1"};  // not eligible (group 32, M 17): the default path, still correct
+  matmul_case(4, 128, 256, 32, F16, F16, false, true, true, false);
+  matmul_case(17, 128, 256, 64, F16, F16, false, true, true, false);
+  g_variants.clear();
+}
+
+// D2D copy of `bytes` (the bandwidth anchor of the sweep), mean of 20 after a warm-up.
+void copy_anchor(size_t bytes) {
+  DevBuf<uint8_t> a(bytes), b(bytes);
+  cudaEvent_t e0, e1;
+  TCUDA(cudaEventCreate(&e0)); TCUDA(cudaEventCreate(&e1));
+  TCUDA(cudaMemcpy(b.p, a.p, bytes, cudaMemcpyDeviceToDevice));
+  TCUDA(cudaEventRecord(e0));
+  for (int i = 0; i < 20; i++) TCUDA(cudaMemcpyAsync(b.p, a.p, bytes, cudaMemcpyDeviceToDevice));
+  TCUDA(cudaEventRecord(e1));
+  TCUDA(cudaEventSynchronize(e1));
+  float ms = 0;
+  TCUDA(cudaEventElapsedTime(&ms, e0, e1));
+  ms /= 20;
+  std::printf("SWEEP {\"family\":\"copy\",\"bytes\":%zu,\"us\":%.3f,\"GBps\":%.1f}\n", bytes, ms * 1e3,
+              2.0 * double(bytes) / ms / 1e6);  // read + write
+  cudaEventDestroy(e0); cudaEventDestroy(e1);
+}
+
+// LLMK_INT4_SWEEP=1 (scripts/gpu-sweep.sh): copy anchors, then every variant × bench shape × M ≤ 16,
+// each checked against the CPU on the same data and timed. LLMK_INT4_SWEEP_VARIANTS overrides the
+// variant list (';'-separated; an empty entry is the default path).
+int sweep() {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // lines survive a timeout kill
+  g_sweep = true;
+  for (size_t mb : {8, 34, 117}) copy_anchor(mb << 20);
+  std::string list = "; LLMK_INT4_TILE=0; LLMK_INT4_LEAN=1; LLMK_INT4_LEAN=1 LLMK_INT4_F32SCALE=1;"
+                     " LLMK_INT4_LEAN=1 LLMK_INT4_LEAN_DEPTH=4; LLMK_INT4_LEAN=1 LLMK_INT4_LEAN_DEPTH=16;"
+                     " LLMK_INT4_LEAN=1 LLMK_INT4_F32SCALE=1 LLMK_INT4_LEAN_DEPTH=16;"
+                     " LLMK_INT4_LEAN=1 LLMK_INT4_SWAPAB=1; LLMK_INT4_LEAN=1 LLMK_INT4_SWAPAB=1 LLMK_INT4_F32SCALE=1;"
+                     " LLMK_INT4_LEAN=1 LLMK_INT4_SPLITS=4; LLMK_INT4_LEAN=1 LLMK_INT4_SPLITS=16";
+  if (const char* e = std::getenv("LLMK_INT4_SWEEP_VARIANTS")) list = e;
+  g_variants.clear();
+  for (size_t i = 0; i <= list.size();) {
+    size_t j = std::min(list.find(';', i), list.size());
+    std::string v = list.substr(i, j - i);
+    while (!v.empty() && v.front() == ' ') v.erase(0, 1);
+    g_variants.push_back(v);
+    i = j + 1;
+  }
+  const int64_t shapes[][2] = {{4096, 4096}, {8192, 8192}, {8192, 28672}, {28672, 8192}};
+  for (auto& sh : shapes)
+    for (int64_t m : {1, 4, 8, 16})
+      matmul_case(m, sh[0], sh[1], 128, DType::F16, DType::F16, false, true, false, false, true);
+  g_variants.clear();
+  return finish();
+}
+
 }  // namespace
 
 int main() {
   xs_state = run_seed() | 1;
+  if (std::getenv("LLMK_INT4_SWEEP")) return sweep();
   const bool timing = std::getenv("LLMK_INT4_TIME") != nullptr;
   const bool small = std::getenv("LLMK_TEST_SMALL") != nullptr && !timing;
   const DType F16 = DType::F16, BF16 = DType::BF16, F32 = DType::F32;
@@ -338,6 +456,7 @@ int main() {
   nan_case(5, 256, 512, 64, DType::F16, true);     // mma16n128, split-K
   nan_case(70, 256, 512, 128, DType::BF16, true);  // mma64
   nan_case(4, 40, 96, 32, DType::F16, true);       // N % 16 != 0: general path
+  lean_cases();
 
   // Tiny, tails, general path, every tile config.
   for (DType xdt : {F16, BF16}) {

@@ -50,6 +50,8 @@ std::string case_name(const TopkCase& c, const char* path) {
   return b;
 }
 
+bool g_expect_warp = false;  // LLMK_MOE_TOPK=warp block: every case must take the warp kernel
+
 void run_topk(const TopkCase& c) {
   const int64_t n = c.T * c.E;
   std::vector<float> x = randn(static_cast<size_t>(n), 2.f);
@@ -155,7 +157,35 @@ void run_topk(const TopkCase& c) {
   char d[160];
   snprintf(d, sizeof d, "rel_l2=%.2e bad_rows=%lld id_mismatch=%lld near_ties=%lld", err, (long long)bad_struct,
            (long long)id_mismatch, (long long)ties);
-  report(name, ok, d);
+  report(name, ok && (!g_expect_warp || name.find("[warp/") != std::string::npos), d);
+}
+
+// One-warp-per-row candidate (LLMK_MOE_TOPK=warp): every elements-per-lane instance and dtype, groups,
+// bias, renormalisation, scale, NaN/Inf rows and exact ties, against the CPU.
+void warp_topk_cases(bool small) {
+  setenv("LLMK_MOE_TOPK", "warp", 1);
+  g_expect_warp = true;
+  for (DType dt : {DType::F32, DType::F16, DType::BF16})
+    for (int E : {32, 64, 128, 256, 512}) {
+      run_topk({small ? 33 : 1000, E, 8, false, true, false, 0, 0, 1.f, dt});
+      run_topk({33, E, 1, true, false, false, 0, 0, 2.5f, dt});
+      run_topk({33, E, 32, true, true, true, 0, 0, 1.f, dt});
+      run_topk({500, E, 8, E % 64 == 0, true, false, 0, 0, 1.f, dt, 1});
+      run_topk({500, E, 8, false, true, false, 0, 0, 1.f, dt, 2});
+    }
+  for (DType dt : {DType::F32, DType::BF16}) {
+    run_topk({4099, 256, 8, true, true, true, 8, 4, 2.5f, dt});  // DeepSeek-V3
+    run_topk({1000, 256, 8, true, true, false, 8, 4, 1.f, dt});
+    run_topk({500, 256, 8, true, true, true, 8, 4, 1.f, dt, 1});
+    run_topk({300, 128, 8, true, true, true, 4, 2, 1.f, dt});
+    run_topk({300, 512, 8, true, true, true, 16, 4, 1.f, dt});
+    run_topk({300, 64, 6, true, true, true, 32, 3, 1.f, dt});   // one lane per group (f32: 2 experts)
+  }
+  g_expect_warp = false;  // not eligible: the default kernels, still correct
+  run_topk({300, 160, 8, true, true, true, 10, 3, 1.f, DType::BF16});
+  run_topk({300, 256, 40, false, true, false, 0, 0, 1.f, DType::F32});
+  run_topk({257, 256, 8, false, true, false, 0, 0, 1.f, DType::BF16, 0, true});  // misaligned rows
+  unsetenv("LLMK_MOE_TOPK");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -439,6 +469,8 @@ int main(int argc, char** argv) {
     run_topk({65536, 256, 8, true, true, true, 8, 4, 2.5f, DType::BF16});
     run_topk({65536, 128, 8, false, true, false, 0, 0, 1.f, DType::F32});
   }
+
+  warp_topk_cases(small);
 
   // ---- align ----
   for (int E : {1, 8, 64, 256, 1024})

@@ -18,6 +18,7 @@
 //    rows, float32 math, scalar loads only, reads either layout; launched in row blocks of at most
 //    65535·8 rows (grid.y limit), so any M works.
 #include "int4.h"
+#include "int4_lean.h"  // LLMK_INT4_LEAN=1 candidate (issue 17), off by default
 
 #include <algorithm>
 #include <cstdlib>
@@ -619,13 +620,14 @@ void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int6
   check_launch("int4 permute_cols");
 }
 
-int64_t int4_matmul_workspace(int64_t M, int64_t N, int64_t K, int64_t /*group*/, int xdt, bool prepared,
+int64_t int4_matmul_workspace(int64_t M, int64_t N, int64_t K, int64_t group, int xdt, bool prepared,
                               bool has_perm) {
   const Plan p = make_plan(M, N, K, xdt, prepared, nullptr, sm_count());
   int64_t b = 0;
   if (has_perm) b += align256(M * K * int64_t(dtype_size(DType(xdt))));
+  const int64_t lean = b + int4_lean_plan(M, N, K, group, xdt, prepared, nullptr).workspace;
   if (p.splits > 1) b += align256(int64_t(p.splits) * M * N * 4);
-  return b;
+  return std::max(b, lean);
 }
 
 const char* int4_matmul_path(int64_t M, int64_t N, int64_t K, int xdt, bool prepared, const void* x, int* splits) {
@@ -653,6 +655,9 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
     x = xp;
     used = align256(xbytes);
   }
+  if (int4_lean_matmul(x, xdt, qweight, scales, sdt, zeros, prepared, bias, bdt, y, M, N, K, group, ws + used,
+                       workspace_bytes - used, stream))
+    return;
   const bool wal = aligned16(qweight) && aligned16(scales) && (zeros == nullptr || aligned16(zeros));
   const Plan p = make_plan(M, N, K, xdt, prepared, x, sm_count(), wal);
   float* partial = nullptr;

@@ -7,6 +7,7 @@
 
 #include "common.cuh"
 #include "moe.h"
+#include "moe_topk_warp.h"  // LLMK_MOE_TOPK=warp candidate (issue 17), off by default
 #include "../cpu/moe_math.h"
 
 namespace llmk::cuda {
@@ -399,6 +400,7 @@ void topk_typed(const MoeTopkArgs& a, cudaStream_t s) {
 }  // namespace
 
 const char* moe_topk_path(const MoeTopkArgs& a) {
+  if (const char* w = moe_topk_warp_path(a)) return w;
   static thread_local char buf[64];
   FusedCfg c = choose_fused(a);
   if (!c.vec) return "general";
@@ -419,7 +421,7 @@ void moe_topk(const MoeTopkArgs& a, void* stream) {
              Arg, "moe_topk: groups %d / groupTopk %d do not divide %d experts", a.groups, a.group_topk, a.experts);
   const int kept = a.groups > 0 ? a.experts / a.groups * a.group_topk : a.experts;
   LLMK_CHECK(a.k >= 1 && a.k <= kept, Arg, "moe_topk: k = %d must be in [1, %d] (experts kept)", a.k, kept);
-  if (a.tokens == 0) return;
+  if (a.tokens == 0 || moe_topk_warp(a, stream)) return;
   cudaStream_t s = as_stream(stream);
   LLMK_DISPATCH_FLOAT(a.dtype, T, topk_typed<T>(a, s));
 }
