@@ -1,6 +1,7 @@
 // Bindings for block-sparse attention: unwrap, call ops::attention_block_sparse, wrap.
 #include <cmath>
 #include "common.h"
+#include "../cpu/attention_core.h"
 #include "../ops/attention.h"
 
 namespace llmk::napi {
@@ -89,11 +90,17 @@ Napi::Value attention_check_layout(const Napi::CallbackInfo& info) {
   });
 }
 
+// attentionCpuIsa() -> the CPU attention tile kernel in use ("avx512", "avx2" or "generic")
+Napi::Value attention_cpu_isa(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), cpu::attention_core_isa());
+}
+
 }  // namespace
 
 void init_attention_binding(Napi::Env env, Napi::Object exports) {
   exports.Set("attentionBlockSparse", Napi::Function::New(env, attention_block_sparse));
   exports.Set("attentionCheckLayout", Napi::Function::New(env, attention_check_layout));
+  exports.Set("attentionCpuIsa", Napi::Function::New(env, attention_cpu_isa));
 }
 
 }  // namespace llmk::napi
