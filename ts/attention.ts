@@ -17,6 +17,8 @@ import { BlockLayout } from './attention/layout';
 
 export { BlockLayout };
 export type { LayoutSizeOptions, BsrArrays } from './attention/layout';
+export { varlen, paged, KvCache } from './attention/serving';
+export type { MaskOptions, ServingResult, VarlenOptions, KvCacheOptions, PagedOptions } from './attention/serving';
 
 /** Options of {@link blockSparse}. */
 export interface BlockSparseOptions {

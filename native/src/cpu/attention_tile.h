@@ -192,7 +192,8 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     for (int64_t d = D; d < dp; d++) w.vt[j * dp + d] = 0.f;
   const int64_t lo_all = w.lo[0], hi_all = w.hi[nr - 1];  // lo and hi are non-decreasing in r
 
-  // Key blocks: the layout row's kept blocks, or every block that meets [lo_all, hi_all].
+  // Key tiles: the layout row's kept blocks, or tiles of bk keys from lo_all; each clamped to [lo_all, hi_all]
+  // so no key (and no page) that no row of the task sees is read.
   int64_t pb = 0, pe = 0;
   if (a.row_ptr) {
     const int32_t* rp = a.row_ptr + (a.layout_heads == 1 ? 0 : t.h0) * (a.nqb + 1);
@@ -200,14 +201,14 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     pb = rp[qb];
     pe = rp[qb + 1];
   } else if (hi_all >= lo_all) {
-    pb = lo_all / bk;
-    pe = hi_all / bk + 1;
+    pe = (hi_all - lo_all) / bk + 1;
   }
   const float* krow[MAXBK];
   for (int64_t pi = pb; pi < pe; pi++) {
-    const int64_t kb = a.row_ptr ? a.col_idx[pi] : pi;
-    const int64_t j0 = kb * bk, nk = std::min(bk, sq.nk - j0);
-    if (nk <= 0 || j0 > hi_all || j0 + nk - 1 < lo_all) continue;  // no row sees this block
+    const int64_t first = a.row_ptr ? int64_t(a.col_idx[pi]) * bk : lo_all + pi * bk;
+    const int64_t j0 = std::max(first, lo_all), j1 = std::min(first + bk - 1, hi_all);
+    if (j1 < j0) continue;  // no row sees this block
+    const int64_t nk = j1 - j0 + 1;
     for (int64_t j = 0; j < nk; j++) {
       const int64_t at = kv_row(a, sq, j0 + j, t.hkv);
       if (dt == 0) {
