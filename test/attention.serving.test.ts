@@ -319,3 +319,16 @@ describe('attention.paged + KvCache (cpu)', () => {
     });
   });
 });
+
+test('examples/decode-loop.ts: continuous batching over pages matches blockSparse from scratch', () => {
+  const ex = require('path').join(__dirname, '..', 'examples', 'decode-loop.ts');
+  const code = `
+    const ts = require(${JSON.stringify(require.resolve('typescript'))}), fs = require('fs');
+    require.extensions['.ts'] = (m, f) => m._compile(ts.transpileModule(fs.readFileSync(f, 'utf8'),
+      { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true }, fileName: f }).outputText, f);
+    process.argv = [process.argv[0], ${JSON.stringify(ex)}, '30'];
+    require(${JSON.stringify(ex)});`;
+  const r = require('child_process').spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 120000 });
+  expect(r.stdout + r.stderr).toMatch(/decode-loop: 30 steps, \d+ sequences .* max \|paged − blockSparse from scratch\| = \d/);
+  expect(r.status).toBe(0);
+});

@@ -4,8 +4,12 @@
 #include <cstring>
 #include <vector>
 
+#include "../core/cuda_runtime.h"
 #include "../core/stream.h"
 #include "../cpu/attention_core.h"
+#ifdef LLMK_WITH_CUDA
+#include "../cuda/attention_paged.h"
+#endif
 
 namespace llmk::ops {
 namespace {
@@ -63,9 +67,25 @@ AttentionResult alloc_outputs(const Tensor& q, const AttentionOptions& o) {
   return r;
 }
 
-[[noreturn]] void no_cuda(const char* op) {
-  throw Error(ErrCode::Unavailable, fmt("%s: CUDA tensors are not supported by this op yet (CPU only)", op));
+#ifdef LLMK_WITH_CUDA
+// The CUDA kernel's arguments common to varlen and paged (compiled, not verified on a GPU).
+cuda::ServingParams serving_params(const Tensor& q, const AttentionResult& r, int64_t Hkv, int64_t B, float scale,
+                                   const AttentionOptions& o) {
+  cuda::ServingParams p;
+  p.dtype = int(q.dtype());
+  p.B = B; p.Hq = q.dim(1); p.Hkv = Hkv; p.D = q.dim(2); p.total_q = q.dim(0);
+  p.q = q.data(); p.out = r.out.data(); p.lse = r.lse.defined() ? r.lse.data_as<float>() : nullptr;
+  p.causal = o.causal; p.win_left = o.win_left; p.win_right = o.win_right;
+  p.scale = scale; p.softcap = float(o.softcap);
+  cuda_set_device(q.device().index);
+  p.err_flag = cuda_error_flag(q.device().index);
+  return p;
 }
+#else
+[[noreturn]] void no_cuda(const char* op) {
+  throw Error(ErrCode::Unavailable, fmt("%s: this build has no CUDA support", op));
+}
+#endif
 
 }  // namespace
 
@@ -91,9 +111,19 @@ AttentionResult attention_varlen(const Tensor& q, const Tensor& k, const Tensor&
              "%s: cuSeqlensQ (%lld) and cuSeqlensK (%lld) must both have B + 1 >= 1 entries", op, (long long)cu_q.dim(0),
              (long long)cu_k.dim(0));
   AttentionResult r = alloc_outputs(q, o);
-  if (!q.device().is_cpu()) no_cuda(op);
-  cpu::AttnCoreArgs a = core_args(q, k.dim(1), scale, o);
   const int64_t B = cu_q.dim(0) - 1, total_k = k.dim(0);
+  if (!q.device().is_cpu()) {
+#ifdef LLMK_WITH_CUDA
+    cuda::ServingParams p = serving_params(q, r, k.dim(1), B, scale, o);
+    p.total_k = total_k; p.k = k.data(); p.v = v.data();
+    p.cu_q = cu_q.data_as<int32_t>(); p.cu_k = cu_k.data_as<int32_t>();
+    cuda::attention_serving(p, current_stream(q.device())->cuda());
+    return r;
+#else
+    no_cuda(op);
+#endif
+  }
+  cpu::AttnCoreArgs a = core_args(q, k.dim(1), scale, o);
   enqueue_cpu([a, q, k, v, cu_q, cu_k, r, B, total_k, op]() mutable {
     const int32_t* cq = cu_q.data_as<int32_t>();
     const int32_t* ck = cu_k.data_as<int32_t>();
@@ -143,11 +173,22 @@ AttentionResult attention_paged(const Tensor& q, const Tensor& kc, const Tensor&
              "%s: blockTables %s, seqLens %s and cuSeqlensQ %s disagree on the batch size", op,
              shape_str(block_tables.shape()).c_str(), shape_str(seq_lens.shape()).c_str(), shape_str(cu_q.shape()).c_str());
   AttentionResult r = alloc_outputs(q, o);
-  if (!q.device().is_cpu()) no_cuda(op);
+  const int64_t max_pages = block_tables.dim(1);
+  if (!q.device().is_cpu()) {
+#ifdef LLMK_WITH_CUDA
+    cuda::ServingParams p = serving_params(q, r, kc.dim(2), B, scale, o);
+    p.k = kc.data(); p.v = vc.data();
+    p.cu_q = cu_q.data_as<int32_t>(); p.block_tables = block_tables.data_as<int32_t>(); p.seq_lens = seq_lens.data_as<int32_t>();
+    p.max_pages = max_pages; p.page_size = kc.dim(1); p.num_pages = kc.dim(0);
+    cuda::attention_serving(p, current_stream(q.device())->cuda());
+    return r;
+#else
+    no_cuda(op);
+#endif
+  }
   cpu::AttnCoreArgs a = core_args(q, kc.dim(2), scale, o);
   a.page_size = kc.dim(1);
   a.num_pages = kc.dim(0);
-  const int64_t max_pages = block_tables.dim(1);
   enqueue_cpu([a, q, kc, vc, block_tables, seq_lens, cu_q, r, B, max_pages, op]() mutable {
     const int32_t* cq = cu_q.data_as<int32_t>();
     const int32_t* sl = seq_lens.data_as<int32_t>();
@@ -185,7 +226,17 @@ void attention_cache_append(const Tensor& kc, const Tensor& vc, const Tensor& k,
   check_index_tensor(slots, 1, k, op, "slotMapping");
   LLMK_CHECK(slots.dim(0) == k.dim(0), Shape, "%s: slotMapping has %lld entries for %lld tokens", op,
              (long long)slots.dim(0), (long long)k.dim(0));
-  if (!k.device().is_cpu()) no_cuda(op);
+  if (!k.device().is_cpu()) {
+#ifdef LLMK_WITH_CUDA
+    cuda_set_device(k.device().index);
+    cuda::attention_cache_append(kc.data(), vc.data(), k.data(), v.data(), slots.data_as<int32_t>(), k.dim(0),
+                                 k.dim(1) * k.dim(2), kc.dim(0) * kc.dim(1), int(k.dtype()), cuda_error_flag(k.device().index),
+                                 current_stream(k.device())->cuda());
+    return;
+#else
+    no_cuda(op);
+#endif
+  }
   enqueue_cpu([kc, vc, k, v, slots, op]() {
     const int32_t* s = slots.data_as<int32_t>();
     const int64_t n = k.dim(0), nslots = kc.dim(0) * kc.dim(1);
