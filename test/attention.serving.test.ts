@@ -229,6 +229,23 @@ describe('attention.paged + KvCache (cpu)', () => {
     });
   }
 
+  test('decode batch (one query per sequence, every KV head per task): every mask against the reference', async () => {
+    const seed = nextSeed(), pageSize = 16;
+    const b = makeBatch(seed, [1, 1, 1, 1, 1, 2], [300, 1, 0, 77, 150, 64], 8, 2, 64);
+    const cache = new attention.KvCache({ numPages: 64, pageSize, kvHeads: 2, headDim: 64 });
+    try {
+      const tables = await fillCache(cache, b, seed, 20);
+      for (const m of MASKS) {
+        const p = await runPaged(cache, b, tables, m.o);
+        expectClose(p.out, p.lse, refBatch(b, m.o), `decode batch, ${m.name} (seed ${seed})`);
+        const c = await runVarlen(b, m.o);
+        expectClose(c.out, c.lse, refBatch(b, m.o), `decode batch varlen, ${m.name} (seed ${seed})`);
+      }
+    } finally {
+      cache.dispose();
+    }
+  });
+
   test('decode: pages outside every window are not read (poisoned page ids there), one inside → ERR_LLMK_INDEX', async () => {
     const seed = nextSeed(), ps = 16, nk = 400;
     const b = makeBatch(seed, [1, 1], [nk, nk - 50], 4, 1, 32);

@@ -35,25 +35,29 @@ namespace {
 constexpr int64_t MAXM = 256;   // rows (query rows × heads of a group) of one task
 constexpr int64_t MAXBK = 128;  // key tile (layout blockK)
 constexpr int64_t MAXD = 256;
+constexpr int64_t FEW_ROWS = 8;  // up to this many rows per KV head (decode): scores as row dot products
+constexpr int64_t MAX_WIDE_KV = 16;  // decode tasks take every KV head of a sequence, up to this many
 
-// One task: query rows [r0, r0 + nr) of sequence `seq`, query heads h0 .. h0 + g - 1 sharing KV head hkv.
+// One task: query rows [r0, r0 + nr) of sequence `seq`, query heads h0 .. h0 + g - 1 (g/G KV heads, or one).
 struct Task {
-  int64_t seq, hkv, h0, g, r0, nr;
+  int64_t seq, h0, g, r0, nr;
 };
 
 // Per-thread buffers of one task, allocated once at their largest (64-byte aligned).
 struct Work {
-  float *qt, *s, *o, *kt, *vt, *m, *l, *alpha, *rowsum, *tmp;
+  float *qt, *qr, *s, *o, *kt, *vt, *m, *l, *alpha, *rowsum, *tmp;
   int64_t lo[MAXM], hi[MAXM];
+  int64_t at[MAX_WIDE_KV * MAXBK];  // element offsets of the current key tile's rows, per KV head group
   int64_t mp = 0, dp = 0;  // rows and head size rounded up to the vector width
   float* base = nullptr;
   Work() {
     const size_t nqt = MAXD * MAXM, ns = MAXBK * MAXM, no = MAXM * MAXD, nkv = MAXBK * MAXD, row = MAXM + MAXD;
-    base = static_cast<float*>(std::aligned_alloc(64, (nqt + ns + no + 2 * nkv + 5 * row) * sizeof(float)));
+    const size_t nvt = MAX_WIDE_KV * nkv;
+    base = static_cast<float*>(std::aligned_alloc(64, (2 * nqt + ns + no + nkv + nvt + 5 * row) * sizeof(float)));
     if (!base) throw Error(ErrCode::OOM, "attention: cannot allocate the CPU work buffers");
     float* p = base;
     auto take = [&](size_t n) { float* r = p; p += n; return r; };
-    qt = take(nqt); s = take(ns); o = take(no); kt = take(nkv); vt = take(nkv);
+    qt = take(nqt); qr = take(nqt); s = take(ns); o = take(no); kt = take(nkv); vt = take(nvt);
     m = take(row); l = take(row); alpha = take(row); rowsum = take(row); tmp = take(row);
   }
   ~Work() { std::free(base); }
@@ -89,6 +93,7 @@ LLMK_ALWAYS_INLINE V vfloor(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_
 LLMK_ALWAYS_INLINE V vpow2(V n) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
 }
+LLMK_ALWAYS_INLINE float vhsum(V a) { return _mm512_reduce_add_ps(a); }
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vset(-__builtin_inff()), _CMP_EQ_OQ), r, vzero());
 }
@@ -113,6 +118,11 @@ LLMK_ALWAYS_INLINE V vfloor(V a) { return _mm256_floor_ps(a); }
 LLMK_ALWAYS_INLINE V vpow2(V n) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
 }
+LLMK_ALWAYS_INLINE float vhsum(V a) {
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm256_blendv_ps(r, vzero(), _mm256_cmp_ps(x, vset(-__builtin_inff()), _CMP_EQ_OQ));
 }
@@ -136,6 +146,7 @@ template <class F>
 LLMK_ALWAYS_INLINE V lanes(F f) { return V{f(0), f(1), f(2), f(3)}; }
 LLMK_ALWAYS_INLINE V vmax(V a, V b) { return lanes([&](int i) { return std::max(a[i], b[i]); }); }
 LLMK_ALWAYS_INLINE V vfloor(V a) { return lanes([&](int i) { return std::floor(a[i]); }); }
+LLMK_ALWAYS_INLINE float vhsum(V a) { return (a[0] + a[1]) + (a[2] + a[3]); }
 LLMK_ALWAYS_INLINE V vpow2(V n) { return lanes([&](int i) { return std::ldexp(1.f, int(n[i])); }); }
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return lanes([&](int i) { return x[i] == -std::numeric_limits<float>::infinity() ? 0.f : r[i]; });
@@ -174,7 +185,14 @@ const char* attention_core_isa() { return pick_kernel().name; }
 
 void attention_core(const AttnCoreArgs& a) {
   const bool shared = a.layout_heads == 1 || a.row_ptr == nullptr;
-  const int64_t G = a.Hq / a.Hkv, g = shared ? G : 1, units = shared ? a.Hkv : a.Hq;
+  const int64_t G = a.Hq / a.Hkv;
+  // Decode (a few queries per sequence, enough sequences for the threads): one task per sequence over every
+  // KV head, so each token's K/V rows of all heads are read together (contiguous) instead of Hkv strided passes.
+  int64_t max_nq = 0;
+  for (int64_t s = 0; s < a.nseq; s++) max_nq = std::max(max_nq, a.seqs[s].nq);
+  const bool wide = shared && a.Hkv > 1 && a.Hkv <= MAX_WIDE_KV && a.D % 16 == 0 && G * max_nq <= FEW_ROWS && a.Hq * max_nq <= MAXM &&
+                    a.nseq >= num_threads();
+  const int64_t g = wide ? a.Hq : shared ? G : 1, units = wide ? 1 : shared ? a.Hkv : a.Hq;
   // Query rows per task: a power of two (so a tile never straddles two layout rows) with g·rows <= MAXM.
   int64_t rq = 1;
   while (rq * 2 <= a.block_q && rq * 2 * g <= MAXM) rq *= 2;
@@ -193,8 +211,7 @@ void attention_core(const AttnCoreArgs& a) {
       Task task;
       task.seq = s;
       task.g = g;
-      task.h0 = shared ? unit * G : unit;
-      task.hkv = shared ? unit : unit / G;
+      task.h0 = wide ? 0 : shared ? unit * G : unit;
       task.r0 = tile * rq;
       task.nr = std::min(rq, sq.nq - task.r0);
       k.fn(a, task, w);

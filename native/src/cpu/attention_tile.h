@@ -2,9 +2,9 @@
 // region and its own namespace, so the GEMM micro-kernels and the softmax loops are compiled for that ISA.
 // No include guard on purpose; it includes nothing. The including namespace defines:
 //   V (a vector of L floats), L; R (rows of a micro-kernel call), NVM (most vectors per row of one call);
-//   vzero, vload, vstore, vbcast, vfma, vset, vmax, vfloor, vpow2 (2^n of integral lanes), vzero_where_ninf
+//   vzero, vload, vstore, vbcast, vfma, vset, vmax, vfloor, vpow2 (2^n of integral lanes), vzero_where_ninf, vhsum
 //   (always inline); cvt_f16 / cvt_to_f16 (a row of float16 to / from float32).
-// It uses from attention_core.cpp: AttnCoreArgs, AttnSeq, Task, Work, key_range, kv_row.
+// It uses from attention_core.cpp: AttnCoreArgs, AttnSeq, Task, Work, key_range, kv_row, FEW_ROWS.
 
 // C[0:RR, 0:NV*L] (acc ? += : =) A·B over kc steps. Row i of A is read as arow[i][k * ak] (ak = 1: rows in
 // place, e.g. K; ak = stride: A stored transposed, e.g. Pᵀ); B rows are ldb apart. RR×NV accumulators.
@@ -66,6 +66,25 @@ void gemm(int64_t m, int64_t n, int64_t kc, const float* const* arow, int64_t ak
   }
 }
 
+// Sᵀ[j][i] = K_j · Q_i for few query rows (decode): each K row is read once as vectors against up to 4 rows
+// of Q (row-major, scaled) at a time, one horizontal sum per (key, row). D a multiple of L.
+void scores_few_rows(int64_t nk, int64_t m, const float* const* krow, const float* qr, int64_t D, float* s, int64_t mp) {
+  for (int64_t j = 0; j < nk; j++) {
+    const float* kj = krow[j];
+    for (int64_t i0 = 0; i0 < m; i0 += 4) {
+      const int64_t rows = std::min<int64_t>(4, m - i0);
+      V acc[4] = {vzero(), vzero(), vzero(), vzero()};
+      for (int64_t d = 0; d < D; d += L) {
+        const V kv = vload(kj + d);
+#pragma GCC unroll 4
+        for (int ii = 0; ii < 4; ii++)
+          if (ii < rows) acc[ii] = vfma(vload(qr + (i0 + ii) * D + d), kv, acc[ii]);
+      }
+      for (int64_t ii = 0; ii < rows; ii++) s[j * mp + i0 + ii] = vhsum(acc[ii]);
+    }
+  }
+}
+
 // exp(x) for x <= 0 per lane (x = -inf gives exactly 0); relative error about 2e-7 (exp2 of the fraction
 // by a degree-5 polynomial, the integer part into the exponent bits).
 LLMK_ALWAYS_INLINE V vexp_nonpos(V x) {
@@ -114,8 +133,8 @@ inline void to_f32(const void* src, int dt, int64_t at, int64_t n, float* d) {
 
 // Online-softmax update of the rows' state by one tile of logits Sᵀ [nk][mp] (rows i < m, in place → P),
 // then O = O·alpha + P·V. lo/hi: visible key interval of each row (per query row: i / g), `full`: no row
-// masks any key of the tile.
-void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t g, int64_t j0, int64_t nk, bool full) {
+// masks any key of the tile. The caller then adds P·V.
+void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t nr, int64_t j0, int64_t nk, bool full) {
   const int64_t mp = w.mp, dp = w.dp;
   float* s = w.s;
   const float ninf = -std::numeric_limits<float>::infinity();
@@ -127,7 +146,7 @@ void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t g, int64_t j0,
   if (!full) {
     for (int64_t j = 0; j < nk; j++)
       for (int64_t i = 0; i < m; i++) {
-        const int64_t r = i / g, key = j0 + j;
+        const int64_t r = i % nr, key = j0 + j;
         if (key < w.lo[r] || key > w.hi[r]) s[j * mp + i] = ninf;
       }
   }
@@ -155,16 +174,15 @@ void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t g, int64_t j0,
       if (al != 1.f)
         for (int64_t d = 0; d < dp; d++) w.o[i * dp + d] *= al;
     }
-  // O += P·V: A = Pᵀ stored [key][row] (row i at s + i, stride mp per key), B = V tile [nk][dp].
-  const float* prow[MAXM];
-  for (int64_t i = 0; i < m; i++) prow[i] = s + i;
-  gemm(m, dp, nk, prow, mp, w.vt, dp, w.o, dp, true);
 }
 
-// One task: query rows [r0, r0 + nr) of sequence t.seq for the g heads h0 .. h0+g-1 (one KV head hkv).
+// One task: query rows [r0, r0 + nr) of sequence t.seq for the g heads h0 .. h0+g-1. Rows are head-major
+// (i = head · nr + r); the heads form groups of gk sharing one KV head (one group, or every KV head of the
+// sequence in decode, where reading all heads of a token at once keeps the K/V reads contiguous).
 void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   const AttnSeq& sq = a.seqs[t.seq];
   const int64_t D = a.D, g = t.g, nr = t.nr, m = g * nr, bk = a.block_k;
+  const int64_t G = a.Hq / a.Hkv, gk = std::min(g, G), groups = g / gk, gm = gk * nr;  // rows of one group
   const int dt = a.dtype;
   const float ninf = -std::numeric_limits<float>::infinity();
   w.mp = (m + L - 1) / L * L;
@@ -172,10 +190,11 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   const int64_t mp = w.mp, dp = w.dp;
   // Qᵀ scaled: [D][mp], zero beyond row m.
   for (int64_t i = 0; i < m; i++) {
-    const int64_t r = i / g, h = t.h0 + i % g;
+    const int64_t r = i % nr, h = t.h0 + i / nr;
     to_f32(a.q, dt, ((sq.q0 + t.r0 + r) * a.Hq + h) * D, D, w.tmp);
-    for (int64_t d = 0; d < D; d++) w.qt[d * mp + i] = w.tmp[d] * a.scale;
+    for (int64_t d = 0; d < D; d++) w.qt[d * mp + i] = w.qr[i * D + d] = w.tmp[d] * a.scale;
   }
+  const bool few = gm <= FEW_ROWS && D % L == 0;
   for (int64_t d = 0; d < D; d++)
     for (int64_t i = m; i < mp; i++) w.qt[d * mp + i] = 0.f;
   for (int64_t r = 0; r < nr; r++) {
@@ -188,7 +207,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     w.l[i] = 0.f;
   }
   std::fill(w.o, w.o + m * dp, 0.f);
-  for (int64_t j = 0; j < bk; j++)
+  for (int64_t j = 0; j < groups * bk; j++)
     for (int64_t d = D; d < dp; d++) w.vt[j * dp + d] = 0.f;
   const int64_t lo_all = w.lo[0], hi_all = w.hi[nr - 1];  // lo and hi are non-decreasing in r
 
@@ -209,23 +228,45 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     const int64_t j0 = std::max(first, lo_all), j1 = std::min(first + bk - 1, hi_all);
     if (j1 < j0) continue;  // no row sees this block
     const int64_t nk = j1 - j0 + 1;
-    for (int64_t j = 0; j < nk; j++) {
-      const int64_t at = kv_row(a, sq, j0 + j, t.hkv);
-      if (dt == 0) {
-        krow[j] = static_cast<const float*>(a.k) + at;
-      } else {
-        to_f32(a.k, dt, at, D, w.kt + j * D);
-        krow[j] = w.kt + j * D;
+    // Row offsets first (token-major, so the groups' rows of a token are adjacent), with every line of the
+    // tile's K and V rows prefetched: rows are Hkv·D elements apart, which the hardware prefetchers do not follow.
+    const int64_t esz = dt == 0 ? 4 : 2;
+    for (int64_t j = 0; j < nk; j++)
+      for (int64_t c = 0; c < groups; c++) {
+        const int64_t at = kv_row(a, sq, j0 + j, (t.h0 + c * gk) / G);
+        w.at[c * bk + j] = at;
+        const char* kp = static_cast<const char*>(a.k) + at * esz;
+        const char* vp = static_cast<const char*>(a.v) + at * esz;
+        for (int64_t b = 0; b < D * esz; b += 64) {
+          __builtin_prefetch(kp + b);
+          __builtin_prefetch(vp + b);
+        }
       }
-      to_f32(a.v, dt, at, D, w.vt + j * dp);
+    for (int64_t c = 0; c < groups; c++) {
+      for (int64_t j = 0; j < nk; j++) {
+        const int64_t at = w.at[c * bk + j];
+        if (dt == 0) {
+          krow[j] = static_cast<const float*>(a.k) + at;
+        } else {
+          to_f32(a.k, dt, at, D, w.kt + j * D);
+          krow[j] = w.kt + j * D;
+        }
+        to_f32(a.v, dt, at, D, w.vt + (c * bk + j) * dp);
+      }
+      // Sᵀ[:, group rows] = K·(scale·Qᵀ)
+      if (few) scores_few_rows(nk, gm, krow, w.qr + c * gm * D, D, w.s + c * gm, mp);
+      else gemm(nk, mp, D, krow, 1, w.qt, mp, w.s, mp, false);  // one group: every row
     }
-    // Sᵀ [nk][mp] = K·(scale·Qᵀ)
-    gemm(nk, mp, D, krow, 1, w.qt, mp, w.s, mp, false);
     const bool full = j0 >= w.lo[nr - 1] && j0 + nk - 1 <= w.hi[0];
-    fold_tile(a, w, m, g, j0, nk, full);
+    fold_tile(a, w, m, nr, j0, nk, full);
+    // O[group rows] += P·V: A = Pᵀ stored [key][row] (row i at s + i, stride mp per key), B = the group's V tile.
+    const float* prow[MAXM];
+    for (int64_t i = 0; i < m; i++) prow[i] = w.s + i;
+    for (int64_t c = 0; c < groups; c++)
+      gemm(gm, dp, nk, prow + c * gm, mp, w.vt + c * bk * dp, dp, w.o + c * gm * dp, dp, true);
   }
   for (int64_t i = 0; i < m; i++) {
-    const int64_t r = i / g, h = t.h0 + i % g;
+    const int64_t r = i % nr, h = t.h0 + i / nr;
     const float li = w.l[i], inv = li > 0.f ? 1.f / li : 0.f;
     const int64_t at = ((sq.q0 + t.r0 + r) * a.Hq + h) * D;
     for (int64_t d = 0; d < D; d++) w.tmp[d] = w.o[i * dp + d] * inv;
