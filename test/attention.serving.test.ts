@@ -349,3 +349,38 @@ test('examples/decode-loop.ts: continuous batching over pages matches blockSpars
   expect(r.stdout + r.stderr).toMatch(/decode-loop: 30 steps, \d+ sequences .* max \|paged − blockSparse from scratch\| = \d/);
   expect(r.status).toBe(0);
 });
+
+test('varlen, paged, KvCache and append under hostile arguments: LlmkError with a code, never anything else', async () => {
+  const t = tensor(new Float32Array(6), { shape: [2, 3] });
+  const stale = tensor(new Float32Array(1));
+  stale.dispose();
+  const cache = new attention.KvCache({ numPages: 2, pageSize: 16, kvHeads: 1, headDim: 8 });
+  const cu = i32([0, 2]);
+  const vals: unknown[] = [undefined, null, 0, -1, 1.5, NaN, 'x', {}, [], t, stale, cu, cache, () => 0, true, Symbol('s'), 10n,
+    { cuSeqlensQ: cu, cuSeqlensK: cu }, { cuSeqlensQ: stale, cuSeqlensK: cu }, { blockTables: cu, seqLens: cu, cuSeqlensQ: cu },
+    { window: { left: Symbol('l') }, cuSeqlensQ: cu, cuSeqlensK: cu }, { scale: '1', cuSeqlensQ: cu, cuSeqlensK: cu },
+    { numPages: 1, pageSize: 16, kvHeads: 1, headDim: 8, dtype: 'nope' }, { numPages: 2 ** 40, pageSize: 16, kvHeads: 1, headDim: 8 }];
+  type Fn = (...a: unknown[]) => unknown;
+  const targets: Array<[string, Fn]> = [
+    ['varlen', attention.varlen as unknown as Fn], ['paged', attention.paged as unknown as Fn],
+    ['new KvCache', (...a) => new (attention.KvCache as unknown as new (...x: unknown[]) => attention.KvCache)(...a)],
+    ['KvCache.append', (...a) => (cache.append as unknown as Fn).apply(cache, a)],
+  ];
+  const wrong: string[] = [];
+  for (const [name, fn] of targets) {
+    for (let n = 0; n < 200; n++) {
+      const args = Array.from({ length: 1 + (n % 4) }, (_, i) => vals[(n * 7 + i * 13 + name.length) % vals.length]);
+      try {
+        const r = fn(...args) as { dispose?: () => void; out?: Tensor } | undefined;
+        r?.out?.dispose();
+        if (r instanceof attention.KvCache) r.dispose();
+      } catch (e) {
+        if (!(e instanceof Error) || e.name !== 'LlmkError' || !(e as { code?: string }).code) wrong.push(`${name}: ${String(e)}`);
+      }
+    }
+  }
+  try { await cache.key.toArray(); } catch { /* an index error of a hostile append, reported here */ }
+  expect(wrong).toEqual([]);
+  [t, cu].forEach((x) => x.dispose());
+  cache.dispose();
+});
