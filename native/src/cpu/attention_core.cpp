@@ -48,6 +48,8 @@ struct Work {
   float *qt, *qr, *s, *o, *kt, *vt, *m, *l, *alpha, *rowsum, *tmp;
   int64_t lo[MAXM], hi[MAXM];
   int64_t at[MAX_WIDE_KV * MAXBK];  // element offsets of the current key tile's rows, per KV head group
+  const float* vrow[MAX_WIDE_KV * MAXBK];  // the tile's V rows (in place or converted), per group
+  const float* qtrow[MAXD];                // rows of qt
   int64_t mp = 0, dp = 0;  // rows and head size rounded up to the vector width
   float* base = nullptr;
   Work() {

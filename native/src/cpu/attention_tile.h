@@ -7,10 +7,11 @@
 // It uses from attention_core.cpp: AttnCoreArgs, AttnSeq, Task, Work, key_range, kv_row, FEW_ROWS.
 
 // C[0:RR, 0:NV*L] (acc ? += : =) A·B over kc steps. Row i of A is read as arow[i][k * ak] (ak = 1: rows in
-// place, e.g. K; ak = stride: A stored transposed, e.g. Pᵀ); B rows are ldb apart. RR×NV accumulators.
+// place, e.g. K; ak = stride: A stored transposed, e.g. Pᵀ); row k of B from brow[k] + bcol (rows in place, e.g.
+// V in the cache, or packed). RR×NV accumulators.
 template <int RR, int NV>
-LLMK_ALWAYS_INLINE void micro(int64_t kc, const float* const* arow, int64_t ak, const float* b, int64_t ldb, float* c,
-                              int64_t ldc, bool acc) {
+LLMK_ALWAYS_INLINE void micro(int64_t kc, const float* const* arow, int64_t ak, const float* const* brow, int64_t bcol,
+                              float* c, int64_t ldc, bool acc) {
   V r[RR][NV];
 #pragma GCC unroll 16
   for (int i = 0; i < RR; i++)
@@ -19,7 +20,8 @@ LLMK_ALWAYS_INLINE void micro(int64_t kc, const float* const* arow, int64_t ak, 
   const float* ap[RR];
 #pragma GCC unroll 16
   for (int i = 0; i < RR; i++) ap[i] = arow[i];
-  for (int64_t k = 0; k < kc; k++, b += ldb) {
+  for (int64_t k = 0; k < kc; k++) {
+    const float* b = brow[k] + bcol;
     V bv[NV];
 #pragma GCC unroll 16
     for (int v = 0; v < NV; v++) bv[v] = vload(b + v * L);
@@ -38,31 +40,32 @@ LLMK_ALWAYS_INLINE void micro(int64_t kc, const float* const* arow, int64_t ak, 
 
 // micro<rows, nv> for run-time 1 <= rows <= R and 1 <= nv <= NVM.
 template <int RR = R>
-LLMK_ALWAYS_INLINE void micro_rows(int64_t rows, int nv, int64_t kc, const float* const* arow, int64_t ak, const float* b,
-                                   int64_t ldb, float* c, int64_t ldc, bool acc) {
+LLMK_ALWAYS_INLINE void micro_rows(int64_t rows, int nv, int64_t kc, const float* const* arow, int64_t ak,
+                                   const float* const* brow, int64_t bcol, float* c, int64_t ldc, bool acc) {
   if constexpr (RR > 1) {
-    if (rows < RR) return micro_rows<RR - 1>(rows, nv, kc, arow, ak, b, ldb, c, ldc, acc);
+    if (rows < RR) return micro_rows<RR - 1>(rows, nv, kc, arow, ak, brow, bcol, c, ldc, acc);
   }
-  if (nv == NVM) return micro<RR, NVM>(kc, arow, ak, b, ldb, c, ldc, acc);
+  if (nv == NVM) return micro<RR, NVM>(kc, arow, ak, brow, bcol, c, ldc, acc);
   if constexpr (NVM > 1) {
-    if (nv == 1) return micro<RR, 1>(kc, arow, ak, b, ldb, c, ldc, acc);
+    if (nv == 1) return micro<RR, 1>(kc, arow, ak, brow, bcol, c, ldc, acc);
   }
   if constexpr (NVM > 2) {
-    if (nv == 2) return micro<RR, 2>(kc, arow, ak, b, ldb, c, ldc, acc);
+    if (nv == 2) return micro<RR, 2>(kc, arow, ak, brow, bcol, c, ldc, acc);
   }
   if constexpr (NVM > 3) {
-    if (nv == 3) return micro<RR, 3>(kc, arow, ak, b, ldb, c, ldc, acc);
+    if (nv == 3) return micro<RR, 3>(kc, arow, ak, brow, bcol, c, ldc, acc);
   }
 }
 
-// C[m, n] (acc ? += : =) A[m, kc]·B[kc, n], n a multiple of L, A rows as in micro (arow[i] for row i).
-void gemm(int64_t m, int64_t n, int64_t kc, const float* const* arow, int64_t ak, const float* b, int64_t ldb, float* c,
+// C[m, n] (acc ? += : =) A[m, kc]·B[kc, n], n a multiple of L, A rows as in micro (arow[i] for row i), B rows
+// at brow[k].
+void gemm(int64_t m, int64_t n, int64_t kc, const float* const* arow, int64_t ak, const float* const* brow, float* c,
           int64_t ldc, bool acc) {
   const int64_t nvec = n / L;
   for (int64_t v0 = 0; v0 < nvec; v0 += NVM) {
     const int nv = int(std::min<int64_t>(NVM, nvec - v0));
     for (int64_t i0 = 0; i0 < m; i0 += R)
-      micro_rows(std::min<int64_t>(R, m - i0), nv, kc, arow + i0, ak, b + v0 * L, ldb, c + i0 * ldc + v0 * L, ldc, acc);
+      micro_rows(std::min<int64_t>(R, m - i0), nv, kc, arow + i0, ak, brow, v0 * L, c + i0 * ldc + v0 * L, ldc, acc);
   }
 }
 
@@ -194,7 +197,8 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     to_f32(a.q, dt, ((sq.q0 + t.r0 + r) * a.Hq + h) * D, D, w.tmp);
     for (int64_t d = 0; d < D; d++) w.qt[d * mp + i] = w.qr[i * D + d] = w.tmp[d] * a.scale;
   }
-  const bool few = gm <= FEW_ROWS && D % L == 0;
+  const bool few = gm <= FEW_ROWS && D % L == 0, v_in_place = dt == 0 && D % L == 0;
+  for (int64_t d = 0; d < D; d++) w.qtrow[d] = w.qt + d * mp;
   for (int64_t d = 0; d < D; d++)
     for (int64_t i = m; i < mp; i++) w.qt[d * mp + i] = 0.f;
   for (int64_t r = 0; r < nr; r++) {
@@ -251,11 +255,17 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
           to_f32(a.k, dt, at, D, w.kt + j * D);
           krow[j] = w.kt + j * D;
         }
-        to_f32(a.v, dt, at, D, w.vt + (c * bk + j) * dp);
+        // V rows: float32 with D a multiple of L is read in place; else converted (and zero-padded) into vt.
+        if (v_in_place) {
+          w.vrow[c * bk + j] = static_cast<const float*>(a.v) + at;
+        } else {
+          to_f32(a.v, dt, at, D, w.vt + (c * bk + j) * dp);
+          w.vrow[c * bk + j] = w.vt + (c * bk + j) * dp;
+        }
       }
       // Sᵀ[:, group rows] = K·(scale·Qᵀ)
       if (few) scores_few_rows(nk, gm, krow, w.qr + c * gm * D, D, w.s + c * gm, mp);
-      else gemm(nk, mp, D, krow, 1, w.qt, mp, w.s, mp, false);  // one group: every row
+      else gemm(nk, mp, D, krow, 1, w.qtrow, w.s, mp, false);  // one group: every row
     }
     const bool full = j0 >= w.lo[nr - 1] && j0 + nk - 1 <= w.hi[0];
     fold_tile(a, w, m, nr, j0, nk, full);
@@ -263,7 +273,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     const float* prow[MAXM];
     for (int64_t i = 0; i < m; i++) prow[i] = w.s + i;
     for (int64_t c = 0; c < groups; c++)
-      gemm(gm, dp, nk, prow + c * gm, mp, w.vt + c * bk * dp, dp, w.o + c * gm * dp, dp, true);
+      gemm(gm, dp, nk, prow + c * gm, mp, w.vrow + c * bk, w.o + c * gm * dp, dp, true);
   }
   for (int64_t i = 0; i < m; i++) {
     const int64_t r = i % nr, h = t.h0 + i / nr;
