@@ -184,8 +184,11 @@ void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t nr, int64_t j0
 // sequence in decode, where reading all heads of a token at once keeps the K/V reads contiguous).
 void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   const AttnSeq& sq = a.seqs[t.seq];
-  const int64_t D = a.D, g = t.g, nr = t.nr, m = g * nr, bk = a.block_k;
+  const int64_t D = a.D, g = t.g, nr = t.nr, m = g * nr;
   const int64_t G = a.Hq / a.Hkv, gk = std::min(g, G), groups = g / gk, gm = gk * nr;  // rows of one group
+  // Key tile: the layout's block; without a layout and with several KV heads per task (decode), 16 keys, so the
+  // prefetched K/V of a tile (all heads) stays in L1/L2 until used.
+  const int64_t bk = (a.row_ptr || groups == 1) ? a.block_k : std::min<int64_t>(a.block_k, 16);
   const int dt = a.dtype;
   const float ninf = -std::numeric_limits<float>::infinity();
   w.mp = (m + L - 1) / L * L;
