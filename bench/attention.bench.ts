@@ -4,9 +4,10 @@
 // FLOPs are counted on the token-visible pairs of the kept blocks (4·D per pair per head), so TFLOP/s is
 // comparable across layouts. Peers: bench/peers/attention.py (PyTorch SDPA flash / FlexAttention BlockMask).
 // On the CPU the same layouts run at reduced sizes (float32, Hq=8, Hkv=2).
-import { randn, type DeviceName } from '../ts';
+import { randn, synchronizeSync, type DeviceName } from '../ts';
 import * as attention from '../ts/attention';
-import type { BenchCase, Suite } from './harness';
+import type { BenchCase, Result, Suite } from './harness';
+import { field, str, wallMs } from './onnx';
 
 type Layout = attention.BlockLayout;
 const { BlockLayout } = attention;
@@ -66,8 +67,97 @@ function makeCase(device: DeviceName, dtype: 'bfloat16' | 'float32', name: strin
   };
 }
 
-const suite: Suite = {
+// ---- CPU peer: onnxruntime-node SparseAttention (com.microsoft; causal only; one-node ONNX model) ----
+
+/** ModelProto of SparseAttention over a prompt of S tokens with past/present buffers of S tokens, float32. */
+function sparseAttentionModel(S: number, Hq: number, Hkv: number, D: number, block: number, nRow: number, nnz: number): Uint8Array {
+  const dims = (ds: number[]) => ds.flatMap((d) => field(1, 2, field(1, 0, d)));
+  const vinfo = (no: number, name: string, type: number, ds: number[]) =>
+    field(no, 2, [...field(1, 2, str(name)), ...field(2, 2, field(1, 2, [...field(1, 0, type), ...field(2, 2, dims(ds))]))]);
+  const attr = (name: string, v: number) => field(5, 2, [...field(1, 2, str(name)), ...field(20, 0, 2), ...field(3, 0, v)]);
+  const ins = ['query', 'key', 'value', 'past_key', 'past_value', 'block_row_indices', 'block_col_indices',
+    'total_sequence_length', 'key_total_sequence_lengths'];
+  const outs = ['output', 'present_key', 'present_value'];
+  const node = [...ins.flatMap((n) => field(1, 2, str(n))), ...outs.flatMap((n) => field(2, 2, str(n))),
+    ...field(4, 2, str('SparseAttention')), ...field(7, 2, str('com.microsoft')),
+    ...attr('num_heads', Hq), ...attr('kv_num_heads', Hkv), ...attr('sparse_block_size', block)];
+  const F = 1, I32 = 6;
+  const graph = [...field(1, 2, node), ...field(2, 2, str('g')),
+    ...vinfo(11, 'query', F, [1, S, Hq * D]), ...vinfo(11, 'key', F, [1, S, Hkv * D]), ...vinfo(11, 'value', F, [1, S, Hkv * D]),
+    ...vinfo(11, 'past_key', F, [1, Hkv, S, D]), ...vinfo(11, 'past_value', F, [1, Hkv, S, D]),
+    ...vinfo(11, 'block_row_indices', I32, [1, nRow + 1]), ...vinfo(11, 'block_col_indices', I32, [1, nnz]),
+    ...vinfo(11, 'total_sequence_length', I32, []), ...vinfo(11, 'key_total_sequence_lengths', I32, [1]),
+    ...vinfo(12, 'output', F, [1, S, Hq * D]), ...vinfo(12, 'present_key', F, [1, Hkv, S, D]), ...vinfo(12, 'present_value', F, [1, Hkv, S, D])];
+  return Uint8Array.from([...field(1, 0, 8), ...field(7, 2, graph),
+    ...field(8, 2, [...field(1, 2, []), ...field(2, 0, 17)]), ...field(8, 2, [...field(1, 2, str('com.microsoft')), ...field(2, 0, 1)])]);
+}
+
+type OrtTensor = { data: Float32Array };
+type Ort = {
+  InferenceSession: { create(b: Uint8Array, o?: object): Promise<{ run(f: object, fetches?: object): Promise<Record<string, OrtTensor>> }> };
+  Tensor: new (t: string, d: Float32Array | Int32Array, s: number[]) => OrtTensor;
+};
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+/** Ours vs ORT SparseAttention at S=2048, Hq=8, Hkv=2, D=128, float32, block 64 (causal and local-4), interleaved. */
+async function cpuPeer(device: DeviceName): Promise<Result[]> {
+  if (device !== 'cpu') return [];
+  let ort: Ort;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    ort = require('onnxruntime-node');
+  } catch {
+    return [{ suite: 'attention', case: 'onnxruntime-node SparseAttention peer', device, ms: NaN, note: 'onnxruntime-node is not installed: no CPU peer' }];
+  }
+  const S = Number(process.env.LLMK_BENCH_ATTN_S ?? 2048), Hq = 8, Hkv = 2, D = 128, bs = 64, nb = S / bs;
+  const reps = Number(process.env.LLMK_BENCH_REPS ?? 5);
+  const q = randn([1, S, Hq, D], { device, seed: 1 }), k = randn([1, S, Hkv, D], { device, seed: 2 }), v = randn([1, S, Hkv, D], { device, seed: 3 });
+  const qa = q.toArraySync() as Float32Array, ka = k.toArraySync() as Float32Array, va = v.toArraySync() as Float32Array;
+  const res: Result[] = [];
+  for (const [name, local] of [['causal', nb], ['local-4', 4]] as const) {
+    const mask = Array.from({ length: nb }, (_, r) => Array.from({ length: nb }, (_, c) => c <= r && c > r - local));
+    const L = BlockLayout.fromBlockMask(mask, { blockSize: bs });
+    const rowPtr = Int32Array.from(L.rowPtr), colIdx = Int32Array.from(L.colIdx);
+    const ours = () => { attention.blockSparse(q, k, v, L, { causal: true }).out.dispose(); synchronizeSync('cpu'); };
+    const caseName = `cpu S=${S} Hq=8 Hkv=2 D=128 f32 ${name} vs ORT SparseAttention`;
+    try {
+      const sess = await ort.InferenceSession.create(sparseAttentionModel(S, Hq, Hkv, D, bs, nb, colIdx.length), { intraOpNumThreads: 2 });
+      const pk = new ort.Tensor('float32', new Float32Array(Hkv * S * D), [1, Hkv, S, D]);
+      const pv = new ort.Tensor('float32', new Float32Array(Hkv * S * D), [1, Hkv, S, D]);
+      const feeds = {
+        query: new ort.Tensor('float32', qa, [1, S, Hq * D]), key: new ort.Tensor('float32', ka, [1, S, Hkv * D]),
+        value: new ort.Tensor('float32', va, [1, S, Hkv * D]), past_key: pk, past_value: pv,
+        block_row_indices: new ort.Tensor('int32', rowPtr, [1, nb + 1]), block_col_indices: new ort.Tensor('int32', colIdx, [1, colIdx.length]),
+        total_sequence_length: new ort.Tensor('int32', Int32Array.of(S), []), key_total_sequence_lengths: new ort.Tensor('int32', Int32Array.of(S), [1]),
+      };
+      // present_* bound to the past buffers (ORT's CPU kernel requires them to share memory).
+      const peer = () => sess.run(feeds, { output: null, present_key: pk, present_value: pv });
+      const peerOut = (await peer()).output.data;
+      const o = attention.blockSparse(q, k, v, L, { causal: true }).out;
+      const oa = o.toArraySync() as Float32Array;
+      o.dispose();
+      let num = 0, den = 0;
+      for (let i = 0; i < oa.length; i++) { num += (oa[i] - peerOut[i]) ** 2; den += peerOut[i] ** 2; }
+      const oursMs: number[] = [], peerMs: number[] = [], ratio: number[] = [];
+      for (let r = 0; r < reps; r++) {
+        const a = await wallMs(ours, 300), b = await wallMs(peer, 300);
+        oursMs.push(a); peerMs.push(b); ratio.push(b / a);
+      }
+      res.push({ suite: 'attention', case: caseName, device, ms: median(oursMs), peer: 'onnxruntime-node 1.30.0 SparseAttention (2 threads)',
+        peerMs: median(peerMs), speedup: median(ratio),
+        note: `median of ${reps} interleaved ratios ${ratio.map((x) => x.toFixed(2)).join(' ')}; rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}; ISA ${attention.cpuIsa()}` });
+    } catch (e) {
+      res.push({ suite: 'attention', case: caseName, device, ms: NaN, note: `ORT peer failed: ${(e as Error).message.split('\n')[0]}` });
+    }
+  }
+  q.dispose(); k.dispose(); v.dispose();
+  return res;
+}
+
+const suite: Suite & { extra: (d: DeviceName) => Promise<Result[]> } = {
   name: 'attention',
+  extra: cpuPeer,
   cases(device, quick) {
     const gpu = device !== 'cpu';
     const cases: BenchCase[] = [];

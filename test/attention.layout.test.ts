@@ -153,3 +153,43 @@ describe('BlockLayout builders', () => {
     expect(attention.checkLayoutNative(l)).toBe(4);
   });
 });
+
+// Issue 11 item 7: 1 M-token layouts. Run in a child process, so a V8 crash (as before the fix: "invalid size
+// error", exit 133) fails this test instead of the suite.
+describe('long-context layouts (child process)', () => {
+  const lib = require('path').join(__dirname, '..', 'lib', 'attention.js');
+  function inChild(body: string): { status: number | null; out: Record<string, unknown> | null; stderr: string } {
+    const script = `const { BlockLayout } = require(${JSON.stringify(lib)});
+      const t0 = Date.now();
+      const res = {};
+      try { ${body} } catch (e) { res.code = e.code; res.message = e.message; }
+      res.ms = Date.now() - t0;
+      console.log(JSON.stringify(res));`;
+    const r = require('child_process').spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 120000 });
+    const line = (r.stdout as string).trim().split('\n').pop();
+    return { status: r.status, out: line ? JSON.parse(line) : null, stderr: String(r.stderr).slice(-500) };
+  }
+  test('causal, 2^20 tokens, blocks of 64: builds in typed arrays, nnz = n(n+1)/2', () => {
+    const r = inChild(`const l = BlockLayout.causal({ seqLen: 2 ** 20, blockSize: 64 });
+      res.nnz = l.nnz; res.row = Array.from(l.row(16383).slice(-2)); res.typed = l.colIdx instanceof Int32Array;`);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.out).toMatchObject({ nnz: (16384 * 16385) / 2, row: [16382, 16383], typed: true });
+  });
+  test('sliding window 4096 over 2^20 tokens: time ∝ kept blocks', () => {
+    const r = inChild(`res.sw = BlockLayout.slidingWindow({ seqLen: 2 ** 20, blockSize: 64, window: 4096 }).nnz;`);
+    expect(r.status).toBe(0);
+    expect(r.out?.sw).toBe(16384 * 65 - (64 * 65) / 2);
+  });
+  test('dense over 2^20 tokens (2^28 blocks, 1 GiB of indices) → ERR_LLMK_SHAPE before allocating', () => {
+    const r = inChild(`BlockLayout.dense({ seqLen: 2 ** 20, blockSize: 64 });`);
+    expect(r.status).toBe(0);
+    expect(r.out?.code).toBe('ERR_LLMK_SHAPE');
+  });
+});
+
+test('slidingWindow({ window: null }) and other non-numbers → ERR_LLMK_ARG, not a TypeError', () => {
+  for (const window of [null, 'x', true, { left: null, right: 0 }] as never[]) {
+    expectCode(() => BlockLayout.slidingWindow({ seqLen: 256, window }), 'ERR_LLMK_ARG');
+  }
+});

@@ -17,6 +17,8 @@ import { BlockLayout } from './attention/layout';
 
 export { BlockLayout };
 export type { LayoutSizeOptions, BsrArrays } from './attention/layout';
+export { varlen, paged, KvCache } from './attention/serving';
+export type { MaskOptions, ServingResult, VarlenOptions, KvCacheOptions, PagedOptions } from './attention/serving';
 
 /** Options of {@link blockSparse}. */
 export interface BlockSparseOptions {
@@ -124,3 +126,11 @@ export function checkLayoutNative(layout: BlockLayout): number {
     { heads: layout.perHead ? layout.heads : 1, blockQ: layout.blockQ, blockK: layout.blockK, qLen: layout.qLen, kLen: layout.kLen });
 }
 
+
+/**
+ * The CPU attention kernel in use: 'avx512', 'avx2' or 'generic' (the best the CPU supports, or the one
+ * `LLMK_CPU_ATTN_ISA=avx2|generic` asks for).
+ */
+export function cpuIsa(): string {
+  return native.attentionCpuIsa();
+}

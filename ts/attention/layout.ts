@@ -19,6 +19,9 @@ export interface LayoutSizeOptions {
   heads?: number;
 }
 
+/** Largest number of stored blocks (and of row offsets) a builder makes: 2^28, 1 GiB of int32 indices. */
+const MAX_LAYOUT_BLOCKS = 2 ** 28;
+
 /** Raw BSR arrays of a layout. */
 export interface BsrArrays {
   /**
@@ -207,21 +210,73 @@ export class BlockLayout {
   // Builders
   // ------------------------------------------------------------------------------------------
 
-  /** Builds from a predicate keep(head, row, col) over the block grid. */
+  /**
+   * Builds from a predicate keep(head, row, col) over the block grid (time ∝ grid), into typed arrays
+   * that grow as blocks are kept; refuses layouts of MAX_LAYOUT_BLOCKS or more with ERR_LLMK_SHAPE.
+   */
   private static build(op: string, s: Sizes, keep: (h: number, r: number, c: number) => boolean): BlockLayout {
     const nQB = Math.ceil(s.qLen / s.blockQ), nKB = Math.ceil(s.kLen / s.blockK);
-    const rowPtr = new Int32Array(s.heads * (nQB + 1));
-    const cols: number[] = [];
+    const rowPtr = BlockLayout.rowPtrArray(op, s, nQB);
+    let cols = new Int32Array(Math.min(1024, nQB * nKB * s.heads)), n = 0;
     for (let h = 0; h < s.heads; h++) {
       const base = h * (nQB + 1);
-      rowPtr[base] = cols.length;
+      rowPtr[base] = n;
       for (let r = 0; r < nQB; r++) {
-        for (let c = 0; c < nKB; c++) if (keep(h, r, c)) cols.push(c);
-        rowPtr[base + r + 1] = cols.length;
+        for (let c = 0; c < nKB; c++) {
+          if (!keep(h, r, c)) continue;
+          if (n === cols.length) {
+            BlockLayout.checkCount(op, n + 1);
+            const grown = new Int32Array(Math.min(2 * n, MAX_LAYOUT_BLOCKS));
+            grown.set(cols);
+            cols = grown;
+          }
+          cols[n++] = c;
+        }
+        rowPtr[base + r + 1] = n;
       }
     }
-    check(cols.length < 2 ** 31, 'ERR_LLMK_SHAPE', `${op}: layout has too many blocks for int32 indices`);
-    return new BlockLayout(s, rowPtr, Int32Array.from(cols), op);
+    return new BlockLayout(s, rowPtr, cols.slice(0, n), op);
+  }
+
+  /**
+   * Builds a layout whose rows keep one interval of key blocks, range(row) = [c0, c1] (empty when c1 < c0),
+   * shared by all heads: the count first, so time and memory are ∝ kept blocks and an oversized layout
+   * fails before anything large is allocated.
+   */
+  private static buildIntervals(op: string, s: Sizes, range: (r: number) => [number, number]): BlockLayout {
+    const nQB = Math.ceil(s.qLen / s.blockQ), nKB = Math.ceil(s.kLen / s.blockK);
+    const lo = new Int32Array(nQB), len = new Int32Array(nQB);
+    let perHead = 0;
+    for (let r = 0; r < nQB; r++) {
+      const [a, b] = range(r);
+      const c0 = Math.max(0, a), c1 = Math.min(nKB - 1, b);
+      lo[r] = c0;
+      len[r] = Math.max(0, c1 - c0 + 1);
+      perHead += len[r];
+    }
+    BlockLayout.checkCount(op, perHead * s.heads);
+    const rowPtr = BlockLayout.rowPtrArray(op, s, nQB), cols = new Int32Array(perHead * s.heads);
+    let n = 0;
+    for (let h = 0; h < s.heads; h++) {
+      rowPtr[h * (nQB + 1)] = n;
+      for (let r = 0; r < nQB; r++) {
+        for (let i = 0; i < len[r]; i++) cols[n++] = lo[r] + i;
+        rowPtr[h * (nQB + 1) + r + 1] = n;
+      }
+    }
+    return new BlockLayout(s, rowPtr, cols, op);
+  }
+
+  private static rowPtrArray(op: string, s: Sizes, nQB: number): Int32Array {
+    check(s.heads * (nQB + 1) < MAX_LAYOUT_BLOCKS, 'ERR_LLMK_SHAPE',
+      () => `${op}: ${s.heads} head(s) × ${nQB + 1} row offsets are too many (limit ${MAX_LAYOUT_BLOCKS})`);
+    return new Int32Array(s.heads * (nQB + 1));
+  }
+
+  private static checkCount(op: string, n: number): void {
+    check(n < MAX_LAYOUT_BLOCKS, 'ERR_LLMK_SHAPE',
+      () => `${op}: the layout would keep ${n} blocks; at most ${MAX_LAYOUT_BLOCKS - 1} (1 GiB of column indices) are allowed — ` +
+        'use larger blocks, a sparser layout, or split the sequence');
   }
 
   // Token geometry: block row r holds queries [r·bQ, min(qLen, (r+1)·bQ)); the query i aligns with key
@@ -234,13 +289,14 @@ export class BlockLayout {
   /** Every block. */
   static dense(opts: LayoutSizeOptions): BlockLayout {
     const s = resolveSizes('BlockLayout.dense', opts);
-    return BlockLayout.build('BlockLayout.dense', s, () => true);
+    return BlockLayout.buildIntervals('BlockLayout.dense', s, () => [0, Infinity]);
   }
 
   /** Blocks holding at least one key ≤ the query's diagonal (bottom-right aligned causal mask). */
   static causal(opts: LayoutSizeOptions): BlockLayout {
     const s = resolveSizes('BlockLayout.causal', opts);
-    return BlockLayout.build('BlockLayout.causal', s, (_h, r, c) => c * s.blockK <= BlockLayout.diagRange(s, r)[1]);
+    // keep c with c·blockK <= the row's last diagonal
+    return BlockLayout.buildIntervals('BlockLayout.causal', s, (r) => [0, Math.floor(BlockLayout.diagRange(s, r)[1] / s.blockK)]);
   }
 
   /**
@@ -252,12 +308,14 @@ export class BlockLayout {
     const op = 'BlockLayout.slidingWindow';
     const s = resolveSizes(op, opts);
     const w = opts.window;
-    check(w !== undefined, 'ERR_LLMK_ARG', `${op}: window is required`);
+    check(typeof w === 'number' || (w !== null && typeof w === 'object'), 'ERR_LLMK_ARG',
+      () => `${op}: window must be a number of tokens or { left, right }, got ${String(w)}`);
     const left = nonNegInt(op, 'window.left', typeof w === 'number' ? w : w.left);
     const right = nonNegInt(op, 'window.right', typeof w === 'number' ? 0 : w.right);
-    return BlockLayout.build(op, s, (_h, r, c) => {
+    // keep c with c·blockK <= d1 + right and (c+1)·blockK − 1 >= d0 − left
+    return BlockLayout.buildIntervals(op, s, (r) => {
       const [d0, d1] = BlockLayout.diagRange(s, r);
-      return c * s.blockK <= d1 + right && (c + 1) * s.blockK - 1 >= d0 - left;
+      return [Math.ceil((d0 - left + 1) / s.blockK) - 1, Math.floor((d1 + right) / s.blockK)];
     });
   }
 

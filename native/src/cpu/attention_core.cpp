@@ -1,0 +1,224 @@
+// The CPU attention core (attention_core.h): task enumeration, K/V row addressing (contiguous or paged)
+// and the tile body (attention_tile.h) compiled for AVX-512, AVX2+FMA and portable code, picked at run
+// time (shipped binaries carry no -march flags); LLMK_CPU_ATTN_ISA=avx2|generic forces a lesser one.
+#include "attention_core.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+#if defined(__x86_64__) && defined(__GNUC__)
+// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized (GCC bug 105593): silenced for the header only.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#if !defined(__clang__)  // `#pragma GCC target` regions are GCC's; clang builds get the portable body
+#define LLMK_ATTN_X86 1
+#endif
+#endif
+
+#include "../core/error.h"
+#include "../core/half.h"
+#include "../core/parallel.h"
+#include "attention.h"
+
+#define LLMK_ALWAYS_INLINE inline __attribute__((always_inline))
+
+namespace llmk::cpu {
+namespace {
+
+constexpr int64_t MAXM = 256;   // rows (query rows × heads of a group) of one task
+constexpr int64_t MAXBK = 128;  // key tile (layout blockK)
+constexpr int64_t MAXD = 256;
+constexpr int64_t FEW_ROWS = 8;  // up to this many rows per KV head (decode): scores as row dot products
+constexpr int64_t MAX_WIDE_KV = 16;  // decode tasks take every KV head of a sequence, up to this many
+
+// One task: query rows [r0, r0 + nr) of sequence `seq`, query heads h0 .. h0 + g - 1 (g/G KV heads, or one).
+struct Task {
+  int64_t seq, h0, g, r0, nr;
+};
+
+// Per-thread buffers of one task, allocated once at their largest (64-byte aligned).
+struct Work {
+  float *qt, *qr, *s, *o, *kt, *vt, *m, *l, *alpha, *rowsum, *tmp;
+  int64_t lo[MAXM], hi[MAXM];
+  int64_t at[MAX_WIDE_KV * MAXBK];  // element offsets of the current key tile's rows, per KV head group
+  const float* vrow[MAX_WIDE_KV * MAXBK];  // the tile's V rows (in place or converted), per group
+  const float* qtrow[MAXD];                // rows of qt
+  int64_t mp = 0, dp = 0;  // rows and head size rounded up to the vector width
+  float* base = nullptr;
+  Work() {
+    const size_t nqt = MAXD * MAXM, ns = MAXBK * MAXM, no = MAXM * MAXD, nkv = MAXBK * MAXD, row = MAXM + MAXD;
+    const size_t nvt = MAX_WIDE_KV * nkv;
+    base = static_cast<float*>(std::aligned_alloc(64, (2 * nqt + ns + no + nkv + nvt + 5 * row) * sizeof(float)));
+    if (!base) throw Error(ErrCode::OOM, "attention: cannot allocate the CPU work buffers");
+    float* p = base;
+    auto take = [&](size_t n) { float* r = p; p += n; return r; };
+    qt = take(nqt); qr = take(nqt); s = take(ns); o = take(no); kt = take(nkv); vt = take(nvt);
+    m = take(row); l = take(row); alpha = take(row); rowsum = take(row); tmp = take(row);
+  }
+  ~Work() { std::free(base); }
+  Work(const Work&) = delete;
+  Work& operator=(const Work&) = delete;
+};
+
+// Element offset of key j's row (KV head hkv) of a sequence in K and V. A page id outside the cache is an
+// index error (reported at the next synchronisation), checked before anything is read from the page.
+LLMK_ALWAYS_INLINE int64_t kv_row(const AttnCoreArgs& a, const AttnSeq& s, int64_t j, int64_t hkv) {
+  if (a.page_size == 0) return ((s.k0 + j) * a.Hkv + hkv) * a.D;
+  const int64_t page = s.pages[j / a.page_size];
+  if (page < 0 || page >= a.num_pages)
+    throw Error(ErrCode::Index, fmt("attention.paged: block table entry %lld is outside the cache's %lld pages",
+                                    (long long)page, (long long)a.num_pages));
+  return ((page * a.page_size + j % a.page_size) * a.Hkv + hkv) * a.D;
+}
+
+#if defined(LLMK_ATTN_X86)
+namespace avx512 {
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx2,fma,f16c")
+using V = __m512;
+constexpr int L = 16, R = 6, NVM = 4;  // 6×64 tile: 24 zmm accumulators
+LLMK_ALWAYS_INLINE V vzero() { return _mm512_setzero_ps(); }
+LLMK_ALWAYS_INLINE V vload(const float* p) { return _mm512_loadu_ps(p); }
+LLMK_ALWAYS_INLINE void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
+LLMK_ALWAYS_INLINE V vbcast(const float* p) { return _mm512_set1_ps(*p); }
+LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+LLMK_ALWAYS_INLINE V vset(float x) { return _mm512_set1_ps(x); }
+LLMK_ALWAYS_INLINE V vmax(V a, V b) { return _mm512_max_ps(a, b); }
+LLMK_ALWAYS_INLINE V vfloor(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
+LLMK_ALWAYS_INLINE V vpow2(V n) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
+}
+LLMK_ALWAYS_INLINE float vhsum(V a) { return _mm512_reduce_add_ps(a); }
+LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
+  return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vset(-__builtin_inff()), _CMP_EQ_OQ), r, vzero());
+}
+#include "matmul_f16c.h"
+#include "attention_tile.h"
+#pragma GCC pop_options
+}  // namespace avx512
+
+namespace avx2 {
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+using V = __m256;
+constexpr int L = 8, R = 6, NVM = 2;  // 6×16 tile: 12 ymm accumulators
+LLMK_ALWAYS_INLINE V vzero() { return _mm256_setzero_ps(); }
+LLMK_ALWAYS_INLINE V vload(const float* p) { return _mm256_loadu_ps(p); }
+LLMK_ALWAYS_INLINE void vstore(float* p, V v) { _mm256_storeu_ps(p, v); }
+LLMK_ALWAYS_INLINE V vbcast(const float* p) { return _mm256_broadcast_ss(p); }
+LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+LLMK_ALWAYS_INLINE V vset(float x) { return _mm256_set1_ps(x); }
+LLMK_ALWAYS_INLINE V vmax(V a, V b) { return _mm256_max_ps(a, b); }
+LLMK_ALWAYS_INLINE V vfloor(V a) { return _mm256_floor_ps(a); }
+LLMK_ALWAYS_INLINE V vpow2(V n) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23));
+}
+LLMK_ALWAYS_INLINE float vhsum(V a) {
+  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+  return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
+}
+LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
+  return _mm256_blendv_ps(r, vzero(), _mm256_cmp_ps(x, vset(-__builtin_inff()), _CMP_EQ_OQ));
+}
+#include "matmul_f16c.h"
+#include "attention_tile.h"
+#pragma GCC pop_options
+}  // namespace avx2
+#endif
+
+namespace generic {
+typedef float V __attribute__((vector_size(16)));
+constexpr int L = 4, R = 4, NVM = 2;  // 4×8 tile (SSE2 / NEON registers)
+LLMK_ALWAYS_INLINE V vzero() { return V{0.f, 0.f, 0.f, 0.f}; }
+LLMK_ALWAYS_INLINE V vload(const float* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
+LLMK_ALWAYS_INLINE void vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
+LLMK_ALWAYS_INLINE V vbcast(const float* p) { return V{*p, *p, *p, *p}; }
+LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return a * b + c; }
+LLMK_ALWAYS_INLINE V vset(float x) { return V{x, x, x, x}; }
+// Lane-wise helpers of the portable body, written per lane (the compiler vectorises what it can).
+template <class F>
+LLMK_ALWAYS_INLINE V lanes(F f) { return V{f(0), f(1), f(2), f(3)}; }
+LLMK_ALWAYS_INLINE V vmax(V a, V b) { return lanes([&](int i) { return std::max(a[i], b[i]); }); }
+LLMK_ALWAYS_INLINE V vfloor(V a) { return lanes([&](int i) { return std::floor(a[i]); }); }
+LLMK_ALWAYS_INLINE float vhsum(V a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+LLMK_ALWAYS_INLINE V vpow2(V n) { return lanes([&](int i) { return std::ldexp(1.f, int(n[i])); }); }
+LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
+  return lanes([&](int i) { return x[i] == -std::numeric_limits<float>::infinity() ? 0.f : r[i]; });
+}
+void cvt_f16(const uint16_t* s, float* d, int64_t n) {
+  for (int64_t i = 0; i < n; i++) d[i] = f16_to_f32(s[i]);
+}
+void cvt_to_f16(const float* s, uint16_t* d, int64_t n) {
+  for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(s[i]);
+}
+#include "attention_tile.h"
+}  // namespace generic
+
+using TaskFn = void (*)(const AttnCoreArgs&, const Task&, Work&);
+struct Kernel {
+  TaskFn fn;
+  const char* name;
+};
+
+Kernel pick_kernel() {
+  const char* want = std::getenv("LLMK_CPU_ATTN_ISA");
+  const std::string w = want ? want : "";
+#if defined(LLMK_ATTN_X86)
+  __builtin_cpu_init();
+  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  if (has2 && __builtin_cpu_supports("avx512f") && (w.empty() || w == "avx512")) return {avx512::run_task, "avx512"};
+  if (has2 && w != "generic") return {avx2::run_task, "avx2"};
+#endif
+  (void)w;
+  return {generic::run_task, "generic"};
+}
+
+}  // namespace
+
+const char* attention_core_isa() { return pick_kernel().name; }
+
+void attention_core(const AttnCoreArgs& a) {
+  const bool shared = a.layout_heads == 1 || a.row_ptr == nullptr;
+  const int64_t G = a.Hq / a.Hkv;
+  // Decode (a few queries per sequence, enough sequences for the threads): one task per sequence over every
+  // KV head, so each token's K/V rows of all heads are read together (contiguous) instead of Hkv strided passes.
+  int64_t max_nq = 0;
+  for (int64_t s = 0; s < a.nseq; s++) max_nq = std::max(max_nq, a.seqs[s].nq);
+  const bool wide = shared && a.Hkv > 1 && a.Hkv <= MAX_WIDE_KV && a.D % 16 == 0 && G * max_nq <= FEW_ROWS && a.Hq * max_nq <= MAXM &&
+                    a.nseq >= num_threads();
+  const int64_t g = wide ? a.Hq : shared ? G : 1, units = wide ? 1 : shared ? a.Hkv : a.Hq;
+  // Query rows per task: a power of two (so a tile never straddles two layout rows) with g·rows <= MAXM.
+  int64_t rq = 1;
+  while (rq * 2 <= a.block_q && rq * 2 * g <= MAXM) rq *= 2;
+  std::vector<int64_t> first(size_t(a.nseq + 1), 0);  // first task of each sequence
+  for (int64_t s = 0; s < a.nseq; s++) first[size_t(s + 1)] = first[size_t(s)] + units * ((a.seqs[s].nq + rq - 1) / rq);
+  const int64_t total = first.back();
+  if (total == 0) return;
+  const Kernel k = pick_kernel();
+  parallel_for(total, 1, [&](int64_t t0, int64_t t1) {
+    thread_local Work w;
+    for (int64_t t = t0; t < t1; t++) {
+      const int64_t s = std::upper_bound(first.begin(), first.end(), t) - first.begin() - 1;
+      const AttnSeq& sq = a.seqs[s];
+      const int64_t local = t - first[size_t(s)], tiles = (sq.nq + rq - 1) / rq;
+      const int64_t unit = local % units, tile = tiles - 1 - local / units;  // longest (causal) rows first
+      Task task;
+      task.seq = s;
+      task.g = g;
+      task.h0 = wide ? 0 : shared ? unit * G : unit;
+      task.r0 = tile * rq;
+      task.nr = std::min(rq, sq.nq - task.r0);
+      k.fn(a, task, w);
+    }
+  });
+}
+
+}  // namespace llmk::cpu

@@ -1,0 +1,292 @@
+// Attention task body, included once per instruction set by attention_core.cpp inside a `#pragma GCC target`
+// region and its own namespace, so the GEMM micro-kernels and the softmax loops are compiled for that ISA.
+// No include guard on purpose; it includes nothing. The including namespace defines:
+//   V (a vector of L floats), L; R (rows of a micro-kernel call), NVM (most vectors per row of one call);
+//   vzero, vload, vstore, vbcast, vfma, vset, vmax, vfloor, vpow2 (2^n of integral lanes), vzero_where_ninf, vhsum
+//   (always inline); cvt_f16 / cvt_to_f16 (a row of float16 to / from float32).
+// It uses from attention_core.cpp: AttnCoreArgs, AttnSeq, Task, Work, key_range, kv_row, FEW_ROWS.
+
+// C[0:RR, 0:NV*L] (acc ? += : =) A·B over kc steps. Row i of A is read as arow[i][k * ak] (ak = 1: rows in
+// place, e.g. K; ak = stride: A stored transposed, e.g. Pᵀ); row k of B from brow[k] + bcol (rows in place, e.g.
+// V in the cache, or packed). RR×NV accumulators.
+template <int RR, int NV>
+LLMK_ALWAYS_INLINE void micro(int64_t kc, const float* const* arow, int64_t ak, const float* const* brow, int64_t bcol,
+                              float* c, int64_t ldc, bool acc) {
+  V r[RR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < RR; i++)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) r[i][v] = acc ? vload(c + i * ldc + v * L) : vzero();
+  const float* ap[RR];
+#pragma GCC unroll 16
+  for (int i = 0; i < RR; i++) ap[i] = arow[i];
+  for (int64_t k = 0; k < kc; k++) {
+    const float* b = brow[k] + bcol;
+    V bv[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) bv[v] = vload(b + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < RR; i++) {
+      const V ai = vbcast(ap[i] + k * ak);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; v++) r[i][v] = vfma(ai, bv[v], r[i][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < RR; i++)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) vstore(c + i * ldc + v * L, r[i][v]);
+}
+
+// micro<rows, nv> for run-time 1 <= rows <= R and 1 <= nv <= NVM.
+template <int RR = R>
+LLMK_ALWAYS_INLINE void micro_rows(int64_t rows, int nv, int64_t kc, const float* const* arow, int64_t ak,
+                                   const float* const* brow, int64_t bcol, float* c, int64_t ldc, bool acc) {
+  if constexpr (RR > 1) {
+    if (rows < RR) return micro_rows<RR - 1>(rows, nv, kc, arow, ak, brow, bcol, c, ldc, acc);
+  }
+  if (nv == NVM) return micro<RR, NVM>(kc, arow, ak, brow, bcol, c, ldc, acc);
+  if constexpr (NVM > 1) {
+    if (nv == 1) return micro<RR, 1>(kc, arow, ak, brow, bcol, c, ldc, acc);
+  }
+  if constexpr (NVM > 2) {
+    if (nv == 2) return micro<RR, 2>(kc, arow, ak, brow, bcol, c, ldc, acc);
+  }
+  if constexpr (NVM > 3) {
+    if (nv == 3) return micro<RR, 3>(kc, arow, ak, brow, bcol, c, ldc, acc);
+  }
+}
+
+// C[m, n] (acc ? += : =) A[m, kc]·B[kc, n], n a multiple of L, A rows as in micro (arow[i] for row i), B rows
+// at brow[k].
+void gemm(int64_t m, int64_t n, int64_t kc, const float* const* arow, int64_t ak, const float* const* brow, float* c,
+          int64_t ldc, bool acc) {
+  const int64_t nvec = n / L;
+  for (int64_t v0 = 0; v0 < nvec; v0 += NVM) {
+    const int nv = int(std::min<int64_t>(NVM, nvec - v0));
+    for (int64_t i0 = 0; i0 < m; i0 += R)
+      micro_rows(std::min<int64_t>(R, m - i0), nv, kc, arow + i0, ak, brow, v0 * L, c + i0 * ldc + v0 * L, ldc, acc);
+  }
+}
+
+// Sᵀ[j][i] = K_j · Q_i for few query rows (decode): each K row is read once as vectors against up to 4 rows
+// of Q (row-major, scaled) at a time, one horizontal sum per (key, row). D a multiple of L.
+void scores_few_rows(int64_t nk, int64_t m, const float* const* krow, const float* qr, int64_t D, float* s, int64_t mp) {
+  for (int64_t j = 0; j < nk; j++) {
+    const float* kj = krow[j];
+    for (int64_t i0 = 0; i0 < m; i0 += 4) {
+      const int64_t rows = std::min<int64_t>(4, m - i0);
+      V acc[4] = {vzero(), vzero(), vzero(), vzero()};
+      for (int64_t d = 0; d < D; d += L) {
+        const V kv = vload(kj + d);
+#pragma GCC unroll 4
+        for (int ii = 0; ii < 4; ii++)
+          if (ii < rows) acc[ii] = vfma(vload(qr + (i0 + ii) * D + d), kv, acc[ii]);
+      }
+      for (int64_t ii = 0; ii < rows; ii++) s[j * mp + i0 + ii] = vhsum(acc[ii]);
+    }
+  }
+}
+
+// exp(x) for x <= 0 per lane (x = -inf gives exactly 0); relative error about 2e-7 (exp2 of the fraction
+// by a degree-5 polynomial, the integer part into the exponent bits).
+LLMK_ALWAYS_INLINE V vexp_nonpos(V x) {
+  const V y = vmax(x, vset(-87.0f)) * vset(1.44269504088896341f);
+  const V n = vfloor(y), f = y - n;
+  V p = vset(1.8775767e-3f);
+  p = vfma(p, f, vset(8.9893397e-3f));
+  p = vfma(p, f, vset(5.5826318e-2f));
+  p = vfma(p, f, vset(2.4015361e-1f));
+  p = vfma(p, f, vset(6.9315308e-1f));
+  p = vfma(p, f, vset(9.9999994e-1f));
+  return vzero_where_ninf(x, p * vpow2(n));
+}
+
+LLMK_ALWAYS_INLINE float exp_nonpos(float x) {
+  float t[L] = {x};
+  vstore(t, vexp_nonpos(vload(t)));
+  return t[0];
+}
+
+// mx[i] = max(mx[i], x[i]), n a multiple of L
+LLMK_ALWAYS_INLINE void row_max(float* mx, const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; i += L) vstore(mx + i, vmax(vload(mx + i), vload(x + i)));
+}
+
+// x[i] = exp(x[i] - base[i]) (x <= base), sum[i] += x[i]; n a multiple of L
+LLMK_ALWAYS_INLINE void exp_row(float* x, const float* base, float* sum, int64_t n) {
+  for (int64_t i = 0; i < n; i += L) {
+    const V p = vexp_nonpos(vload(x + i) - vload(base + i));
+    vstore(x + i, p);
+    vstore(sum + i, vload(sum + i) + p);
+  }
+}
+
+// n elements of dtype dt at src + at (elements) as float32 into d.
+inline void to_f32(const void* src, int dt, int64_t at, int64_t n, float* d) {
+  if (dt == 0) {
+    std::memcpy(d, static_cast<const float*>(src) + at, size_t(n) * sizeof(float));
+  } else if (dt == 1) {
+    cvt_f16(static_cast<const uint16_t*>(src) + at, d, n);
+  } else {
+    const uint16_t* s = static_cast<const uint16_t*>(src) + at;
+    for (int64_t i = 0; i < n; i++) d[i] = bits_f32(uint32_t(s[i]) << 16);
+  }
+}
+
+// Online-softmax update of the rows' state by one tile of logits Sᵀ [nk][mp] (rows i < m, in place → P),
+// then O = O·alpha + P·V. lo/hi: visible key interval of each row (per query row: i / g), `full`: no row
+// masks any key of the tile. The caller then adds P·V.
+void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t nr, int64_t j0, int64_t nk, bool full) {
+  const int64_t mp = w.mp, dp = w.dp;
+  float* s = w.s;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  if (a.softcap > 0.f) {
+    const float c = a.softcap, ic = 1.f / a.softcap;
+    for (int64_t j = 0; j < nk; j++)
+      for (int64_t i = 0; i < m; i++) s[j * mp + i] = c * std::tanh(s[j * mp + i] * ic);
+  }
+  if (!full) {
+    for (int64_t j = 0; j < nk; j++)
+      for (int64_t i = 0; i < m; i++) {
+        const int64_t r = i % nr, key = j0 + j;
+        if (key < w.lo[r] || key > w.hi[r]) s[j * mp + i] = ninf;
+      }
+  }
+  // Row loops over the padded width mp (padding rows hold logits 0 and are never stored): restrict
+  // pointers so they vectorise.
+  float* mx = w.tmp;
+  for (int64_t i = 0; i < mp; i++) mx[i] = ninf;
+  for (int64_t j = 0; j < nk; j++) row_max(mx, s + j * mp, mp);
+  bool rescale = false;
+  for (int64_t i = 0; i < mp; i++) {
+    const float mn = std::max(w.m[i], mx[i]);
+    const float base = mn == ninf ? 0.f : mn;  // a row that has seen only -inf keeps P = 0
+    w.alpha[i] = exp_nonpos(w.m[i] - base);
+    rescale |= w.alpha[i] != 1.f;
+    w.m[i] = mn;
+    mx[i] = base;
+  }
+  float* rs = w.rowsum;
+  for (int64_t i = 0; i < mp; i++) rs[i] = 0.f;
+  for (int64_t j = 0; j < nk; j++) exp_row(s + j * mp, mx, rs, mp);
+  for (int64_t i = 0; i < mp; i++) w.l[i] = w.l[i] * w.alpha[i] + rs[i];
+  if (rescale)
+    for (int64_t i = 0; i < m; i++) {
+      const float al = w.alpha[i];
+      if (al != 1.f)
+        for (int64_t d = 0; d < dp; d++) w.o[i * dp + d] *= al;
+    }
+}
+
+// One task: query rows [r0, r0 + nr) of sequence t.seq for the g heads h0 .. h0+g-1. Rows are head-major
+// (i = head · nr + r); the heads form groups of gk sharing one KV head (one group, or every KV head of the
+// sequence in decode, where reading all heads of a token at once keeps the K/V reads contiguous).
+void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
+  const AttnSeq& sq = a.seqs[t.seq];
+  const int64_t D = a.D, g = t.g, nr = t.nr, m = g * nr;
+  const int64_t G = a.Hq / a.Hkv, gk = std::min(g, G), groups = g / gk, gm = gk * nr;  // rows of one group
+  // Key tile: the layout's block; without a layout and with several KV heads per task (decode), 16 keys, so the
+  // prefetched K/V of a tile (all heads) stays in L1/L2 until used.
+  const int64_t bk = (a.row_ptr || groups == 1) ? a.block_k : std::min<int64_t>(a.block_k, 16);
+  const int dt = a.dtype;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  w.mp = (m + L - 1) / L * L;
+  w.dp = (D + L - 1) / L * L;
+  const int64_t mp = w.mp, dp = w.dp;
+  // Qᵀ scaled: [D][mp], zero beyond row m.
+  for (int64_t i = 0; i < m; i++) {
+    const int64_t r = i % nr, h = t.h0 + i / nr;
+    to_f32(a.q, dt, ((sq.q0 + t.r0 + r) * a.Hq + h) * D, D, w.tmp);
+    for (int64_t d = 0; d < D; d++) w.qt[d * mp + i] = w.qr[i * D + d] = w.tmp[d] * a.scale;
+  }
+  const bool few = gm <= FEW_ROWS && D % L == 0, v_in_place = dt == 0 && D % L == 0;
+  for (int64_t d = 0; d < D; d++) w.qtrow[d] = w.qt + d * mp;
+  for (int64_t d = 0; d < D; d++)
+    for (int64_t i = m; i < mp; i++) w.qt[d * mp + i] = 0.f;
+  for (int64_t r = 0; r < nr; r++) {
+    const KeyRange kr = key_range(t.r0 + r, sq.nq, sq.nk, a.causal, a.win_left, a.win_right);
+    w.lo[r] = kr.lo;
+    w.hi[r] = kr.hi;
+  }
+  for (int64_t i = 0; i < mp; i++) {
+    w.m[i] = ninf;
+    w.l[i] = 0.f;
+  }
+  std::fill(w.o, w.o + m * dp, 0.f);
+  for (int64_t j = 0; j < groups * bk; j++)
+    for (int64_t d = D; d < dp; d++) w.vt[j * dp + d] = 0.f;
+  const int64_t lo_all = w.lo[0], hi_all = w.hi[nr - 1];  // lo and hi are non-decreasing in r
+
+  // Key tiles: the layout row's kept blocks, or tiles of bk keys from lo_all; each clamped to [lo_all, hi_all]
+  // so no key (and no page) that no row of the task sees is read.
+  int64_t pb = 0, pe = 0;
+  if (a.row_ptr) {
+    const int32_t* rp = a.row_ptr + (a.layout_heads == 1 ? 0 : t.h0) * (a.nqb + 1);
+    const int64_t qb = t.r0 / a.block_q;
+    pb = rp[qb];
+    pe = rp[qb + 1];
+  } else if (hi_all >= lo_all) {
+    pe = (hi_all - lo_all) / bk + 1;
+  }
+  const float* krow[MAXBK];
+  for (int64_t pi = pb; pi < pe; pi++) {
+    const int64_t first = a.row_ptr ? int64_t(a.col_idx[pi]) * bk : lo_all + pi * bk;
+    const int64_t j0 = std::max(first, lo_all), j1 = std::min(first + bk - 1, hi_all);
+    if (j1 < j0) continue;  // no row sees this block
+    const int64_t nk = j1 - j0 + 1;
+    // Row offsets first (token-major, so the groups' rows of a token are adjacent), with every line of the
+    // tile's K and V rows prefetched: rows are Hkv·D elements apart, which the hardware prefetchers do not follow.
+    const int64_t esz = dt == 0 ? 4 : 2;
+    for (int64_t j = 0; j < nk; j++)
+      for (int64_t c = 0; c < groups; c++) {
+        const int64_t at = kv_row(a, sq, j0 + j, (t.h0 + c * gk) / G);
+        w.at[c * bk + j] = at;
+        const char* kp = static_cast<const char*>(a.k) + at * esz;
+        const char* vp = static_cast<const char*>(a.v) + at * esz;
+        for (int64_t b = 0; b < D * esz; b += 64) {
+          __builtin_prefetch(kp + b);
+          __builtin_prefetch(vp + b);
+        }
+      }
+    for (int64_t c = 0; c < groups; c++) {
+      for (int64_t j = 0; j < nk; j++) {
+        const int64_t at = w.at[c * bk + j];
+        if (dt == 0) {
+          krow[j] = static_cast<const float*>(a.k) + at;
+        } else {
+          to_f32(a.k, dt, at, D, w.kt + j * D);
+          krow[j] = w.kt + j * D;
+        }
+        // V rows: float32 with D a multiple of L is read in place; else converted (and zero-padded) into vt.
+        if (v_in_place) {
+          w.vrow[c * bk + j] = static_cast<const float*>(a.v) + at;
+        } else {
+          to_f32(a.v, dt, at, D, w.vt + (c * bk + j) * dp);
+          w.vrow[c * bk + j] = w.vt + (c * bk + j) * dp;
+        }
+      }
+      // Sᵀ[:, group rows] = K·(scale·Qᵀ)
+      if (few) scores_few_rows(nk, gm, krow, w.qr + c * gm * D, D, w.s + c * gm, mp);
+      else gemm(nk, mp, D, krow, 1, w.qtrow, w.s, mp, false);  // one group: every row
+    }
+    const bool full = j0 >= w.lo[nr - 1] && j0 + nk - 1 <= w.hi[0];
+    fold_tile(a, w, m, nr, j0, nk, full);
+    // O[group rows] += P·V: A = Pᵀ stored [key][row] (row i at s + i, stride mp per key), B = the group's V tile.
+    const float* prow[MAXM];
+    for (int64_t i = 0; i < m; i++) prow[i] = w.s + i;
+    for (int64_t c = 0; c < groups; c++)
+      gemm(gm, dp, nk, prow + c * gm, mp, w.vrow + c * bk, w.o + c * gm * dp, dp, true);
+  }
+  for (int64_t i = 0; i < m; i++) {
+    const int64_t r = i % nr, h = t.h0 + i / nr;
+    const float li = w.l[i], inv = li > 0.f ? 1.f / li : 0.f;
+    const int64_t at = ((sq.q0 + t.r0 + r) * a.Hq + h) * D;
+    for (int64_t d = 0; d < D; d++) w.tmp[d] = w.o[i * dp + d] * inv;
+    if (dt == 0) std::memcpy(static_cast<float*>(a.out) + at, w.tmp, size_t(D) * sizeof(float));
+    else if (dt == 1) cvt_to_f16(w.tmp, static_cast<uint16_t*>(a.out) + at, D);
+    else
+      for (int64_t d = 0; d < D; d++) static_cast<uint16_t*>(a.out)[at + d] = f32_to_bf16(w.tmp[d]);
+    if (a.lse) a.lse[sq.lse0 + h * a.lse_hstride + t.r0 + r] = li > 0.f ? w.m[i] + std::log(li) : ninf;
+  }
+}
