@@ -309,6 +309,13 @@ export function prepare(w: Int4Weight, device?: DeviceSpec): Int4Weight {
 export interface MatmulOptions {
   /** [N], float32 / float16 / bfloat16, on x's device. */
   bias?: Tensor | null;
+  /**
+   * 'float' (default): exact float32 math on the dequantised weight. 'int8' (CPU only; a GPU tensor gives
+   * ERR_LLMK_UNAVAILABLE): x is quantised per block of min(groupSize, 256) k to int8 (scale max|x|/127) and
+   * multiplied with integer dot products, as ONNX Runtime's MatMulNBits accuracy_level 4; faster, with the
+   * error bound given in the README.
+   */
+  compute?: 'float' | 'int8';
 }
 
 /**
@@ -326,6 +333,9 @@ export function matmul(x: Tensor, w: Int4Weight, opts: MatmulOptions = {}): Tens
   check(x.shape[1] === w.k, 'ERR_LLMK_SHAPE', () => `${op}: x has ${x.shape[1]} columns but the weight has k = ${w.k}`);
   check(x.device === w.device, 'ERR_LLMK_DEVICE',
     () => `${op}: x is on ${x.device} but the weight is on ${w.device} (use quant.prepare(w, '${x.device}'))`);
+  const compute = opts.compute ?? 'float';
+  check(compute === 'float' || compute === 'int8', 'ERR_LLMK_ARG',
+    () => `${op}: compute must be 'float' or 'int8', got ${String(compute)}`);
   const bias = opts.bias ?? null;
   if (bias !== null) {
     checkTensor(bias, `${op}: bias`);
@@ -335,7 +345,7 @@ export function matmul(x: Tensor, w: Int4Weight, opts: MatmulOptions = {}): Tens
     check(bias.device === x.device, 'ERR_LLMK_DEVICE', () => `${op}: bias is on ${bias.device} but x is on ${x.device}`);
   }
   const h = ADDON().matmul(x.handle, w.qweight.handle, w.scales.handle, w.zeros?.handle ?? null, w.perm?.handle ?? null,
-    bias?.handle ?? null, w.n, w.k, w.groupSize, w.layout === 'prepared');
+    bias?.handle ?? null, w.n, w.k, w.groupSize, w.layout === 'prepared', compute === 'int8');
   return new Tensor(h, [x.shape[0], w.n], x.dtype, x.device);
 }
 

@@ -19,6 +19,7 @@
 #include "../core/error.h"
 #include "../core/half.h"
 #include "../core/parallel.h"
+#include "int4_isa.h"
 
 namespace llmk::cpu {
 
@@ -384,19 +385,34 @@ template <int P> LLMK_AVX512 void block_avx512(const Avx512Args& a, int64_t n0, 
   }
 }
 
-bool have_avx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
-  return ok;
-}
-
-bool have_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
+// Kernels picked per call by int4_isa() (LLMK_CPU_INT4_ISA may ask for a lesser one).
+bool have_avx512() { return int(int4_isa()) >= int(Int4Isa::Avx512Bw); }
+bool have_avx2() { return int(int4_isa()) >= int(Int4Isa::Avx2); }
 #endif
 
 }  // namespace
+
+void int4_quantize_check(const void* w, int wdt, int64_t N, int64_t K, int64_t group, bool symmetric, int sdt) {
+  const int64_t G = K / group;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t g = 0; g < G; g++) {
+      float mn = 0.f, mx = 0.f;
+      for (int64_t k = g * group; k < (g + 1) * group; k++) {
+        const float v = load_as_f32(w, n * K + k, wdt);
+        if (!std::isfinite(v))
+          throw Error(ErrCode::Arg, fmt("quant.quantize: w[%lld, %lld] is %s: weights must be finite", (long long)n,
+                                        (long long)k, v != v ? "NaN" : v > 0 ? "Infinity" : "-Infinity"));
+        mn = std::min(mn, v);
+        mx = std::max(mx, v);
+      }
+      // The scale as int4_quantize computes it, rounded to its dtype.
+      const float s = round_to(sdt, symmetric ? std::max(-mn, mx) / 7.f : (mx - mn) / 15.f);
+      if (!std::isfinite(s))
+        throw Error(ErrCode::Arg, fmt("quant.quantize: the scale of row %lld, group %lld (max |w| %g) overflows %s; "
+                                      "use a wider scaleDtype (float32 or bfloat16)", (long long)n, (long long)g,
+                                      double(std::max(-mn, mx)), dtype_name(DType(sdt))));
+    }
+}
 
 void int4_quantize(const void* w, int wdt, int64_t N, int64_t K, int64_t group, bool symmetric,
                    uint8_t* qweight, void* scales, int sdt, uint8_t* zeros) {

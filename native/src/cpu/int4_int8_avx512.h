@@ -1,0 +1,57 @@
+// AVX-512 tile of the int8 mode (int4_int8.cpp), included once with VNNI = true (vpdpbusd) and once with
+// VNNI = false (vpmaddubsw + vpmaddwd, AVX512BW only), each inside its own `#pragma GCC target` region and
+// namespace. No include guard on purpose. Chunks of CH = 128 k: 64 packed bytes, low nibbles against the
+// 64 even k, high nibbles against the 64 odd k. Int16 sums cannot saturate: a byte pair adds at most
+// 2·15·127 = 3810 per vpmaddubsw lane, two per chunk, at most two chunks per block (BA ≤ 256).
+// Needs from the includer: Args, QuantX, VNNI, weight_params.
+
+template <int R, int MT>
+void tile(const Args& a, int64_t n, int nr, int64_t m0, float* out) {
+  const QuantX& x = *a.x;
+  const int64_t K = a.K, NB = x.NB, cpb = x.BA / 128, bpg = a.group / x.BA;
+  const uint8_t* qr[R];
+  for (int r = 0; r < R; r++) qr[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
+  const __m512i m4 = _mm512_set1_epi8(15), ones = _mm512_set1_epi16(1);
+  __m512 acc[R][MT];
+  for (int r = 0; r < R; r++)
+    for (int m = 0; m < MT; m++) acc[r][m] = _mm512_setzero_ps();
+  for (int64_t b = 0; b < NB; b++) {
+    __m512i s[R][MT];
+    for (int r = 0; r < R; r++)
+      for (int m = 0; m < MT; m++) s[r][m] = _mm512_setzero_si512();
+    const int8_t* xb = x.q.data() + m0 * K + b * x.BA;
+    for (int64_t c = 0; c < cpb; c++) {
+      __m512i xl[MT], xh[MT];
+      for (int m = 0; m < MT; m++) {
+        xl[m] = _mm512_loadu_si512(xb + m * K + c * 128);
+        xh[m] = _mm512_loadu_si512(xb + m * K + c * 128 + 64);
+      }
+      for (int r = 0; r < R; r++) {
+        const __m512i v = _mm512_loadu_si512(qr[r] + (b * x.BA + c * 128) / 2);
+        const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        for (int m = 0; m < MT; m++) {
+          if constexpr (VNNI) {
+            s[r][m] = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(s[r][m], lo, xl[m]), hi, xh[m]);
+          } else {
+            s[r][m] = _mm512_add_epi16(s[r][m], _mm512_add_epi16(_mm512_maddubs_epi16(lo, xl[m]),
+                                                                 _mm512_maddubs_epi16(hi, xh[m])));
+          }
+        }
+      }
+    }
+    const int64_t g = b / bpg;
+    for (int r = 0; r < R; r++) {
+      float sw;
+      int z;
+      weight_params(a, n + std::min(r, nr - 1), g, sw, z);
+      for (int m = 0; m < MT; m++) {
+        const int64_t mb = (m0 + m) * NB + b;
+        __m512i iv = VNNI ? s[r][m] : _mm512_madd_epi16(s[r][m], ones);
+        iv = _mm512_sub_epi32(iv, _mm512_maskz_set1_epi32(__mmask16(1), z * x.sum[size_t(mb)]));
+        acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iv), _mm512_set1_ps(x.sa[size_t(mb)] * sw), acc[r][m]);
+      }
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int m = 0; m < MT; m++) out[r * MT + m] = _mm512_reduce_add_ps(acc[r][m]);
+}
