@@ -311,7 +311,7 @@ export interface MatmulOptions {
   bias?: Tensor | null;
   /**
    * 'float' (default): exact float32 math on the dequantised weight. 'int8' (CPU only; a GPU tensor gives
-   * ERR_LLMK_UNAVAILABLE): x is quantised per block of min(groupSize, 256) k to int8 (scale max|x|/127) and
+   * ERR_LLMK_UNAVAILABLE): x is quantised per block of k (the largest power of two ≤ 256 dividing groupSize) to int8 (scale max|x|/127) and
    * multiplied with integer dot products, as ONNX Runtime's MatMulNBits accuracy_level 4; faster, with the
    * error bound given in the README.
    */

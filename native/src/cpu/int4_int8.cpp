@@ -71,11 +71,7 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
 namespace avx2 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
-inline float hsum(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
-  return _mm_cvtss_f32(_mm_add_ss(lo, _mm_movehdup_ps(lo)));
-}
+#include "hsum_avx2.h"
 
 // R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..): each decoded
 // weight vector feeds MT vpmaddubsw pairs, each x vector R. CH = 64: 32 packed bytes per step, low nibbles
