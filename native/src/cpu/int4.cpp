@@ -156,7 +156,7 @@ __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(lo, sh));
 }
 
-// AVX2 + FMA: four weight rows at a time share each load of x; 8 packed bytes (16 codes) per row per
+// AVX2 + FMA, M = 1 (2 ≤ M ≤ 64 take int4_avx2.cpp): four weight rows at a time share each load of x; 8 packed bytes (16 codes) per row per
 // step, nibbles widened to int32 and converted to float in registers; two accumulators per row.
 __attribute__((target("avx2,fma"))) void small_rows_avx2(const SmallArgs& a, int64_t n0, int64_t n1) {
   const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;

@@ -1,6 +1,8 @@
 // INT4 weights × int8 activations (quant.matmul compute: 'int8'; MatMulNBits accuracy_level 4 semantics).
-// Per activation block of BA k (see int4.h): the integer dot Σ xq·(q − zero) is exact (|Σ| ≤ 15·127·256
-// < 2^24, so it also converts to float exactly), then scaled by sa·scale and accumulated in float32.
+// Per activation block of BA k (see int4.h): the integer dot Σ xq·q is exact (|Σ| ≤ 15·127·256 < 2^24, so it
+// also converts to float exactly), then scaled by sa·scale and accumulated in float32; the zero point is
+// subtracted once per output as Σ_blocks (zero·scale)·(sa·Σ xq) (the portable loop subtracts it per block in
+// integers). Both stay within the README's bound, whose rounding term counts codes and zero points apart.
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -31,6 +33,31 @@ inline void weight_params(const Args& a, int64_t n, int64_t g, float& sw, int& z
   const int64_t G = a.K / a.group;
   sw = load_as_f32(a.scales, n * G + g, a.sdt);
   z = a.zeros ? int(a.zeros[n * G + g]) : 8;
+}
+
+// Σ_blocks (zero · scale) · (sa · Σ xq) of weight row r of p and activation row m.
+inline float zero_term(const Args& a, const RowParams& p, int r, int64_t m) {
+  const QuantX& x = *a.x;
+  const float* z = p.zsw.data() + r * x.NB;
+  const float* f = x.sasum.data() + m * x.NB;
+  float t = 0.f;
+  for (int64_t b = 0; b < x.NB; b++) t += z[b] * f[b];
+  return t;
+}
+
+// p for rows n.. (nr valid; missing ones repeat the last), R of them.
+void row_params(const Args& a, int64_t n, int nr, int R, RowParams& p) {
+  const int64_t NB = a.x->NB, bpg = a.group / a.x->BA;
+  p.sw.resize(size_t(R * NB));
+  p.zsw.resize(size_t(R * NB));
+  for (int r = 0; r < R; r++)
+    for (int64_t b = 0; b < NB; b++) {
+      float sw;
+      int z;
+      weight_params(a, n + std::min(r, nr - 1), b / bpg, sw, z);
+      p.sw[size_t(r * NB + b)] = sw;
+      p.zsw[size_t(r * NB + b)] = float(z) * sw;
+    }
 }
 
 // Output (n, m) by the definition, any ISA's layout: the portable kernel, and the fix-up of rows with
@@ -78,9 +105,9 @@ namespace avx2 {
 // against the 32 even k, high nibbles against the 32 odd k; CH = 32 (BA = 32): 16 bytes, both nibble halves
 // in one register. Int16 sums: ≤ 2·3810 per chunk, ≤ 4 chunks per block (BA ≤ 256): no saturation.
 template <int CH, int R, int MT>
-void tile(const Args& a, int64_t n, int nr, int64_t m0, float* out) {
+void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
   const QuantX& x = *a.x;
-  const int64_t K = a.K, NB = x.NB, cpb = x.BA / CH, bpg = a.group / x.BA;
+  const int64_t K = a.K, NB = x.NB, cpb = x.BA / CH;
   const uint8_t* qr[R];
   for (int r = 0; r < R; r++) qr[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
   const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
@@ -113,21 +140,16 @@ void tile(const Args& a, int64_t n, int nr, int64_t m0, float* out) {
         }
       }
     }
-    const int64_t g = b / bpg;
+    __m256 sav[MT];
+    for (int m = 0; m < MT; m++) sav[m] = _mm256_set1_ps(x.sa[size_t((m0 + m) * NB + b)]);
     for (int r = 0; r < R; r++) {
-      float sw;
-      int z;
-      weight_params(a, n + std::min(r, nr - 1), g, sw, z);
-      for (int m = 0; m < MT; m++) {
-        const int64_t mb = (m0 + m) * NB + b;
-        __m256i iv = _mm256_madd_epi16(s[r][m], ones);
-        iv = _mm256_sub_epi32(iv, _mm256_setr_epi32(z * x.sum[size_t(mb)], 0, 0, 0, 0, 0, 0, 0));
-        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_set1_ps(x.sa[size_t(mb)] * sw), acc[r][m]);
-      }
+      const __m256 swv = _mm256_set1_ps(p.sw[size_t(r * NB + b)]);
+      for (int m = 0; m < MT; m++)
+        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s[r][m], ones)), _mm256_mul_ps(swv, sav[m]), acc[r][m]);
     }
   }
   for (int r = 0; r < R; r++)
-    for (int m = 0; m < MT; m++) out[r * MT + m] = hsum(acc[r][m]);
+    for (int m = 0; m < MT; m++) out[r * MT + m] = hsum(acc[r][m]) - zero_term(a, p, r, m0 + m);
 }
 #pragma GCC pop_options
 }  // namespace avx2
@@ -149,7 +171,7 @@ constexpr bool VNNI = false;
 }  // namespace avx512bw
 #endif
 
-using TileFn = void (*)(const Args&, int64_t, int, int64_t, float*);
+using TileFn = void (*)(const Args&, const RowParams&, int64_t, int, int64_t, float*);
 
 // The kernel's tiles: R weight rows × up to MT activation rows (tile[mt - 1] takes mt rows).
 struct Kernel {
@@ -215,6 +237,7 @@ void quantise_rows(const void* xs, int xdt, const int32_t* perm, int64_t K, int6
         sum += v;
       }
       x.sum[mb] = sum;
+      x.sasum[mb] = finite ? x.sa[mb] * float(sum) : 0.f;
     }
   }
 }
@@ -259,6 +282,7 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
   qx.xf.resize(size_t(M * K));
   qx.sa.resize(size_t(M * qx.NB));
   qx.sum.resize(size_t(M * qx.NB));
+  qx.sasum.resize(size_t(M * qx.NB));
   qx.bad.assign(size_t(M), 0);
   parallel_for(M, std::max<int64_t>(1, 4096 / K), [&](int64_t m0, int64_t m1) { quantise_rows(x, xdt, perm, K, m0, m1, qx); });
   const Args a{qweight, scales, sdt, zeros, M, N, K, group, &qx};
@@ -269,11 +293,13 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
       return;
     }
     float out[8];
+    RowParams p;
     for (int64_t n = n0; n < n1; n += kern.R) {
       const int nr = int(std::min<int64_t>(kern.R, n1 - n));
+      row_params(a, n, nr, kern.R, p);
       for (int64_t m0 = 0; m0 < M; m0 += kern.MT) {
         const int mt = int(std::min<int64_t>(kern.MT, M - m0));
-        kern.tile[mt - 1](a, n, nr, m0, out);
+        kern.tile[mt - 1](a, p, n, nr, m0, out);
         for (int r = 0; r < nr; r++)
           for (int m = 0; m < mt; m++)
             if (!qx.bad[size_t(m0 + m)]) store(y, ydt, bias, bdt, N, m0 + m, n + r, out[r * mt + m]);

@@ -15,9 +15,16 @@ struct QuantX {
   std::vector<int8_t> q;     // [M][K], chunk layout
   std::vector<float> sa;     // [M][NB]
   std::vector<int32_t> sum;  // [M][NB]: Σ xq over the block (for the zero point)
+  std::vector<float> sasum;  // [M][NB]: sa · Σ xq (the SIMD tiles' zero-point term, applied once per output)
   std::vector<float> xf;     // [M][K]: x as float32 (act-order applied)
   std::vector<uint8_t> bad;  // [M]
   int64_t BA = 0, CH = 0, NB = 0;
+};
+
+// Weight parameters of R rows expanded per activation block (the SIMD tiles' inner loop reads them
+// without dtype dispatch): sw[r·NB + b] = scale, zsw[r·NB + b] = zero · scale of block b's group.
+struct RowParams {
+  std::vector<float> sw, zsw;
 };
 
 struct Args {

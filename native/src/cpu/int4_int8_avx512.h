@@ -3,12 +3,13 @@
 // namespace. No include guard on purpose. Chunks of CH = 128 k: 64 packed bytes, low nibbles against the
 // 64 even k, high nibbles against the 64 odd k. Int16 sums cannot saturate: a byte pair adds at most
 // 2·15·127 = 3810 per vpmaddubsw lane, two per chunk, at most two chunks per block (BA ≤ 256).
-// Needs from the includer: Args, QuantX, VNNI, weight_params.
+// Block ends: acc += float(Σ xq·code) · (sa · scale); the zero point is applied once per output as
+// − Σ_blocks (zero · scale) · (sa · Σ xq) (zero_term). Needs from the includer: Args, QuantX, RowParams, VNNI, zero_term.
 
 template <int R, int MT>
-void tile(const Args& a, int64_t n, int nr, int64_t m0, float* out) {
+void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
   const QuantX& x = *a.x;
-  const int64_t K = a.K, NB = x.NB, cpb = x.BA / 128, bpg = a.group / x.BA;
+  const int64_t K = a.K, NB = x.NB, cpb = x.BA / 128;
   const uint8_t* qr[R];
   for (int r = 0; r < R; r++) qr[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
   const __m512i m4 = _mm512_set1_epi8(15), ones = _mm512_set1_epi16(1);
@@ -39,19 +40,16 @@ void tile(const Args& a, int64_t n, int nr, int64_t m0, float* out) {
         }
       }
     }
-    const int64_t g = b / bpg;
+    __m512 sav[MT];
+    for (int m = 0; m < MT; m++) sav[m] = _mm512_set1_ps(x.sa[size_t((m0 + m) * NB + b)]);
     for (int r = 0; r < R; r++) {
-      float sw;
-      int z;
-      weight_params(a, n + std::min(r, nr - 1), g, sw, z);
+      const __m512 swv = _mm512_set1_ps(p.sw[size_t(r * NB + b)]);
       for (int m = 0; m < MT; m++) {
-        const int64_t mb = (m0 + m) * NB + b;
-        __m512i iv = VNNI ? s[r][m] : _mm512_madd_epi16(s[r][m], ones);
-        iv = _mm512_sub_epi32(iv, _mm512_maskz_set1_epi32(__mmask16(1), z * x.sum[size_t(mb)]));
-        acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iv), _mm512_set1_ps(x.sa[size_t(mb)] * sw), acc[r][m]);
+        const __m512i iv = VNNI ? s[r][m] : _mm512_madd_epi16(s[r][m], ones);
+        acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(swv, sav[m]), acc[r][m]);
       }
     }
   }
   for (int r = 0; r < R; r++)
-    for (int m = 0; m < MT; m++) out[r * MT + m] = _mm512_reduce_add_ps(acc[r][m]);
+    for (int m = 0; m < MT; m++) out[r * MT + m] = _mm512_reduce_add_ps(acc[r][m]) - zero_term(a, p, r, m0 + m);
 }
