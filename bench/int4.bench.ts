@@ -10,7 +10,7 @@ import { randn, synchronizeSync, tensor, type DeviceName } from '../ts';
 import * as quant from '../ts/quant';
 import type { BenchCase, Result, Suite } from './harness';
 import { field, str } from './onnx';
-import { cpuInfo, paired } from './paired';
+import { cpuInfo, cpuTimeMode, paired, timingNote } from './paired';
 
 const GPU_SHAPES: [number, number][] = [[4096, 4096], [8192, 8192], [28672, 8192], [8192, 28672], [7392, 8192]];
 const GPU_MS = [1, 4, 16, 64, 256, 1024, 4096];
@@ -103,7 +103,8 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
     for (const [compute, acc] of [['float', 0], ['int8', 4]] as const) {
       const name = `${N}x${K} M=${M} ${compute} vs ORT MatMulNBits accuracy_level ${acc}`;
       try {
-        const sess = await ort.InferenceSession.create(matMulNBitsModel(M, N, K, g, acc, b, sc), { intraOpNumThreads: 0 });
+        const sess = await ort.InferenceSession.create(matMulNBitsModel(M, N, K, g, acc, b, sc),
+          { intraOpNumThreads: cpuTimeMode ? Number(process.env.LLMK_NUM_THREADS ?? 0) : 0 });
         const a = new ort.Tensor('float32', xs, [M, K]);
         const out = (await sess.run({ A: a })).Y.data;
         const y = quant.matmul(x, qw, { compute });
@@ -114,7 +115,7 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
         const p = await paired(() => { quant.matmul(x, qw, { compute }).dispose(); synchronizeSync('cpu'); }, () => sess.run({ A: a }));
         res.push({ suite: 'int4', case: name, device, ms: p.ms, peer: `onnxruntime-node MatMulNBits acc${acc}`, peerMs: p.peerMs,
           speedup: p.speedup,
-          note: `ISA ${isa} (${flags.join(' ')}, ${model}); median of ${p.rounds} interleaved ratios, range ${p.minSpeedup.toFixed(2)}–${p.maxSpeedup.toFixed(2)}; rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}` });
+          note: `ISA ${isa} (${flags.join(' ')}, ${model}); ${timingNote()}; median of ${p.rounds} interleaved ratios, range ${p.minSpeedup.toFixed(2)}–${p.maxSpeedup.toFixed(2)}; rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}` });
       } catch (e) {
         res.push({ suite: 'int4', case: name, device, ms: NaN, note: `ORT peer failed: ${(e as Error).message.split('\n')[0]}` });
       }

@@ -6,22 +6,29 @@ import * as path from 'path';
 import * as readline from 'readline';
 import { matmul, randn, synchronizeSync, type DeviceName } from '../ts';
 import type { Result, Suite } from './harness';
-import { wallMs } from './onnx';
-import { cpuInfo, pairedMs } from './paired';
+import { cpuInfo, cpuTimeMode, pairedMs, timeMs, timingNote } from './paired';
 
 const PEER_SHAPES: [number, number, number][] = [[512, 512, 512], [1024, 1024, 1024], [2048, 2048, 2048], [1, 4096, 4096], [16, 4096, 4096]];
 
 /** A running numpy peer: ask(M, N, K, budget) resolves to its ms per call. */
 function startNumpy(): { info: Promise<string>; ask: (m: number, n: number, k: number, budget: number) => Promise<number>; close: () => void } {
-  const py = spawn('python3', [path.join(__dirname, '..', '..', 'bench', 'peers', 'matmul.py'), '--serve'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // In CPU-time mode numpy gets the same thread count as ours and reports its process CPU time.
+  const threads = cpuTimeMode ? { OPENBLAS_NUM_THREADS: process.env.LLMK_NUM_THREADS ?? '', OMP_NUM_THREADS: process.env.LLMK_NUM_THREADS ?? '' } : {};
+  const py = spawn('python3', [path.join(__dirname, '..', '..', 'bench', 'peers', 'matmul.py'), '--serve'],
+    { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...threads } });
   const lines = readline.createInterface({ input: py.stdout });
-  const waiting: ((l: string) => void)[] = [];
-  lines.on('line', (l) => waiting.shift()?.(l));
-  const next = () => new Promise<string>((res, rej) => { waiting.push(res); py.once('exit', () => rej(new Error('numpy peer exited'))); });
+  const waiting: { res: (l: string) => void; rej: (e: Error) => void }[] = [];
+  lines.on('line', (l) => waiting.shift()?.res(l));
+  py.once('exit', () => { for (const w of waiting.splice(0)) w.rej(new Error('numpy peer exited')); });
+  const next = () => new Promise<string>((res, rej) => { waiting.push({ res, rej }); });
   const info = next();
   return {
     info,
-    ask: async (m, n, k, budget) => { py.stdin.write(`${m} ${n} ${k} ${budget}\n`); return JSON.parse(await next()).ms; },
+    ask: async (m, n, k, budget) => {
+      py.stdin.write(`${m} ${n} ${k} ${budget}\n`);
+      const r = JSON.parse(await next());
+      return cpuTimeMode ? r.cpu_ms : r.ms;
+    },
     close: () => { py.stdin.end(); },
   };
 }
@@ -38,12 +45,12 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
     for (const [M, N, K] of PEER_SHAPES) {
       const a = randn([M, K], { device, seed: 1 }), b = randn([K, N], { device, seed: 2 });
       const budget = M * N * K >= 2 ** 30 ? 600 : 250;
-      const p = await pairedMs(() => wallMs(() => { matmul(a, b).dispose(); synchronizeSync('cpu'); }, budget),
+      const p = await pairedMs(() => timeMs(() => { matmul(a, b).dispose(); synchronizeSync('cpu'); }, budget),
         () => np!.ask(M, N, K, budget), 7);
       const gf = (ms: number) => (2 * M * N * K / ms / 1e6).toFixed(1);
       res.push({ suite: 'matmul', case: `float32 M=${M} N=${N} K=${K} vs numpy`, device, ms: p.ms, peer: `numpy ${info.numpy} (${info.blas})`,
         peerMs: p.peerMs, speedup: p.speedup, tflops: 2 * M * N * K / p.ms / 1e9,
-        note: `ISA ${isa} (${flags.join(' ')}, ${model}); ${gf(p.ms)} vs ${gf(p.peerMs)} GFLOP/s; median of ${p.rounds} interleaved ratios, range ${p.minSpeedup.toFixed(2)}–${p.maxSpeedup.toFixed(2)}` });
+        note: `ISA ${isa} (${flags.join(' ')}, ${model}); ${timingNote()}; ${gf(p.ms)} vs ${gf(p.peerMs)} GFLOP/s; median of ${p.rounds} interleaved ratios, range ${p.minSpeedup.toFixed(2)}–${p.maxSpeedup.toFixed(2)}` });
       a.dispose(); b.dispose();
     }
   } catch (e) {

@@ -18,10 +18,35 @@ export async function pairedMs(ours: () => Promise<number>, peer: () => Promise<
   return { ms: median(a), peerMs: median(b), speedup: median(r), minSpeedup: Math.min(...r), maxSpeedup: Math.max(...r), rounds };
 }
 
-/** pairedMs with both sides timed here on the wall clock, about budgetMs per side per round. */
-export function paired(ours: () => unknown, peer: () => unknown, rounds = 7, budgetMs = 250): Promise<Paired> {
-  return pairedMs(() => wallMs(ours, budgetMs), () => wallMs(peer, budgetMs), rounds);
+/**
+ * LLMK_BENCH_CPU_TIME=1: time by this process's CPU time (all threads) instead of the wall clock — with
+ * LLMK_NUM_THREADS=1 and a 1-thread peer, a measure of work per call that a loaded machine disturbs far less
+ * (waiting for a descheduled thread costs wall time, not CPU time).
+ */
+export const cpuTimeMode = process.env.LLMK_BENCH_CPU_TIME === '1';
+
+/** CPU milliseconds of this process per call of fn, over about budgetMs of CPU time. */
+export async function cpuMs(fn: () => unknown | Promise<unknown>, budgetMs = 250): Promise<number> {
+  await fn();
+  const c0 = process.cpuUsage();
+  let n = 0, used = 0;
+  while (used < budgetMs * 1e3) { await fn(); n++; const c = process.cpuUsage(c0); used = c.user + c.system; }
+  return used / 1e3 / n;
 }
+
+/** Our timer: wall clock, or CPU time in cpuTimeMode. */
+export const timeMs = (fn: () => unknown | Promise<unknown>, budgetMs = 250): Promise<number> =>
+  cpuTimeMode ? cpuMs(fn, budgetMs) : wallMs(fn, budgetMs);
+
+/** pairedMs with both sides timed in this process (timeMs), about budgetMs per side per round. */
+export function paired(ours: () => unknown, peer: () => unknown, rounds = 7, budgetMs = 250): Promise<Paired> {
+  return pairedMs(() => timeMs(ours, budgetMs), () => timeMs(peer, budgetMs), rounds);
+}
+
+/** How the figures were timed, for the notes. */
+export const timingNote = (): string => (cpuTimeMode
+  ? `CPU time per call, ${process.env.LLMK_NUM_THREADS ?? 'all'} thread(s)`
+  : 'wall clock per call');
 
 /** The CPU this ran on (model name and the ISA flags that pick our kernels). */
 export function cpuInfo(): { model: string; isa: string[] } {

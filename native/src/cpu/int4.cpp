@@ -439,11 +439,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
   const int64_t G = K / group;
   // Activations as float32 (permuted for act-order) and their per-group sums: the zero point is
   // applied once per group as scale * (Σ x·q − zero · Σ x).
-  if (perm)
-    for (int64_t k = 0; k < K; k++)
-      if (perm[k] < 0 || perm[k] >= K)
-        throw Error(ErrCode::Index, fmt("quant.matmul: permutation entry %lld at %lld is outside [0, %lld)",
-                                        (long long)perm[k], (long long)k, (long long)K));
+  if (perm) check_perm(perm, K, "quant.matmul");
 #if defined(__x86_64__) && defined(__GNUC__)
   if (M <= kTileM && group % 32 == 0 && have_avx512()) {
     const int P = group % 128 == 0 ? 8 : group % 64 == 0 ? 4 : 2;
@@ -557,11 +553,15 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
   });
 }
 
-void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int64_t K, int64_t esize) {
+void check_perm(const int32_t* perm, int64_t K, const char* op) {
   for (int64_t k = 0; k < K; k++)
     if (perm[k] < 0 || perm[k] >= K)
-      throw Error(ErrCode::Index, fmt("quant: permutation entry %lld at %lld is outside [0, %lld)", (long long)perm[k],
+      throw Error(ErrCode::Index, fmt("%s: permutation entry %lld at %lld is outside [0, %lld)", op, (long long)perm[k],
                                       (long long)k, (long long)K));
+}
+
+void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int64_t K, int64_t esize) {
+  check_perm(perm, K, "quant");
   const char* src = static_cast<const char*>(x);
   char* dst = static_cast<char*>(out);
   parallel_for(M, std::max<int64_t>(1, 8192 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {

@@ -45,6 +45,9 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
                       int64_t M, int64_t N, int64_t K, int64_t group);
 int64_t int4_int8_block(int64_t group);
 
+// Throws ERR_LLMK_INDEX ("<op>: permutation entry …") when an entry of perm [K] is outside [0, K).
+void check_perm(const int32_t* perm, int64_t K, const char* op);
+
 // out[M,K] = x[:, perm] (elements of esize bytes); perm entries outside [0,K) throw ERR_LLMK_INDEX.
 void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int64_t K, int64_t esize);
 

@@ -28,7 +28,9 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
         xh[m] = _mm512_loadu_si512(xb + m * K + c * 128 + 64);
       }
       for (int r = 0; r < R; r++) {
-        const __m512i v = _mm512_loadu_si512(qr[r] + (b * x.BA + c * 128) / 2);
+        const uint8_t* wp = qr[r] + (b * x.BA + c * 128) / 2;
+        _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetch), _MM_HINT_T0);
+        const __m512i v = _mm512_loadu_si512(wp);
         const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         for (int m = 0; m < MT; m++) {
           if constexpr (VNNI) {
