@@ -5,6 +5,7 @@
 // integers). Both stay within the README's bound, whose rounding term counts codes and zero points apart.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <vector>
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC diagnostic push
@@ -45,19 +46,26 @@ inline float zero_term(const Args& a, const RowParams& p, int r, int64_t m) {
   return t;
 }
 
-// p for rows n.. (nr valid; missing ones repeat the last), R of them.
+// p for rows n.. (nr valid; missing ones repeat the last), R of them. Runs once per row tile, so with
+// M = 1 it costs as much as a tile: the dtype dispatch is hoisted out of the loops.
 void row_params(const Args& a, int64_t n, int nr, int R, RowParams& p) {
-  const int64_t NB = a.x->NB, bpg = a.group / a.x->BA;
+  const int64_t NB = a.x->NB, G = a.K / a.group, bpg = a.group / a.x->BA;
   p.sw.resize(size_t(R * NB));
   p.zsw.resize(size_t(R * NB));
-  for (int r = 0; r < R; r++)
-    for (int64_t b = 0; b < NB; b++) {
-      float sw;
-      int z;
-      weight_params(a, n + std::min(r, nr - 1), b / bpg, sw, z);
-      p.sw[size_t(r * NB + b)] = sw;
-      p.zsw[size_t(r * NB + b)] = float(z) * sw;
-    }
+  for (int r = 0; r < R; r++) {
+    const int64_t off = (n + std::min(r, nr - 1)) * G;
+    float* sw = p.sw.data() + r * NB;
+    float* zsw = p.zsw.data() + r * NB;
+    if (a.sdt == int(DType::F32) && bpg == 1) std::memcpy(sw, static_cast<const float*>(a.scales) + off, size_t(G) * sizeof(float));
+    else if (a.sdt == int(DType::F32))
+      for (int64_t b = 0; b < NB; b++) sw[b] = static_cast<const float*>(a.scales)[off + b / bpg];
+    else
+      for (int64_t b = 0; b < NB; b++) sw[b] = load_as_f32(a.scales, off + b / bpg, a.sdt);
+    if (a.zeros)
+      for (int64_t b = 0; b < NB; b++) zsw[b] = float(a.zeros[off + b / bpg]) * sw[b];
+    else
+      for (int64_t b = 0; b < NB; b++) zsw[b] = 8.f * sw[b];
+  }
 }
 
 // Output (n, m) by the definition, any ISA's layout: the portable kernel, and the fix-up of rows with
