@@ -94,17 +94,7 @@ std::vector<float> deinterleave(const std::vector<float>& xf, int64_t M, int64_t
 }
 
 // Weight, bias, output and sizes of one int4_matmul call, as the small-M kernels see them.
-struct MatmulArgs {
-  const uint8_t* q;
-  const void* scales;
-  int sdt;
-  const uint8_t* zeros;
-  const void* bias;
-  int bdt;
-  void* y;
-  int ydt;
-  int64_t M, N, K, group;
-};
+using MatmulArgs = Int4MatmulArgs;
 
 struct SmallArgs : MatmulArgs {
   const float* xeo;  // [M][K]: xe (K/2) then xo (K/2) per row
@@ -423,19 +413,24 @@ void int4_dequantize(const uint8_t* qweight, const void* scales, int sdt, const 
   });
 }
 
+bool int4_matmul_in_row_blocks(Int4MatmulFn fn, const void* x, int xdt, const uint8_t* qweight, const void* scales,
+                               int sdt, const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y,
+                               int ydt, int64_t M, int64_t N, int64_t K, int64_t group) {
+  constexpr int64_t kMChunk = 256;
+  if (M <= kMChunk) return false;
+  const int64_t xe = int64_t(dtype_size(DType(xdt))), ye = int64_t(dtype_size(DType(ydt)));
+  for (int64_t m0 = 0; m0 < M; m0 += kMChunk)
+    fn(static_cast<const char*>(x) + m0 * K * xe, xdt, qweight, scales, sdt, zeros, bias, bdt, perm,
+       static_cast<char*>(y) + m0 * N * ye, ydt, std::min(kMChunk, M - m0), N, K, group);
+  return true;
+}
+
 void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
                  const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
                  int64_t M, int64_t N, int64_t K, int64_t group) {
   if (M <= 0 || N <= 0) return;
-  // Large M: blocks of rows, so the float32 copy of x stays bounded (256 × K floats).
-  constexpr int64_t kMChunk = 256;
-  if (M > kMChunk) {
-    const int64_t xe = int64_t(dtype_size(DType(xdt))), ye = int64_t(dtype_size(DType(ydt)));
-    for (int64_t m0 = 0; m0 < M; m0 += kMChunk)
-      int4_matmul(static_cast<const char*>(x) + m0 * K * xe, xdt, qweight, scales, sdt, zeros, bias, bdt, perm,
-                  static_cast<char*>(y) + m0 * N * ye, ydt, std::min(kMChunk, M - m0), N, K, group);
+  if (int4_matmul_in_row_blocks(&int4_matmul, x, xdt, qweight, scales, sdt, zeros, bias, bdt, perm, y, ydt, M, N, K, group))
     return;
-  }
   const int64_t G = K / group;
   // Activations as float32 (permuted for act-order) and their per-group sums: the zero point is
   // applied once per group as scale * (Σ x·q − zero · Σ x).
@@ -480,7 +475,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
 
   if (M >= 2 && M <= kTileM && group % 16 == 0 && have_avx2()) {
     const std::vector<float> xeo = deinterleave(xf, M, K);
-    const Int4Avx2Args a{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group, xeo.data()};
+    const Int4Avx2Args a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xeo.data()};
     parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)),
                  [&](int64_t n0, int64_t n1) { int4_rows_avx2(a, n0, n1); });
     return;

@@ -45,6 +45,14 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
                       int64_t M, int64_t N, int64_t K, int64_t group);
 int64_t int4_int8_block(int64_t group);
 
+// For M > 256: runs fn (int4_matmul or int4_matmul_int8) on blocks of 256 rows of x and y, so their
+// per-call copies of x stay bounded, and returns true; false (nothing done) for M ≤ 256.
+using Int4MatmulFn = void (*)(const void*, int, const uint8_t*, const void*, int, const uint8_t*, const void*, int,
+                              const int32_t*, void*, int, int64_t, int64_t, int64_t, int64_t);
+bool int4_matmul_in_row_blocks(Int4MatmulFn fn, const void* x, int xdt, const uint8_t* qweight, const void* scales,
+                               int sdt, const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y,
+                               int ydt, int64_t M, int64_t N, int64_t K, int64_t group);
+
 // Throws ERR_LLMK_INDEX ("<op>: permutation entry …") when an entry of perm [K] is outside [0, K).
 void check_perm(const int32_t* perm, int64_t K, const char* op);
 

@@ -5,8 +5,9 @@
 
 namespace llmk::cpu {
 
-struct Int4Avx2Args {
-  const uint8_t* q;  // canonical packed weight [N][K/2]
+// Weight (canonical packed [N][K/2]), bias, output and sizes of one int4_matmul call, as its kernels see them.
+struct Int4MatmulArgs {
+  const uint8_t* q;
   const void* scales;
   int sdt;
   const uint8_t* zeros;
@@ -14,8 +15,11 @@ struct Int4Avx2Args {
   int bdt;
   void* y;
   int ydt;
-  int64_t M, N, K, group;  // group % 16 == 0
-  const float* xeo;        // [M][K]: x[2j] at j, x[2j+1] at K/2 + j (act-order applied)
+  int64_t M, N, K, group;
+};
+
+struct Int4Avx2Args : Int4MatmulArgs {  // group % 16 == 0
+  const float* xeo;  // [M][K]: x[2j] at j, x[2j+1] at K/2 + j (act-order applied)
 };
 
 // Outputs y[0:M, n0:n1]. Needs AVX2 + FMA (the caller checks).

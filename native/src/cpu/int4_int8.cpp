@@ -274,14 +274,9 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
                       int64_t M, int64_t N, int64_t K, int64_t group) {
   using namespace int8mode;
   if (M <= 0 || N <= 0) return;
-  constexpr int64_t kMChunk = 256;  // bounds the quantised copy of x
-  if (M > kMChunk) {
-    const int64_t xe = int64_t(dtype_size(DType(xdt))), ye = int64_t(dtype_size(DType(ydt)));
-    for (int64_t m0 = 0; m0 < M; m0 += kMChunk)
-      int4_matmul_int8(static_cast<const char*>(x) + m0 * K * xe, xdt, qweight, scales, sdt, zeros, bias, bdt, perm,
-                       static_cast<char*>(y) + m0 * N * ye, ydt, std::min(kMChunk, M - m0), N, K, group);
+  if (int4_matmul_in_row_blocks(&int4_matmul_int8, x, xdt, qweight, scales, sdt, zeros, bias, bdt, perm, y, ydt, M, N, K,
+                                group))
     return;
-  }
   if (perm) check_perm(perm, K, "quant.matmul");
   QuantX qx;
   qx.BA = int4_int8_block(group);
