@@ -9,7 +9,8 @@
 import { randn, synchronizeSync, tensor, type DeviceName } from '../ts';
 import * as quant from '../ts/quant';
 import type { BenchCase, Result, Suite } from './harness';
-import { field, str, wallMs } from './onnx';
+import { field, str } from './onnx';
+import { cpuInfo, cpuTimeMode, paired, timingNote } from './paired';
 
 const GPU_SHAPES: [number, number][] = [[4096, 4096], [8192, 8192], [28672, 8192], [8192, 28672], [7392, 8192]];
 const GPU_MS = [1, 4, 16, 64, 256, 1024, 4096];
@@ -76,6 +77,9 @@ type Ort = {
 };
 
 
+// Ours against MatMulNBits at 4096², g = 128, M = 1 and 16: compute 'float' against accuracy_level 0 (float
+// math) and compute 'int8' against accuracy_level 4 (int8 activations), interleaved and repeated (paired.ts).
+// The ISA is ours as picked (LLMK_CPU_INT4_ISA forces a lesser one); ORT picks its own kernels.
 async function cpuPeer(device: DeviceName): Promise<Result[]> {
   if (device !== 'cpu') return [];
   let ort: Ort;
@@ -86,7 +90,9 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
     return [{ suite: 'int4', case: 'onnxruntime-node MatMulNBits peer', device, ms: NaN, note: 'onnxruntime-node is not installed: no CPU peer' }];
   }
   const res: Result[] = [];
-  for (const [M, N, K] of [[1, 4096, 4096], [4, 4096, 4096], [16, 4096, 4096]] as const) {
+  const isa = process.env.LLMK_CPU_INT4_ISA ?? 'best';
+  const { model, isa: flags } = cpuInfo();
+  for (const [M, N, K] of [[1, 4096, 4096], [16, 4096, 4096]] as const) {
     const g = 128;
     const w = randn([N, K], { device, seed: 5 });
     const qw = quant.quantize(w, { groupSize: g });
@@ -94,21 +100,22 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
     const b = qw.qweight.toArraySync() as Uint8Array, sc = qw.scales.toArraySync() as Float32Array;
     const xs = new Float32Array(M * K).map((_, i) => Math.sin(i * 0.37));
     const x = tensor(xs, { device, shape: [M, K] });
-    const ours = await wallMs(() => { quant.matmul(x, qw).dispose(); synchronizeSync('cpu'); });
-    const y = quant.matmul(x, qw);
-    const yv = y.toArraySync() as Float32Array;
-    y.dispose();
-    for (const acc of [0, 4]) {
-      const name = `${N}x${K} M=${M} float32 vs ORT MatMulNBits accuracy_level ${acc}`;
+    for (const [compute, acc] of [['float', 0], ['int8', 4]] as const) {
+      const name = `${N}x${K} M=${M} ${compute} vs ORT MatMulNBits accuracy_level ${acc}`;
       try {
-        const sess = await ort.InferenceSession.create(matMulNBitsModel(M, N, K, g, acc, b, sc), { intraOpNumThreads: 0 });
+        const sess = await ort.InferenceSession.create(matMulNBitsModel(M, N, K, g, acc, b, sc),
+          { intraOpNumThreads: cpuTimeMode ? Number(process.env.LLMK_NUM_THREADS ?? 0) : 0 });
         const a = new ort.Tensor('float32', xs, [M, K]);
         const out = (await sess.run({ A: a })).Y.data;
+        const y = quant.matmul(x, qw, { compute });
+        const yv = y.toArraySync() as Float32Array;
+        y.dispose();
         let num = 0, den = 0;
         for (let i = 0; i < yv.length; i++) { num += (yv[i] - out[i]) ** 2; den += out[i] ** 2; }
-        const peerMs = await wallMs(() => sess.run({ A: a }));
-        res.push({ suite: 'int4', case: name, device, ms: ours, peer: `onnxruntime-node MatMulNBits acc${acc}`, peerMs, speedup: peerMs / ours,
-          note: `rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}` });
+        const p = await paired(() => { quant.matmul(x, qw, { compute }).dispose(); synchronizeSync('cpu'); }, () => sess.run({ A: a }));
+        res.push({ suite: 'int4', case: name, device, ms: p.ms, peer: `onnxruntime-node MatMulNBits acc${acc}`, peerMs: p.peerMs,
+          speedup: p.speedup,
+          note: `ISA ${isa} (${flags.join(' ')}, ${model}); ${timingNote()}; median of ${p.rounds} interleaved ratios, range ${p.minSpeedup.toFixed(2)}–${p.maxSpeedup.toFixed(2)}; rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}` });
       } catch (e) {
         res.push({ suite: 'int4', case: name, device, ms: NaN, note: `ORT peer failed: ${(e as Error).message.split('\n')[0]}` });
       }

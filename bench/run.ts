@@ -5,6 +5,7 @@ import * as path from 'path';
 import { backends, devices, type DeviceName } from '../ts';
 import { fmtTable, Result, Suite, timeCase, withMetrics, type Ceilings } from './harness';
 import { measureCeilings } from './ceilings';
+import { cpuInfo } from './paired';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -78,6 +79,8 @@ async function main(): Promise<void> {
   if (out) {
     fs.writeFileSync(out, JSON.stringify({
       command: `npm run bench -- ${process.argv.slice(2).join(' ')}`, date: new Date().toISOString(), device,
+      cpu: { ...cpuInfo(), threads: process.env.LLMK_NUM_THREADS ?? 'all',
+        forcedIsa: Object.fromEntries(Object.entries(process.env).filter(([k]) => /^LLMK_CPU_.*_ISA$/.test(k))) },
       backends: backends(), ceilings: ceil, results,
     }, null, 2) + '\n');
     process.stderr.write(`wrote ${out}\n`);

@@ -350,6 +350,44 @@ describeDevices('quant hostile input', (device) => {
     expectCode(() => quant.quantize(w, { groupSize: 16 }), 'ERR_LLMK_ARG');
     expectCode(() => quant.quantize(w, { groupSize: 0 }), 'ERR_LLMK_ARG');
   });
+  it('non-finite weights: ERR_LLMK_ARG, for every weight dtype and scale dtype', () => {
+    for (const bad of [Infinity, -Infinity, NaN])
+      for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
+        const wv = randnArray(4 * 64, rng(SEED + 9));
+        wv[2 * 64 + 17] = bad;
+        using w = tensor(wv, { shape: [4, 64], dtype, device });
+        for (const symmetric of [true, false]) expectCode(() => quant.quantize(w, { groupSize: 32, symmetric }), 'ERR_LLMK_ARG');
+      }
+  });
+  it('scales that overflow their dtype: ERR_LLMK_ARG (float16 above max|w| ≈ 4.6e5 symmetric, 9.8e5 range asymmetric; max − min beyond float32)', async () => {
+    const wv = randnArray(2 * 64, rng(SEED + 10));
+    wv[64 + 5] = 5e5;  // 5e5 / 7 > 65504
+    using w = tensor(wv, { shape: [2, 64], device });
+    expectCode(() => quant.quantize(w, { groupSize: 64, scaleDtype: 'float16' }), 'ERR_LLMK_ARG');
+    using qa = quant.quantize(w, { groupSize: 64, symmetric: false, scaleDtype: 'float16' });  // (max − min)/15 fits
+    expect(((await qa.scales.toArray()) as Float32Array).every(Number.isFinite)).toBe(true);
+    wv[64 + 5] = 1.2e6;  // asymmetric: (max − min) / 15 > 65504
+    using wa = tensor(wv, { shape: [2, 64], device });
+    expectCode(() => quant.quantize(wa, { groupSize: 64, symmetric: false, scaleDtype: 'float16' }), 'ERR_LLMK_ARG');
+    wv[64 + 5] = 5e5;
+    // the same weight fits float32 and bfloat16 scales
+    for (const scaleDtype of ['float32', 'bfloat16'] as const) {
+      using qw = quant.quantize(w, { groupSize: 64, scaleDtype });
+      const sc = (await qw.scales.toArray()) as Float32Array;
+      expect(sc.every(Number.isFinite)).toBe(true);
+    }
+    // just below the float16 limit (65504 · 7 = 458528) still works
+    wv[64 + 5] = 4.5e5;
+    using w2 = tensor(wv, { shape: [2, 64], device });
+    using q2 = quant.quantize(w2, { groupSize: 64, scaleDtype: 'float16' });
+    expect(((await q2.scales.toArray()) as Float32Array).every(Number.isFinite)).toBe(true);
+    // max − min overflows float32 in the asymmetric scale
+    wv[64 + 5] = 3e38; wv[64 + 6] = -3e38;
+    using w3 = tensor(wv, { shape: [2, 64], device });
+    expectCode(() => quant.quantize(w3, { groupSize: 64, symmetric: false }), 'ERR_LLMK_ARG');
+    using q3 = quant.quantize(w3, { groupSize: 64 });  // symmetric: 3e38 / 7 fits
+    expect(((await q3.scales.toArray()) as Float32Array).every(Number.isFinite)).toBe(true);
+  });
   it('odd K with groupSize = K: ERR_LLMK_SHAPE', () => {
     using w = mk(4, 33);
     expectCode(() => quant.quantize(w, { groupSize: 33 }), 'ERR_LLMK_SHAPE');

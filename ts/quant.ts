@@ -312,6 +312,13 @@ export function prepare(w: Int4Weight, device?: DeviceSpec): Int4Weight {
 export interface MatmulOptions {
   /** [N], float32 / float16 / bfloat16, on x's device. */
   bias?: Tensor | null;
+  /**
+   * 'float' (default): exact float32 math on the dequantised weight. 'int8' (CPU only; a GPU tensor gives
+   * ERR_LLMK_UNAVAILABLE): x is quantised per block of k (the largest power of two ≤ 256 dividing groupSize) to int8 (scale max|x|/127) and
+   * multiplied with integer dot products, as ONNX Runtime's MatMulNBits accuracy_level 4; faster, with the
+   * error bound given in the README.
+   */
+  compute?: 'float' | 'int8';
 }
 
 /**
@@ -329,6 +336,9 @@ export function matmul<D extends DType>(x: Tensor<D>, w: Int4Weight, opts: Matmu
   check(x.shape[1] === w.k, 'ERR_LLMK_SHAPE', () => `${op}: x has ${x.shape[1]} columns but the weight has k = ${w.k}`);
   check(x.device === w.device, 'ERR_LLMK_DEVICE',
     () => `${op}: x is on ${x.device} but the weight is on ${w.device} (use quant.prepare(w, '${x.device}'))`);
+  const compute = opts.compute ?? 'float';
+  check(compute === 'float' || compute === 'int8', 'ERR_LLMK_ARG',
+    () => `${op}: compute must be 'float' or 'int8', got ${String(compute)}`);
   const bias = opts.bias ?? null;
   if (bias !== null) {
     checkTensor(bias, `${op}: bias`);
@@ -338,7 +348,7 @@ export function matmul<D extends DType>(x: Tensor<D>, w: Int4Weight, opts: Matmu
     check(bias.device === x.device, 'ERR_LLMK_DEVICE', () => `${op}: bias is on ${bias.device} but x is on ${x.device}`);
   }
   const h = ADDON().matmul(x.handle, w.qweight.handle, w.scales.handle, w.zeros?.handle ?? null, w.perm?.handle ?? null,
-    bias?.handle ?? null, w.n, w.k, w.groupSize, w.layout === 'prepared');
+    bias?.handle ?? null, w.n, w.k, w.groupSize, w.layout === 'prepared', compute === 'int8');
   return new Tensor(h, [x.shape[0], w.n], x.dtype, x.device);
 }
 

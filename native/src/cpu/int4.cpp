@@ -19,6 +19,8 @@
 #include "../core/error.h"
 #include "../core/half.h"
 #include "../core/parallel.h"
+#include "int4_avx2.h"
+#include "int4_isa.h"
 
 namespace llmk::cpu {
 
@@ -78,19 +80,21 @@ __attribute__((noinline)) float exact_group_rm(const float* xr, const uint8_t* q
 // loop over bytes is 16 independent lanes, which the compiler vectorises (SSE2 baseline, or AVX2+FMA
 // through the target-specific clone picked at run time).
 constexpr int64_t kSmallM = 16;  // the small-M path serves M ≤ kSmallM
+constexpr int64_t kTileM = 64;   // the AVX-512 and AVX2 tiled kernels serve M ≤ kTileM (AVX2: from M = 2)
+
+// x [M][K] de-interleaved per row: x[2j] at j, x[2j+1] at K/2 + j.
+std::vector<float> deinterleave(const std::vector<float>& xf, int64_t M, int64_t K) {
+  std::vector<float> xeo(size_t(M * K));
+  for (int64_t m = 0; m < M; m++)
+    for (int64_t j = 0; j < K / 2; j++) {
+      xeo[size_t(m * K + j)] = xf[size_t(m * K + 2 * j)];
+      xeo[size_t(m * K + K / 2 + j)] = xf[size_t(m * K + 2 * j + 1)];
+    }
+  return xeo;
+}
 
 // Weight, bias, output and sizes of one int4_matmul call, as the small-M kernels see them.
-struct MatmulArgs {
-  const uint8_t* q;
-  const void* scales;
-  int sdt;
-  const uint8_t* zeros;
-  const void* bias;
-  int bdt;
-  void* y;
-  int ydt;
-  int64_t M, N, K, group;
-};
+using MatmulArgs = Int4MatmulArgs;
 
 struct SmallArgs : MatmulArgs {
   const float* xeo;  // [M][K]: xe (K/2) then xo (K/2) per row
@@ -142,7 +146,7 @@ __attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
   return _mm_cvtss_f32(_mm_add_ss(lo, sh));
 }
 
-// AVX2 + FMA: four weight rows at a time share each load of x; 8 packed bytes (16 codes) per row per
+// AVX2 + FMA, M = 1 (2 ≤ M ≤ 64 take int4_avx2.cpp): four weight rows at a time share each load of x; 8 packed bytes (16 codes) per row per
 // step, nibbles widened to int32 and converted to float in registers; two accumulators per row.
 __attribute__((target("avx2,fma"))) void small_rows_avx2(const SmallArgs& a, int64_t n0, int64_t n1) {
   const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;
@@ -185,68 +189,6 @@ __attribute__((target("avx2,fma"))) void small_rows_avx2(const SmallArgs& a, int
       }
   }
 }
-// AVX2 + FMA for 3 ≤ M ≤ 16: two weight rows × four activation rows per step, so each converted
-// weight vector feeds four FMAs and each x vector two.
-__attribute__((target("avx2,fma"))) void medium_rows_avx2(const SmallArgs& a, int64_t n0, int64_t n1) {
-  const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;
-  if (gp % 8 != 0) return small_rows(a, n0, n1);
-  const __m256i m15 = _mm256_set1_epi32(15);
-  constexpr int64_t kRows = 16;  // rows per block: one group's x slice (≤ 16 × group floats) stays in L1
-  for (int64_t nb = n0; nb < n1; nb += kRows) {
-    const int64_t rows = std::min(kRows, n1 - nb);
-    float acc[kRows][kSmallM] = {{0.f}};
-    for (int64_t g = 0; g < G; g++) {
-      for (int64_t p = 0; p < rows; p += 2) {
-        const int64_t n = nb + p;
-        const int R = int(std::min<int64_t>(2, rows - p));
-        float sc[2], zp[2];
-        for (int r = 0; r < 2; r++) {
-          const int64_t nr = n + std::min(r, R - 1);
-          sc[r] = load_as_f32(a.scales, nr * G + g, a.sdt);
-          zp[r] = a.zeros ? float(a.zeros[nr * G + g]) : 8.f;
-        }
-        const uint8_t* q0 = a.q + n * K2 + g * gp;
-        const uint8_t* q1 = a.q + (n + R - 1) * K2 + g * gp;
-        for (int64_t mb = 0; mb < a.M; mb += 4) {
-          const int mc = int(std::min<int64_t>(4, a.M - mb));
-          const float* xe[4];
-          for (int i = 0; i < 4; i++) xe[i] = a.xeo + (mb + std::min(i, mc - 1)) * a.K + g * gp;
-          __m256 S0[4], S1[4];
-          for (int i = 0; i < 4; i++) { S0[i] = _mm256_setzero_ps(); S1[i] = _mm256_setzero_ps(); }
-          for (int64_t j = 0; j < gp; j += 8) {
-            const __m256i b0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q0 + j)));
-            const __m256i b1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q1 + j)));
-            const __m256 lo0 = _mm256_cvtepi32_ps(_mm256_and_si256(b0, m15)), hi0 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b0, 4));
-            const __m256 lo1 = _mm256_cvtepi32_ps(_mm256_and_si256(b1, m15)), hi1 = _mm256_cvtepi32_ps(_mm256_srli_epi32(b1, 4));
-            for (int i = 0; i < 4; i++) {
-              const __m256 e = _mm256_loadu_ps(xe[i] + j), o = _mm256_loadu_ps(xe[i] + K2 + j);
-              S0[i] = _mm256_fmadd_ps(o, hi0, _mm256_fmadd_ps(e, lo0, S0[i]));
-              S1[i] = _mm256_fmadd_ps(o, hi1, _mm256_fmadd_ps(e, lo1, S1[i]));
-            }
-          }
-          for (int i = 0; i < mc; i++) {
-            const float xsum = a.xs[(mb + i) * G + g];
-            float t0 = sc[0] * (hsum256(S0[i]) - zp[0] * xsum);
-            if (!std::isfinite(t0)) t0 = exact_group_eo(xe[i], xe[i] + K2, q0, gp, sc[0], zp[0]);
-            acc[p][mb + i] += t0;
-            if (R > 1) {
-              float t1 = sc[1] * (hsum256(S1[i]) - zp[1] * xsum);
-              if (!std::isfinite(t1)) t1 = exact_group_eo(xe[i], xe[i] + K2, q1, gp, sc[1], zp[1]);
-              acc[p + 1][mb + i] += t1;
-            }
-          }
-        }
-      }
-    }
-    for (int64_t r = 0; r < rows; r++)
-      for (int64_t m = 0; m < a.M; m++) {
-        float v = acc[r][m];
-        if (a.bias) v += load_as_f32(a.bias, nb + r, a.bdt);
-        store_from_f32(a.y, m * a.N + nb + r, a.ydt, v);
-      }
-  }
-}
-
 // ---- AVX-512 small-M path: exactly Σ x · w with w = scale · (q − zero), float32 FMA accumulation.
 // Codes are taken P nibbles per 32-bit lane (P = 8: 64 packed bytes as they are; P = 4 / 2: 32 / 16 bytes
 // zero-extended from 16 / 8 bits), so 16·P consecutive k of a row form one block and nibble t of the 16
@@ -384,19 +326,34 @@ template <int P> LLMK_AVX512 void block_avx512(const Avx512Args& a, int64_t n0, 
   }
 }
 
-bool have_avx512() {
-  static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("fma");
-  return ok;
-}
-
-bool have_avx2() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
-}
+// Kernels picked per call by int4_isa() (LLMK_CPU_INT4_ISA may ask for a lesser one).
+bool have_avx512() { return int(int4_isa()) >= int(Int4Isa::Avx512Bw); }
+bool have_avx2() { return int(int4_isa()) >= int(Int4Isa::Avx2); }
 #endif
 
 }  // namespace
+
+void int4_quantize_check(const void* w, int wdt, int64_t N, int64_t K, int64_t group, bool symmetric, int sdt) {
+  const int64_t G = K / group;
+  for (int64_t n = 0; n < N; n++)
+    for (int64_t g = 0; g < G; g++) {
+      float mn = 0.f, mx = 0.f;
+      for (int64_t k = g * group; k < (g + 1) * group; k++) {
+        const float v = load_as_f32(w, n * K + k, wdt);
+        if (!std::isfinite(v))
+          throw Error(ErrCode::Arg, fmt("quant.quantize: w[%lld, %lld] is %s: weights must be finite", (long long)n,
+                                        (long long)k, v != v ? "NaN" : v > 0 ? "Infinity" : "-Infinity"));
+        mn = std::min(mn, v);
+        mx = std::max(mx, v);
+      }
+      // The scale as int4_quantize computes it, rounded to its dtype.
+      const float s = round_to(sdt, symmetric ? std::max(-mn, mx) / 7.f : (mx - mn) / 15.f);
+      if (!std::isfinite(s))
+        throw Error(ErrCode::Arg, fmt("quant.quantize: the scale of row %lld, group %lld (max |w| %g) overflows %s; "
+                                      "use a wider scaleDtype (float32 or bfloat16)", (long long)n, (long long)g,
+                                      double(std::max(-mn, mx)), dtype_name(DType(sdt))));
+    }
+}
 
 void int4_quantize(const void* w, int wdt, int64_t N, int64_t K, int64_t group, bool symmetric,
                    uint8_t* qweight, void* scales, int sdt, uint8_t* zeros) {
@@ -456,29 +413,30 @@ void int4_dequantize(const uint8_t* qweight, const void* scales, int sdt, const 
   });
 }
 
+bool int4_matmul_in_row_blocks(Int4MatmulFn fn, const void* x, int xdt, const uint8_t* qweight, const void* scales,
+                               int sdt, const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y,
+                               int ydt, int64_t M, int64_t N, int64_t K, int64_t group) {
+  constexpr int64_t kMChunk = 256;
+  if (M <= kMChunk) return false;
+  const int64_t xe = int64_t(dtype_size(DType(xdt))), ye = int64_t(dtype_size(DType(ydt)));
+  for (int64_t m0 = 0; m0 < M; m0 += kMChunk)
+    fn(static_cast<const char*>(x) + m0 * K * xe, xdt, qweight, scales, sdt, zeros, bias, bdt, perm,
+       static_cast<char*>(y) + m0 * N * ye, ydt, std::min(kMChunk, M - m0), N, K, group);
+  return true;
+}
+
 void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
                  const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
                  int64_t M, int64_t N, int64_t K, int64_t group) {
   if (M <= 0 || N <= 0) return;
-  // Large M: blocks of rows, so the float32 copy of x stays bounded (256 × K floats).
-  constexpr int64_t kMChunk = 256;
-  if (M > kMChunk) {
-    const int64_t xe = int64_t(dtype_size(DType(xdt))), ye = int64_t(dtype_size(DType(ydt)));
-    for (int64_t m0 = 0; m0 < M; m0 += kMChunk)
-      int4_matmul(static_cast<const char*>(x) + m0 * K * xe, xdt, qweight, scales, sdt, zeros, bias, bdt, perm,
-                  static_cast<char*>(y) + m0 * N * ye, ydt, std::min(kMChunk, M - m0), N, K, group);
+  if (int4_matmul_in_row_blocks(&int4_matmul, x, xdt, qweight, scales, sdt, zeros, bias, bdt, perm, y, ydt, M, N, K, group))
     return;
-  }
   const int64_t G = K / group;
   // Activations as float32 (permuted for act-order) and their per-group sums: the zero point is
   // applied once per group as scale * (Σ x·q − zero · Σ x).
-  if (perm)
-    for (int64_t k = 0; k < K; k++)
-      if (perm[k] < 0 || perm[k] >= K)
-        throw Error(ErrCode::Index, fmt("quant.matmul: permutation entry %lld at %lld is outside [0, %lld)",
-                                        (long long)perm[k], (long long)k, (long long)K));
+  if (perm) check_perm(perm, K, "quant.matmul");
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (M <= kSmallM && group % 32 == 0 && have_avx512()) {
+  if (M <= kTileM && group % 32 == 0 && have_avx512()) {
     const int P = group % 128 == 0 ? 8 : group % 64 == 0 ? 4 : 2;
     const int64_t B = 16 * P;
     std::vector<float> xl(size_t(M * K));
@@ -515,13 +473,15 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
     }
   });
 
+  if (M >= 2 && M <= kTileM && group % 16 == 0 && have_avx2()) {
+    const std::vector<float> xeo = deinterleave(xf, M, K);
+    const Int4Avx2Args a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xeo.data()};
+    parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)),
+                 [&](int64_t n0, int64_t n1) { int4_rows_avx2(a, n0, n1); });
+    return;
+  }
   if (M <= kSmallM) {
-    std::vector<float> xeo(size_t(M * K));
-    for (int64_t m = 0; m < M; m++)
-      for (int64_t j = 0; j < K / 2; j++) {
-        xeo[size_t(m * K + j)] = xf[size_t(m * K + 2 * j)];
-        xeo[size_t(m * K + K / 2 + j)] = xf[size_t(m * K + 2 * j + 1)];
-      }
+    const std::vector<float> xeo = deinterleave(xf, M, K);
     const SmallArgs a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xeo.data(), xs.data()};
 #if defined(__x86_64__) && defined(__GNUC__)
     const bool avx2 = have_avx2();
@@ -530,7 +490,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
 #endif
     parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
 #if defined(__x86_64__) && defined(__GNUC__)
-      if (avx2) return M <= 2 ? small_rows_avx2(a, n0, n1) : medium_rows_avx2(a, n0, n1);
+      if (avx2) return small_rows_avx2(a, n0, n1);
 #endif
       (void)avx2;
       small_rows_generic(a, n0, n1);
@@ -588,11 +548,15 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
   });
 }
 
-void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int64_t K, int64_t esize) {
+void check_perm(const int32_t* perm, int64_t K, const char* op) {
   for (int64_t k = 0; k < K; k++)
     if (perm[k] < 0 || perm[k] >= K)
-      throw Error(ErrCode::Index, fmt("quant: permutation entry %lld at %lld is outside [0, %lld)", (long long)perm[k],
+      throw Error(ErrCode::Index, fmt("%s: permutation entry %lld at %lld is outside [0, %lld)", op, (long long)perm[k],
                                       (long long)k, (long long)K));
+}
+
+void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int64_t K, int64_t esize) {
+  check_perm(perm, K, "quant");
   const char* src = static_cast<const char*>(x);
   char* dst = static_cast<char*>(out);
   parallel_for(M, std::max<int64_t>(1, 8192 / std::max<int64_t>(K, 1)), [&](int64_t m0, int64_t m1) {

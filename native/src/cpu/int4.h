@@ -18,6 +18,10 @@ namespace llmk::cpu {
 void int4_quantize(const void* w, int wdt, int64_t N, int64_t K, int64_t group, bool symmetric,
                    uint8_t* qweight, void* scales, int sdt, uint8_t* zeros);
 
+// Throws ERR_LLMK_ARG when w holds Inf / NaN or a group's scale (as int4_quantize computes it) is not
+// finite in sdt (float16 above max|w| ≈ 4.6e5 symmetric; any dtype when max − min overflows float32).
+void int4_quantize_check(const void* w, int wdt, int64_t N, int64_t K, int64_t group, bool symmetric, int sdt);
+
 // out[N,K] (dtype odt) = scale * (nibble - zero).
 void int4_dequantize(const uint8_t* qweight, const void* scales, int sdt, const uint8_t* zeros,
                      int64_t N, int64_t K, int64_t group, void* out, int odt);
@@ -29,6 +33,28 @@ void int4_dequantize(const uint8_t* qweight, const void* scales, int sdt, const 
 void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
                  const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
                  int64_t M, int64_t N, int64_t K, int64_t group);
+
+// int4_matmul with int8 activations (quant.matmul compute 'int8', MatMulNBits accuracy_level 4): per row
+// and block of BA = int4_int8_block(group) consecutive k (the largest power of two ≤ 256 dividing the group:
+// the group itself for 32…256), x is quantised to xq = clamp(round(x / sa), ±127) with sa = max|x| / 127;
+// y = Σ_blocks sa · scale · Σ xq·(q − zero) (integer dot, float32 sum over blocks). Error bound against
+// x · dequant(W)ᵀ, per output: Σ_blocks (max|x| / 254) · Σ_block |w| plus float32 rounding (README).
+// Blocks holding Inf / NaN are computed as int4_matmul computes them. Kernel by int4_isa() (int4_isa.h).
+void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
+                      const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
+                      int64_t M, int64_t N, int64_t K, int64_t group);
+int64_t int4_int8_block(int64_t group);
+
+// For M > 256: runs fn (int4_matmul or int4_matmul_int8) on blocks of 256 rows of x and y, so their
+// per-call copies of x stay bounded, and returns true; false (nothing done) for M ≤ 256.
+using Int4MatmulFn = void (*)(const void*, int, const uint8_t*, const void*, int, const uint8_t*, const void*, int,
+                              const int32_t*, void*, int, int64_t, int64_t, int64_t, int64_t);
+bool int4_matmul_in_row_blocks(Int4MatmulFn fn, const void* x, int xdt, const uint8_t* qweight, const void* scales,
+                               int sdt, const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y,
+                               int ydt, int64_t M, int64_t N, int64_t K, int64_t group);
+
+// Throws ERR_LLMK_INDEX ("<op>: permutation entry …") when an entry of perm [K] is outside [0, K).
+void check_perm(const int32_t* perm, int64_t K, const char* op);
 
 // out[M,K] = x[:, perm] (elements of esize bytes); perm entries outside [0,K) throw ERR_LLMK_INDEX.
 void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int64_t K, int64_t esize);

@@ -5,6 +5,16 @@
 //   the main and the small-M microkernel); vzero, vload, vstore, vbcast, vfma (always inline).
 //   cvt_f16 / cvt_to_f16 (a row of float16 to / from float32).
 // It uses from the enclosing file: Job, MC, NC, KC, SMALL_M, SMALL_M_MAX, scratch.
+//
+// BUILDING BLOCK for other CPU kernels (attention tiles, expert layers): the stable interface is
+//   micro<R, NV>(kc, a, as, b, ldb, c, ldc, acc, cols)   C[R×cols] (acc ? += : =) A·B, R×NV vectors in registers;
+//   micro_rows<NV, MAXR>(rows, ...)                     the same for a run-time row count ≤ MAXR;
+//   pack_a / pack_b<NVT> / load_row                      A slivers [k][rows], B panels [k][NV·L], any float dtype.
+// A caller includes this file in its own ISA regions the way matmul.cpp does (same V/L/vload… preamble),
+// packs its operands (e.g. Kᵀ panels for Q·Kᵀ) and runs its epilogue (scale, mask, online softmax,
+// activation, routing weight) on the C tile while it is still in L1, right after the last micro call of a
+// K loop: that is the epilogue hook, at no cost beyond the epilogue itself. Signatures here are only ever
+// added to, never changed.
 
 // C[0:R, 0:cols] (acc ? += : =) A·B over kc steps: A packed as [k][as] (R rows used), B rows of NV*L
 // floats ldb apart (zero-padded beyond cols). R×NV accumulators live in registers.

@@ -67,15 +67,15 @@ Napi::Value to_canonical(const Napi::CallbackInfo& info) {
   return guarded(env, [&] { return Napi::Value(wrap_parts(env, ops::int4_to_canonical(q, s, z, n, k, g), q, s, z)); });
 }
 
-// matmul(x, qweight, scales, zeros?, perm?, bias?, n, k, group, prepared) -> y
+// matmul(x, qweight, scales, zeros?, perm?, bias?, n, k, group, prepared, int8) -> y
 Napi::Value matmul(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   llmk::Tensor x = arg_tensor(info, 0, "x"), q = arg_tensor(info, 1, "qweight"), s = arg_tensor(info, 2, "scales");
   llmk::Tensor z = opt_arg(info, 3, "zeros"), perm = opt_arg(info, 4, "perm"), bias = opt_arg(info, 5, "bias");
   const int64_t n = num_arg(info, 6, "n"), k = num_arg(info, 7, "k"), g = num_arg(info, 8, "groupSize");
-  const bool prepared = info[9].ToBoolean();
+  const bool prepared = info[9].ToBoolean(), int8 = info[10].ToBoolean();
   return guarded(env, [&] {
-    return Napi::Value(wrap_tensor(env, ops::int4_matmul(x, q, s, z, perm, bias, n, k, g, prepared)));
+    return Napi::Value(wrap_tensor(env, ops::int4_matmul(x, q, s, z, perm, bias, n, k, g, prepared, int8)));
   });
 }
 

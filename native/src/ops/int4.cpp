@@ -75,6 +75,13 @@ Int4Parts int4_quantize(const Tensor& w, int64_t group, bool symmetric, DType sd
   const int64_t N = w.dim(0), K = w.dim(1);
   check_group(N, K, group, op);
   require_cuda_build(w.device(), op);
+  if (N > 0) {
+    // Data-dependent contract, checked on the host before any output is written: quantisation is a
+    // one-off step, so waiting for w (and copying a GPU w to the host) is affordable.
+    const Tensor hw = w.device().is_cpu() ? w : to_device(w, Device{});
+    synchronize_device(Device{});
+    cpu::int4_quantize_check(hw.data(), int(w.dtype()), N, K, group, symmetric, int(sdt));
+  }
   const int64_t G = K / group;
   Int4Parts p;
   p.qweight = Tensor::empty({N, K / 2}, DType::U8, w.device());
@@ -165,7 +172,7 @@ Int4Parts int4_to_canonical(const Tensor& q, const Tensor& s, const Tensor& z, i
 }
 
 Tensor int4_matmul(const Tensor& x, const Tensor& q, const Tensor& s, const Tensor& z, const Tensor& perm,
-                   const Tensor& bias, int64_t N, int64_t K, int64_t group, bool prepared) {
+                   const Tensor& bias, int64_t N, int64_t K, int64_t group, bool prepared, bool int8) {
   const char* op = "quant.matmul";
   int4_check_weight(q, s, z, N, K, group, prepared, op);
   check_float_dtype(x, op, "x");
@@ -185,12 +192,17 @@ Tensor int4_matmul(const Tensor& x, const Tensor& q, const Tensor& s, const Tens
     check_shape(perm, {K}, op, "perm");
   }
   require_cuda_build(x.device(), op);
+  // The int8 mode is a CPU kernel only: on a GPU the float math would give other results than the CPU
+  // oracle's, so it is refused rather than silently replaced.
+  LLMK_CHECK(!int8 || x.device().is_cpu(), Unavailable,
+             "%s: compute 'int8' runs on the CPU only (x is on %s); use compute 'float' on a GPU", op,
+             x.device().str().c_str());
   const int64_t M = x.dim(0);
   Tensor y = Tensor::empty({M, N}, x.dtype(), x.device());
   if (M == 0 || N == 0) return y;
   if (x.device().is_cpu()) {
-    enqueue_cpu([x, q, s, z, perm, bias, y, M, N, K, group] {
-      cpu::int4_matmul(x.data(), int(x.dtype()), q.data_as<uint8_t>(), s.data(), int(s.dtype()),
+    enqueue_cpu([x, q, s, z, perm, bias, y, M, N, K, group, int8] {
+      (int8 ? cpu::int4_matmul_int8 : cpu::int4_matmul)(x.data(), int(x.dtype()), q.data_as<uint8_t>(), s.data(), int(s.dtype()),
                        z.defined() ? z.data_as<uint8_t>() : nullptr, bias.defined() ? bias.data() : nullptr,
                        bias.defined() ? int(bias.dtype()) : 0, perm.defined() ? perm.data_as<int32_t>() : nullptr,
                        y.data(), int(y.dtype()), M, N, K, group);

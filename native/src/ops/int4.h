@@ -33,8 +33,9 @@ Int4Parts int4_prepare(const Tensor& q, const Tensor& scales, const Tensor& zero
 Int4Parts int4_to_canonical(const Tensor& q, const Tensor& scales, const Tensor& zeros, int64_t N, int64_t K,
                             int64_t group);
 // y[M,N] = x[:, perm] · dequant(W)ᵀ + bias. perm (int32 [K]) and bias ([N], float) may be undefined.
+// int8: activations quantised to int8 per block (cpu::int4_matmul_int8); CPU only (ERR_LLMK_UNAVAILABLE on a GPU).
 Tensor int4_matmul(const Tensor& x, const Tensor& q, const Tensor& scales, const Tensor& zeros, const Tensor& perm,
-                   const Tensor& bias, int64_t N, int64_t K, int64_t group, bool prepared);
+                   const Tensor& bias, int64_t N, int64_t K, int64_t group, bool prepared, bool int8 = false);
 // out[M,K] = x[:, perm] for a float x [M,K] and int32 perm [K] (used to undo act-order permutations).
 Tensor int4_permute_cols(const Tensor& x, const Tensor& perm);
 // Name of the kernel path int4_matmul takes for this call ("cpu", "general" or an mma tile configuration).

@@ -1,0 +1,318 @@
+// INT4 weights × int8 activations (quant.matmul compute: 'int8'; MatMulNBits accuracy_level 4 semantics).
+// Per activation block of BA k (see int4.h): the integer dot Σ xq·q is exact (|Σ| ≤ 15·127·256 < 2^24, so it
+// also converts to float exactly), then scaled by sa·scale and accumulated in float32; the zero point is
+// subtracted once per output as Σ_blocks (zero·scale)·(sa·Σ xq) (the portable loop subtracts it per block in
+// integers). Both stay within the README's bound, whose rounding term counts codes and zero points apart.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+#if defined(__x86_64__) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#pragma GCC diagnostic pop
+#if !defined(__clang__)
+#define LLMK_INT8_X86 1
+#endif
+#endif
+
+#include "../core/dtype.h"
+#include "../core/error.h"
+#include "../core/half.h"
+#include "../core/parallel.h"
+#include "int4.h"
+#include "int4_int8.h"
+#include "int4_isa.h"
+
+namespace llmk::cpu {
+namespace int8mode {
+namespace {
+
+inline void weight_params(const Args& a, int64_t n, int64_t g, float& sw, int& z) {
+  const int64_t G = a.K / a.group;
+  sw = load_as_f32(a.scales, n * G + g, a.sdt);
+  z = a.zeros ? int(a.zeros[n * G + g]) : 8;
+}
+
+// Σ_blocks (zero · scale) · (sa · Σ xq) of weight row r of p and activation row m.
+inline float zero_term(const Args& a, const RowParams& p, int r, int64_t m) {
+  const QuantX& x = *a.x;
+  const float* z = p.zsw.data() + r * x.NB;
+  const float* f = x.sasum.data() + m * x.NB;
+  float t = 0.f;
+  for (int64_t b = 0; b < x.NB; b++) t += z[b] * f[b];
+  return t;
+}
+
+// p for rows n.. (nr valid; missing ones repeat the last), R of them. Runs once per row tile, so with
+// M = 1 it costs as much as a tile: the dtype dispatch is hoisted out of the loops.
+void row_params(const Args& a, int64_t n, int nr, int R, RowParams& p) {
+  const int64_t NB = a.x->NB, G = a.K / a.group, bpg = a.group / a.x->BA;
+  p.sw.resize(size_t(R * NB));
+  p.zsw.resize(size_t(R * NB));
+  for (int r = 0; r < R; r++) {
+    const int64_t off = (n + std::min(r, nr - 1)) * G;
+    float* sw = p.sw.data() + r * NB;
+    float* zsw = p.zsw.data() + r * NB;
+    if (a.sdt == int(DType::F32) && bpg == 1) std::memcpy(sw, static_cast<const float*>(a.scales) + off, size_t(G) * sizeof(float));
+    else if (a.sdt == int(DType::F32))
+      for (int64_t b = 0; b < NB; b++) sw[b] = static_cast<const float*>(a.scales)[off + b / bpg];
+    else
+      for (int64_t b = 0; b < NB; b++) sw[b] = load_as_f32(a.scales, off + b / bpg, a.sdt);
+    if (a.zeros)
+      for (int64_t b = 0; b < NB; b++) zsw[b] = float(a.zeros[off + b / bpg]) * sw[b];
+    else
+      for (int64_t b = 0; b < NB; b++) zsw[b] = 8.f * sw[b];
+  }
+}
+
+// Output (n, m) by the definition, any ISA's layout: the portable kernel, and the fix-up of rows with
+// non-finite blocks (computed term by term as Σ x·w there, as the float mode does).
+float dot_generic(const Args& a, int64_t n, int64_t m) {
+  const QuantX& x = *a.x;
+  const int64_t K = a.K, bpg = a.group / x.BA, h = x.CH / 2;
+  const uint8_t* qrow = a.q + n * (K / 2);
+  float acc = 0.f;
+  for (int64_t b = 0; b < x.NB; b++) {
+    const int64_t k0 = b * x.BA, mb = m * x.NB + b;
+    float sw;
+    int z;
+    weight_params(a, n, b / bpg, sw, z);
+    const float sa = x.sa[size_t(mb)];
+    if (std::isfinite(sa)) {
+      int32_t I = 0;
+      for (int64_t c = k0; c < k0 + x.BA; c += x.CH) {
+        const int8_t* xq = x.q.data() + m * K + c;
+        for (int64_t j = 0; j < h; j++) {
+          const uint32_t byte = qrow[c / 2 + j];
+          I += int32_t(byte & 15u) * xq[j] + int32_t(byte >> 4) * xq[h + j];
+        }
+      }
+      acc += (sa * sw) * float(I - z * x.sum[size_t(mb)]);
+    } else {
+      const float* xr = x.xf.data() + m * K;
+      float t = 0.f;
+      for (int64_t k = k0; k < k0 + x.BA; k++)
+        t += xr[k] * (sw * (float((qrow[k >> 1] >> ((k & 1) * 4)) & 15u) - float(z)));
+      acc += t;
+    }
+  }
+  return acc;
+}
+
+#if defined(LLMK_INT8_X86)
+// Software prefetch distance into each weight row (bytes): the tiles read R rows 2 KB+ apart at once, more
+// streams than the hardware prefetcher follows well; a profile showed the loads of the codes as the hot spot.
+constexpr int64_t kPrefetch = 1024;
+
+namespace avx2 {
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#include "hsum_avx2.h"
+
+// R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..): each decoded
+// weight vector feeds MT vpmaddubsw pairs, each x vector R. CH = 64: 32 packed bytes per step, low nibbles
+// against the 32 even k, high nibbles against the 32 odd k; CH = 32 (BA = 32): 16 bytes, both nibble halves
+// in one register. Int16 sums: ≤ 2·3810 per chunk, ≤ 4 chunks per block (BA ≤ 256): no saturation.
+template <int CH, int R, int MT>
+void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
+  const QuantX& x = *a.x;
+  const int64_t K = a.K, NB = x.NB, cpb = x.BA / CH;
+  const uint8_t* qr[R];
+  for (int r = 0; r < R; r++) qr[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
+  const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
+  __m256 acc[R][MT];
+  for (int r = 0; r < R; r++)
+    for (int m = 0; m < MT; m++) acc[r][m] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < NB; b++) {
+    __m256i s[R][MT];
+    for (int r = 0; r < R; r++)
+      for (int m = 0; m < MT; m++) s[r][m] = _mm256_setzero_si256();
+    const int8_t* xb = x.q.data() + m0 * K + b * x.BA;
+    for (int64_t c = 0; c < cpb; c++) {
+      __m256i xl[MT], xh[MT];
+      for (int m = 0; m < MT; m++) {
+        xl[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + m * K + c * CH));
+        if constexpr (CH == 64) xh[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + m * K + c * CH + 32));
+      }
+      for (int r = 0; r < R; r++) {
+        const uint8_t* p = qr[r] + (b * x.BA + c * CH) / 2;
+        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch), _MM_HINT_T0);
+        if constexpr (CH == 64) {
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+          const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+          for (int m = 0; m < MT; m++)
+            s[r][m] = _mm256_add_epi16(s[r][m], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl[m]),
+                                                                 _mm256_maddubs_epi16(hi, xh[m])));
+        } else {
+          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+          const __m256i w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+          for (int m = 0; m < MT; m++) s[r][m] = _mm256_add_epi16(s[r][m], _mm256_maddubs_epi16(w, xl[m]));
+        }
+      }
+    }
+    __m256 sav[MT];
+    for (int m = 0; m < MT; m++) sav[m] = _mm256_set1_ps(x.sa[size_t((m0 + m) * NB + b)]);
+    for (int r = 0; r < R; r++) {
+      const __m256 swv = _mm256_set1_ps(p.sw[size_t(r * NB + b)]);
+      for (int m = 0; m < MT; m++)
+        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s[r][m], ones)), _mm256_mul_ps(swv, sav[m]), acc[r][m]);
+    }
+  }
+  for (int r = 0; r < R; r++)
+    for (int m = 0; m < MT; m++) out[r * MT + m] = hsum(acc[r][m]) - zero_term(a, p, r, m0 + m);
+}
+#pragma GCC pop_options
+}  // namespace avx2
+
+namespace avx512vnni {
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")
+constexpr bool VNNI = true;
+#include "int4_int8_avx512.h"
+#pragma GCC pop_options
+}  // namespace avx512vnni
+
+namespace avx512bw {
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vl,avx2,fma")
+constexpr bool VNNI = false;
+#include "int4_int8_avx512.h"
+#pragma GCC pop_options
+}  // namespace avx512bw
+#endif
+
+using TileFn = void (*)(const Args&, const RowParams&, int64_t, int, int64_t, float*);
+
+// The kernel's tiles: R weight rows × up to MT activation rows (tile[mt - 1] takes mt rows).
+struct Kernel {
+  int R = 1, MT = 1;
+  TileFn tile[2] = {nullptr, nullptr};
+};
+
+// Kernel for this ISA and block / chunk size; R = 0 means the portable loop. Sets x.CH.
+Kernel pick(Int4Isa isa, int64_t M, QuantX& x) {
+  Kernel k;
+  k.R = 0;
+  x.CH = std::min<int64_t>(x.BA, 64);
+#if defined(LLMK_INT8_X86)
+  const bool wide = M > 1;
+  if ((isa == Int4Isa::Avx512Vnni || isa == Int4Isa::Avx512Bw) && x.BA % 128 == 0) {
+    x.CH = 128;
+    const bool v = isa == Int4Isa::Avx512Vnni;
+    if (wide) k = {4, 2, {v ? avx512vnni::tile<4, 1> : avx512bw::tile<4, 1>, v ? avx512vnni::tile<4, 2> : avx512bw::tile<4, 2>}};
+    else k = {4, 1, {v ? avx512vnni::tile<4, 1> : avx512bw::tile<4, 1>, nullptr}};
+    return k;
+  }
+  if (isa != Int4Isa::Generic && x.BA % 32 == 0) {
+    if (x.BA % 64 == 0) {
+      x.CH = 64;
+      if (wide) k = {2, 2, {avx2::tile<64, 2, 1>, avx2::tile<64, 2, 2>}};
+      else k = {4, 1, {avx2::tile<64, 4, 1>, nullptr}};
+    } else {
+      x.CH = 32;
+      if (wide) k = {2, 2, {avx2::tile<32, 2, 1>, avx2::tile<32, 2, 2>}};
+      else k = {4, 1, {avx2::tile<32, 4, 1>, nullptr}};
+    }
+  }
+#else
+  (void)isa; (void)M;
+#endif
+  return k;
+}
+
+// Rows [m0, m1) of x quantised into x (whose BA, CH, NB are set).
+void quantise_rows(const void* xs, int xdt, const int32_t* perm, int64_t K, int64_t m0, int64_t m1, QuantX& x) {
+  const int64_t BA = x.BA, CH = x.CH;
+  for (int64_t m = m0; m < m1; m++) {
+    float* xr = x.xf.data() + m * K;
+    for (int64_t k = 0; k < K; k++) xr[k] = load_as_f32(xs, m * K + (perm ? perm[k] : k), xdt);
+    int8_t* q = x.q.data() + m * K;
+    for (int64_t b = 0; b < x.NB; b++) {
+      const int64_t k0 = b * BA;
+      float amax = 0.f;
+      bool finite = true;
+      for (int64_t k = k0; k < k0 + BA; k++) {
+        finite = finite && std::isfinite(xr[k]);
+        amax = std::max(amax, std::fabs(xr[k]));
+      }
+      const size_t mb = size_t(m * x.NB + b);
+      const float inv = finite && amax > 0.f ? 127.f / amax : 0.f;
+      x.sa[mb] = finite ? amax / 127.f : NAN;
+      if (!finite) x.bad[size_t(m)] = 1;
+      int32_t sum = 0;
+      for (int64_t k = k0; k < k0 + BA; k++) {
+        const int v = finite ? int(std::min(127.f, std::max(-127.f, std::nearbyint(xr[k] * inv)))) : 0;
+        const int64_t c = k - (k % CH), i = k - c;
+        q[c + (i & 1) * (CH / 2) + i / 2] = int8_t(v);
+        sum += v;
+      }
+      x.sum[mb] = sum;
+      x.sasum[mb] = finite ? x.sa[mb] * float(sum) : 0.f;
+    }
+  }
+}
+
+void store(void* y, int ydt, const void* bias, int bdt, int64_t N, int64_t m, int64_t n, float v) {
+  if (bias) v += load_as_f32(bias, n, bdt);
+  store_from_f32(y, m * N + n, ydt, v);
+}
+
+}  // namespace
+}  // namespace int8mode
+
+int64_t int4_int8_block(int64_t group) {
+  int64_t b = 256;
+  while (group % b != 0) b /= 2;
+  return b;
+}
+
+void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
+                      const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
+                      int64_t M, int64_t N, int64_t K, int64_t group) {
+  using namespace int8mode;
+  if (M <= 0 || N <= 0) return;
+  if (int4_matmul_in_row_blocks(&int4_matmul_int8, x, xdt, qweight, scales, sdt, zeros, bias, bdt, perm, y, ydt, M, N, K,
+                                group))
+    return;
+  if (perm) check_perm(perm, K, "quant.matmul");
+  QuantX qx;
+  qx.BA = int4_int8_block(group);
+  qx.NB = K / qx.BA;
+  const Kernel kern = pick(int4_isa(), M, qx);
+  qx.q.resize(size_t(M * K));
+  qx.xf.resize(size_t(M * K));
+  qx.sa.resize(size_t(M * qx.NB));
+  qx.sum.resize(size_t(M * qx.NB));
+  qx.sasum.resize(size_t(M * qx.NB));
+  qx.bad.assign(size_t(M), 0);
+  parallel_for(M, std::max<int64_t>(1, 4096 / K), [&](int64_t m0, int64_t m1) { quantise_rows(x, xdt, perm, K, m0, m1, qx); });
+  const Args a{qweight, scales, sdt, zeros, M, N, K, group, &qx};
+  parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
+    if (kern.R == 0) {
+      for (int64_t n = n0; n < n1; n++)
+        for (int64_t m = 0; m < M; m++) store(y, ydt, bias, bdt, N, m, n, dot_generic(a, n, m));
+      return;
+    }
+    float out[8];
+    RowParams p;
+    for (int64_t n = n0; n < n1; n += kern.R) {
+      const int nr = int(std::min<int64_t>(kern.R, n1 - n));
+      row_params(a, n, nr, kern.R, p);
+      for (int64_t m0 = 0; m0 < M; m0 += kern.MT) {
+        const int mt = int(std::min<int64_t>(kern.MT, M - m0));
+        kern.tile[mt - 1](a, p, n, nr, m0, out);
+        for (int r = 0; r < nr; r++)
+          for (int m = 0; m < mt; m++)
+            if (!qx.bad[size_t(m0 + m)]) store(y, ydt, bias, bdt, N, m0 + m, n + r, out[r * mt + m]);
+      }
+    }
+    for (int64_t m = 0; m < M; m++)
+      if (qx.bad[size_t(m)])
+        for (int64_t n = n0; n < n1; n++) store(y, ydt, bias, bdt, N, m, n, dot_generic(a, n, m));
+  });
+}
+
+}  // namespace llmk::cpu
