@@ -7,6 +7,7 @@ EnvData& env_data(Napi::Env env) { return *env.GetInstanceData<EnvData>(); }
 
 Napi::Object init_module(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData<EnvData>(new EnvData());
+  env_data(env).completions.init(env);
   init_tensor_binding(env, exports);
   init_runtime_binding(env, exports);
   init_ops_binding(env, exports);

@@ -1,0 +1,93 @@
+// The stream contract (README "Runtime"): a storage remembers the stream of its last use, and work on
+// any other stream, and toArray(), waits for it first. Also: nested withStream restores the outer stream.
+import { add, matmul, Stream, tensor, withStream, zeros, type DeviceName } from '../ts';
+import { native } from '../ts/native';
+import { matmulRef } from './reference/matmul';
+import { describeDevices, randnArray, relL2, rng, SEED } from './helpers';
+
+const N = 192;  // large enough that the matmul outlasts a read racing it on another stream
+
+function inputs(seed: number, device: DeviceName) {
+  const host = randnArray(N * N, rng(seed));
+  return { host, a: tensor(host, { shape: [N, N], device }), ref: matmulRef(host, host, N, N, N) };
+}
+
+describeDevices('cross-stream reads (seed ' + SEED + ')', (device) => {
+  it('toArray() on the default stream waits for the writer on another stream', async () => {
+    const s = new Stream(device);
+    for (let rep = 0; rep < 10; rep++) {
+      const { a, ref } = inputs(SEED + rep, device);
+      const c = withStream(s, () => matmul(a, a));
+      expect(relL2(await c.toArray(), ref)).toBeLessThan(1e-5);
+      c.dispose(); a.dispose();
+    }
+  });
+
+  it('an op on the default stream waits for its input written on another stream', async () => {
+    const s = new Stream(device);
+    for (let rep = 0; rep < 10; rep++) {
+      const { a, ref } = inputs(SEED + 100 + rep, device);
+      const z = zeros([N, N], { device });
+      const c = withStream(s, () => matmul(a, a));
+      const d = add(c, z);
+      expect(relL2(d.toArraySync(), ref)).toBeLessThan(1e-5);
+      c.dispose(); d.dispose(); z.dispose(); a.dispose();
+    }
+  });
+
+  it('toArraySync() waits for the writer on another stream', () => {
+    const s = new Stream(device);
+    for (let rep = 0; rep < 5; rep++) {
+      const { a, ref } = inputs(SEED + 200 + rep, device);
+      const c = withStream(s, () => matmul(a, a));
+      expect(relL2(c.toArraySync(), ref)).toBeLessThan(1e-5);
+      c.dispose(); a.dispose();
+    }
+  });
+
+  it('a chain across three streams sees every earlier write', async () => {
+    const s1 = new Stream(device), s2 = new Stream(device);
+    const { a, host } = inputs(SEED + 300, device);
+    const c = withStream(s1, () => matmul(a, a));
+    const d = withStream(s2, () => add(c, c));           // waits for s1
+    const e = add(d, a);                                 // default stream: waits for s2 (and so s1)
+    const cRef = matmulRef(host, host, N, N, N);
+    const eRef = cRef.map((x, i) => 2 * x + host[i]);
+    expect(relL2(await e.toArray(), eRef)).toBeLessThan(1e-5);
+    for (const t of [a, c, d, e]) t.dispose();
+  });
+});
+
+describeDevices('nested withStream', (device) => {
+  const isCurrent = (s: Stream): boolean => native.isCurrentStream(s._h);
+  it('restores the outer stream after an inner withStream', () => {
+    const outer = new Stream(device), inner = new Stream(device);
+    const seen = withStream(outer, () => {
+      const before = isCurrent(outer);
+      const during = withStream(inner, () => isCurrent(inner));
+      return [before, during, isCurrent(outer)];
+    });
+    expect(seen).toEqual([true, true, true]);
+    expect(isCurrent(outer)).toBe(false);
+  });
+
+  it('restores the outer stream when the inner function throws', () => {
+    const outer = new Stream(device), inner = new Stream(device);
+    const after = withStream(outer, () => {
+      expect(() => withStream(inner, () => { throw new Error('boom'); })).toThrow('boom');
+      return isCurrent(outer);
+    });
+    expect(after).toBe(true);
+  });
+
+  it('queues work of the outer function on the outer stream after an inner withStream', () => {
+    const outer = new Stream(device), inner = new Stream(device);
+    const { a, ref } = inputs(SEED + 400, device);
+    const r = withStream(outer, () => {
+      withStream(inner, () => add(a, a)).dispose();
+      return matmul(a, a);
+    });
+    expect(relL2(r.toArraySync(), ref)).toBeLessThan(1e-5);
+    r.dispose(); a.dispose();
+  });
+});
