@@ -38,11 +38,11 @@ describe('tensor handle generations', () => {
 describe('disposed tensors on the JS heap', () => {
   const lib = path.join(__dirname, '..', 'lib', 'index.js');
   it('a synchronous create/dispose loop runs in a small heap', () => {
-    // 600k tensors retained at ~100 B each would need ~60 MB; the heap has 16 MB.
+    // 400k tensors retained at ~100 B each would need ~40 MB; the heap has 16 MB.
     const code = `
       const l = require(${JSON.stringify(lib)});
       const a = l.zeros([1]);
-      for (let i = 0; i < 600000; i++) l.add(a, a).dispose();
+      for (let i = 0; i < 400000; i++) l.add(a, a).dispose();
       const kept = [];
       for (let i = 0; i < 3000; i++) kept.push(l.zeros([1]));   // survive a flush, then disposed
       for (const t of kept) t.dispose();
