@@ -1,11 +1,16 @@
 // The stream contract (README "Runtime"): a storage remembers the stream of its last use, and work on
 // any other stream, and toArray(), waits for it first. Also: nested withStream restores the outer stream.
-import { add, matmul, Stream, tensor, withStream, zeros, type DeviceName } from '../ts';
+import { add, matmul, Stream, tensor, withStream, zeros, type DeviceName, type Tensor } from '../ts';
 import { native } from '../ts/native';
 import { matmulRef } from './reference/matmul';
 import { describeDevices, randnArray, relL2, rng, SEED } from './helpers';
 
 const N = 192;  // large enough that the matmul outlasts a read racing it on another stream
+
+// Keeps stream s busy for a while (a burst of matmuls), so a read that does not wait for s reads early.
+function busy(s: Stream, a: Tensor): void {
+  withStream(s, () => { for (let i = 0; i < 16; i++) matmul(a, a).dispose(); });
+}
 
 function inputs(seed: number, device: DeviceName) {
   const host = randnArray(N * N, rng(seed));
@@ -17,6 +22,7 @@ describeDevices('cross-stream reads (seed ' + SEED + ')', (device) => {
     const s = new Stream(device);
     for (let rep = 0; rep < 10; rep++) {
       const { a, ref } = inputs(SEED + rep, device);
+      busy(s, a);
       const c = withStream(s, () => matmul(a, a));
       expect(relL2(await c.toArray(), ref)).toBeLessThan(1e-5);
       c.dispose(); a.dispose();
@@ -28,6 +34,7 @@ describeDevices('cross-stream reads (seed ' + SEED + ')', (device) => {
     for (let rep = 0; rep < 10; rep++) {
       const { a, ref } = inputs(SEED + 100 + rep, device);
       const z = zeros([N, N], { device });
+      busy(s, a);
       const c = withStream(s, () => matmul(a, a));
       const d = add(c, z);
       expect(relL2(d.toArraySync(), ref)).toBeLessThan(1e-5);
@@ -39,6 +46,7 @@ describeDevices('cross-stream reads (seed ' + SEED + ')', (device) => {
     const s = new Stream(device);
     for (let rep = 0; rep < 5; rep++) {
       const { a, ref } = inputs(SEED + 200 + rep, device);
+      busy(s, a);
       const c = withStream(s, () => matmul(a, a));
       expect(relL2(c.toArraySync(), ref)).toBeLessThan(1e-5);
       c.dispose(); a.dispose();
@@ -48,6 +56,7 @@ describeDevices('cross-stream reads (seed ' + SEED + ')', (device) => {
   it('a chain across three streams sees every earlier write', async () => {
     const s1 = new Stream(device), s2 = new Stream(device);
     const { a, host } = inputs(SEED + 300, device);
+    busy(s1, a);
     const c = withStream(s1, () => matmul(a, a));
     const d = withStream(s2, () => add(c, c));           // waits for s1
     const e = add(d, a);                                 // default stream: waits for s2 (and so s1)

@@ -5,14 +5,12 @@ import { spawnSync } from 'child_process';
 import * as path from 'path';
 
 const lib = path.join(__dirname, '..', 'lib', 'index.js');
-const nativeLib = path.join(__dirname, '..', 'lib', 'native.js');
 
 // Parent script: starts `rounds` workers running `body`; ends each as `how` says; prints "done".
 function runCase(body: string, how: 'terminate' | 'exit', rounds = 4) {
   const worker = `
     const { parentPort } = require('worker_threads');
     const l = require(${JSON.stringify(lib)});
-    const { native } = require(${JSON.stringify(nativeLib)});
     ${body}
     ${how === 'exit' ? 'process.exit(0);' : "parentPort.postMessage('pending');"}
   `;
@@ -36,8 +34,10 @@ function runCase(body: string, how: 'terminate' | 'exit', rounds = 4) {
   return spawnSync(process.execPath, ['-e', parent], { encoding: 'utf8', timeout: 60000 });
 }
 
-const pendingRead = 'native.debugSleep(100); l.zeros([4]).toArray();';
-const pendingSync = 'native.debugSleep(100); l.zeros([4]); l.synchronize("cpu");';
+// Real work queued ahead, so the wait is still pending when the worker ends.
+const busy = 'const a = l.randn([384, 384], { seed: 1 }); for (let i = 0; i < 6; i++) l.matmul(a, a);';
+const pendingRead = `${busy} l.zeros([4]).toArray();`;
+const pendingSync = `${busy} l.synchronize("cpu");`;
 
 describe('worker teardown with pending device waits', () => {
   it.each([
