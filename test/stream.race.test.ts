@@ -1,6 +1,8 @@
 // The stream contract (README "Runtime"): a storage remembers the stream of its last use, and work on
 // any other stream, and toArray(), waits for it first. Also: nested withStream restores the outer stream.
 import { add, matmul, Stream, tensor, withStream, zeros, type DeviceName, type Tensor } from '../ts';
+import * as path from 'path';
+import { Worker } from 'worker_threads';
 import { native } from '../ts/native';
 import { matmulRef } from './reference/matmul';
 import { describeDevices, randnArray, relL2, rng, SEED } from './helpers';
@@ -64,6 +66,28 @@ describeDevices('cross-stream reads (seed ' + SEED + ')', (device) => {
     const eRef = cRef.map((x, i) => 2 * x + host[i]);
     expect(relL2(await e.toArray(), eRef)).toBeLessThan(1e-5);
     for (const t of [a, c, d, e]) t.dispose();
+  });
+});
+
+describe('cross-stream reads on a fresh thread', () => {
+  it('the first tensor a worker_thread makes is ordered before its use on another stream', async () => {
+    const lib = path.join(__dirname, '..', 'lib', 'index.js');
+    const code = `
+      const { parentPort } = require('worker_threads');
+      const l = require(${JSON.stringify(lib)});
+      const x = l.full([512, 512], 1);                      // the thread's first op: a queued fill
+      const s = new l.Stream('cpu');
+      const y = l.withStream(s, () => l.add(x, x));         // must wait for the fill on the default stream
+      y.toArray().then((v) => parentPort.postMessage(v.every((e) => e === 2)));
+    `;
+    for (let rep = 0; rep < 3; rep++) {
+      const ok = await new Promise<boolean>((resolve, reject) => {
+        const w = new Worker(code, { eval: true });
+        w.once('message', (m) => { resolve(m); void w.terminate(); });
+        w.once('error', reject);
+      });
+      expect(ok).toBe(true);
+    }
   });
 });
 
