@@ -22,8 +22,8 @@ describe('device waits and the libuv pool', () => {
     const values = await Promise.all(reads);
     await Promise.all(syncs);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(SLEEP_MS / 2);  // they really were pending
-    for (const v of values) expect(Array.from(v)).toEqual([3, 3, 3, 3]);
-    expect(Array.from(await x.toArray())).toEqual([7, 7, 7, 7]);
+    for (const v of values) expect(Array.from(v as Float32Array)).toEqual([3, 3, 3, 3]);
+    expect(Array.from((await x.toArray()) as Float32Array)).toEqual([7, 7, 7, 7]);
     x.dispose(); y.dispose();
   });
 });

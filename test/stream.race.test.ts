@@ -26,7 +26,7 @@ describeDevices('cross-stream reads (seed ' + SEED + ')', (device) => {
       const { a, ref } = inputs(SEED + rep, device);
       busy(s, a);
       const c = withStream(s, () => matmul(a, a));
-      expect(relL2(await c.toArray(), ref)).toBeLessThan(1e-5);
+      expect(relL2((await c.toArray()) as Float32Array, ref)).toBeLessThan(1e-5);
       c.dispose(); a.dispose();
     }
   });
@@ -39,7 +39,7 @@ describeDevices('cross-stream reads (seed ' + SEED + ')', (device) => {
       busy(s, a);
       const c = withStream(s, () => matmul(a, a));
       const d = add(c, z);
-      expect(relL2(d.toArraySync(), ref)).toBeLessThan(1e-5);
+      expect(relL2(d.toArraySync() as Float32Array, ref)).toBeLessThan(1e-5);
       c.dispose(); d.dispose(); z.dispose(); a.dispose();
     }
   });
@@ -50,7 +50,7 @@ describeDevices('cross-stream reads (seed ' + SEED + ')', (device) => {
       const { a, ref } = inputs(SEED + 200 + rep, device);
       busy(s, a);
       const c = withStream(s, () => matmul(a, a));
-      expect(relL2(c.toArraySync(), ref)).toBeLessThan(1e-5);
+      expect(relL2(c.toArraySync() as Float32Array, ref)).toBeLessThan(1e-5);
       c.dispose(); a.dispose();
     }
   });
@@ -64,7 +64,7 @@ describeDevices('cross-stream reads (seed ' + SEED + ')', (device) => {
     const e = add(d, a);                                 // default stream: waits for s2 (and so s1)
     const cRef = matmulRef(host, host, N, N, N);
     const eRef = cRef.map((x, i) => 2 * x + host[i]);
-    expect(relL2(await e.toArray(), eRef)).toBeLessThan(1e-5);
+    expect(relL2((await e.toArray()) as Float32Array, eRef)).toBeLessThan(1e-5);
     for (const t of [a, c, d, e]) t.dispose();
   });
 });
@@ -120,7 +120,7 @@ describeDevices('nested withStream', (device) => {
       withStream(inner, () => add(a, a)).dispose();
       return matmul(a, a);
     });
-    expect(relL2(r.toArraySync(), ref)).toBeLessThan(1e-5);
+    expect(relL2(r.toArraySync() as Float32Array, ref)).toBeLessThan(1e-5);
     r.dispose(); a.dispose();
   });
 });

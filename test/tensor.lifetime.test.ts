@@ -19,7 +19,7 @@ describe('tensor handle generations', () => {
       const h = t.handle;
       expect(handles).not.toContain(h);
       handles.push(h);
-      expect(Array.from(t.toArraySync())).toEqual(new Array(16).fill(i));
+      expect(Array.from(t.toArraySync() as Float32Array)).toEqual(new Array(16).fill(i));
       t.dispose();
       expectCode(() => native.toHostSync(h, false), 'ERR_LLMK_DISPOSED');
     }
