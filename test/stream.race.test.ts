@@ -1,6 +1,7 @@
 // The stream contract (README "Runtime"): a storage remembers the stream of its last use, and work on
 // any other stream, and toArray(), waits for it first. Also: nested withStream restores the outer stream.
 import { add, matmul, Stream, tensor, withStream, zeros, type DeviceName, type Tensor } from '../ts';
+import { spawnSync } from 'child_process';
 import * as path from 'path';
 import { Worker } from 'worker_threads';
 import { native } from '../ts/native';
@@ -88,6 +89,33 @@ describe('cross-stream reads on a fresh thread', () => {
       });
       expect(ok).toBe(true);
     }
+  });
+});
+
+describe('cross-stream waits in both directions', () => {
+  it('a stream waiting for an event in the middle of another stream\'s batch is woken there (no deadlock)', () => {
+    // Default stream: [sleep] then, in one batch, [fill x, wait for s]; s: [wait for the fill, add].
+    // s must be woken when the fill is done, not when the default stream's batch ends (it never would).
+    const root = path.join(__dirname, '..', 'lib');
+    const code = `
+      const l = require(${JSON.stringify(path.join(root, 'index.js'))});
+      const { native } = require(${JSON.stringify(path.join(root, 'native.js'))});
+      (async () => {
+        for (let rep = 0; rep < 5; rep++) {
+          const s = new l.Stream('cpu');
+          native.debugSleep(50);
+          const x = l.full([1 << 16], 1);
+          const y = l.withStream(s, () => l.add(x, x));
+          const z = l.add(y, y);
+          const v = await z.toArray();
+          if (!v.every((e) => e === 4)) throw new Error('wrong values');
+          for (const t of [x, y, z]) t.dispose();
+        }
+        console.log('ok');
+      })();
+    `;
+    const r = spawnSync(process.execPath, ['-e', code], { encoding: 'utf8', timeout: 30000 });
+    expect({ signal: r.signal, status: r.status, out: r.stdout.trim() }).toEqual({ signal: null, status: 0, out: 'ok' });
   });
 });
 

@@ -40,10 +40,16 @@ CpuStream::~CpuStream() {
 }
 
 void CpuStream::finish_task(std::exception_ptr err) {
-  completed_.fetch_add(1, std::memory_order_release);
+  completed_.fetch_add(1);  // seq_cst, with event_waiters_ below: a waiter either is counted or sees it
   if (err) {
     std::lock_guard<std::mutex> l(mu_);
     if (!error_) error_ = err;
+  }
+  // A stream waiting for this event must wake now, not at the end of the batch: a later task of the
+  // batch may itself wait for that stream (cross-stream fences in both directions).
+  if (event_waiters_.load() > 0) {
+    { std::lock_guard<std::mutex> l(mu_); }
+    cv_idle_.notify_all();
   }
 }
 
@@ -122,10 +128,9 @@ void CpuStream::drain() {
 void CpuStream::wait(uint64_t event) {
   if (query(event)) return;
   std::unique_lock<std::mutex> l(mu_);
-  idle_waiters_++;
-  // Woken when the worker goes idle; a stream that keeps busy still reports each batch's end.
-  cv_idle_.wait(l, [&] { return query(event) || (queue_.empty() && !busy_); });
-  idle_waiters_--;
+  event_waiters_++;
+  cv_idle_.wait(l, [&] { return completed_.load() >= event; });  // finish_task wakes it
+  event_waiters_--;
 }
 
 std::exception_ptr CpuStream::take_error() {

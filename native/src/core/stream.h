@@ -49,7 +49,8 @@ class CpuStream {
   std::atomic<int64_t> queued_{0};  // queue_.size(), readable without the lock (worker's spin)
   std::atomic<uint64_t> enqueued_{0}, completed_{0};  // tasks ever queued / finished (in order)
   bool busy_ = false, stop_ = false, sleeping_ = false;
-  int idle_waiters_ = 0;  // threads in drain() or wait()
+  int idle_waiters_ = 0;  // threads in drain()
+  std::atomic<int> event_waiters_{0};  // threads in wait(): each finished task wakes them
   std::exception_ptr error_;
   std::thread worker_;
 };
