@@ -16,18 +16,32 @@ export class Stream {
   synchronizeSync(): void { this._h.synchronizeSync(); }
 }
 
-/** Runs fn with `stream` as its device's current stream; ops inside are queued on it. */
+// The stream withStream() made current, per device name, on this thread (absent: the default stream).
+const current = new Map<DeviceName, Stream>();
+
+/**
+ * Runs fn with `stream` as its device's current stream; ops inside are queued on it. Nests: when fn
+ * returns or throws, the stream that was current before (an outer withStream's, or the default) is again.
+ */
 export function withStream<T>(stream: Stream, fn: () => T): T {
   check(stream instanceof Stream, 'ERR_LLMK_ARG', 'withStream: stream must be a Stream');
   check(typeof fn === 'function', 'ERR_LLMK_ARG', 'withStream: fn must be a function');
-  const d = parseDevice(stream.device);
+  const outer = current.get(stream.device);
   native.setCurrentStream(stream._h);
+  current.set(stream.device, stream);
   try {
     const r = fn();
     check(!(r instanceof Promise), 'ERR_LLMK_ARG', 'withStream: fn must be synchronous (the current stream is per thread, not per async task)');
     return r;
   } finally {
-    native.setCurrentStream(null, d.kind, d.index);
+    if (outer) {
+      native.setCurrentStream(outer._h);
+      current.set(stream.device, outer);
+    } else {
+      const d = parseDevice(stream.device);
+      native.setCurrentStream(null, d.kind, d.index);
+      current.delete(stream.device);
+    }
   }
 }
 

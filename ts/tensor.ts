@@ -1,6 +1,6 @@
 import { assertDeviceAvailable, DeviceName, DeviceSpec, parseDevice } from './device';
 import { ArrayOf, DType, dtypeId, dtypeSize, DTYPES, DTypeOfData, isFloating, isHalf, RawArrayOf, TypedArray } from './dtype';
-import { check, LlmkError } from './errors';
+import { check, describe, LlmkError } from './errors';
 import { native } from './native';
 
 /** A tensor's native handle: a number naming a slot of the addon's per-thread tensor table. */
@@ -9,20 +9,36 @@ type Handle = number;
 // Backstop for tensors that were never disposed: frees the native slot once the Tensor is collected
 // (LLMK_DEBUG_LEAKS=1 makes the addon report each one). Registering costs about a microsecond, more
 // than the op itself, so new tensors are registered in a microtask after the code that made them:
-// the many temporaries disposed within the same synchronous run are never registered at all. No
-// unregister token either (cheaper): for a disposed tensor the callback finds a stale handle.
+// the many temporaries disposed within the same synchronous run are never registered at all.
+// A disposed tensor leaves nothing behind: dispose() takes it off the pending list (at once when it
+// is the newest, the usual create-use-dispose order) or unregisters it; a long synchronous run
+// registers in batches, so the pending list stays short.
 const leaks = new FinalizationRegistry<Handle>((h) => native.release(h, true));
-let unregistered: Tensor[] = [];
-let flushQueued = false;
+const NOT_TRACKED = -1, REGISTERED = -2, FLUSH_AT = 1024;
+let pending: (Tensor | undefined)[] = [];
 function registerLater(t: Tensor): void {
-  unregistered.push(t);
-  if (!flushQueued) { flushQueued = true; queueMicrotask(registerPending); }
+  t._p = pending.length;
+  pending.push(t);
+  if (pending.length === 1) queueMicrotask(registerPending);
+  else if (pending.length >= FLUSH_AT) registerPending();
 }
 function registerPending(): void {
-  flushQueued = false;
-  const ts = unregistered;
-  unregistered = [];
-  for (const t of ts) if (t._h !== null) leaks.register(t, t._h);
+  const ts = pending;
+  pending = [];
+  for (const t of ts) {
+    if (t === undefined) continue;
+    if (t._h === null) { t._p = NOT_TRACKED; continue; }
+    leaks.register(t, t._h, t);
+    t._p = REGISTERED;
+  }
+}
+function untrack(t: Tensor): void {
+  const i = t._p;
+  t._p = NOT_TRACKED;
+  if (i === REGISTERED) { leaks.unregister(t); return; }
+  if (i < 0 || pending[i] !== t) return;
+  pending[i] = undefined;
+  while (pending.length > 0 && pending[pending.length - 1] === undefined) pending.pop();
 }
 
 // `using` support on runtimes that do not define Symbol.dispose yet.
@@ -31,15 +47,20 @@ const symDispose: symbol = (Symbol as any).dispose ?? ((Symbol as any).dispose =
 
 const MAX_ELEMENTS = 2 ** 53;
 
+/** A shape for messages; never throws, whatever the entries are (Symbol, BigInt, objects). */
+function shapeText(shape: readonly unknown[]): string {
+  return `[${shape.map((d) => (typeof d === 'number' ? String(d) : describe(d))).join(', ')}]`;
+}
+
 /** Validates a shape: non-negative integers whose product is representable. */
 export function checkShape(shape: readonly number[], what = 'shape'): number {
   check(Array.isArray(shape), 'ERR_LLMK_SHAPE', `${what} must be an array of non-negative integers`);
   let n = 1;
   for (const d of shape) {
-    check(Number.isInteger(d) && d >= 0, 'ERR_LLMK_SHAPE', () => `${what} [${shape.join(', ')}] has an entry that is not a non-negative integer`);
+    check(Number.isInteger(d) && d >= 0, 'ERR_LLMK_SHAPE', () => `${what} ${shapeText(shape)} has an entry that is not a non-negative integer`);
     n *= d;
   }
-  check(n <= MAX_ELEMENTS, 'ERR_LLMK_SHAPE', () => `${what} [${shape.join(', ')}] has more elements than can be addressed`);
+  check(n <= MAX_ELEMENTS, 'ERR_LLMK_SHAPE', () => `${what} ${shapeText(shape)} has more elements than can be addressed`);
   return n;
 }
 
@@ -49,6 +70,7 @@ export function checkShape(shape: readonly number[], what = 'shape'): number {
  */
 export class Tensor<D extends DType = DType> {
   /** @internal */ _h: Handle | null;
+  /** @internal Finalizer bookkeeping: index in the pending list, or NOT_TRACKED / REGISTERED. */ _p = NOT_TRACKED;
   readonly shape: readonly number[];
   readonly dtype: D;
   readonly device: DeviceName;
@@ -80,6 +102,7 @@ export class Tensor<D extends DType = DType> {
     if (this._h !== null) {
       native.release(this._h, false);
       this._h = null;
+      untrack(this);
     }
   }
   [Symbol.dispose](): void { this.dispose(); }
@@ -120,7 +143,7 @@ export class Tensor<D extends DType = DType> {
   /** A view with another shape and the same number of elements (shares storage). */
   reshape(shape: readonly number[]): Tensor<D> {
     const n = checkShape(shape);
-    check(n === this.numel, 'ERR_LLMK_SHAPE', () => `cannot reshape [${this.shape.join(', ')}] to [${shape.join(', ')}]`);
+    check(n === this.numel, 'ERR_LLMK_SHAPE', () => `cannot reshape ${shapeText(this.shape)} to ${shapeText(shape)}`);
     return new Tensor(native.reshape(this.handle, [...shape]), [...shape], this.dtype, this.device, n);
   }
   /** A view of rows [start, start + length) along dimension 0 (shares storage). */
@@ -128,7 +151,7 @@ export class Tensor<D extends DType = DType> {
     check(dim === 0, 'ERR_LLMK_ARG', 'narrow supports dimension 0 only (views stay contiguous)');
     check(this.shape.length >= 1, 'ERR_LLMK_SHAPE', 'narrow needs a tensor with at least one dimension');
     check(Number.isInteger(start) && Number.isInteger(length) && start >= 0 && length >= 0 && start + length <= this.shape[0],
-      'ERR_LLMK_INDEX', () => `narrow(0, ${start}, ${length}) is out of range for dimension 0 of size ${this.shape[0]}`);
+      'ERR_LLMK_INDEX', () => `narrow(0, ${describe(start)}, ${describe(length)}) is out of range for dimension 0 of size ${this.shape[0]}`);
     const shape = [length, ...this.shape.slice(1)];
     return new Tensor(native.narrow(this.handle, start, length), shape, this.dtype, this.device);
   }
@@ -218,7 +241,7 @@ export function tensor<A extends TypedArray | number[] | unknown[], D extends DT
     const flat: number[] = [];
     const inferred: number[] = [];
     flatten(data, inferred, flat, 0);
-    arr = ARRAY_FOR[opts.dtype ?? 'float32'](flat);
+    arr = ARRAY_FOR[DTYPES[dtypeId(opts.dtype ?? 'float32')]](flat);
     shape = opts.shape ?? inferred;
   }
   const { dtype, dev } = resolve(opts, opts.dtype ?? inferDType(arr));

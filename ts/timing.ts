@@ -12,11 +12,15 @@ export function deviceTime(device: DeviceSpec, iters: number, enqueue: () => voi
   opts = opts ?? {};
   const d = parseDevice(device);
   assertDeviceAvailable(d);
-  check(Number.isInteger(iters) && iters >= 1, 'ERR_LLMK_ARG', 'deviceTime: iters must be a positive integer');
+  check(Number.isInteger(iters) && iters >= 1 && iters <= 2 ** 31 - 1, 'ERR_LLMK_ARG', 'deviceTime: iters must be an integer in [1, 2^31 - 1]');
+  check(typeof enqueue === 'function', 'ERR_LLMK_ARG', 'deviceTime: enqueue must be a function');
   return native.deviceTime(d.kind, d.index, iters, enqueue, Boolean(opts.graph) && d.kind === 1);
 }
 
-/** Allocator counters of a device kind (live bytes and blocks, total allocations). */
-export function memoryStats(device: 'cpu' | 'cuda' = 'cpu'): { liveBytes: number; liveBlocks: number; totalAllocs: number } {
-  return native.memoryStats(device === 'cpu' ? 0 : 1);
+/**
+ * Allocator counters of a device kind (live bytes and blocks, total allocations): 'cpu', or 'cuda' /
+ * 'cuda:N' (the counters cover every CUDA device). Anything else is ERR_LLMK_DEVICE.
+ */
+export function memoryStats(device: DeviceSpec = 'cpu'): { liveBytes: number; liveBlocks: number; totalAllocs: number } {
+  return native.memoryStats(parseDevice(device).kind);
 }

@@ -84,6 +84,10 @@ void cuda_memcpy(void* dst, const void* src, int64_t nbytes, int kind, void* str
   cuda_throw_if(int(cudaStreamSynchronize(s)), "cudaStreamSynchronize");
 }
 
+void cuda_memcpy_sync(void* dst, const void* src, int64_t nbytes, int kind) {
+  cuda_throw_if(int(cudaMemcpy(dst, src, size_t(nbytes), static_cast<cudaMemcpyKind>(kind))), "cudaMemcpy");
+}
+
 void cuda_memcpy_async(void* dst, const void* src, int64_t nbytes, int kind, void* stream) {
   cuda_throw_if(int(cudaMemcpyAsync(dst, src, size_t(nbytes), static_cast<cudaMemcpyKind>(kind), static_cast<cudaStream_t>(stream))),
                 "cudaMemcpyAsync");
@@ -103,6 +107,9 @@ void cuda_set_device(int) { throw Error(ErrCode::Unavailable, "CUDA is unavailab
 int* cuda_error_flag(int) { throw Error(ErrCode::Unavailable, "CUDA is unavailable: this is a CPU-only build"); }
 void cuda_check_error_flag(int, void*) {}
 void cuda_memcpy(void*, const void*, int64_t, int, void*) {
+  throw Error(ErrCode::Unavailable, "CUDA is unavailable: this is a CPU-only build");
+}
+void cuda_memcpy_sync(void*, const void*, int64_t, int) {
   throw Error(ErrCode::Unavailable, "CUDA is unavailable: this is a CPU-only build");
 }
 void cuda_memcpy_async(void*, const void*, int64_t, int, void*) {

@@ -18,6 +18,8 @@ void cuda_check_error_flag(int device, void* stream);
 void cuda_throw_if(int code, const char* what);
 // Copy helpers (kind chosen from devices); blocking on the given stream.
 void cuda_memcpy(void* dst, const void* src, int64_t nbytes, int kind /*cudaMemcpyKind*/, void* stream);
+// Synchronous copy outside any stream (for data whose writers are known to be done).
+void cuda_memcpy_sync(void* dst, const void* src, int64_t nbytes, int kind);
 // Stream-ordered copy that returns at once (device-to-device).
 void cuda_memcpy_async(void* dst, const void* src, int64_t nbytes, int kind, void* stream);
 

@@ -87,11 +87,21 @@ std::shared_ptr<Storage> Storage::allocate(int64_t nbytes, Device device) {
   }
   Counters& c = counters(device.kind);
   c.bytes += nbytes; c.blocks++; c.allocs++;
-  return std::shared_ptr<Storage>(new Storage(p, nbytes, device, std::move(stream)));
+  // The allocating op writes it on the current stream (none on a stream worker: scratch inside a task).
+  std::shared_ptr<Stream> writer = device.is_cpu() ? current_stream_if_any(device) : stream;
+  auto st = std::shared_ptr<Storage>(new Storage(p, nbytes, device, std::move(stream)));
+  if (writer) { st->last_ = writer; st->last_raw_ = writer.get(); }
+  return st;
 }
 
 Storage::Storage(void* data, int64_t nbytes, Device device, std::shared_ptr<Stream> stream)
     : data_(data), nbytes_(nbytes), device_(device), alloc_stream_(std::move(stream)) {}
+
+void Storage::order_after_last_use(const std::shared_ptr<Stream>& s) {
+  if (std::shared_ptr<Stream> prev = last_.lock()) s->wait_for(prev);
+  last_ = s;
+  last_raw_ = s.get();
+}
 
 void Storage::note_use() const {
   if (device_.is_cpu()) return;

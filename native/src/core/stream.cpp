@@ -13,19 +13,48 @@
 
 namespace llmk {
 
-CpuStream::CpuStream() : worker_([this] { run(); }) {}
-
-CpuStream::~CpuStream() {
-  { std::lock_guard<std::mutex> l(mu_); stop_ = true; }
-  cv_task_.notify_one();
-  worker_.join();
-}
-
 namespace {
+thread_local bool tl_stream_worker = false;
 constexpr int64_t kInlineWorkBytes = 64 * 1024;  // about 10 µs of work: less than a hand-off to the worker costs
 }  // namespace
 
+bool on_stream_worker() { return tl_stream_worker; }
+std::exception_ptr sync_check_errors(Device device);  // the registered sync checks' first error
+
+std::shared_ptr<CpuStream> CpuStream::start() {
+  std::shared_ptr<CpuStream> s(new CpuStream());
+  s->worker_ = std::thread([self = s] { tl_stream_worker = true; self->run(); });
+  return s;
+}
+
+void CpuStream::stop() {
+  { std::lock_guard<std::mutex> l(mu_); stop_ = true; }
+  cv_task_.notify_one();
+  if (!worker_.joinable()) return;
+  if (on_stream_worker()) worker_.detach();  // the worker owns the queue and ends once it drained it
+  else worker_.join();
+}
+
+CpuStream::~CpuStream() {
+  if (worker_.joinable()) worker_.detach();  // only reached on the worker itself, after stop()
+}
+
+void CpuStream::finish_task(std::exception_ptr err) {
+  completed_.fetch_add(1);  // seq_cst, with event_waiters_ below: a waiter either is counted or sees it
+  if (err) {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!error_) error_ = err;
+  }
+  // A stream waiting for this event must wake now, not at the end of the batch: a later task of the
+  // batch may itself wait for that stream (cross-stream fences in both directions).
+  if (event_waiters_.load() > 0) {
+    { std::lock_guard<std::mutex> l(mu_); }
+    cv_idle_.notify_all();
+  }
+}
+
 void CpuStream::enqueue(std::function<void()> task, int64_t work_bytes) {
+  enqueued_.fetch_add(1, std::memory_order_relaxed);
   if (work_bytes <= kInlineWorkBytes) {
     std::unique_lock<std::mutex> l(mu_);
     if (queue_.empty() && !busy_) {
@@ -34,8 +63,8 @@ void CpuStream::enqueue(std::function<void()> task, int64_t work_bytes) {
       std::exception_ptr err;
       try { task(); } catch (...) { err = std::current_exception(); }
       task = nullptr;
+      finish_task(err);
       l.lock();
-      if (err && !error_) error_ = err;
       busy_ = false;
       bool notify = idle_waiters_ > 0;
       l.unlock();
@@ -73,15 +102,15 @@ void CpuStream::run() {
       queued_.store(0, std::memory_order_relaxed);
       busy_ = true;
     }
-    std::exception_ptr err;
     while (!batch.empty()) {
-      try { batch.front()(); } catch (...) { if (!err) err = std::current_exception(); }
+      std::exception_ptr err;
+      try { batch.front()(); } catch (...) { err = std::current_exception(); }
       batch.pop_front();  // releases the task's tensors before the stream reports idle
+      finish_task(err);   // per task: a later task (when_done) sees the errors before it
     }
     bool notify;
     {
       std::lock_guard<std::mutex> l(mu_);
-      if (err && !error_) error_ = err;
       busy_ = false;
       notify = idle_waiters_ > 0;
     }
@@ -96,18 +125,93 @@ void CpuStream::drain() {
   idle_waiters_--;
 }
 
+void CpuStream::wait(uint64_t event) {
+  if (query(event)) return;
+  std::unique_lock<std::mutex> l(mu_);
+  event_waiters_++;
+  cv_idle_.wait(l, [&] { return completed_.load() >= event; });  // finish_task wakes it
+  event_waiters_--;
+}
+
+std::exception_ptr CpuStream::take_error() {
+  std::exception_ptr e;
+  std::lock_guard<std::mutex> l(mu_);
+  std::swap(e, error_);
+  return e;
+}
+
 void CpuStream::synchronize() {
   drain();
-  std::exception_ptr e;
-  { std::lock_guard<std::mutex> l(mu_); std::swap(e, error_); }
-  if (e) std::rethrow_exception(e);
+  if (std::exception_ptr e = take_error()) std::rethrow_exception(e);
+}
+
+// CUDA: one thread per stream that waits for events recorded on it and runs the completions in order,
+// so a wait for one stream never delays another stream's (a collective may depend on it). The thread
+// shares ownership of the waiter and uses no Stream, so it can outlive the stream (stop() on a worker).
+class CudaWaiter {
+ public:
+  static std::shared_ptr<CudaWaiter> start(Device device) {
+    std::shared_ptr<CudaWaiter> w(new CudaWaiter(device));
+    w->thread_ = std::thread([self = w] { tl_stream_worker = true; self->run(); });
+    return w;
+  }
+  ~CudaWaiter() { if (thread_.joinable()) thread_.detach(); }  // only reached on its own thread
+  void push(void* event, std::function<void(std::exception_ptr)> fn) {
+    { std::lock_guard<std::mutex> l(mu_); jobs_.push_back({event, std::move(fn)}); }
+    cv_.notify_one();
+  }
+  void stop() {  // runs the completions still waiting, then ends
+    { std::lock_guard<std::mutex> l(mu_); stop_ = true; }
+    cv_.notify_one();
+    if (on_stream_worker()) thread_.detach();
+    else thread_.join();
+  }
+
+ private:
+  explicit CudaWaiter(Device device) : device_(device) {}
+  struct Job { void* event; std::function<void(std::exception_ptr)> fn; };
+  void run();
+  Device device_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+void CudaWaiter::run() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return stop_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    std::exception_ptr err;
+#ifdef LLMK_WITH_CUDA
+    cudaSetDevice(device_.index);
+    auto ev = static_cast<cudaEvent_t>(job.event);
+    cudaError_t e = cudaEventSynchronize(ev);
+    cudaEventDestroy(ev);
+    try {
+      cuda_throw_if(int(e), "cudaEventSynchronize");
+      cuda_check_error_flag(device_.index, nullptr);  // the work is done: read the flag on the null stream
+    } catch (...) {
+      err = std::current_exception();
+    }
+    if (!err) err = sync_check_errors(device_);
+#endif
+    job.fn(err);
+  }
 }
 
 std::shared_ptr<Stream> Stream::create(Device device) {
   auto s = std::shared_ptr<Stream>(new Stream());
   s->device_ = device;
   if (device.is_cpu()) {
-    s->cpu_ = std::make_unique<CpuStream>();
+    s->cpu_ = CpuStream::start();
   } else {
 #ifdef LLMK_WITH_CUDA
     cuda_set_device(device.index);
@@ -122,12 +226,58 @@ std::shared_ptr<Stream> Stream::create(Device device) {
 }
 
 Stream::~Stream() {
+  if (cpu_) cpu_->stop();
+  if (waiter_) waiter_->stop();  // runs the completions still waiting
 #ifdef LLMK_WITH_CUDA
   if (cuda_) {
     cudaSetDevice(device_.index);
     cudaStreamSynchronize(static_cast<cudaStream_t>(cuda_));
     cudaStreamDestroy(static_cast<cudaStream_t>(cuda_));
   }
+#endif
+}
+
+void Stream::wait_for(const std::shared_ptr<Stream>& other) {
+  if (!other || other.get() == this) return;
+  if (cpu_) {
+    CpuStream* o = other->cpu();
+    uint64_t ev = o->record();
+    if (o->query(ev)) return;  // its work is done: nothing to wait for
+    cpu_->enqueue([other, ev] { other->cpu()->wait(ev); });
+    return;
+  }
+#ifdef LLMK_WITH_CUDA
+  cudaEvent_t ev;
+  cuda_set_device(device_.index);
+  cuda_throw_if(int(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)), "cudaEventCreate");
+  cudaError_t e = cudaEventRecord(ev, static_cast<cudaStream_t>(other->cuda()));
+  if (e == cudaSuccess) e = cudaStreamWaitEvent(static_cast<cudaStream_t>(cuda_), ev, 0);
+  cudaEventDestroy(ev);  // released once the wait is done
+  cuda_throw_if(int(e), "cudaStreamWaitEvent");
+#endif
+}
+
+void Stream::when_done(std::function<void(std::exception_ptr)> fn, int64_t work_bytes) {
+  if (cpu_) {
+    CpuStream* c = cpu_.get();  // the task runs on this stream: it must not own the stream
+    cpu_->enqueue([c, fn = std::move(fn), dev = device_] {
+      std::exception_ptr err = c->take_error();
+      if (!err) err = sync_check_errors(dev);
+      fn(err);
+    }, work_bytes);
+    return;
+  }
+#ifdef LLMK_WITH_CUDA
+  cuda_set_device(device_.index);
+  cudaEvent_t ev;
+  cuda_throw_if(int(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming)), "cudaEventCreate");
+  cudaError_t e = cudaEventRecord(ev, static_cast<cudaStream_t>(cuda_));
+  if (e != cudaSuccess) { cudaEventDestroy(ev); cuda_throw_if(int(e), "cudaEventRecord"); }
+  std::lock_guard<std::mutex> l(waiter_mu_);
+  if (!waiter_) waiter_ = CudaWaiter::start(device_);
+  waiter_->push(ev, std::move(fn));
+#else
+  (void)work_bytes;
 #endif
 }
 
@@ -148,12 +298,29 @@ void Stream::synchronize() {
 #ifdef LLMK_WITH_CUDA
     cuda_set_device(device_.index);
     cuda_throw_if(int(cudaStreamSynchronize(static_cast<cudaStream_t>(cuda_))), "cudaStreamSynchronize");
-    cuda_check_error_flag(device_.index, cuda_);
 #endif
   }
-  std::vector<SyncCheck> checks;
-  { std::lock_guard<std::mutex> l(sync_checks_mu()); checks = sync_checks(); }
-  for (SyncCheck f : checks) f(device_);
+  if (std::exception_ptr e = take_errors()) std::rethrow_exception(e);
+}
+
+std::exception_ptr sync_check_errors(Device device) {
+  try {
+    std::vector<SyncCheck> checks;
+    { std::lock_guard<std::mutex> l(sync_checks_mu()); checks = sync_checks(); }
+    for (SyncCheck f : checks) f(device);
+  } catch (...) {
+    return std::current_exception();
+  }
+  return nullptr;
+}
+
+std::exception_ptr Stream::take_errors() {
+#ifdef LLMK_WITH_CUDA
+  if (cuda_) {
+    try { cuda_check_error_flag(device_.index, cuda_); } catch (...) { return std::current_exception(); }
+  }
+#endif
+  return sync_check_errors(device_);
 }
 
 namespace {

@@ -8,6 +8,7 @@
 #include <vector>
 #include "../core/error.h"
 #include "../core/tensor.h"
+#include "completion.h"
 
 namespace llmk::napi {
 
@@ -21,15 +22,19 @@ class TensorTable {
   const llmk::Tensor* find(double handle, int* state) const;
   // Frees a handle's slot; returns the host bytes that were reported to V8 (0 if it was not live).
   int64_t release(double handle, bool report_leak);
+  // Test hook: sets the generation of the slot reused next (the wrap is otherwise 2^28 reuses away).
+  bool debug_age_free_slot(uint32_t gen);
+  static constexpr uint32_t kMaxGen = 0x0fffffffu;  // handle = gen * 2^24 + slot stays below 2^52
 
  private:
   struct Slot { llmk::Tensor t; uint32_t gen = 0; int64_t accounted = 0; bool live = false; };
   std::deque<Slot> slots_;  // deque: references stay valid while slots are added
-  std::vector<uint32_t> free_;
+  std::vector<uint32_t> free_;  // a slot whose generation reached kMaxGen is retired, never reused
 };
 
 struct EnvData {
   TensorTable tensors;
+  Completions completions;               // toArray() / synchronize() promises
   Napi::FunctionReference stream_ctor;   // NativeStream
   Napi::FunctionReference error_ctor;    // LlmkError from ts/errors.ts (set by the loader)
 };
@@ -68,8 +73,12 @@ auto guarded(Napi::Env env, F&& f) -> decltype(f()) {
 //   double scale = arg_num(info, 3, "moe.topk: scale");              // any number (NaN/Inf: ops decide)
 //   return guarded(env, [&] { auto r = ops::f(x, bias, k, scale); return wrap_tensors(env, {r.a, r.b}); });
 
-// Argument i as a live tensor; ERR_LLMK_ARG when it is not a tensor handle, ERR_LLMK_DISPOSED after dispose.
+// Argument i as a live tensor that the op about to be queued uses: orders the current stream after the
+// stream of the tensor's last use (the stream contract, core/storage.h). ERR_LLMK_ARG when it is not a
+// tensor handle, ERR_LLMK_DISPOSED after dispose.
 const llmk::Tensor& arg_tensor(const Napi::CallbackInfo& info, size_t i, const char* name);
+// The same without the stream ordering: for metadata, views, and reads that wait for the last use themselves.
+const llmk::Tensor& peek_tensor(const Napi::CallbackInfo& info, size_t i, const char* name);
 // Argument i as a tensor, or an undefined Tensor when it is missing, undefined or null.
 llmk::Tensor arg_opt_tensor(const Napi::CallbackInfo& info, size_t i, const char* name);
 // Argument i as an integer in [lo, hi]: a JS number that is a whole number in range (2^32 + 1 is not 1).

@@ -1,5 +1,8 @@
 // Bindings for the runtime: backends, streams, synchronisation, allocator stats, device timing.
+#include <atomic>
 #include <chrono>
+#include <mutex>
+#include <thread>
 #include "common.h"
 #include "../core/cuda_runtime.h"
 #include "../core/parallel.h"
@@ -74,42 +77,36 @@ Napi::Value set_current(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-class SyncWorker : public Napi::AsyncWorker {
- public:
-  SyncWorker(Napi::Env env, std::vector<std::shared_ptr<Stream>> streams)
-      : Napi::AsyncWorker(env), streams_(std::move(streams)), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      for (auto& s : streams_) s->synchronize();
-    } catch (const llmk::Error& e) {
-      error_ = std::make_unique<llmk::Error>(e);
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(error_ ? make_error(Env(), *error_) : e.Value()); }
-
- private:
-  std::vector<std::shared_ptr<Stream>> streams_;
-  Napi::Promise::Deferred deferred_;
-  std::unique_ptr<llmk::Error> error_;
-};
-
 std::vector<std::shared_ptr<Stream>> streams_of(llmk::Device d) {
   auto a = default_stream(d), b = current_stream(d);
   if (a == b) return {a};
   return {a, b};
 }
 
+// synchronizeAsync(kind, index) -> Promise<void>: settled through the completion signal once every
+// stream of the device on this thread reached this point (first error wins); no libuv thread waits.
 Napi::Value synchronize_async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   llmk::Device d = arg_device(info, 0);
   return guarded(env, [&] {
-    auto* w = new SyncWorker(env, streams_of(d));
-    Napi::Promise p = w->promise();
-    w->Queue();
-    return p;
+    auto streams = streams_of(d);
+    Completions& c = env_data(env).completions;
+    Pending* p = nullptr;
+    Napi::Promise promise = c.begin(env, &p);
+    struct Join { std::atomic<int> left; std::mutex mu; std::exception_ptr first; };
+    auto join = std::make_shared<Join>();
+    join->left = int(streams.size());
+    std::shared_ptr<Signal> sig = c.signal();
+    auto done = [join, p, sig](std::exception_ptr err) {
+      if (err) { std::lock_guard<std::mutex> l(join->mu); if (!join->first) join->first = err; }
+      if (join->left.fetch_sub(1) != 1) return;
+      p->error = join->first;
+      sig->post(p);
+    };
+    for (auto& s : streams) {
+      try { s->when_done(done, 0); } catch (...) { done(std::current_exception()); }
+    }
+    return promise;
   });
 }
 
@@ -126,15 +123,35 @@ Napi::Value synchronize_sync(const Napi::CallbackInfo& info) {
 Napi::Value device_time(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   llmk::Device d = arg_device(info, 0);
-  int iters = info[2].As<Napi::Number>().Int32Value();
+  double it = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0;
+  if (!(it >= 1 && it <= 2147483647.0 && it == double(int(it))))
+    throw_js(env, llmk::Error(ErrCode::Arg, "deviceTime: iters must be an integer in [1, 2^31 - 1]"));
+  if (!info[3].IsFunction()) throw_js(env, llmk::Error(ErrCode::Arg, "deviceTime: fn must be a function"));
+  int iters = int(it);
   Napi::Function fn = info[3].As<Napi::Function>();
   bool graph = info[4].ToBoolean();
-  if (iters < 1) throw_js(env, llmk::Error(ErrCode::Arg, "iters must be >= 1"));
   return guarded(env, [&] {
     auto call = [&] { fn.Call({}); };
     double ms = ops::time_on_device(d, iters, graph, call);
     return Napi::Number::New(env, ms);
   });
+}
+
+// isCurrentStream(nativeStream) -> whether ops on its device are queued on it now (tests, withStream).
+Napi::Value is_current_stream(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject() || !info[0].As<Napi::Object>().InstanceOf(env_data(env).stream_ctor.Value()))
+    throw_js(env, llmk::Error(ErrCode::Arg, "isCurrentStream: not a Stream"));
+  auto s = NativeStream::Unwrap(info[0].As<Napi::Object>())->stream;
+  return Napi::Boolean::New(env, current_stream_if_any(s->device()) == s);
+}
+
+// Test hook: queues a task that sleeps `ms` on the current CPU stream (a device that stays busy).
+Napi::Value debug_sleep(const Napi::CallbackInfo& info) {
+  double ms = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+  if (!(ms >= 0 && ms <= 60000)) throw_js(info.Env(), llmk::Error(ErrCode::Arg, "debugSleep: ms must be in [0, 60000]"));
+  enqueue_cpu([ms] { std::this_thread::sleep_for(std::chrono::microseconds(int64_t(ms * 1000))); });
+  return info.Env().Undefined();
 }
 
 }  // namespace
@@ -150,6 +167,8 @@ void init_runtime_binding(Napi::Env env, Napi::Object exports) {
   exports.Set("synchronizeAsync", Napi::Function::New(env, synchronize_async));
   exports.Set("synchronizeSync", Napi::Function::New(env, synchronize_sync));
   exports.Set("deviceTime", Napi::Function::New(env, device_time));
+  exports.Set("isCurrentStream", Napi::Function::New(env, is_current_stream));
+  exports.Set("debugSleep", Napi::Function::New(env, debug_sleep));
 }
 
 }  // namespace llmk::napi

@@ -46,7 +46,7 @@ double TensorTable::insert(llmk::Tensor t, int64_t accounted) {
   s.t = std::move(t);
   s.accounted = accounted;
   s.live = true;
-  s.gen = (s.gen + 1) & 0x0fffffffu;
+  s.gen++;  // 1..kMaxGen: release() retires a slot at kMaxGen, so a generation never wraps
   return double(s.gen) * kGenScale + double(idx);
 }
 
@@ -74,11 +74,17 @@ int64_t TensorTable::release(double h, bool report_leak) {
   s.t = llmk::Tensor();  // queued work keeps its own reference; memory goes when that work is done
   s.live = false;
   s.accounted = 0;
-  free_.push_back(uint32_t(uint64_t(h)) & 0xffffffu);
+  if (s.gen < kMaxGen) free_.push_back(uint32_t(uint64_t(h)) & 0xffffffu);
   return acc;
 }
 
-const llmk::Tensor& arg_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
+bool TensorTable::debug_age_free_slot(uint32_t gen) {
+  if (free_.empty() || gen < 1 || gen > kMaxGen) return false;
+  slots_[free_.back()].gen = gen;
+  return true;
+}
+
+const llmk::Tensor& peek_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
   Napi::Env env = info.Env();
   Napi::Value v = info[i];
   int state = 0;
@@ -86,6 +92,12 @@ const llmk::Tensor& arg_tensor(const Napi::CallbackInfo& info, size_t i, const c
   if (t) return *t;
   if (state == 1) throw_js(env, llmk::Error(ErrCode::Disposed, std::string(name) + " was used after dispose()"));
   throw_js(env, llmk::Error(ErrCode::Arg, std::string(name) + " must be a Tensor"));
+}
+
+const llmk::Tensor& arg_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  const llmk::Tensor& t = peek_tensor(info, i, name);
+  guarded(info.Env(), [&] { t.storage()->use_on(current_stream(t.device())); });
+  return t;
 }
 
 Napi::Value wrap_tensor(Napi::Env env, llmk::Tensor t, bool owns_memory) {
@@ -192,80 +204,82 @@ Napi::Value to_device(const Napi::CallbackInfo& info) {
 
 Napi::Value reshape(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& t = arg_tensor(info, 0, "tensor");
+  const Tensor& t = peek_tensor(info, 0, "tensor");
   Shape s = arg_shape(info, 1);
   return guarded(env, [&] { return wrap_tensor(env, t.reshape(s), false); });
 }
 
 Napi::Value narrow(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& t = arg_tensor(info, 0, "tensor");
+  const Tensor& t = peek_tensor(info, 0, "tensor");
   int64_t start = info[1].As<Napi::Number>().Int64Value(), len = info[2].As<Napi::Number>().Int64Value();
   return guarded(env, [&] { return wrap_tensor(env, t.narrow0(start, len), false); });
 }
 
 Napi::Value shape_of(const Napi::CallbackInfo& info) {
-  return shape_array(info.Env(), arg_tensor(info, 0, "tensor").shape());
+  return shape_array(info.Env(), peek_tensor(info, 0, "tensor").shape());
 }
 
-// Copies a tensor to a fresh ArrayBuffer off the JS thread, after its stream's queued work.
-class ToHostWorker : public Napi::AsyncWorker {
- public:
-  ToHostWorker(Napi::Env env, Tensor t, bool as_f32)
-      : Napi::AsyncWorker(env), t_(std::move(t)), as_f32_(as_f32), deferred_(Napi::Promise::Deferred::New(env)),
-        stream_(current_stream(t_.device())) {
-    size_t n = size_t(as_f32_ ? t_.numel() * 4 : t_.nbytes());
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, n);
-    data_ = ab.Data();
-    buffer_ = Napi::Persistent(ab);
-  }
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      if (as_f32_) ops::copy_to_host_f32(t_, static_cast<float*>(data_), stream_);
-      else ops::copy_to_host(t_, data_, stream_);
-    } catch (const llmk::Error& e) {
-      error_ = std::make_unique<llmk::Error>(e);
-      SetError(e.what());
-    }
-  }
-  void OnOK() override { deferred_.Resolve(buffer_.Value()); }
-  void OnError(const Napi::Error& e) override {
-    deferred_.Reject(error_ ? make_error(Env(), *error_) : e.Value());
-  }
+// The stream a read to the host waits for: the one of the storage's last use (its own waits cover every
+// earlier writer), or the current one when none is known.
+std::shared_ptr<Stream> read_stream(const Tensor& t) {
+  std::shared_ptr<Stream> s = t.storage()->last_stream();
+  return s ? s : current_stream(t.device());
+}
 
- private:
-  Tensor t_;
-  bool as_f32_;
-  Napi::Promise::Deferred deferred_;
-  std::shared_ptr<Stream> stream_;
-  Napi::Reference<Napi::ArrayBuffer> buffer_;
-  void* data_ = nullptr;
-  std::unique_ptr<llmk::Error> error_;
-};
+size_t host_bytes(const Tensor& t, bool as_f32) { return size_t(as_f32 ? t.numel() * 4 : t.nbytes()); }
 
+// toHostAsync(handle, asFloat32) -> Promise<ArrayBuffer>: the copy runs once the writer's stream reached
+// this point, on that stream's own thread; the promise is settled through the completion signal.
 Napi::Value to_host_async(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& t = arg_tensor(info, 0, "tensor");
+  const Tensor& t = peek_tensor(info, 0, "tensor");
+  bool as_f32 = info[1].ToBoolean();
   return guarded(env, [&] {
-    auto* w = new ToHostWorker(env, t, info[1].ToBoolean());
-    Napi::Promise p = w->promise();
-    w->Queue();
-    return p;
+    std::shared_ptr<Stream> s = read_stream(t);
+    size_t n = host_bytes(t, as_f32);
+    void* buf = std::malloc(n ? n : 1);
+    if (!buf) throw std::bad_alloc();
+    Completions& c = env_data(env).completions;
+    Pending* p = nullptr;
+    Napi::Promise promise = c.begin(env, &p);
+    p->data = buf;
+    p->size = n;
+    std::shared_ptr<Signal> sig = c.signal();
+    try {
+      s->when_done([t, as_f32, p, sig](std::exception_ptr err) {
+        if (!err) {
+          try { ops::copy_ready_to_host(t, p->data, as_f32); } catch (...) { err = std::current_exception(); }
+        }
+        p->error = err;
+        sig->post(p);
+      }, int64_t(n) * 2);
+    } catch (...) {
+      p->error = std::current_exception();
+      sig->post(p);
+    }
+    return promise;
   });
 }
 
 Napi::Value to_host_sync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& t = arg_tensor(info, 0, "tensor");
+  const Tensor& t = peek_tensor(info, 0, "tensor");
   bool as_f32 = info[1].ToBoolean();
   return guarded(env, [&] {
-    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, size_t(as_f32 ? t.numel() * 4 : t.nbytes()));
-    auto s = current_stream(t.device());
-    if (as_f32) ops::copy_to_host_f32(t, static_cast<float*>(ab.Data()), s);
-    else ops::copy_to_host(t, ab.Data(), s);
+    Napi::ArrayBuffer ab = Napi::ArrayBuffer::New(env, host_bytes(t, as_f32));
+    read_stream(t)->synchronize();
+    ops::copy_ready_to_host(t, ab.Data(), as_f32);
     return ab;
   });
+}
+
+// Test hook: sets the generation of the tensor slot reused next, to reach the wrap in a few calls.
+Napi::Value debug_age_free_slot(const Napi::CallbackInfo& info) {
+  double g = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+  bool ok = g >= 1 && g <= double(TensorTable::kMaxGen) && g == double(uint32_t(g)) &&
+            env_data(info.Env()).tensors.debug_age_free_slot(uint32_t(g));
+  return Napi::Boolean::New(info.Env(), ok);
 }
 
 // release(handle, leaked): frees a tensor's handle (dispose(), or the FinalizationRegistry when leaked).
@@ -293,6 +307,7 @@ void init_tensor_binding(Napi::Env env, Napi::Object exports) {
   exports.Set("shapeOf", Napi::Function::New(env, shape_of));
   exports.Set("toHostAsync", Napi::Function::New(env, to_host_async));
   exports.Set("toHostSync", Napi::Function::New(env, to_host_sync));
+  exports.Set("debugAgeFreeSlot", Napi::Function::New(env, debug_age_free_slot));
 }
 
 }  // namespace llmk::napi

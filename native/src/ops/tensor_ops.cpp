@@ -145,6 +145,21 @@ Tensor from_host_f32(const float* data, int64_t n, const Shape& shape, DType dty
   return from_host(h.data(), n * 2, shape, dtype, device);
 }
 
+void copy_ready_to_host(const Tensor& t, void* dst, bool as_f32) {
+  if (t.nbytes() == 0) return;
+  const bool convert = as_f32 && t.dtype() != DType::F32;
+  const void* src = static_cast<const char*>(t.storage()->data()) + t.offset_bytes();  // records no stream use
+  if (t.device().is_cpu()) {
+    if (convert) cpu::cast(src, t.dtype(), dst, DType::F32, t.numel());
+    else std::memcpy(dst, src, size_t(t.nbytes()));
+    return;
+  }
+  std::vector<uint8_t> raw(convert ? size_t(t.nbytes()) : 0);
+  cuda_set_device(t.device().index);
+  cuda_memcpy_sync(convert ? raw.data() : dst, src, t.nbytes(), kD2H);
+  if (convert) cpu::cast(raw.data(), t.dtype(), dst, DType::F32, t.numel());
+}
+
 void copy_to_host_f32(const Tensor& t, float* dst, const std::shared_ptr<Stream>& stream) {
   if (t.dtype() == DType::F32) { copy_to_host(t, dst, stream); return; }
   std::vector<uint8_t> raw(size_t(t.nbytes()));

@@ -25,6 +25,9 @@ void copy_to_host(const Tensor& t, void* dst, const std::shared_ptr<Stream>& str
 namespace llmk::ops {
 // Like from_host, from float32 values converted to dtype (used for half types given as Float32Array).
 Tensor from_host_f32(const float* data, int64_t n, const Shape& shape, DType dtype, Device device);
+// Copies to host (as float32, converting half types, when as_f32) once the work writing t is known to be
+// done: no stream is waited for (toArray waits first, on the thread that waited).
+void copy_ready_to_host(const Tensor& t, void* dst, bool as_f32);
 // Copies to host as float32 (converting half types) after the work queued on `stream`.
 void copy_to_host_f32(const Tensor& t, float* dst, const std::shared_ptr<Stream>& stream);
 }  // namespace llmk::ops
