@@ -86,7 +86,7 @@ function f16bits(v: number): number {
 }
 
 async function main(): Promise<void> {
-  const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1] || 7);
+  const rounds = process.argv.includes('--rounds') ? Number(process.argv[process.argv.indexOf('--rounds') + 1]) : 7;
   const jsonOut = process.argv.includes('--json') ? process.argv[process.argv.indexOf('--json') + 1] : null;
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const ort: Ort = require('onnxruntime-node');

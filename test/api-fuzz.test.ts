@@ -15,7 +15,7 @@ describe('public API under hostile arguments', () => {
     const layout = l.attention.BlockLayout.dense({ seqLen: 128, blockSize: 64 });
     const vals: unknown[] = [undefined, null, 0, -1, 1.5, 1e300, NaN, 'x', {}, [], [1, -2], [2, 2], t, stale,
       new Float32Array(2), () => 0, true, { k: -1 }, { dtype: 'nope' }, { device: 'cuda:7' }, { shape: [-1] },
-      Symbol('s'), 10n, { groupSize: 3 }, layout];
+      Symbol('s'), 10n, { groupSize: 3 }, layout, { weights: t, ids: t, gateUp: t, down: t }];
     const B = l.attention.BlockLayout as unknown as Record<string, Fn>;
     const targets: Array<[string, Fn]> = [];
     const add = (prefix: string, o: Record<string, unknown>, names: string[]): void => {
@@ -23,11 +23,12 @@ describe('public API under hostile arguments', () => {
     };
     add('', l as unknown as Record<string, unknown>, ['tensor', 'empty', 'zeros', 'full', 'rand', 'randn', 'withStream', 'synchronize',
       'synchronizeSync', 'add', 'matmul', 'deviceTime', 'memoryStats']);
-    add('moe.', l.moe as unknown as Record<string, unknown>, ['topk', 'align', 'permute', 'combine', 'expertCounts', 'loadBalancingLoss']);
+    add('moe.', l.moe as unknown as Record<string, unknown>, ['topk', 'align', 'permute', 'combine', 'expertCounts', 'loadBalancingLoss',
+      'experts']);
     add('attention.', l.attention as unknown as Record<string, unknown>, ['blockSparse']);
     add('BlockLayout.', B, ['dense', 'causal', 'slidingWindow', 'globalLocal', 'strided', 'document', 'fromBlockMask', 'fromBsr', 'union', 'intersect']);
     add('quant.', l.quant as unknown as Record<string, unknown>, ['fromCanonical', 'quantize', 'dequantize', 'prepare', 'matmul', 'matmulPath',
-      'fromGptq', 'fromAwq', 'fromMatMulNBits']);
+      'fromGptq', 'fromAwq', 'fromMatMulNBits', 'stackExperts']);
     add('dist.', l.dist as unknown as Record<string, unknown>, ['parseLaunchArgs', 'shard', 'isLocalId', 'uniqueId']);
     for (const k of ['reshape', 'narrow', 'cast', 'to', 'toArraySync', 'toArray'] as const)
       targets.push([`Tensor.${k}`, (...a: unknown[]) => (t[k] as unknown as Fn)(...a)]);

@@ -7,8 +7,8 @@
 //    bias, the activation and the rounding to x's dtype in the epilogue -> h [R, I].
 // 4. GEMM 2 over (expert, block of outputs) items: bias and routing weight in the epilogue -> o [R, H].
 // 5. y[t] = Σ_j o[row(t, j)] in j order (deterministic; skipped slots add nothing), stored in x's dtype.
-// Dense weights go through expert_gemm_tile (dot-product tiles up to 256 tokens per expert, the
-// register-blocked micro-kernel above). INT4 weights: up to 16 tokens, int4_matmul on the item's rows
+// Dense weights go through expert_gemm_tile: dot-product tiles up to 32 tokens per expert; more, the
+// expert's tokens are packed once per GEMM and every item runs the register-blocked micro-kernel on them. INT4 weights: up to 16 tokens, int4_matmul on the item's rows
 // (its small-M AVX-512/AVX2 kernels); more, the item's rows dequantised into a per-thread float32 tile
 // (never the whole weight) and then expert_gemm_tile.
 #include "moe_experts.h"
@@ -63,15 +63,40 @@ void dequant_rows(const ExpertWeight& w, int64_t row, int64_t rows, int64_t K, f
   }
 }
 
+// Each expert's rows of xs [R, K] packed once for the micro-kernel when it has enough tokens: of(e), or
+// null (then its items use the dot-product tiles).
+struct PackedTokens {
+  std::vector<float> buf;
+  std::vector<int64_t> at;
+  const float* of(int64_t e) const { return at[size_t(e)] < 0 ? nullptr : buf.data() + at[size_t(e)]; }
+};
+
+PackedTokens pack_tokens(const float* xs, int64_t K, const std::vector<int32_t>& off, int E) {
+  PackedTokens pk;
+  pk.at.assign(size_t(E), -1);
+  int64_t total = 0;
+  for (int e = 0; e < E; e++) {
+    const int64_t n = expert_packed_size(off[size_t(e) + 1] - off[size_t(e)], K);
+    if (n > 0) { pk.at[size_t(e)] = total; total += n; }
+  }
+  pk.buf.resize(size_t(total));
+  parallel_for(E, 1, [&](int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; e++)
+      if (pk.at[size_t(e)] >= 0)
+        expert_pack_tokens(xs + off[size_t(e)] * K, off[size_t(e) + 1] - off[size_t(e)], K, pk.buf.data() + pk.at[size_t(e)]);
+  });
+  return pk;
+}
+
 void project(const ExpertWeight& w, int64_t e, int64_t N, int64_t K, int64_t r0, int64_t rows, const float* xs,
-             int64_t cnt, Tile& t) {
+             int64_t cnt, const float* packed, Tile& t) {
   t.buf.resize(size_t(rows * cnt));
   if (w.dense) {
     // row-major [rows][cnt]
     t.rs = cnt; t.ms = 1;
     const size_t esz = w.dt == 0 ? 4 : 2;
     const char* base = static_cast<const char*>(w.dense) + size_t(e * N * K) * esz;
-    expert_gemm_tile(base, w.dt, K, r0, rows, xs, cnt, t.buf.data(), cnt);
+    expert_gemm_tile(base, w.dt, K, r0, rows, xs, cnt, t.buf.data(), cnt, packed);
   } else if (cnt <= kInt4SmallM) {
     // int4_matmul's small-M kernels write [cnt][rows]
     t.rs = 1; t.ms = rows;
@@ -85,7 +110,7 @@ void project(const ExpertWeight& w, int64_t e, int64_t N, int64_t K, int64_t r0,
     thread_local std::vector<float> deq;
     deq.resize(size_t(rows * K));
     dequant_rows(w, e * N + r0, rows, K, deq.data());
-    expert_gemm_tile(deq.data(), 0, K, 0, rows, xs, cnt, t.buf.data(), cnt);
+    expert_gemm_tile(deq.data(), 0, K, 0, rows, xs, cnt, t.buf.data(), cnt, packed);
   }
 }
 
@@ -143,22 +168,24 @@ void moe_experts(const void* x, int xdt, const float* weights, const int32_t* id
   // 3. GEMM 1 + bias + activation, rounded to x's dtype
   const int64_t per1 = gated ? kRowsPerItem / 2 : kRowsPerItem;
   const auto it1 = items(I, per1);
+  const PackedTokens px = pack_tokens(xg.data(), H, off, E);
   parallel_for(int64_t(it1.size()), 1, [&](int64_t i0, int64_t i1) {
     Tile ga, up;
     for (int64_t i = i0; i < i1; i++) {
       const int64_t e = it1[size_t(i)].first, n0 = it1[size_t(i)].second, nb = std::min(per1, I - n0);
       const int64_t rbeg = off[size_t(e)], cnt = off[size_t(e) + 1] - rbeg;
       const float* xs = xg.data() + rbeg * H;
+      const float* pk = px.of(e);
       // row of the gate / up of neuron j (relative to the tile)
       int64_t gr = 0, gs = 1, ur = 0, us = 1;
       if (!gated) {
-        project(gate_up, e, N1, H, n0, nb, xs, cnt, ga);
+        project(gate_up, e, N1, H, n0, nb, xs, cnt, pk, ga);
       } else if (p.interleaved) {
-        project(gate_up, e, N1, H, 2 * n0, 2 * nb, xs, cnt, ga);
+        project(gate_up, e, N1, H, 2 * n0, 2 * nb, xs, cnt, pk, ga);
         gs = 2; ur = 1; us = 2;
       } else {
-        project(gate_up, e, N1, H, n0, nb, xs, cnt, ga);
-        project(gate_up, e, N1, H, I + n0, nb, xs, cnt, up);
+        project(gate_up, e, N1, H, n0, nb, xs, cnt, pk, ga);
+        project(gate_up, e, N1, H, I + n0, nb, xs, cnt, pk, up);
       }
       const Tile& ut = (gated && !p.interleaved) ? up : ga;
       for (int64_t j = 0; j < nb; j++) {
@@ -176,12 +203,13 @@ void moe_experts(const void* x, int xdt, const float* weights, const int32_t* id
 
   // 4. GEMM 2 + bias, times the routing weight
   const auto it2 = items(H, kRowsPerItem);
+  const PackedTokens ph = pack_tokens(h.data(), I, off, E);
   parallel_for(int64_t(it2.size()), 1, [&](int64_t i0, int64_t i1) {
     Tile d;
     for (int64_t i = i0; i < i1; i++) {
       const int64_t e = it2[size_t(i)].first, h0 = it2[size_t(i)].second, hb = std::min(kRowsPerItem, H - h0);
       const int64_t rbeg = off[size_t(e)], cnt = off[size_t(e) + 1] - rbeg;
-      project(down, e, H, I, h0, hb, h.data() + rbeg * I, cnt, d);
+      project(down, e, H, I, h0, hb, h.data() + rbeg * I, cnt, ph.of(e), d);
       for (int64_t j = 0; j < hb; j++) {
         const float b = bias_at(down, e * H + h0 + j);
         for (int64_t m = 0; m < cnt; m++) {

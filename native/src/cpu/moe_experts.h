@@ -42,9 +42,15 @@ void moe_experts(const void* x, int xdt, const float* weights, const int32_t* id
                  const ExpertWeight& down, const MoeExpertsParams& p, void* y);
 
 // C[r * ldc + c] = Σ_k W[r0 + r, k] · X[c, k] for r < rows, c < cols: W rows of dtype wdt (row length K),
-// X float32 rows of length K. Up to 256 columns dot-product tiles, more the register-blocked micro-kernel
-// of matmul_kernel.h; best ISA (LLMK_CPU_MATMUL_ISA honoured); single-threaded.
+// X float32 rows of length K. Dot-product tiles, or with `packed` (X as expert_pack_tokens laid it out)
+// a register-blocked outer-product kernel; best ISA (LLMK_CPU_MATMUL_ISA honoured); single-threaded.
 void expert_gemm_tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols,
-                      float* c, int64_t ldc);
+                      float* c, int64_t ldc, const float* packed = nullptr);
+
+// Floats expert_pack_tokens needs for cols tokens of length K; 0 when so few tokens that the dot-product
+// tiles are faster (then pass packed = null).
+int64_t expert_packed_size(int64_t cols, int64_t K);
+// X [cols, K] float32 packed once for all of an expert's work items (the micro-kernel's B panels).
+void expert_pack_tokens(const float* x, int64_t cols, int64_t K, float* dst);
 
 }  // namespace llmk::cpu

@@ -1,6 +1,6 @@
-// Expert GEMM tiles of moe.experts on the CPU: matmul_kernel.h's register-blocked micro-kernel
-// (owned by the CPU matmul) compiled here per ISA, with moe_experts_tile.h's driver (weights as A,
-// gathered tokens as B). The ISA is picked like the dense matmul's (LLMK_CPU_MATMUL_ISA included).
+// Expert GEMM tiles of moe.experts on the CPU: moe_experts_tile.h compiled here per ISA next to
+// matmul_kernel.h (owned by the CPU matmul; its row loaders are used). The ISA is picked like the
+// dense matmul's (LLMK_CPU_MATMUL_ISA included).
 #include "moe_experts.h"
 
 #include <algorithm>
@@ -97,18 +97,27 @@ inline void cvt_to_f16(const float* s, uint16_t* d, int64_t n) { for (int64_t i 
 }  // namespace generic
 
 using TileFn = void (*)(const void*, int, int64_t, int64_t, int64_t, const float*, int64_t, float*, int64_t);
+struct Fns {
+  TileFn tile, tile_packed;
+  int64_t (*packed_size)(int64_t, int64_t);
+  void (*pack_tokens)(const float*, int64_t, int64_t, float*);
+};
+#define LLMK_MOE_FNS(ns) Fns{ns::tile, ns::tile_packed, ns::packed_size, ns::pack_tokens}
 
-TileFn pick() {
-  const char* want = std::getenv("LLMK_CPU_MATMUL_ISA");
-  const std::string w = want ? want : "";
+const Fns& fns() {
+  static const Fns f = [] {
+    const char* want = std::getenv("LLMK_CPU_MATMUL_ISA");
+    const std::string w = want ? want : "";
 #if defined(LLMK_MOE_X86)
-  __builtin_cpu_init();
-  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  if (__builtin_cpu_supports("avx512f") && has2 && (w.empty() || w == "avx512")) return avx512::tile;
-  if (has2 && w != "generic") return avx2::tile;
+    __builtin_cpu_init();
+    const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    if (__builtin_cpu_supports("avx512f") && has2 && (w.empty() || w == "avx512")) return LLMK_MOE_FNS(avx512);
+    if (has2 && w != "generic") return LLMK_MOE_FNS(avx2);
 #endif
-  (void)w;
-  return generic::tile;
+    (void)w;
+    return LLMK_MOE_FNS(generic);
+  }();
+  return f;
 }
 
 }  // namespace llmk::cpu::moe_gemm
@@ -116,14 +125,21 @@ TileFn pick() {
 namespace llmk::cpu {
 
 void expert_gemm_tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols,
-                      float* c, int64_t ldc) {
-  static const moe_gemm::TileFn fn = moe_gemm::pick();
+                      float* c, int64_t ldc, const float* packed) {
   if (rows <= 0 || cols <= 0) return;
   if (K <= 0) {
     for (int64_t r = 0; r < rows; r++) std::fill(c + r * ldc, c + r * ldc + cols, 0.f);
     return;
   }
-  fn(w, wdt, K, r0, rows, x, cols, c, ldc);
+  const moe_gemm::Fns& f = moe_gemm::fns();
+  if (packed) f.tile_packed(w, wdt, K, r0, rows, packed, cols, c, ldc);
+  else f.tile(w, wdt, K, r0, rows, x, cols, c, ldc);
+}
+
+int64_t expert_packed_size(int64_t cols, int64_t K) { return K > 0 ? moe_gemm::fns().packed_size(cols, K) : 0; }
+
+void expert_pack_tokens(const float* x, int64_t cols, int64_t K, float* dst) {
+  moe_gemm::fns().pack_tokens(x, cols, K, dst);
 }
 
 }  // namespace llmk::cpu

@@ -1,50 +1,12 @@
-// One expert GEMM tile on the register-blocked micro-kernel of matmul_kernel.h, included once per ISA
-// by moe_experts_gemm.cpp right after matmul_kernel.h (same namespace, so micro_rows/pack_a and the
-// ISA's V, L, MR are in scope). No include guard on purpose.
+// Expert GEMM tiles, included once per ISA by moe_experts_gemm.cpp right after matmul_kernel.h (same
+// namespace, so load_row, scratch and the ISA's V, L, MR, NV are in scope). No include guard on purpose.
 //
-// C[r * ldc + c] = Σ_k W[r0 + r, k] · X[c, k]: the weight rows are the GEMM's A (packed into slivers
-// of MR rows, converted from their dtype by pack_a), the expert's gathered tokens its B (packed here
-// into [k][NR] panels, zero beyond the last token). So each weight row is read once per call whatever
-// the number of tokens, and a token's NaN stays in its own column.
-template <int NVT>
-void expert_tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols,
-                 float* c, int64_t ldc) {
-  constexpr int64_t NR = NVT * L;
-  constexpr int64_t CB = 256;  // token columns per packed chunk of B
-  float* ap = scratch(0, MC * KC);
-  float* bp = scratch(1, KC * CB);
-  for (int64_t m0 = 0; m0 < rows; m0 += MC) {
-    const int64_t mc = std::min(MC, rows - m0);
-    for (int64_t k0 = 0; k0 < K; k0 += KC) {
-      const int64_t kc = std::min(KC, K - k0);
-      pack_a(w, wdt, K, r0 + m0, mc, k0, kc, MR, ap);
-      for (int64_t c0 = 0; c0 < cols; c0 += CB) {
-        const int64_t cc = std::min(CB, cols - c0), panels = (cc + NR - 1) / NR;
-        for (int64_t j = 0; j < panels * NR; j++) {
-          float* d = bp + (j / NR) * NR * kc + j % NR;
-          if (j < cc) {
-            const float* s = x + (c0 + j) * K + k0;
-            for (int64_t k = 0; k < kc; k++) d[k * NR] = s[k];
-          } else {
-            for (int64_t k = 0; k < kc; k++) d[k * NR] = 0.f;
-          }
-        }
-        for (int64_t p = 0; p < panels; p++)
-          for (int64_t i0 = 0; i0 < mc; i0 += MR)
-            micro_rows<NVT, MR>(std::min<int64_t>(MR, mc - i0), kc, ap + i0 * kc, bp + p * NR * kc, NR,
-                                c + (m0 + i0) * ldc + c0 + p * NR, ldc, k0 > 0, std::min(NR, cc - p * NR));
-      }
-    }
-  }
-}
-
-// Up to kDotsMax tokens: dot products along k instead. R weight rows at a time are streamed from
+// C[r * ldc + c] = Σ_k W[r0 + r, k] · X[c, k]: each weight row is read once per call whatever the number
+// of tokens, and a token's NaN stays in its own column.
+// Few tokens (expert_dots): dot products along k. R weight rows at a time are streamed from
 // memory once; every group of up to 4 tokens then passes over them (R × MT accumulators, each weight
 // vector loaded once per group, the rows staying in L1/L2), so a decode step runs at memory speed and
-// no weight is transposed. Half weights are converted R rows at a time into a buffer. Measured on
-// AVX-512 (H = 2048, I = 1024): 1.7× less CPU time than packing the weights for the micro-kernel at 64
-// tokens per expert, equal at 256, 11% more at 512 — hence the micro-kernel only above 256.
-constexpr int64_t kDotsMax = 256;
+// no weight is transposed. Half weights are converted R rows at a time into a buffer.
 
 template <int MT, int R>
 LLMK_ALWAYS_INLINE void dots(const float* const* wr, int nr, int64_t K, const float* x, float* c, int64_t ldc) {
@@ -100,8 +62,94 @@ void expert_dots(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, co
   }
 }
 
+// Above kPackMin tokens, moe_experts packs each expert's tokens once per GEMM (pack_tokens) and every
+// work item of that expert runs an outer-product kernel on them (tile_packed) that broadcasts the
+// weights straight from their rows: no weight is packed or transposed. Per K block of KD at k0, the
+// panels of NR tokens lie at dst + k0 * P + p * NR * kc (P = tokens rounded up to NR), each [k][NR],
+// zero beyond the last token.
+constexpr int64_t kPackMin = 32, KD = 128;
+
+int64_t packed_size(int64_t cols, int64_t K) {
+  constexpr int64_t NR = NV * L;
+  return cols > kPackMin ? (cols + NR - 1) / NR * NR * K : 0;
+}
+
+void pack_tokens(const float* x, int64_t cols, int64_t K, float* dst) {
+  constexpr int64_t NR = NV * L;
+  const int64_t P = (cols + NR - 1) / NR * NR;
+  for (int64_t k0 = 0; k0 < K; k0 += KD) {
+    const int64_t kc = std::min(KD, K - k0);
+    for (int64_t j = 0; j < P; j++) {
+      float* d = dst + k0 * P + (j / NR) * NR * kc + j % NR;
+      const float* s = x + j * K + k0;
+      for (int64_t k = 0; k < kc; k++) d[k * NR] = j < cols ? s[k] : 0.f;
+    }
+  }
+}
+
+// t[R][NR] = A·B over kc steps, A = R float32 rows lda apart read in place, B a packed panel [k][NR].
+template <int R>
+LLMK_ALWAYS_INLINE void micro_direct(int64_t kc, const float* a, int64_t lda, const float* b, float* t) {
+  V r[R][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) r[i][v] = vzero();
+  for (int64_t k = 0; k < kc; k++, b += NV * L) {
+    V bv[NV];
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) bv[v] = vload(b + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < R; i++) {
+      const V ai = vbcast(a + i * lda + k);
+#pragma GCC unroll 16
+      for (int v = 0; v < NV; v++) r[i][v] = vfma(ai, bv[v], r[i][v]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < R; i++)
+#pragma GCC unroll 16
+    for (int v = 0; v < NV; v++) vstore(t + i * NV * L + v * L, r[i][v]);
+}
+
+template <int R = 1>
+LLMK_ALWAYS_INLINE void micro_direct_rows(int64_t rows, int64_t kc, const float* a, int64_t lda, const float* b, float* t) {
+  if constexpr (R < MR) {
+    if (rows != R) return micro_direct_rows<R + 1>(rows, kc, a, lda, b, t);
+  }
+  micro_direct<R>(kc, a, lda, b, t);
+}
+
+void tile_packed(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* bp, int64_t cols,
+                 float* c, int64_t ldc) {
+  constexpr int64_t NR = NV * L;
+  const int64_t P = (cols + NR - 1) / NR * NR;
+  const float* a = static_cast<const float*>(w) + r0 * K;
+  if (wdt != 0) {  // half weights: the item's rows converted once
+    float* conv = scratch(0, rows * K);
+    for (int64_t r = 0; r < rows; r++) load_row(w, wdt, (r0 + r) * K, K, conv + r * K);
+    a = conv;
+  }
+  alignas(64) float t[MR * NR];
+  for (int64_t k0 = 0; k0 < K; k0 += KD) {
+    const int64_t kc = std::min(KD, K - k0);
+    for (int64_t p = 0; p < P / NR; p++) {
+      const int64_t nc = std::min(NR, cols - p * NR);
+      for (int64_t i0 = 0; i0 < rows; i0 += MR) {
+        const int64_t mr = std::min<int64_t>(MR, rows - i0);
+        micro_direct_rows(mr, kc, a + i0 * K + k0, K, bp + k0 * P + p * NR * kc, t);
+        for (int64_t i = 0; i < mr; i++) {
+          float* ci = c + (i0 + i) * ldc + p * NR;
+          const float* ti = t + i * NR;
+          if (k0 == 0) std::memcpy(ci, ti, size_t(nc) * sizeof(float));
+          else for (int64_t j = 0; j < nc; j++) ci[j] += ti[j];
+        }
+      }
+    }
+  }
+}
+
 void tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols, float* c,
           int64_t ldc) {
-  if (cols <= kDotsMax) expert_dots(w, wdt, K, r0, rows, x, cols, c, ldc);
-  else expert_tile<NV>(w, wdt, K, r0, rows, x, cols, c, ldc);
+  expert_dots(w, wdt, K, r0, rows, x, cols, c, ldc);
 }
