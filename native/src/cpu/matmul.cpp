@@ -36,6 +36,11 @@ constexpr int SMALL_M = 4;
 constexpr int64_t SMALL_M_MAX = 16;
 // From this many rows, B is packed into panels even for float32 (enough reuse to pay for the copy).
 constexpr int64_t PACK_B_MIN_M = 32;
+// Up to GEMV_M_MAX rows, the streaming path (matmul_kernel.h, gemv_tasks): tasks of GEMV_NC columns
+// (y[rows][GEMV_NC] stays in L1), B read GEMV_U contiguous row slices at a time.
+constexpr int64_t GEMV_M_MAX = 4, GEMV_NC = 1024;
+constexpr int GEMV_U = 4;
+#define LLMK_MATMUL_GEMV 1
 
 struct Job {
   const void* a;
@@ -117,7 +122,7 @@ using RunFn = void (*)(const Job&, int64_t, int64_t);
 
 // Best kernel the CPU supports; LLMK_CPU_MATMUL_ISA=avx2|generic asks for a lesser one (tests use it to
 // cover every variant on one machine).
-RunFn pick_kernel() {
+RunFn pick_kernel(bool gemv) {
   const char* want = std::getenv("LLMK_CPU_MATMUL_ISA");
   const std::string w = want ? want : "";
 #if defined(LLMK_MATMUL_X86)
@@ -125,11 +130,11 @@ RunFn pick_kernel() {
   const bool has512 = __builtin_cpu_supports("avx512f");
   // The x86 variants convert halves with F16C: every AVX2 CPU has it so far, but it is a separate flag.
   const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  if (has512 && has2 && (w.empty() || w == "avx512")) return avx512::run;
-  if (has2 && w != "generic") return avx2::run;
+  if (has512 && has2 && (w.empty() || w == "avx512")) return gemv ? avx512::gemv_tasks : avx512::run;
+  if (has2 && w != "generic") return gemv ? avx2::gemv_tasks : avx2::run;
 #endif
   (void)w;
-  return generic::run;
+  return gemv ? generic::gemv_tasks : generic::run;
 }
 
 }  // namespace
@@ -144,8 +149,9 @@ void matmul(const void* a, const void* b, void* out, int64_t M, int64_t N, int64
     return;
   }
   const Job job{a, b, out, M, N, K, dt, M >= PACK_B_MIN_M};
-  const RunFn run = pick_kernel();
-  const int64_t tasks = ((M + MC - 1) / MC) * ((N + NC - 1) / NC);
+  const bool gemv = M <= GEMV_M_MAX;
+  const RunFn run = pick_kernel(gemv);
+  const int64_t tasks = gemv ? (N + GEMV_NC - 1) / GEMV_NC : ((M + MC - 1) / MC) * ((N + NC - 1) / NC);
   parallel_for(tasks, 1, [&](int64_t s, int64_t e) { run(job, s, e); });
 }
 

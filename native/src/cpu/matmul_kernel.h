@@ -187,3 +187,7 @@ void run(const Job& j, int64_t t0, int64_t t1) {
   if (j.M <= SMALL_M_MAX) tasks<SMALL_M, NVS>(j, t0, t1);
   else tasks<MR, NV>(j, t0, t1);
 }
+
+#if defined(LLMK_MATMUL_GEMV)  // the dense matmul's streaming small-M path (matmul.cpp defines it)
+#include "matmul_gemv.h"
+#endif
