@@ -1,8 +1,8 @@
 // Streaming GEMV-style float32 matmul for M <= GEMV_M_MAX, included by matmul_kernel.h (same ISA region and
-// preamble) when the including file defines LLMK_MATMUL_GEMV, with GEMV_M_MAX, GEMV_NC and GEMV_U.
+// preamble) when the including file defines LLMK_MATMUL_GEMV, with GEMV_M_MAX, GEMV_U and gemv_chunk(N).
 // No include guard on purpose.
 // With so few rows B is read once from memory and that read is the whole cost, so B is walked row by row
-// (each row slice read contiguously, GEMV_U rows at a time) into an L1-resident float32 y[rows][nc], instead
+// (each row slice read contiguously, GEMV_U rows at a time) into a cache-resident float32 y[rows][nc], instead
 // of the column-panel walk above (256-byte pieces of B a row stride apart).
 
 // y[0:R, 0:nc] += Σ_u a[i, k+u] · b[u][0:nc] over U rows of B (pointers b[0..U-1]); a rows lda apart.
@@ -52,7 +52,7 @@ void gemv_block(const Job& j, const float* a, int64_t lda, int64_t n0, int64_t n
   for (; k < j.K; k++) { fetch(k, 1); gemv_rows<R, 1>(a, lda, k, rows, y, nc); }
 }
 
-// Tasks [t0, t1): column blocks of GEMV_NC, all M rows each.
+// Tasks [t0, t1): column blocks of gemv_chunk(N), all M rows each.
 void gemv_tasks(const Job& j, int64_t t0, int64_t t1) {
   const float* a = static_cast<const float*>(j.a);
   if (j.dt != 0) {
@@ -60,10 +60,11 @@ void gemv_tasks(const Job& j, int64_t t0, int64_t t1) {
     for (int64_t i = 0; i < j.M; i++) load_row(j.a, j.dt, i * j.K, j.K, af + i * j.K);
     a = af;
   }
-  float* bbuf = scratch(1, GEMV_U * GEMV_NC);
-  float* y = scratch(2, GEMV_M_MAX * GEMV_NC);
+  const int64_t chunk = gemv_chunk(j.N);
+  float* bbuf = scratch(1, GEMV_U * chunk);
+  float* y = scratch(2, GEMV_M_MAX * chunk);
   for (int64_t t = t0; t < t1; t++) {
-    const int64_t n0 = t * GEMV_NC, nc = std::min(GEMV_NC, j.N - n0);
+    const int64_t n0 = t * chunk, nc = std::min(chunk, j.N - n0);
     switch (j.M) {
       case 1: gemv_block<1>(j, a, j.K, n0, nc, bbuf, y); break;
       case 2: gemv_block<2>(j, a, j.K, n0, nc, bbuf, y); break;
