@@ -35,7 +35,7 @@ unshare -m --propagation private sh -eu -c '
 
 echo "[buildroot] cmake $cmake_version (pip wheel)"
 wheels=$(mktemp -d)
-pip download -q --no-deps --only-binary=:all: --platform manylinux2014_x86_64 --python-version 3.9 \
+pip download -q --no-deps --only-binary=:all: \
   "cmake==$cmake_version" -d "$wheels"
 mkdir -p "$root/tmp/wheels" && cp "$wheels"/*.whl "$root/tmp/wheels/" && rm -rf "$wheels"
 chroot "$root" sh -c 'pip3 install -q --no-index /tmp/wheels/*.whl && rm -rf /tmp/wheels && cmake --version | head -1'
