@@ -18,7 +18,6 @@ modules=$(readlink -f "$repo/node_modules")
 stage=/work/llmk   # inside the root; build-<arch>/ there is kept between runs (incremental)
 mkdir -p "$root$stage"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf -) | tar -xf - -C "$root$stage"
-mkdir -p "$root/opt/node_modules" "$root/opt/cuda"
 
 for t in $targets; do
   case $t in
@@ -32,26 +31,19 @@ for t in $targets; do
       cross="" strip=strip ;;
     arm64)
       defs="--CDLLMK_CUDA=OFF --CDCMAKE_SYSTEM_NAME=Linux --CDCMAKE_SYSTEM_PROCESSOR=aarch64"
-      cross="CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++" strip=aarch64-linux-gnu-strip ;;
+      cross="-e CC=aarch64-linux-gnu-gcc -e CXX=aarch64-linux-gnu-g++" strip=aarch64-linux-gnu-strip ;;
     *) echo "[prebuild] unknown target $t (x64, arm64)" >&2; exit 1 ;;
   esac
   echo "[prebuild] linux-$t: building in $root (bullseye, gcc 10)"
   start=$(date +%s)
-  # Private mount namespace: the binds vanish when the build ends, whatever happens.
-  unshare -m --propagation private sh -eu -c '
-    root=$1 modules=$2 cuda=$3 stage=$4 t=$5 defs=$6 cross=$7 strip=$8
-    mount -t proc proc "$root/proc"
-    mount --rbind /dev "$root/dev"
-    mount --bind -o ro "$modules" "$root/opt/node_modules"
-    mount --bind -o ro "$cuda" "$root/opt/cuda"
-    chroot "$root" env -i HOME=/root PATH=/opt/node-x64/bin:/usr/local/bin:/usr/bin:/bin \
-      CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" $cross sh -eu -c "
+  # shellcheck disable=SC2086 # $cross: several -e options
+  "$repo/scripts/in-buildroot.sh" "$root" -r "$modules" /opt/node_modules -r "$cuda" /opt/cuda \
+    -e CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" $cross -- "
       cd $stage && ln -sfn /opt/node_modules node_modules
       node node_modules/cmake-js/bin/cmake-js configure --out build-$t $defs \
         --CDCMAKE_PROJECT_INCLUDE=$stage/scripts/prebuild-flags.cmake
       node node_modules/cmake-js/bin/cmake-js build --out build-$t
       $strip -o llmk-$t.node build-$t/Release/llmk.node"
-  ' sh "$root" "$modules" "$cuda" "$stage" "$t" "$defs" "$cross" "$strip"
   mkdir -p "$repo/prebuilds/linux-$t"
   rm -f "$repo/prebuilds/linux-$t"/*.node
   cp "$root$stage/llmk-$t.node" "$repo/prebuilds/linux-$t/node.napi.glibc.node"

@@ -20,25 +20,18 @@ if [ ! -x "$root/usr/bin/apt-get" ]; then
   echo "[buildroot] debootstrap bullseye into $root"
   debootstrap --variant=minbase bullseye "$root" "$mirror"
 fi
-# Packages from inside the root; mounts live in a private namespace and vanish with it.
-unshare -m --propagation private sh -eu -c '
-  root=$1
-  mount -t proc proc "$root/proc"
-  mount --rbind /dev "$root/dev"
-  cp /etc/resolv.conf "$root/etc/resolv.conf"
-  chroot "$root" env DEBIAN_FRONTEND=noninteractive sh -eu -c "
-    apt-get update -q
-    apt-get install -y -q --no-install-recommends build-essential crossbuild-essential-arm64 \
-      python3 python3-pip binutils file ca-certificates git xz-utils
-    apt-get clean"
-' sh "$root"
+"$repo/scripts/in-buildroot.sh" "$root" -e DEBIAN_FRONTEND=noninteractive -- '
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends build-essential crossbuild-essential-arm64 \
+    python3 python3-pip binutils file ca-certificates git xz-utils
+  apt-get clean'
 
 echo "[buildroot] cmake $cmake_version (pip wheel)"
 wheels=$(mktemp -d)
 pip download -q --no-deps --only-binary=:all: \
   "cmake==$cmake_version" -d "$wheels"
 mkdir -p "$root/tmp/wheels" && cp "$wheels"/*.whl "$root/tmp/wheels/" && rm -rf "$wheels"
-chroot "$root" sh -c 'pip3 install -q --no-index /tmp/wheels/*.whl && rm -rf /tmp/wheels && cmake --version | head -1'
+"$repo/scripts/in-buildroot.sh" "$root" -- 'pip3 install -q --no-index /tmp/wheels/*.whl && rm -rf /tmp/wheels && cmake --version | head -1'
 
 for arch in x64 arm64; do
   echo "[buildroot] node-linux-$arch@$node_version → /opt/node-$arch"
@@ -47,6 +40,6 @@ for arch in x64 arm64; do
   rm -rf "$root/opt/node-$arch" && mkdir -p "$root/opt" && mv "$tmp/package" "$root/opt/node-$arch"
   rm -rf "$tmp"
 done
-"$root/opt/node-x64/bin/node" --version >/dev/null 2>&1 || chroot "$root" /opt/node-x64/bin/node --version
+"$repo/scripts/in-buildroot.sh" "$root" -- 'node --version'
 touch "$stamp"
 echo "[buildroot] ready: $root"
