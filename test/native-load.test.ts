@@ -1,5 +1,6 @@
 // Loader failures name the binary, the cause and the fix: real dlopen failures (a damaged binary, a missing
-// symbol) and the loader messages of systems we cannot run here (old glibc, foreign architecture, musl).
+// symbol, our addon patched to another architecture or to a glibc version no system has) and loader messages
+// of systems we cannot run here (musl, old libstdc++, missing libraries).
 import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -50,6 +51,35 @@ describe('native loader errors', () => {
     fakePackage(pkg, so);
     const r = loadAddon(pkg);
     expect(diagnoseLoadError(r.error!.message, r.binary, ctx)).toMatch(/refers to a symbol this process lacks \(llmk_absent_symbol\)/);
+  });
+
+  it('a prebuild for another architecture (our addon with e_machine set to AArch64/x86-64): wrong architecture', () => {
+    const elf = fs.readFileSync(path.join(root, 'build', 'Release', 'llmk.node'));
+    elf.writeUInt16LE(process.arch === 'arm64' ? 62 : 183, 18);   // EM_X86_64 = 62, EM_AARCH64 = 183
+    const foreign = path.join(tmp, 'foreign.node');
+    fs.writeFileSync(foreign, elf);
+    const pkg = path.join(tmp, 'foreign');
+    fs.mkdirSync(pkg);
+    const bin = fakePackage(pkg, foreign);
+    const r = loadAddon(pkg);
+    expect(r.error).toBeDefined();
+    expect(loadFailureMessage(pkg, bin, r.error!.message, ctx)).toMatch(/Cause: the binary is not a linux-x64 shared library \(wrong architecture/);
+  });
+
+  it('a prebuild that needs a newer glibc (our addon asking for GLIBC_9.x): the versions and the floor are named', () => {
+    const elf = fs.readFileSync(path.join(root, 'build', 'Release', 'llmk.node'));
+    const at = elf.indexOf('GLIBC_2.');
+    expect(at).toBeGreaterThan(0);
+    elf.write('9', at + 6);   // the version-needed name the loader looks up in libc
+    const newer = path.join(tmp, 'newer.node');
+    fs.writeFileSync(newer, elf);
+    const pkg = path.join(tmp, 'newer');
+    fs.mkdirSync(pkg);
+    const bin = fakePackage(pkg, newer);
+    const r = loadAddon(pkg);
+    const msg = loadFailureMessage(pkg, bin, r.error!.message, { ...ctx, glibc: '2.36' });
+    expect(msg).toMatch(/Loader said: .*version `GLIBC_9\.[\d.]+' not found/);
+    expect(msg).toMatch(/Cause: the binary needs glibc 9\.[\d.]+ but this system has glibc 2\.36 \(the prebuilt binaries need glibc 2\.28 or newer/);
   });
 
   it('no binary at all: says which platforms ship prebuilt', () => {
