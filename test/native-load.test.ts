@@ -24,6 +24,17 @@ describe('native loader errors', () => {
   let tmp: string;
   beforeAll(() => { tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'llmk-load-')); });
   afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  /** A fake package whose prebuild is our own addon with `patch` applied to its bytes, and the load result. */
+  const patchedAddon = (name: string, patch: (elf: Buffer) => void) => {
+    const elf = fs.readFileSync(path.join(root, 'build', 'Release', 'llmk.node'));
+    patch(elf);
+    const file = path.join(tmp, `${name}.node`);
+    fs.writeFileSync(file, elf);
+    const pkg = path.join(tmp, name);
+    fs.mkdirSync(pkg);
+    const bin = fakePackage(pkg, file);
+    return { pkg, bin, r: loadAddon(pkg) };
+  };
 
   it('a damaged prebuild: the error names the file, the cause and LLMK_BUILD=cpu', () => {
     const pkg = path.join(tmp, 'damaged');
@@ -54,29 +65,15 @@ describe('native loader errors', () => {
   });
 
   it('a prebuild for another architecture (our addon with e_machine set to AArch64/x86-64): wrong architecture', () => {
-    const elf = fs.readFileSync(path.join(root, 'build', 'Release', 'llmk.node'));
-    elf.writeUInt16LE(process.arch === 'arm64' ? 62 : 183, 18);   // EM_X86_64 = 62, EM_AARCH64 = 183
-    const foreign = path.join(tmp, 'foreign.node');
-    fs.writeFileSync(foreign, elf);
-    const pkg = path.join(tmp, 'foreign');
-    fs.mkdirSync(pkg);
-    const bin = fakePackage(pkg, foreign);
-    const r = loadAddon(pkg);
+    // EM_X86_64 = 62, EM_AARCH64 = 183
+    const { pkg, bin, r } = patchedAddon('foreign', (elf) => elf.writeUInt16LE(process.arch === 'arm64' ? 62 : 183, 18));
     expect(r.error).toBeDefined();
     expect(loadFailureMessage(pkg, bin, r.error!.message, ctx)).toMatch(/Cause: the binary is not a linux-x64 shared library \(wrong architecture/);
   });
 
   it('a prebuild that needs a newer glibc (our addon asking for GLIBC_9.x): the versions and the floor are named', () => {
-    const elf = fs.readFileSync(path.join(root, 'build', 'Release', 'llmk.node'));
-    const at = elf.indexOf('GLIBC_2.');
-    expect(at).toBeGreaterThan(0);
-    elf.write('9', at + 6);   // the version-needed name the loader looks up in libc
-    const newer = path.join(tmp, 'newer.node');
-    fs.writeFileSync(newer, elf);
-    const pkg = path.join(tmp, 'newer');
-    fs.mkdirSync(pkg);
-    const bin = fakePackage(pkg, newer);
-    const r = loadAddon(pkg);
+    // the first version-needed name the loader looks up in libc, GLIBC_2.x → GLIBC_9.x
+    const { pkg, bin, r } = patchedAddon('newer', (elf) => elf.write('9', elf.indexOf('GLIBC_2.') + 6));
     const msg = loadFailureMessage(pkg, bin, r.error!.message, { ...ctx, glibc: '2.36' });
     expect(msg).toMatch(/Loader said: .*version `GLIBC_9\.[\d.]+' not found/);
     expect(msg).toMatch(/Cause: the binary needs glibc 9\.[\d.]+ but this system has glibc 2\.36 \(the prebuilt binaries need glibc 2\.28 or newer/);
