@@ -1,6 +1,6 @@
 #!/bin/sh
 # `npm run release`: every prebuilt binary built in the bullseye root (glibc ≤ 2.28; x64 with CUDA, arm64
-# CPU-only), the symbol check, TypeScript, npm pack (its prepack check refuses an incomplete package), the
+# CPU-only), the symbol check, TypeScript, npm pack after the prepack check (refuses an incomplete package), the
 # old-userland load test of the tarball on x64 and arm64 (qemu-user), and the sizes. Output: dist/*.tgz.
 # Needs root (debootstrap/chroot), nvcc, qemu-user-static, and network for the first set-up.
 set -eu
@@ -12,7 +12,8 @@ scripts/prebuild.sh
 node scripts/check-prebuild.js --all
 node node_modules/typescript/bin/tsc -p tsconfig.json
 mkdir -p dist && rm -f dist/llm-kernels-*.tgz
-npm pack --pack-destination dist
+node scripts/prepack-check.js     # what prepack checks; --ignore-scripts: npm pack would also run prepare (a host build)
+npm pack --ignore-scripts --pack-destination dist
 tgz=$(ls dist/llm-kernels-*.tgz)
 scripts/load-test.sh "$tgz" x64 arm64
 size=$(stat -c %s "$tgz")
