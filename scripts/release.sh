@@ -17,7 +17,7 @@ npm pack --ignore-scripts --pack-destination dist
 tgz=$(ls dist/llm-kernels-*.tgz)
 scripts/load-test.sh "$tgz" x64 arm64
 size=$(stat -c %s "$tgz")
-echo "[release] $tgz: $(( size / 1000000 )) MB; binaries:"
+echo "[release] $tgz: $(awk "BEGIN { printf \"%.1f\", $size / 1e6 }") MB; binaries:"
 ls -l prebuilds/*/*.node | awk '{ printf "  %s %.1f MB\n", $NF, $5 / 1e6 }'
 [ "$size" -le 60000000 ] || { echo "[release] the tarball is over 60 MB" >&2; exit 1; }
 echo "[release] ok in $(( $(date +%s) - start )) s: npm publish $tgz"
