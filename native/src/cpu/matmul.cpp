@@ -15,6 +15,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
+#include <cpuid.h>  // F16C is read from CPUID: __builtin_cpu_supports("f16c") needs GCC 11 (prebuilds use GCC 10)
 #if !defined(__clang__)  // the ISA regions below use GCC's `#pragma GCC target`; clang builds get the portable kernel
 #define LLMK_MATMUL_X86 1
 #endif
@@ -117,6 +118,13 @@ using RunFn = void (*)(const Job&, int64_t, int64_t);
 
 // Best kernel the CPU supports; LLMK_CPU_MATMUL_ISA=avx2|generic asks for a lesser one (tests use it to
 // cover every variant on one machine).
+#if defined(LLMK_MATMUL_X86)
+bool has_f16c() {
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  return __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+#endif
+
 RunFn pick_kernel() {
   const char* want = std::getenv("LLMK_CPU_MATMUL_ISA");
   const std::string w = want ? want : "";
@@ -124,7 +132,7 @@ RunFn pick_kernel() {
   __builtin_cpu_init();
   const bool has512 = __builtin_cpu_supports("avx512f");
   // The x86 variants convert halves with F16C: every AVX2 CPU has it so far, but it is a separate flag.
-  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c();
   if (has512 && has2 && (w.empty() || w == "avx512")) return avx512::run;
   if (has2 && w != "generic") return avx2::run;
 #endif
