@@ -6,7 +6,7 @@
 import { empty, synchronizeSync, tensor, type DeviceName, type Tensor } from '../ts';
 import * as attention from '../ts/attention';
 import type { BenchCase, Result, Suite } from './harness';
-import { field, str, wallMs } from './onnx';
+import { field, loadOrt, msModel, str, vsOrt, wallMs } from './onnx';
 
 const Hq = 32, Hkv = 8, D = 128, PAGE = 16, WINDOW = 1024;
 
@@ -146,26 +146,14 @@ function gqaModel(B: number, maxLen: number): Uint8Array {
     ...vinfo(11, 'past_key', F, kv), ...vinfo(11, 'past_value', F, kv), ...vinfo(11, 'seqlens_k', I32, [B]),
     ...vinfo(11, 'total_sequence_length', I32, []),
     ...vinfo(12, 'output', F, [B, 1, Hq * D]), ...vinfo(12, 'present_key', F, kv), ...vinfo(12, 'present_value', F, kv)];
-  return Uint8Array.from([...field(1, 0, 8), ...field(7, 2, graph),
-    ...field(8, 2, [...field(1, 2, []), ...field(2, 0, 17)]), ...field(8, 2, [...field(1, 2, str('com.microsoft')), ...field(2, 0, 1)])]);
+  return msModel(graph);
 }
-
-type OrtTensor = { data: Float32Array };
-type Ort = {
-  InferenceSession: { create(b: Uint8Array, o?: object): Promise<{ run(f: object, fetches?: object): Promise<Record<string, OrtTensor>> }> };
-  Tensor: new (t: string, d: Float32Array | Int32Array, s: number[]) => OrtTensor;
-};
 
 /** Paged decode vs ORT GroupQueryAttention on the same keys (ORT: contiguous [B, Hkv, maxLen, D] buffers), interleaved. */
 async function gqaPeer(device: DeviceName): Promise<Result[]> {
   if (device !== 'cpu') return [];
-  let ort: Ort;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    ort = require('onnxruntime-node');
-  } catch {
-    return [{ suite: 'attention-serving', case: 'onnxruntime-node GroupQueryAttention peer', device, ms: NaN, note: 'onnxruntime-node is not installed: no CPU peer' }];
-  }
+  const ort = loadOrt();
+  if (!ort) return [{ suite: 'attention-serving', case: 'onnxruntime-node GroupQueryAttention peer', device, ms: NaN, note: 'onnxruntime-node is not installed: no CPU peer' }];
   const reps = Number(process.env.LLMK_BENCH_REPS ?? 5);
   const res: Result[] = [];
   for (const B of [1, 4, 16]) {
@@ -208,16 +196,9 @@ async function gqaPeer(device: DeviceName): Promise<Result[]> {
       const o = attention.paged(q, x.cache, { causal: true, blockTables: x.bt, seqLens: x.sl, cuSeqlensQ: cuQ }).out;
       const oa = o.toArraySync() as Float32Array;
       o.dispose();
-      let num = 0, den = 0;
-      for (let i = 0; i < oa.length; i++) { num += (oa[i] - peerOut[i]) ** 2; den += peerOut[i] ** 2; }
-      const oursMs: number[] = [], peerMs: number[] = [], ratio: number[] = [];
-      for (let r = 0; r < reps; r++) {
-        const a = await wallMs(ours, 300), b = await wallMs(peer, 300);
-        oursMs.push(a); peerMs.push(b); ratio.push(b / a);
-      }
-      res.push({ suite: 'attention-serving', case: name, device, ms: median(oursMs), peer: 'onnxruntime-node 1.30.0 GroupQueryAttention (2 threads)',
-        peerMs: median(peerMs), speedup: median(ratio),
-        note: `median of ${reps} interleaved ratios ${ratio.map((v) => v.toFixed(2)).join(' ')}; rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}; ISA ${attention.cpuIsa()}` });
+      const p = await vsOrt(ours, peer, oa, peerOut, reps);
+      res.push({ suite: 'attention-serving', case: name, device, ms: p.ms, peer: 'onnxruntime-node 1.30.0 GroupQueryAttention (2 threads)',
+        peerMs: p.peerMs, speedup: p.speedup, note: `${p.note}; ISA ${attention.cpuIsa()}` });
     } catch (e) {
       res.push({ suite: 'attention-serving', case: name, device, ms: NaN, note: `ORT peer failed: ${(e as Error).message.split('\n')[0]}` });
     }

@@ -7,7 +7,7 @@
 import { randn, synchronizeSync, type DeviceName } from '../ts';
 import * as attention from '../ts/attention';
 import type { BenchCase, Result, Suite } from './harness';
-import { field, str, wallMs } from './onnx';
+import { field, loadOrt, msModel, str, vsOrt } from './onnx';
 
 type Layout = attention.BlockLayout;
 const { BlockLayout } = attention;
@@ -88,28 +88,14 @@ function sparseAttentionModel(S: number, Hq: number, Hkv: number, D: number, blo
     ...vinfo(11, 'block_row_indices', I32, [1, nRow + 1]), ...vinfo(11, 'block_col_indices', I32, [1, nnz]),
     ...vinfo(11, 'total_sequence_length', I32, []), ...vinfo(11, 'key_total_sequence_lengths', I32, [1]),
     ...vinfo(12, 'output', F, [1, S, Hq * D]), ...vinfo(12, 'present_key', F, [1, Hkv, S, D]), ...vinfo(12, 'present_value', F, [1, Hkv, S, D])];
-  return Uint8Array.from([...field(1, 0, 8), ...field(7, 2, graph),
-    ...field(8, 2, [...field(1, 2, []), ...field(2, 0, 17)]), ...field(8, 2, [...field(1, 2, str('com.microsoft')), ...field(2, 0, 1)])]);
+  return msModel(graph);
 }
-
-type OrtTensor = { data: Float32Array };
-type Ort = {
-  InferenceSession: { create(b: Uint8Array, o?: object): Promise<{ run(f: object, fetches?: object): Promise<Record<string, OrtTensor>> }> };
-  Tensor: new (t: string, d: Float32Array | Int32Array, s: number[]) => OrtTensor;
-};
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 /** Ours vs ORT SparseAttention at S=2048, Hq=8, Hkv=2, D=128, float32, block 64 (causal and local-4), interleaved. */
 async function cpuPeer(device: DeviceName): Promise<Result[]> {
   if (device !== 'cpu') return [];
-  let ort: Ort;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    ort = require('onnxruntime-node');
-  } catch {
-    return [{ suite: 'attention', case: 'onnxruntime-node SparseAttention peer', device, ms: NaN, note: 'onnxruntime-node is not installed: no CPU peer' }];
-  }
+  const ort = loadOrt();
+  if (!ort) return [{ suite: 'attention', case: 'onnxruntime-node SparseAttention peer', device, ms: NaN, note: 'onnxruntime-node is not installed: no CPU peer' }];
   const S = Number(process.env.LLMK_BENCH_ATTN_S ?? 2048), Hq = 8, Hkv = 2, D = 128, bs = 64, nb = S / bs;
   const reps = Number(process.env.LLMK_BENCH_REPS ?? 5);
   const q = randn([1, S, Hq, D], { device, seed: 1 }), k = randn([1, S, Hkv, D], { device, seed: 2 }), v = randn([1, S, Hkv, D], { device, seed: 3 });
@@ -137,16 +123,9 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
       const o = attention.blockSparse(q, k, v, L, { causal: true }).out;
       const oa = o.toArraySync() as Float32Array;
       o.dispose();
-      let num = 0, den = 0;
-      for (let i = 0; i < oa.length; i++) { num += (oa[i] - peerOut[i]) ** 2; den += peerOut[i] ** 2; }
-      const oursMs: number[] = [], peerMs: number[] = [], ratio: number[] = [];
-      for (let r = 0; r < reps; r++) {
-        const a = await wallMs(ours, 300), b = await wallMs(peer, 300);
-        oursMs.push(a); peerMs.push(b); ratio.push(b / a);
-      }
-      res.push({ suite: 'attention', case: caseName, device, ms: median(oursMs), peer: 'onnxruntime-node 1.30.0 SparseAttention (2 threads)',
-        peerMs: median(peerMs), speedup: median(ratio),
-        note: `median of ${reps} interleaved ratios ${ratio.map((x) => x.toFixed(2)).join(' ')}; rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}; ISA ${attention.cpuIsa()}` });
+      const p = await vsOrt(ours, peer, oa, peerOut, reps);
+      res.push({ suite: 'attention', case: caseName, device, ms: p.ms, peer: 'onnxruntime-node 1.30.0 SparseAttention (2 threads)',
+        peerMs: p.peerMs, speedup: p.speedup, note: `${p.note}; ISA ${attention.cpuIsa()}` });
     } catch (e) {
       res.push({ suite: 'attention', case: caseName, device, ms: NaN, note: `ORT peer failed: ${(e as Error).message.split('\n')[0]}` });
     }

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Proves the published package works without compiling: makes the prebuild (prebuildify) from the addon
 // already built, packs the package, installs the tarball into an empty project and loads it there,
-// checking that the prebuilt binary was the one loaded. Exits non-zero on failure.
+// checking that the prebuilt binary was the one loaded; runs the symbol check (scripts/check-prebuild.js) on
+// that binary (NEEDED libraries, static libstdc++; not the glibc floor: this machine's glibc builds it) and,
+// at the 2.28 floor, on the release binaries in prebuilds/ when there are any. Exits non-zero on failure.
 'use strict';
 const { execFileSync } = require('child_process');
 const fs = require('fs');
@@ -27,11 +29,17 @@ try {
   fs.symlinkSync(path.join(root, 'node_modules'), path.join(stage, 'node_modules'));
   // prebuildify (as `npm run prebuild` runs it), packaging the addon just built instead of rebuilding
   execFileSync(process.execPath, [path.join(path.dirname(require.resolve('prebuildify/package.json')), 'bin.js'),
-    '--napi', '--strip', '--node-gyp', 'scripts/prebuild-cmake.js'], { cwd: stage, stdio: ['ignore', 'pipe', 'inherit'],
+    '--napi', '--tag-libc', '--strip', '--node-gyp', 'scripts/prebuild-cmake.js'], { cwd: stage, stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, LLMK_PREBUILD_REUSE: '1' } });
   const prebuildDir = path.join(stage, 'prebuilds', `${process.platform}-${process.arch}`);
   if (!fs.existsSync(prebuildDir) || !fs.readdirSync(prebuildDir).some((f) => f.endsWith('.node'))) {
     throw new Error(`prebuildify made no binary in ${prebuildDir}`);
+  }
+  const checker = path.join(root, 'scripts', 'check-prebuild.js');
+  execFileSync(process.execPath, [checker, '--glibc-floor=none', prebuildDir], { stdio: ['ignore', 'inherit', 'inherit'] });
+  const released = path.join(root, 'prebuilds');
+  if (fs.existsSync(released) && fs.readdirSync(released).length) {
+    execFileSync(process.execPath, [checker, released], { stdio: ['ignore', 'inherit', 'inherit'] });
   }
   fs.rmSync(path.join(stage, 'build'), { recursive: true, force: true });
   fs.unlinkSync(path.join(stage, 'node_modules'));

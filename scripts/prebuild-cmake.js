@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// prebuildify calls this in place of node-gyp (`--node-gyp scripts/prebuild-cmake.js`); it ignores
+// prebuildify calls this in place of node-gyp (`--node-gyp scripts/prebuild-cmake.js`, in scripts/pack-check.js;
+// release binaries come from scripts/prebuild.sh); it ignores
 // node-gyp's arguments and builds the addon with cmake-js (incremental: a build already made is reused), leaving build/Release/llmk.node for
 // prebuildify to strip and copy into prebuilds/<platform>-<arch>/.
 'use strict';

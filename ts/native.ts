@@ -1,10 +1,11 @@
-// The one module that loads the addon (node-gyp-build: build/Release, then prebuilds/<platform>-<arch>).
+// The one module that loads the addon (node-gyp-build: build/Release, then prebuilds/<platform>-<arch>);
+// a failure names the binary, the cause and the fix (native_load.ts).
 import * as fs from 'fs';
 import * as path from 'path';
 import { LlmkError } from './errors';
+import { currentContext, loadAddon, loadFailureMessage, NativeAddon } from './native_load';
 
-/* eslint-disable @typescript-eslint/no-explicit-any */
-export type NativeAddon = any;
+export type { NativeAddon };
 
 /** The package root: the nearest folder above this file with our package.json (lib/, or lib-bench/ts/). */
 function packageRoot(): string {
@@ -18,22 +19,9 @@ function packageRoot(): string {
 
 function load(): NativeAddon {
   const root = packageRoot();
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const gypBuild = require('node-gyp-build');
-    return gypBuild(root);
-  } catch (e) {
-    const why = e instanceof Error ? e.message.split('\n')[0] : String(e);
-    throw new LlmkError(
-      `llm-kernels: no native binary fits this platform (${process.platform}-${process.arch}, Node ${process.versions.node}, ` +
-        `N-API ${process.versions.napi}).\n` +
-        `  Looked in: ${path.join(root, 'build', 'Release')} and ${path.join(root, 'prebuilds', `${process.platform}-${process.arch}`)}\n` +
-        `  Loader said: ${why}\n` +
-        `  Build from source: (cd ${root} && npm install --include=dev && npm run build:from-source)` +
-        ` — set LLMK_BUILD=cpu for a CPU-only build without CMake/CUDA.`,
-      'ERR_LLMK_UNAVAILABLE',
-    );
-  }
+  const { addon, binary, error } = loadAddon(root);
+  if (addon) return addon;
+  throw new LlmkError(loadFailureMessage(root, binary, error ? error.message : 'unknown', currentContext()), 'ERR_LLMK_UNAVAILABLE');
 }
 
 export const native: NativeAddon = load();

@@ -10,24 +10,12 @@
 #include <limits>
 #include <string>
 #include <vector>
-#if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized (GCC bug 105593): silenced for the header only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#if !defined(__clang__)  // `#pragma GCC target` regions are GCC's; clang builds get the portable body
-#define LLMK_ATTN_X86 1
-#endif
-#endif
+#include "simd_x86.h"
 
 #include "../core/error.h"
 #include "../core/half.h"
 #include "../core/parallel.h"
 #include "attention.h"
-
-#define LLMK_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace llmk::cpu {
 namespace {
@@ -78,17 +66,12 @@ LLMK_ALWAYS_INLINE int64_t kv_row(const AttnCoreArgs& a, const AttnSeq& s, int64
   return ((page * a.page_size + j % a.page_size) * a.Hkv + hkv) * a.D;
 }
 
-#if defined(LLMK_ATTN_X86)
+#if defined(LLMK_CPU_X86)
 namespace avx512 {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma,f16c")
-using V = __m512;
-constexpr int L = 16, R = 6, NVM = 4;  // 6×64 tile: 24 zmm accumulators
-LLMK_ALWAYS_INLINE V vzero() { return _mm512_setzero_ps(); }
-LLMK_ALWAYS_INLINE V vload(const float* p) { return _mm512_loadu_ps(p); }
-LLMK_ALWAYS_INLINE void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
-LLMK_ALWAYS_INLINE V vbcast(const float* p) { return _mm512_set1_ps(*p); }
-LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+#include "simd_avx512.inc"
+constexpr int R = 6, NVM = 4;  // 6×64 tile: 24 zmm accumulators
 LLMK_ALWAYS_INLINE V vset(float x) { return _mm512_set1_ps(x); }
 LLMK_ALWAYS_INLINE V vmax(V a, V b) { return _mm512_max_ps(a, b); }
 LLMK_ALWAYS_INLINE V vfloor(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC); }
@@ -107,13 +90,8 @@ LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
 namespace avx2 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
-using V = __m256;
-constexpr int L = 8, R = 6, NVM = 2;  // 6×16 tile: 12 ymm accumulators
-LLMK_ALWAYS_INLINE V vzero() { return _mm256_setzero_ps(); }
-LLMK_ALWAYS_INLINE V vload(const float* p) { return _mm256_loadu_ps(p); }
-LLMK_ALWAYS_INLINE void vstore(float* p, V v) { _mm256_storeu_ps(p, v); }
-LLMK_ALWAYS_INLINE V vbcast(const float* p) { return _mm256_broadcast_ss(p); }
-LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+#include "simd_avx2.inc"
+constexpr int R = 6, NVM = 2;  // 6×16 tile: 12 ymm accumulators
 LLMK_ALWAYS_INLINE V vset(float x) { return _mm256_set1_ps(x); }
 LLMK_ALWAYS_INLINE V vmax(V a, V b) { return _mm256_max_ps(a, b); }
 LLMK_ALWAYS_INLINE V vfloor(V a) { return _mm256_floor_ps(a); }
@@ -135,13 +113,8 @@ LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
 #endif
 
 namespace generic {
-typedef float V __attribute__((vector_size(16)));
-constexpr int L = 4, R = 4, NVM = 2;  // 4×8 tile (SSE2 / NEON registers)
-LLMK_ALWAYS_INLINE V vzero() { return V{0.f, 0.f, 0.f, 0.f}; }
-LLMK_ALWAYS_INLINE V vload(const float* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
-LLMK_ALWAYS_INLINE void vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
-LLMK_ALWAYS_INLINE V vbcast(const float* p) { return V{*p, *p, *p, *p}; }
-LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return a * b + c; }
+#include "simd_generic.inc"
+constexpr int R = 4, NVM = 2;  // 4×8 tile (SSE2 / NEON registers)
 LLMK_ALWAYS_INLINE V vset(float x) { return V{x, x, x, x}; }
 // Lane-wise helpers of the portable body, written per lane (the compiler vectorises what it can).
 template <class F>
@@ -152,12 +125,6 @@ LLMK_ALWAYS_INLINE float vhsum(V a) { return (a[0] + a[1]) + (a[2] + a[3]); }
 LLMK_ALWAYS_INLINE V vpow2(V n) { return lanes([&](int i) { return std::ldexp(1.f, int(n[i])); }); }
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return lanes([&](int i) { return x[i] == -std::numeric_limits<float>::infinity() ? 0.f : r[i]; });
-}
-void cvt_f16(const uint16_t* s, float* d, int64_t n) {
-  for (int64_t i = 0; i < n; i++) d[i] = f16_to_f32(s[i]);
-}
-void cvt_to_f16(const float* s, uint16_t* d, int64_t n) {
-  for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(s[i]);
 }
 #include "attention_tile.h"
 }  // namespace generic
@@ -171,9 +138,9 @@ struct Kernel {
 Kernel pick_kernel() {
   const char* want = std::getenv("LLMK_CPU_ATTN_ISA");
   const std::string w = want ? want : "";
-#if defined(LLMK_ATTN_X86)
+#if defined(LLMK_CPU_X86)
   __builtin_cpu_init();
-  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
   if (has2 && __builtin_cpu_supports("avx512f") && (w.empty() || w == "avx512")) return {avx512::run_task, "avx512"};
   if (has2 && w != "generic") return {avx2::run_task, "avx2"};
 #endif

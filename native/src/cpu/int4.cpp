@@ -5,15 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
-#if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12's AVX-512 intrinsics seed their pass-through operands with `__Y = __Y` and then warn that the
-// value is used uninitialized (GCC bug 105593, fixed in 13): silenced for the header's lines only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#endif
+#include "simd_x86.h"
 
 #include "../core/dtype.h"
 #include "../core/error.h"

@@ -4,20 +4,13 @@
 #include "int4_avx2.h"
 
 #include <algorithm>
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#define LLMK_INT4_AVX2 1
-#endif
+#include "simd_x86.h"
 
 #include "../core/half.h"
 
 namespace llmk::cpu {
 
-#if defined(LLMK_INT4_AVX2)
+#if defined(LLMK_CPU_X86)
 namespace {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")

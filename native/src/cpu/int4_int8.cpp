@@ -7,16 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <vector>
-#if defined(__x86_64__) && defined(__GNUC__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#if !defined(__clang__)
-#define LLMK_INT8_X86 1
-#endif
-#endif
+#include "simd_x86.h"
 
 #include "../core/dtype.h"
 #include "../core/error.h"
@@ -102,7 +93,7 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
   return acc;
 }
 
-#if defined(LLMK_INT8_X86)
+#if defined(LLMK_CPU_X86)
 // Software prefetch distance into each weight row (bytes): the tiles read R rows 2 KB+ apart at once, more
 // streams than the hardware prefetcher follows well; a profile showed the loads of the codes as the hot spot.
 constexpr int64_t kPrefetch = 1024;
@@ -197,7 +188,7 @@ Kernel pick(Int4Isa isa, int64_t M, QuantX& x) {
   Kernel k;
   k.R = 0;
   x.CH = std::min<int64_t>(x.BA, 64);
-#if defined(LLMK_INT8_X86)
+#if defined(LLMK_CPU_X86)
   const bool wide = M > 1;
   if ((isa == Int4Isa::Avx512Vnni || isa == Int4Isa::Avx512Bw) && x.BA % 128 == 0) {
     x.CH = 128;

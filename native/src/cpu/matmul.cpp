@@ -7,23 +7,10 @@
 #include <cstring>
 #include <new>
 #include <string>
-#if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12's AVX-512 intrinsics seed their pass-through operands with `__Y = __Y` and then warn that the
-// value is used uninitialized (GCC bug 105593, fixed in 13): silenced for the header's lines only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#if !defined(__clang__)  // the ISA regions below use GCC's `#pragma GCC target`; clang builds get the portable kernel
-#define LLMK_MATMUL_X86 1
-#endif
-#endif
+#include "simd_x86.h"
 
 #include "../core/half.h"
 #include "../core/parallel.h"
-
-#define LLMK_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace llmk::cpu {
 namespace {
@@ -76,17 +63,12 @@ float* scratch(int slot, int64_t n) {
   return b.p;
 }
 
-#if defined(LLMK_MATMUL_X86)
+#if defined(LLMK_CPU_X86)
 namespace avx512 {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma,f16c")
-using V = __m512;
-constexpr int L = 16, MR = 8, NV = 2, NVS = 4;  // 8×32 main tile (16 zmm), 4×64 small-M tile
-LLMK_ALWAYS_INLINE V vzero() { return _mm512_setzero_ps(); }
-LLMK_ALWAYS_INLINE V vload(const float* p) { return _mm512_loadu_ps(p); }
-LLMK_ALWAYS_INLINE void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
-LLMK_ALWAYS_INLINE V vbcast(const float* p) { return _mm512_set1_ps(*p); }
-LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+#include "simd_avx512.inc"
+constexpr int MR = 8, NV = 2, NVS = 4;  // 8×32 main tile (16 zmm), 4×64 small-M tile
 #include "matmul_f16c.h"
 #include "matmul_kernel.h"
 #pragma GCC pop_options
@@ -95,13 +77,8 @@ LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 namespace avx2 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
-using V = __m256;
-constexpr int L = 8, MR = 6, NV = 2, NVS = 2;  // 6×16 main tile (12 ymm), 4×16 small-M tile
-LLMK_ALWAYS_INLINE V vzero() { return _mm256_setzero_ps(); }
-LLMK_ALWAYS_INLINE V vload(const float* p) { return _mm256_loadu_ps(p); }
-LLMK_ALWAYS_INLINE void vstore(float* p, V v) { _mm256_storeu_ps(p, v); }
-LLMK_ALWAYS_INLINE V vbcast(const float* p) { return _mm256_broadcast_ss(p); }
-LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+#include "simd_avx2.inc"
+constexpr int MR = 6, NV = 2, NVS = 2;  // 6×16 main tile (12 ymm), 4×16 small-M tile
 #include "matmul_f16c.h"
 #include "matmul_kernel.h"
 #pragma GCC pop_options
@@ -109,19 +86,8 @@ LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 #endif
 
 namespace generic {
-typedef float V __attribute__((vector_size(16)));
-constexpr int L = 4, MR = 4, NV = 2, NVS = 2;  // 4×8 tile: 8 vectors of 4 (SSE2 / NEON)
-LLMK_ALWAYS_INLINE V vzero() { return V{0.f, 0.f, 0.f, 0.f}; }
-LLMK_ALWAYS_INLINE V vload(const float* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
-LLMK_ALWAYS_INLINE void vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
-LLMK_ALWAYS_INLINE V vbcast(const float* p) { return V{*p, *p, *p, *p}; }
-LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return a * b + c; }
-void cvt_f16(const uint16_t* s, float* d, int64_t n) {
-  for (int64_t i = 0; i < n; i++) d[i] = f16_to_f32(s[i]);
-}
-void cvt_to_f16(const float* s, uint16_t* d, int64_t n) {
-  for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(s[i]);
-}
+#include "simd_generic.inc"
+constexpr int MR = 4, NV = 2, NVS = 2;  // 4×8 tile: 8 vectors of 4 (SSE2 / NEON)
 #include "matmul_kernel.h"
 }  // namespace generic
 
@@ -132,11 +98,11 @@ using RunFn = void (*)(const Job&, int64_t, int64_t);
 RunFn pick_kernel(bool gemv) {
   const char* want = std::getenv("LLMK_CPU_MATMUL_ISA");
   const std::string w = want ? want : "";
-#if defined(LLMK_MATMUL_X86)
+#if defined(LLMK_CPU_X86)
   __builtin_cpu_init();
   const bool has512 = __builtin_cpu_supports("avx512f");
   // The x86 variants convert halves with F16C: every AVX2 CPU has it so far, but it is a separate flag.
-  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
   if (has512 && has2 && (w.empty() || w == "avx512")) return gemv ? avx512::gemv_tasks : avx512::run;
   if (has2 && w != "generic") return gemv ? avx2::gemv_tasks : avx2::run;
 #endif

@@ -8,21 +8,9 @@
 #include <cstring>
 #include <string>
 #include <vector>
-#if defined(__x86_64__) && defined(__GNUC__)
-// GCC 12's AVX-512 intrinsics trip -Wmaybe-uninitialized (GCC bug 105593): silenced for the header only.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-#if !defined(__clang__)
-#define LLMK_MOE_X86 1
-#endif
-#endif
+#include "simd_x86.h"
 
 #include "../core/half.h"
-
-#define LLMK_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace llmk::cpu::moe_gemm {
 
@@ -48,17 +36,12 @@ float* scratch(int slot, int64_t n) {
   return b.data();
 }
 
-#if defined(LLMK_MOE_X86)
+#if defined(LLMK_CPU_X86)
 namespace avx512 {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma,f16c")
-using V = __m512;
-constexpr int L = 16, MR = 8, NV = 2, NVS = 4;
-LLMK_ALWAYS_INLINE V vzero() { return _mm512_setzero_ps(); }
-LLMK_ALWAYS_INLINE V vload(const float* p) { return _mm512_loadu_ps(p); }
-LLMK_ALWAYS_INLINE void vstore(float* p, V v) { _mm512_storeu_ps(p, v); }
-LLMK_ALWAYS_INLINE V vbcast(const float* p) { return _mm512_set1_ps(*p); }
-LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+#include "simd_avx512.inc"
+constexpr int MR = 8, NV = 2, NVS = 4;
 #include "matmul_f16c.h"
 #include "matmul_kernel.h"
 #include "moe_experts_tile.h"
@@ -68,13 +51,8 @@ LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
 namespace avx2 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
-using V = __m256;
-constexpr int L = 8, MR = 6, NV = 2, NVS = 2;
-LLMK_ALWAYS_INLINE V vzero() { return _mm256_setzero_ps(); }
-LLMK_ALWAYS_INLINE V vload(const float* p) { return _mm256_loadu_ps(p); }
-LLMK_ALWAYS_INLINE void vstore(float* p, V v) { _mm256_storeu_ps(p, v); }
-LLMK_ALWAYS_INLINE V vbcast(const float* p) { return _mm256_broadcast_ss(p); }
-LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+#include "simd_avx2.inc"
+constexpr int MR = 6, NV = 2, NVS = 2;
 #include "matmul_f16c.h"
 #include "matmul_kernel.h"
 #include "moe_experts_tile.h"
@@ -83,15 +61,8 @@ LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
 #endif
 
 namespace generic {
-typedef float V __attribute__((vector_size(16)));
-constexpr int L = 4, MR = 4, NV = 2, NVS = 2;
-LLMK_ALWAYS_INLINE V vzero() { return V{0.f, 0.f, 0.f, 0.f}; }
-LLMK_ALWAYS_INLINE V vload(const float* p) { V v; std::memcpy(&v, p, sizeof v); return v; }
-LLMK_ALWAYS_INLINE void vstore(float* p, V v) { std::memcpy(p, &v, sizeof v); }
-LLMK_ALWAYS_INLINE V vbcast(const float* p) { return V{*p, *p, *p, *p}; }
-LLMK_ALWAYS_INLINE V vfma(V a, V b, V c) { return a * b + c; }
-inline void cvt_f16(const uint16_t* s, float* d, int64_t n) { for (int64_t i = 0; i < n; i++) d[i] = f16_to_f32(s[i]); }
-inline void cvt_to_f16(const float* s, uint16_t* d, int64_t n) { for (int64_t i = 0; i < n; i++) d[i] = f32_to_f16(s[i]); }
+#include "simd_generic.inc"
+constexpr int MR = 4, NV = 2, NVS = 2;
 #include "matmul_kernel.h"
 #include "moe_experts_tile.h"
 }  // namespace generic
@@ -108,9 +79,9 @@ const Fns& fns() {
   static const Fns f = [] {
     const char* want = std::getenv("LLMK_CPU_MATMUL_ISA");
     const std::string w = want ? want : "";
-#if defined(LLMK_MOE_X86)
+#if defined(LLMK_CPU_X86)
     __builtin_cpu_init();
-    const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
     if (__builtin_cpu_supports("avx512f") && has2 && (w.empty() || w == "avx512")) return LLMK_MOE_FNS(avx512);
     if (has2 && w != "generic") return LLMK_MOE_FNS(avx2);
 #endif

@@ -31,6 +31,7 @@
 #include <utility>
 
 #include "common.cuh"
+#include "ptx.cuh"
 #include "int4.h"
 #include "../core/dtype.h"
 #include "../core/error.h"
@@ -44,7 +45,7 @@ constexpr int kThreads = kWarps * 32;  // CTA covers 64 output columns
 constexpr int kTileN = kWarps * 16;
 constexpr int kMaxXSmem = 44 * 1024;   // x slice per CTA (bytes; + static smem stays under the 48 KB default)
 
-// ---------------------------------------------------------------- device helpers
+// ---------------------------------------------------------------- device helpers (cp.async, ldmatrix, mma: ptx.cuh)
 
 __device__ __forceinline__ uint4 ldg_stream(const uint4* p) {  // read-once weights: skip L1
   uint4 v;
@@ -54,39 +55,18 @@ __device__ __forceinline__ uint4 ldg_stream(const uint4* p) {  // read-once weig
   return v;
 }
 
-__device__ __forceinline__ void cp16(void* smem, const void* gmem, bool pred) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(pred ? 16 : 0));
-}
-
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], unsigned saddr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(saddr));
-}
-
 // Element type traits: the "magic" exponent that turns a nibble in the low mantissa bits into base + q.
 template <typename T> struct Lean;
 template <> struct Lean<__half> {
   using T2 = __half2;
   static constexpr uint32_t kMagic = 0x64006400u;  // 1024 + q
   static constexpr float kBase = 1024.f;
-  __device__ __forceinline__ static void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
   __device__ __forceinline__ static T2 splat(float v) { return __float2half2_rn(v); }
 };
 template <> struct Lean<__nv_bfloat16> {
   using T2 = __nv_bfloat162;
   static constexpr uint32_t kMagic = 0x43004300u;  // 128 + q
   static constexpr float kBase = 128.f;
-  __device__ __forceinline__ static void mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
-                 : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-                 : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-  }
   __device__ __forceinline__ static T2 splat(float v) { return __float2bfloat162_rn(v); }
 };
 
@@ -119,9 +99,9 @@ __global__ void __launch_bounds__(kThreads)
     const int r = i / row_chunks, c = i - r * row_chunks;
     const int gk = kb0 * 64 + c * 8;
     const bool ok = gk < K;
-    cp16(smem_x + r * row_chunks + (c ^ (r & 7)), ok ? x + int64_t(r) * K + gk : x, ok);
+    cp_async16(smem_u32(smem_x + r * row_chunks + (c ^ (r & 7))), ok ? x + int64_t(r) * K + gk : x, ok);
   }
-  asm volatile("cp.async.commit_group;\n" ::);
+  cp_async_commit();
 
   const int nb = blockIdx.x * kWarps + warp;  // this warp's 16-column block
   const bool active = nb < N / 16;
@@ -138,10 +118,10 @@ __global__ void __launch_bounds__(kThreads)
   // 4p + q of k16-step pair p, at koff0 ^ (p * 64).
   const int r16 = SWAP ? (lane & 7) : (lane & 7) + ((lane >> 3) & 1) * 8, hi = SWAP ? lane >> 3 : lane >> 4;
   const int rr = min(r16, M - 1);
-  const unsigned xrow = static_cast<unsigned>(__cvta_generic_to_shared(smem_x + rr * row_chunks));
+  const unsigned xrow = smem_u32(smem_x + rr * row_chunks);
   const unsigned koff0 = unsigned((hi ^ (rr & 7)) * 16);
 
-  asm volatile("cp.async.wait_group 0;\n" ::);
+  cp_async_wait<0>();
   __syncthreads();
 
   float acc[2][4], gacc[2][4];
@@ -214,13 +194,13 @@ __global__ void __launch_bounds__(kThreads)
     const unsigned xb = xrow + unsigned(i) * 128u;
     uint32_t xf[2][4];  // SWAP: B fragments of k16 steps (2p, 2p + 1) in xf[p]
     if (SWAP) {
-      ldsm_x4(xf[0], xb + koff0);
-      ldsm_x4(xf[1], xb + (koff0 ^ 64u));
+      ldmatrix_x4(xf[0], xb + koff0);
+      ldmatrix_x4(xf[1], xb + (koff0 ^ 64u));
     }
 #pragma unroll
     for (int kc = 0; kc < 4; kc++) {
       uint32_t a[4];
-      if (!SWAP) ldsm_x4(a, xb + (koff0 ^ unsigned(kc * 32)));
+      if (!SWAP) ldmatrix_x4(a, xb + (koff0 ^ unsigned(kc * 32)));
       const uint32_t wd = kc == 0 ? w.x : kc == 1 ? w.y : kc == 2 ? w.z : w.w;
       uint32_t b[4];
 #pragma unroll
@@ -231,10 +211,10 @@ __global__ void __launch_bounds__(kThreads)
       }
       if (SWAP) {  // slots (0|4, 2|6, 1|5, 3|7) = A fragment rows (g, g+8) × k (2t, 2t+8)
         const uint32_t wa[4] = {b[0], b[2], b[1], b[3]};
-        Tr::mma(F32S ? gacc[0] : acc[0], wa, xf[kc >> 1][2 * (kc & 1)], xf[kc >> 1][2 * (kc & 1) + 1]);
+        Mma16816<T>::run(F32S ? gacc[0] : acc[0], wa, xf[kc >> 1][2 * (kc & 1)], xf[kc >> 1][2 * (kc & 1) + 1]);
       } else {
-        Tr::mma(F32S ? gacc[0] : acc[0], a, b[0], b[1]);
-        Tr::mma(F32S ? gacc[1] : acc[1], a, b[2], b[3]);
+        Mma16816<T>::run(F32S ? gacc[0] : acc[0], a, b[0], b[1]);
+        Mma16816<T>::run(F32S ? gacc[1] : acc[1], a, b[2], b[3]);
       }
     }
   };
