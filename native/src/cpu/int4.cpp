@@ -320,8 +320,9 @@ template <int P> LLMK_AVX512 void block_avx512(const Avx512Args& a, int64_t n0, 
 
 // Kernels picked per call by int4_isa() (LLMK_CPU_INT4_ISA may ask for a lesser one).
 bool have_avx512() { return int(int4_isa()) >= int(Int4Isa::Avx512Bw); }
-bool have_avx2() { return int(int4_isa()) >= int(Int4Isa::Avx2); }
 #endif
+// Also off x86, where int4_isa() is Generic: the M = 2…64 tile path asks it on every platform.
+bool have_avx2() { return int(int4_isa()) >= int(Int4Isa::Avx2); }
 
 }  // namespace
 
