@@ -122,17 +122,7 @@ LLMK_ALWAYS_INLINE void exp_row(float* x, const float* base, float* sum, int64_t
   }
 }
 
-// n elements of dtype dt at src + at (elements) as float32 into d.
-inline void to_f32(const void* src, int dt, int64_t at, int64_t n, float* d) {
-  if (dt == 0) {
-    std::memcpy(d, static_cast<const float*>(src) + at, size_t(n) * sizeof(float));
-  } else if (dt == 1) {
-    cvt_f16(static_cast<const uint16_t*>(src) + at, d, n);
-  } else {
-    const uint16_t* s = static_cast<const uint16_t*>(src) + at;
-    for (int64_t i = 0; i < n; i++) d[i] = bits_f32(uint32_t(s[i]) << 16);
-  }
-}
+#include "load_row.inc"
 
 // Online-softmax update of the rows' state by one tile of logits Sᵀ [nk][mp] (rows i < m, in place → P),
 // then O = O·alpha + P·V. lo/hi: visible key interval of each row (per query row: i / g), `full`: no row
@@ -197,7 +187,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   // Qᵀ scaled: [D][mp], zero beyond row m.
   for (int64_t i = 0; i < m; i++) {
     const int64_t r = i % nr, h = t.h0 + i / nr;
-    to_f32(a.q, dt, ((sq.q0 + t.r0 + r) * a.Hq + h) * D, D, w.tmp);
+    load_row(a.q, dt, ((sq.q0 + t.r0 + r) * a.Hq + h) * D, D, w.tmp);
     for (int64_t d = 0; d < D; d++) w.qt[d * mp + i] = w.qr[i * D + d] = w.tmp[d] * a.scale;
   }
   const bool few = gm <= FEW_ROWS && D % L == 0, v_in_place = dt == 0 && D % L == 0;
@@ -255,14 +245,14 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
         if (dt == 0) {
           krow[j] = static_cast<const float*>(a.k) + at;
         } else {
-          to_f32(a.k, dt, at, D, w.kt + j * D);
+          load_row(a.k, dt, at, D, w.kt + j * D);
           krow[j] = w.kt + j * D;
         }
         // V rows: float32 with D a multiple of L is read in place; else converted (and zero-padded) into vt.
         if (v_in_place) {
           w.vrow[c * bk + j] = static_cast<const float*>(a.v) + at;
         } else {
-          to_f32(a.v, dt, at, D, w.vt + (c * bk + j) * dp);
+          load_row(a.v, dt, at, D, w.vt + (c * bk + j) * dp);
           w.vrow[c * bk + j] = w.vt + (c * bk + j) * dp;
         }
       }

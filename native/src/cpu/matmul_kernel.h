@@ -69,17 +69,7 @@ LLMK_ALWAYS_INLINE void micro(int64_t kc, const float* a, int64_t as, const floa
   }
 }
 
-// n elements of a float matrix of dtype dt from element `at`, as float32.
-inline void load_row(const void* src, int dt, int64_t at, int64_t n, float* d) {
-  if (dt == 0) {
-    std::memcpy(d, static_cast<const float*>(src) + at, size_t(n) * sizeof(float));
-  } else if (dt == 1) {
-    cvt_f16(static_cast<const uint16_t*>(src) + at, d, n);
-  } else {
-    const uint16_t* s = static_cast<const uint16_t*>(src) + at;
-    for (int64_t i = 0; i < n; i++) d[i] = bits_f32(uint32_t(s[i]) << 16);
-  }
-}
+#include "load_row.inc"
 
 // Rows [m0, m0+mc) × columns [k0, k0+kc) (kc <= KC) of A as float32 slivers of mr rows: sliver s at
 // dst + s*mr*kc, laid out [k][rows of the sliver] (the last sliver may have fewer rows, and is that much narrower).
