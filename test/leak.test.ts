@@ -26,6 +26,21 @@ describe('memory', () => {
     expect(after.totalAllocs - before.totalAllocs).toBe(300000);
     expect(rss1 - rss0).toBeLessThan(64 * 1024 * 1024);
   });
+  it('a long synchronous create/dispose loop retains no JS heap (one pending microtask, not one per tensor)', () => {
+    const lib = path.join(__dirname, '..', 'lib', 'index.js');
+    const script = `
+      const l = require(${JSON.stringify(lib)});
+      const data = new Float32Array(256);
+      const cycle = (n) => { for (let i = 0; i < n; i++) { const a = l.tensor(data); const b = l.full([256], 1); const c = l.add(a, b); a.dispose(); b.dispose(); c.dispose(); } };
+      cycle(20000); global.gc();
+      const h0 = process.memoryUsage().heapUsed;
+      cycle(100000); global.gc();
+      console.log(JSON.stringify({ perCycle: (process.memoryUsage().heapUsed - h0) / 100000 }));`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(out.perCycle).toBeLessThan(8);
+  });
   it('the finalizer frees tensors that were never disposed, and LLMK_DEBUG_LEAKS reports them', () => {
     const lib = path.join(__dirname, '..', 'lib', 'index.js');
     const script = `

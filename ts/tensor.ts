@@ -16,11 +16,18 @@ type Handle = number;
 const leaks = new FinalizationRegistry<Handle>((h) => native.release(h, true));
 const NOT_TRACKED = -1, REGISTERED = -2, FLUSH_AT = 1024;
 let pending: (Tensor | undefined)[] = [];
+// At most one flush is queued: the list empties and refills many times in one synchronous run, and
+// a microtask per refill would pile up (about 150 bytes each) until the run ends.
+let flushQueued = false;
 function registerLater(t: Tensor): void {
   t._p = pending.length;
   pending.push(t);
-  if (pending.length === 1) queueMicrotask(registerPending);
-  else if (pending.length >= FLUSH_AT) registerPending();
+  if (!flushQueued) { flushQueued = true; queueMicrotask(flushPending); }
+  if (pending.length >= FLUSH_AT) registerPending();
+}
+function flushPending(): void {
+  flushQueued = false;
+  registerPending();
 }
 function registerPending(): void {
   const ts = pending;
