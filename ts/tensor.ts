@@ -295,6 +295,14 @@ export function rand<D extends DType = 'float32'>(shape: readonly number[], opts
 export function randn<D extends DType = 'float32'>(shape: readonly number[], opts?: RandomOptions<D>): Tensor<D> { return random(shape, opts, true); }
 
 /** Throws unless `t` is a live Tensor (ERR_LLMK_ARG / ERR_LLMK_DISPOSED). */
+/** What a native op returns for a result whose shape it decided: [handle, shape, dtype id] (napi/common.h). */
+export type NativeResult = [Handle, number[], number];
+
+/** @internal The Tensor of a native op's result (`wrap_result`); the op, not TypeScript, decided its shape. */
+export function adopt<D extends DType = DType>(r: NativeResult, device: DeviceName): Tensor<D> {
+  return new Tensor(r[0], r[1], DTYPES[r[2]] as D, device);
+}
+
 export function checkTensor(t: unknown, what: string): asserts t is Tensor {
   check(t instanceof Tensor, 'ERR_LLMK_ARG', `${what} must be a Tensor`);
   if (t.disposed) throw new LlmkError(`${what} was used after dispose()`, 'ERR_LLMK_DISPOSED');

@@ -71,4 +71,24 @@ Napi::Array wrap_tensors(Napi::Env env, std::initializer_list<llmk::Tensor> ts) 
   return a;
 }
 
+Napi::Value wrap_result(Napi::Env env, llmk::Tensor t) {
+  if (!t.defined()) return env.Null();
+  const llmk::Shape& shape = t.shape();
+  Napi::Array dims = Napi::Array::New(env, shape.size());
+  for (uint32_t k = 0; k < shape.size(); k++) dims.Set(k, double(shape[k]));
+  const double dtype = double(int(t.dtype()));
+  Napi::Array r = Napi::Array::New(env, 3);
+  r.Set(0u, wrap_tensor(env, std::move(t)));
+  r.Set(1u, dims);
+  r.Set(2u, dtype);
+  return r;
+}
+
+Napi::Array wrap_results(Napi::Env env, std::initializer_list<llmk::Tensor> ts) {
+  Napi::Array a = Napi::Array::New(env, ts.size());
+  uint32_t k = 0;
+  for (const llmk::Tensor& t : ts) a.Set(k++, wrap_result(env, t));
+  return a;
+}
+
 }  // namespace llmk::napi

@@ -97,6 +97,11 @@ Napi::Value wrap_tensor(Napi::Env env, llmk::Tensor t, bool owns_memory = true);
 // Several results: one array of handles in the given order, null for an undefined Tensor
 // (ts/ unpacks it by position: `const [weights, ids] = native.moeTopk(...)`).
 Napi::Array wrap_tensors(Napi::Env env, std::initializer_list<llmk::Tensor> ts);
+// Results whose shapes the op decides (TypeScript never recomputes them): each result is
+// [handle, shape, dtype id], null for an undefined Tensor; ts/tensor.ts `adopt()` turns one into a Tensor.
+// `const [w, ids] = native.moe.topk(...).map((r) => adopt(r, device))`.
+Napi::Value wrap_result(Napi::Env env, llmk::Tensor t);
+Napi::Array wrap_results(Napi::Env env, std::initializer_list<llmk::Tensor> ts);
 
 void init_tensor_binding(Napi::Env env, Napi::Object exports);
 void init_runtime_binding(Napi::Env env, Napi::Object exports);
