@@ -16,8 +16,9 @@ describe('native entry points under hostile arguments', () => {
       const vals = [undefined, null, 0, -1, 1.5, 1e300, NaN, 'x', {}, [], [1, -2], [2, 2], t._h, staleHandle,
                     t._h + 1, 2 ** 40, new Float32Array(2), () => 0, true, new native.NativeStream(0, 0)];
       const skip = new Set(['setErrorClass', 'deviceTime', 'NativeStream', 'ncclProbe']);
-      const all = [...Object.entries(native), ...Object.entries(native.int4).map(([k, v]) => ['int4.' + k, v]),
-                   ...Object.entries(native.dist).map(([k, v]) => ['dist.' + k, v])];
+      // top-level functions and those of every namespace object (native.moe, native.int4, native.dist, ...)
+      const all = Object.entries(native).flatMap(([k, v]) => v !== null && typeof v === 'object'
+        ? Object.entries(v).map(([j, f]) => [k + '.' + j, f]) : [[k, v]]);
       let calls = 0, threw = 0;
       for (const [name, fn] of all) {
         if (typeof fn !== 'function' || skip.has(name.split('.').pop())) continue;

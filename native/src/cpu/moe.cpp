@@ -181,21 +181,23 @@ std::vector<int64_t> count_ids(const int32_t* ids, int64_t n, int E) {
 
 }  // namespace
 
-void moe_topk(const void* logits, DType dtype, const MoeTopkParams& p, float* weights, int32_t* ids) {
+void moe_topk(const MoeTopkParams& p) {
   if (p.tokens == 0) return;
-  switch (dtype) {
+  float* weights = p.weights;
+  int32_t* ids = p.ids;
+  switch (p.dtype) {
     case DType::F32: {
-      const float* l = static_cast<const float*>(logits);
+      const float* l = static_cast<const float*>(p.logits);
       topk_rows([l](int64_t i) { return l[i]; }, p, weights, ids);
       break;
     }
     case DType::F16: {
-      const uint16_t* l = static_cast<const uint16_t*>(logits);
+      const uint16_t* l = static_cast<const uint16_t*>(p.logits);
       topk_rows([l](int64_t i) { return f16_to_f32(l[i]); }, p, weights, ids);
       break;
     }
     case DType::BF16: {
-      const uint16_t* l = static_cast<const uint16_t*>(logits);
+      const uint16_t* l = static_cast<const uint16_t*>(p.logits);
       topk_rows([l](int64_t i) { return bf16_to_f32(l[i]); }, p, weights, ids);
       break;
     }

@@ -6,20 +6,31 @@
 
 namespace llmk::cpu {
 
+// Limits of the routing kernels (CPU and CUDA alike); the ops layer checks them.
+constexpr int kMoeMaxExperts = 1024;        // E
+constexpr int kMoeMaxBlockSize = 1 << 20;   // moe_align's blockSize
+
+// Parameters of the top-k routing kernel: one struct for both backends (cuda::moe_topk takes it too, with
+// device pointers). The ops layer checks the contract before filling it in. The CUDA kernels take it by
+// value, so its layout is part of their PTX: add fields at the end.
 struct MoeTopkParams {
-  int64_t tokens = 0;        // T
-  int experts = 0;           // E (1..1024)
-  int k = 1;                 // 1..E
-  bool sigmoid = false;      // scoring: false = softmax
+  const void* logits = nullptr;  // [T,E] of `dtype` (F32/F16/BF16)
+  DType dtype = DType::F32;
+  int64_t tokens = 0;            // T
+  int experts = 0;               // E (1..kMoeMaxExperts)
+  int k = 1;                     // 1..E
+  bool sigmoid = false;          // scoring: false = softmax
   bool renormalize = true;
-  const float* bias = nullptr;  // [E] or null
-  int groups = 0;            // 0 = no grouping; else divides E
-  int group_topk = 0;        // groups kept
+  const float* bias = nullptr;   // [E] or null
+  int groups = 0;                // 0 = no grouping; else divides E
+  int group_topk = 0;            // groups kept
   float scale = 1.f;
+  float* weights = nullptr;      // [T,k] out
+  int32_t* ids = nullptr;        // [T,k] out
 };
 
-// logits [T,E] (F32/F16/BF16) -> weights [T,k] float32, ids [T,k] int32.
-void moe_topk(const void* logits, DType dtype, const MoeTopkParams& p, float* weights, int32_t* ids);
+// logits [T,E] -> weights [T,k] float32, ids [T,k] int32 (see MoeTopkParams).
+void moe_topk(const MoeTopkParams& p);
 
 // Capacity of align's sortedIds for n = T*k slots: n + min(E, n) * (blockSize - 1).
 inline int64_t moe_align_capacity(int64_t n, int experts, int block_size) {

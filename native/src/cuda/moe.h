@@ -5,28 +5,16 @@
 #pragma once
 #include <cstdint>
 #include "../core/dtype.h"
+#include "../cpu/moe.h"
 
 namespace llmk::cuda {
 
-struct MoeTopkArgs {
-  const void* logits = nullptr;  // [T,E] F32/F16/BF16
-  DType dtype = DType::F32;
-  int64_t tokens = 0;
-  int experts = 0;               // 1..1024
-  int k = 1;                     // 1..E
-  bool sigmoid = false;
-  bool renormalize = true;
-  const float* bias = nullptr;   // [E] device pointer or null
-  int groups = 0;                // 0: none
-  int group_topk = 0;
-  float scale = 1.f;
-  float* weights = nullptr;      // [T,k]
-  int32_t* ids = nullptr;        // [T,k]
-};
+// The top-k kernel's parameters are the CPU's (one struct for both backends), with device pointers.
+using cpu::MoeTopkParams;
 
 // Which kernel moe_topk picks (for tests and benchmarks): "fused/<vec>x<lanes>x<chunks>" or "general".
-const char* moe_topk_path(const MoeTopkArgs& a);
-void moe_topk(const MoeTopkArgs& a, void* stream);
+const char* moe_topk_path(const MoeTopkParams& a);
+void moe_topk(const MoeTopkParams& a, void* stream);
 
 // Scratch bytes (device memory) that moe_align / moe_permute need for n slots and E experts.
 int64_t moe_align_scratch_bytes(int64_t n, int experts);
