@@ -206,8 +206,12 @@ void moe_topk(const MoeTopkParams& p) {
   }
 }
 
-void moe_align(const int32_t* ids, int64_t n, int E, int bs, int32_t* sorted_ids, int64_t capacity,
-               int32_t* block_experts, int64_t num_blocks, int32_t* num_padded, int32_t* expert_offsets) {
+void moe_align(const MoeAlignParams& p) {
+  const int32_t* ids = p.ids;
+  const int64_t n = p.n, capacity = p.capacity, num_blocks = p.num_blocks;
+  const int E = p.E, bs = p.bs;
+  int32_t *sorted_ids = p.sorted, *block_experts = p.block_experts, *num_padded = p.num_padded;
+  int32_t* expert_offsets = p.expert_offsets;
   std::vector<int64_t> counts = count_ids(ids, n, E);
   std::vector<int64_t> start(size_t(E) + 1, 0);
   for (int e = 0; e < E; e++) start[size_t(e) + 1] = start[size_t(e)] + (counts[size_t(e)] + bs - 1) / bs * bs;

@@ -38,13 +38,24 @@ inline int64_t moe_align_capacity(int64_t n, int experts, int block_size) {
   return n + used * int64_t(block_size - 1);
 }
 
-// ids: n = T*k slots. sorted_ids [capacity] (pad value n), block_experts [capacity / blockSize]
-// (-1 for unused), num_padded [1]. Slots of one expert keep ascending slot order.
-// expert_offsets (optional, [E+1]): start of each expert's run in sorted_ids (padded).
-// Throws Error(Index) when an id is outside [0, E).
-void moe_align(const int32_t* ids, int64_t n, int experts, int block_size, int32_t* sorted_ids,
-               int64_t capacity, int32_t* block_experts, int64_t num_blocks, int32_t* num_padded,
-               int32_t* expert_offsets);
+// Parameters of the align kernel: one struct for both backends (cuda::moe_align takes it with device
+// pointers). The CUDA kernels take it by value as the base of their argument struct, so its layout is
+// part of their PTX: add fields at the end.
+struct MoeAlignParams {
+  const int32_t* ids = nullptr;       // [n] expert ids of the n = T*k slots
+  int64_t n = 0;
+  int E = 0;                          // experts
+  int bs = 1;                         // block size
+  int32_t* sorted = nullptr;          // [capacity]: slots grouped by expert, each run padded to bs (pad value n)
+  int64_t capacity = 0;               // moe_align_capacity(n, E, bs)
+  int32_t* block_experts = nullptr;   // [num_blocks]: expert of each block, -1 for unused ones
+  int64_t num_blocks = 0;             // capacity / bs
+  int32_t* num_padded = nullptr;      // [1]
+  int32_t* expert_offsets = nullptr;  // optional [E+1]: start of each expert's run in sorted (padded)
+};
+
+// Slots of one expert keep ascending slot order. Throws Error(Index) when an id is outside [0, E).
+void moe_align(const MoeAlignParams& p);
 
 // x [T,H] -> out [T*k,H] rows grouped by expert (stable), row_map [T*k] (row of slot t*k+j),
 // expert_offsets [E+1]. Throws Error(Index) on an id outside [0, E).

@@ -9,7 +9,7 @@
 
 namespace llmk::cuda {
 
-// The top-k kernel's parameters are the CPU's (one struct for both backends), with device pointers.
+// The kernels' parameter structs are the CPU's (one struct per kernel for both backends), with device pointers.
 using cpu::MoeTopkParams;
 
 // Which kernel moe_topk picks (for tests and benchmarks): "fused/<vec>x<lanes>x<chunks>" or "general".
@@ -19,11 +19,9 @@ void moe_topk(const MoeTopkParams& a, void* stream);
 // Scratch bytes (device memory) that moe_align / moe_permute need for n slots and E experts.
 int64_t moe_align_scratch_bytes(int64_t n, int experts);
 
-// See llmk::cpu::moe_align. capacity = llmk::cpu::moe_align_capacity(n, E, blockSize),
-// num_blocks = capacity / blockSize. scratch: moe_align_scratch_bytes(n, E) bytes.
-void moe_align(const int32_t* ids, int64_t n, int experts, int block_size, int32_t* sorted_ids, int64_t capacity,
-               int32_t* block_experts, int64_t num_blocks, int32_t* num_padded, int32_t* expert_offsets,
-               void* scratch, int* err_flag, void* stream);
+// See llmk::cpu::moe_align (the same MoeAlignParams, device pointers). scratch: moe_align_scratch_bytes(n, E) bytes.
+using cpu::MoeAlignParams;
+void moe_align(const MoeAlignParams& p, void* scratch, int* err_flag, void* stream);
 
 // See llmk::cpu::moe_permute. scratch: moe_align_scratch_bytes(T*k, E) + 4*(T*k) bytes.
 int64_t moe_permute_scratch_bytes(int64_t n, int experts);

@@ -392,11 +392,11 @@ int64_t moe_align_scratch_bytes(int64_t n, int experts) {
   return (int64_t(p.tiles) * experts + experts + 1) * 4;
 }
 
-void moe_align(const int32_t* ids, int64_t n, int experts, int block_size, int32_t* sorted_ids, int64_t capacity,
-               int32_t* block_experts, int64_t num_blocks, int32_t* num_padded, int32_t* expert_offsets,
-               void* scratch, int* err_flag, void* stream) {
-  AlignArgs a{ids, n, experts, block_size, sorted_ids, capacity, block_experts, num_blocks, num_padded,
-              expert_offsets, err_flag, 1};
+void moe_align(const MoeAlignParams& p, void* scratch, int* err_flag, void* stream) {
+  // The kernels' by-value argument keeps its own flat layout (their PTX is GPU-verified): MoeAlignParams' fields,
+  // then what only the device needs.
+  AlignArgs a{p.ids, p.n, p.E, p.bs, p.sorted, p.capacity, p.block_experts, p.num_blocks, p.num_padded,
+              p.expert_offsets, err_flag, 1};
   align_impl(a, scratch, as_stream(stream));
 }
 

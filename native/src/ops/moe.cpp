@@ -107,20 +107,22 @@ MoeAlignResult moe_align(const Tensor& ids, int64_t E, int64_t bs) {
   const Device dev = ids.device();
   MoeAlignResult r{Tensor::empty({cap}, DType::I32, dev), Tensor::empty({nb}, DType::I32, dev),
                    Tensor::empty({1}, DType::I32, dev)};
+  cpu::MoeAlignParams p;  // one struct for both backends (cpu/moe.h); pointers set where the data is used
+  p.n = n; p.E = int(E); p.bs = int(bs); p.capacity = cap; p.num_blocks = nb;
   if (dev.is_cpu()) {
     Tensor in = ids, s = r.sorted_ids, b = r.block_experts, np = r.num_padded;
-    const int e = int(E), blk = int(bs);
-    enqueue_cpu([in, s, b, np, n, e, blk, cap, nb] {
-      cpu::moe_align(in.data_as<int32_t>(), n, e, blk, s.data_as<int32_t>(), cap, b.data_as<int32_t>(), nb,
-                     np.data_as<int32_t>(), nullptr);
+    enqueue_cpu([in, s, b, np, p]() mutable {
+      p.ids = in.data_as<int32_t>(); p.sorted = s.data_as<int32_t>(); p.block_experts = b.data_as<int32_t>();
+      p.num_padded = np.data_as<int32_t>();
+      cpu::moe_align(p);
     }, in.nbytes() + s.nbytes() + b.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     const CudaLaunch L = cuda_launch(dev, op);
     Tensor sc = L.scratch(cuda::moe_align_scratch_bytes(n, int(E)));
-    cuda::moe_align(ids.data_as<int32_t>(), n, int(E), int(bs), r.sorted_ids.data_as<int32_t>(), cap,
-                    r.block_experts.data_as<int32_t>(), nb, r.num_padded.data_as<int32_t>(), nullptr, sc.data(),
-                    L.err_flag(), L.stream);
+    p.ids = ids.data_as<int32_t>(); p.sorted = r.sorted_ids.data_as<int32_t>();
+    p.block_experts = r.block_experts.data_as<int32_t>(); p.num_padded = r.num_padded.data_as<int32_t>();
+    cuda::moe_align(p, sc.data(), L.err_flag(), L.stream);
 #else
     throw_no_cuda(op);
 #endif
