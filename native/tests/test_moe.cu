@@ -259,13 +259,13 @@ void run_permute_combine(int64_t T, int k, int E, int64_t H, DType dt) {
   for (int64_t i = 0; i < T * H; i++) llmk::store_from_f32(xr.data(), i, int(dt), xf[size_t(i)]);
   std::vector<uint8_t> out_ref(static_cast<size_t>(n * H) * esz);
   std::vector<int32_t> rm_ref(static_cast<size_t>(n)), eo_ref(static_cast<size_t>(E + 1));
-  llmk::cpu::moe_permute(xr.data(), dt, T, H, ids.data(), k, E, out_ref.data(), rm_ref.data(), eo_ref.data());
+  llmk::cpu::moe_permute({xr.data(), dt, T, H, ids.data(), k, E, out_ref.data(), rm_ref.data(), eo_ref.data()});
   DevBuf<uint8_t> dx(xr), dout(std::max<size_t>(1, out_ref.size()));
   DevBuf<int32_t> di(ids), drm(static_cast<size_t>(std::max<int64_t>(n, 1))), deo(static_cast<size_t>(E + 1)), flag(1);
   DevBuf<uint8_t> scratch(static_cast<size_t>(llmk::cuda::moe_permute_scratch_bytes(n, E)));
   dout.poison(); drm.poison(); deo.poison();
   TCUDA(cudaMemset(flag.p, 0, 4));
-  llmk::cuda::moe_permute(dx.p, dt, T, H, di.p, k, E, dout.p, drm.p, deo.p, scratch.p, flag.p, nullptr);
+  llmk::cuda::moe_permute({dx.p, dt, T, H, di.p, k, E, dout.p, drm.p, deo.p}, scratch.p, flag.p, nullptr);
   TCUDA(cudaDeviceSynchronize());
   std::vector<uint8_t> out = dout.download();
   out.resize(out_ref.size());
@@ -279,11 +279,11 @@ void run_permute_combine(int64_t T, int k, int E, int64_t H, DType dt) {
   // combine y = permuted rows (as if the experts were identity) with random weights
   std::vector<float> wts = randn(static_cast<size_t>(n));
   std::vector<uint8_t> comb_ref(static_cast<size_t>(T * H) * esz);
-  llmk::cpu::moe_combine(out_ref.data(), dt, n, H, wts.data(), rm_ref.data(), T, k, comb_ref.data());
+  llmk::cpu::moe_combine({out_ref.data(), dt, n, H, wts.data(), rm_ref.data(), T, k, comb_ref.data()});
   DevBuf<float> dwt(wts);
   DevBuf<uint8_t> dcomb(std::max<size_t>(1, comb_ref.size()));
   dcomb.poison();
-  llmk::cuda::moe_combine(dout.p, dt, n, H, dwt.p, drm.p, T, k, dcomb.p, flag.p, nullptr);
+  llmk::cuda::moe_combine({dout.p, dt, n, H, dwt.p, drm.p, T, k, dcomb.p}, flag.p, nullptr);
   TCUDA(cudaDeviceSynchronize());
   std::vector<uint8_t> comb = dcomb.download();
   std::vector<float> a(static_cast<size_t>(T * H)), b(static_cast<size_t>(T * H));
@@ -309,7 +309,7 @@ void run_counts_loss(int64_t T, int k, int E, DType dt) {
   std::vector<int32_t> c_ref(static_cast<size_t>(E));
   llmk::cpu::moe_expert_counts(ids.data(), T * k, E, c_ref.data());
   float l_ref = 0;
-  llmk::cpu::moe_load_balancing_loss(pr.data(), dt, T, E, ids.data(), k, &l_ref);
+  llmk::cpu::moe_load_balancing_loss({pr.data(), dt, T, E, ids.data(), k, &l_ref});
   DevBuf<int32_t> di(ids.empty() ? std::vector<int32_t>{0} : ids), dc(static_cast<size_t>(E)), flag(1);
   DevBuf<uint8_t> dp(pr);
   DevBuf<float> dl(1);
@@ -317,7 +317,7 @@ void run_counts_loss(int64_t T, int k, int E, DType dt) {
   dc.poison(); dl.poison();
   TCUDA(cudaMemset(flag.p, 0, 4));
   llmk::cuda::moe_expert_counts(di.p, T * k, E, dc.p, flag.p, nullptr);
-  llmk::cuda::moe_load_balancing_loss(dp.p, dt, T, E, di.p, k, dl.p, scratch.p, flag.p, nullptr);
+  llmk::cuda::moe_load_balancing_loss({dp.p, dt, T, E, di.p, k, dl.p}, scratch.p, flag.p, nullptr);
   TCUDA(cudaDeviceSynchronize());
   const float l = dl.download()[0];
   const double rel = std::fabs(double(l) - double(l_ref)) / std::max(1e-30, std::fabs(double(l_ref)));

@@ -230,8 +230,14 @@ void moe_align(const MoeAlignParams& p) {
     for (int e = 0; e <= E; e++) expert_offsets[e] = int32_t(start[size_t(e)]);
 }
 
-void moe_permute(const void* x, DType dtype, int64_t T, int64_t H, const int32_t* ids, int k, int E,
-                 void* out, int32_t* row_map, int32_t* expert_offsets) {
+void moe_permute(const MoePermuteParams& p) {
+  const void* x = p.x;
+  const DType dtype = p.dtype;
+  const int64_t T = p.tokens, H = p.hidden;
+  const int32_t* ids = p.ids;
+  const int k = p.k, E = p.experts;
+  void* out = p.out;
+  int32_t *row_map = p.row_map, *expert_offsets = p.expert_offsets;
   const int64_t n = T * k;
   std::vector<int64_t> counts = count_ids(ids, n, E);
   std::vector<int64_t> cursor(size_t(E), 0);
@@ -257,8 +263,14 @@ void moe_permute(const void* x, DType dtype, int64_t T, int64_t H, const int32_t
   });
 }
 
-void moe_combine(const void* y, DType dtype, int64_t rows, int64_t H, const float* weights,
-                 const int32_t* row_map, int64_t T, int k, void* out) {
+void moe_combine(const MoeCombineParams& p) {
+  const void* y = p.y;
+  const DType dtype = p.dtype;
+  const int64_t rows = p.rows, H = p.hidden, T = p.tokens;
+  const float* weights = p.weights;
+  const int32_t* row_map = p.row_map;
+  const int k = p.k;
+  void* out = p.out;
   for (int64_t i = 0; i < T * k; i++)
     if (row_map[i] < 0 || row_map[i] >= rows)
       throw Error(ErrCode::Index, fmt("moe.combine: rowMap[%lld] = %d is outside [0, %lld)", (long long)i,
@@ -288,8 +300,13 @@ void moe_expert_counts(const int32_t* ids, int64_t n, int E, int32_t* counts) {
   for (int e = 0; e < E; e++) counts[e] = int32_t(c[size_t(e)]);
 }
 
-void moe_load_balancing_loss(const void* probs, DType dtype, int64_t T, int E, const int32_t* ids, int k,
-                             float* out) {
+void moe_load_balancing_loss(const MoeLbLossParams& p) {
+  const void* probs = p.probs;
+  const DType dtype = p.dtype;
+  const int64_t T = p.tokens;
+  const int E = p.experts, k = p.k;
+  const int32_t* ids = p.ids;
+  float* out = p.out;
   std::vector<int64_t> c = count_ids(ids, T * k, E);
   if (T == 0) { out[0] = 0.f; return; }
   const int dt = int(dtype);

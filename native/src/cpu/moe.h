@@ -57,22 +57,51 @@ struct MoeAlignParams {
 // Slots of one expert keep ascending slot order. Throws Error(Index) when an id is outside [0, E).
 void moe_align(const MoeAlignParams& p);
 
-// x [T,H] -> out [T*k,H] rows grouped by expert (stable), row_map [T*k] (row of slot t*k+j),
-// expert_offsets [E+1]. Throws Error(Index) on an id outside [0, E).
-void moe_permute(const void* x, DType dtype, int64_t tokens, int64_t hidden, const int32_t* ids, int k,
-                 int experts, void* out, int32_t* row_map, int32_t* expert_offsets);
+// Parameters of permute (CPU and CUDA alike).
+struct MoePermuteParams {
+  const void* x = nullptr;            // [tokens, hidden] of `dtype`
+  DType dtype = DType::F32;
+  int64_t tokens = 0, hidden = 0;
+  const int32_t* ids = nullptr;       // [tokens, k]
+  int k = 0;
+  int experts = 0;
+  void* out = nullptr;                // [tokens*k, hidden]: rows grouped by expert (stable)
+  int32_t* row_map = nullptr;         // [tokens*k]: row of out that holds slot t*k+j
+  int32_t* expert_offsets = nullptr;  // [experts+1]
+};
+// Throws Error(Index) on an id outside [0, E).
+void moe_permute(const MoePermuteParams& p);
 
-// out[t,:] = sum_j weights[t,j] * y[row_map[t,j], :]; y [rows,H]; float32 accumulation, out in y's dtype.
+// Parameters of combine (CPU and CUDA alike):
+// out[t,:] = sum_j weights[t,j] * y[row_map[t,j], :]; float32 accumulation, out in y's dtype.
+struct MoeCombineParams {
+  const void* y = nullptr;            // [rows, hidden] of `dtype`
+  DType dtype = DType::F32;
+  int64_t rows = 0, hidden = 0;
+  const float* weights = nullptr;     // [tokens, k]
+  const int32_t* row_map = nullptr;   // [tokens, k], entries in [0, rows)
+  int64_t tokens = 0;
+  int k = 0;
+  void* out = nullptr;                // [tokens, hidden] of `dtype`
+};
 // Throws Error(Index) when a row_map entry is outside [0, rows).
-void moe_combine(const void* y, DType dtype, int64_t rows, int64_t hidden, const float* weights,
-                 const int32_t* row_map, int64_t tokens, int k, void* out);
+void moe_combine(const MoeCombineParams& p);
 
 // counts [E] of ids [n]. Throws Error(Index) on an id outside [0, E).
 void moe_expert_counts(const int32_t* ids, int64_t n, int experts, int32_t* counts);
 
-// Switch-Transformer auxiliary loss: E * sum_e f_e * P_e, f_e = count_e / (T*k), P_e = mean_t probs[t,e].
-// T == 0 gives 0. Throws Error(Index) on an id outside [0, E).
-void moe_load_balancing_loss(const void* probs, DType dtype, int64_t tokens, int experts, const int32_t* ids,
-                             int k, float* out);
+// Parameters of the Switch-Transformer auxiliary loss (CPU and CUDA alike):
+// out[0] = E * sum_e f_e * P_e, f_e = count_e / (T*k), P_e = mean_t probs[t,e]; T == 0 gives 0.
+struct MoeLbLossParams {
+  const void* probs = nullptr;        // [tokens, experts] of `dtype`
+  DType dtype = DType::F32;
+  int64_t tokens = 0;
+  int experts = 0;
+  const int32_t* ids = nullptr;       // [tokens, k]
+  int k = 0;
+  float* out = nullptr;               // [1]
+};
+// Throws Error(Index) on an id outside [0, E).
+void moe_load_balancing_loss(const MoeLbLossParams& p);
 
 }  // namespace llmk::cpu

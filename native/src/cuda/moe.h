@@ -25,17 +25,18 @@ void moe_align(const MoeAlignParams& p, void* scratch, int* err_flag, void* stre
 
 // See llmk::cpu::moe_permute. scratch: moe_align_scratch_bytes(T*k, E) + 4*(T*k) bytes.
 int64_t moe_permute_scratch_bytes(int64_t n, int experts);
-void moe_permute(const void* x, DType dtype, int64_t tokens, int64_t hidden, const int32_t* ids, int k, int experts,
-                 void* out, int32_t* row_map, int32_t* expert_offsets, void* scratch, int* err_flag, void* stream);
+using cpu::MoePermuteParams;
+void moe_permute(const MoePermuteParams& p, void* scratch, int* err_flag, void* stream);
 
-void moe_combine(const void* y, DType dtype, int64_t rows, int64_t hidden, const float* weights,
-                 const int32_t* row_map, int64_t tokens, int k, void* out, int* err_flag, void* stream);
+// See llmk::cpu::moe_combine.
+using cpu::MoeCombineParams;
+void moe_combine(const MoeCombineParams& p, int* err_flag, void* stream);
 
 void moe_expert_counts(const int32_t* ids, int64_t n, int experts, int32_t* counts, int* err_flag, void* stream);
 
 // scratch: moe_lb_loss_scratch_bytes(T, E) bytes.
 int64_t moe_lb_loss_scratch_bytes(int64_t tokens, int experts);
-void moe_load_balancing_loss(const void* probs, DType dtype, int64_t tokens, int experts, const int32_t* ids, int k,
-                             float* out, void* scratch, int* err_flag, void* stream);
+using cpu::MoeLbLossParams;
+void moe_load_balancing_loss(const MoeLbLossParams& p, void* scratch, int* err_flag, void* stream);
 
 }  // namespace llmk::cuda

@@ -405,8 +405,14 @@ int64_t moe_permute_scratch_bytes(int64_t n, int experts) {
   return ((n + 1) * 4 + 15) / 16 * 16 + moe_align_scratch_bytes(n, experts);
 }
 
-void moe_permute(const void* x, DType dtype, int64_t tokens, int64_t hidden, const int32_t* ids, int k, int experts,
-                 void* out, int32_t* row_map, int32_t* expert_offsets, void* scratch, int* err_flag, void* stream) {
+void moe_permute(const MoePermuteParams& p, void* scratch, int* err_flag, void* stream) {
+  const void* x = p.x;
+  const DType dtype = p.dtype;
+  const int64_t tokens = p.tokens, hidden = p.hidden;
+  const int32_t* ids = p.ids;
+  const int k = p.k, experts = p.experts;
+  void* out = p.out;
+  int32_t *row_map = p.row_map, *expert_offsets = p.expert_offsets;
   cudaStream_t s = as_stream(stream);
   const int64_t n = tokens * k;
   if (n == 0) {
@@ -429,15 +435,15 @@ void moe_permute(const void* x, DType dtype, int64_t tokens, int64_t hidden, con
   check_launch("moe_permute_gather");
 }
 
-void moe_combine(const void* y, DType dtype, int64_t rows, int64_t hidden, const float* weights,
-                 const int32_t* row_map, int64_t tokens, int k, void* out, int* err_flag, void* stream) {
+void moe_combine(const MoeCombineParams& p, int* err_flag, void* stream) {
+  const int64_t tokens = p.tokens, hidden = p.hidden;
   if (tokens == 0 || hidden == 0) return;
   cudaStream_t s = as_stream(stream);
   const int threads = int(std::min<int64_t>(256, std::max<int64_t>(32, (hidden + 31) / 32 * 32)));
   const unsigned blocks = unsigned(std::min<int64_t>(tokens, int64_t(sm_count()) * 16));
-  LLMK_DISPATCH_FLOAT(dtype, T, combine_kernel<T><<<blocks, threads, 0, s>>>(static_cast<const T*>(y), rows, hidden,
-                                                                          weights, row_map, tokens, k,
-                                                                          static_cast<T*>(out), err_flag));
+  LLMK_DISPATCH_FLOAT(p.dtype, T, combine_kernel<T><<<blocks, threads, 0, s>>>(static_cast<const T*>(p.y), p.rows,
+                                                                            hidden, p.weights, p.row_map, tokens, p.k,
+                                                                            static_cast<T*>(p.out), err_flag));
   check_launch("moe_combine");
 }
 
@@ -455,8 +461,13 @@ int64_t moe_lb_loss_scratch_bytes(int64_t tokens, int experts) {
   return int64_t(p.chunks) * experts * 8;
 }
 
-void moe_load_balancing_loss(const void* probs, DType dtype, int64_t tokens, int experts, const int32_t* ids, int k,
-                             float* out, void* scratch, int* err_flag, void* stream) {
+void moe_load_balancing_loss(const MoeLbLossParams& lp, void* scratch, int* err_flag, void* stream) {
+  const void* probs = lp.probs;
+  const DType dtype = lp.dtype;
+  const int64_t tokens = lp.tokens;
+  const int experts = lp.experts, k = lp.k;
+  const int32_t* ids = lp.ids;
+  float* out = lp.out;
   cudaStream_t s = as_stream(stream);
   if (tokens == 0) {
     cuda_throw_if(int(cudaMemsetAsync(out, 0, 4, s)), "moe_lb_loss memset");

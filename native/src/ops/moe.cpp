@@ -143,20 +143,25 @@ MoePermuteResult moe_permute(const Tensor& x, const Tensor& ids, int64_t E) {
   const Device dev = x.device();
   MoePermuteResult r{Tensor::empty({n, H}, x.dtype(), dev), Tensor::empty({T, k}, DType::I32, dev),
                      Tensor::empty({E + 1}, DType::I32, dev)};
+  cpu::MoePermuteParams p;  // one struct for both backends (cpu/moe.h)
+  p.dtype = x.dtype(); p.tokens = T; p.hidden = H; p.k = int(k); p.experts = int(E);
+  auto set_data = [](cpu::MoePermuteParams& q, const Tensor& xi, const Tensor& in, const MoePermuteResult& res) {
+    q.x = xi.data(); q.ids = in.data_as<int32_t>(); q.out = res.out.data();
+    q.row_map = res.row_map.data_as<int32_t>(); q.expert_offsets = res.expert_offsets.data_as<int32_t>();
+  };
   if (dev.is_cpu()) {
-    Tensor xi = x, in = ids, out = r.out, rm = r.row_map, eo = r.expert_offsets;
-    const int e = int(E), kk = int(k);
-    enqueue_cpu([xi, in, out, rm, eo, T, H, kk, e] {
-      cpu::moe_permute(xi.data(), xi.dtype(), T, H, in.data_as<int32_t>(), kk, e, out.data(), rm.data_as<int32_t>(),
-                       eo.data_as<int32_t>());
-    }, xi.nbytes() + in.nbytes() + out.nbytes() + rm.nbytes() + eo.nbytes());
+    const Tensor xi = x, in = ids;
+    const MoePermuteResult res = r;
+    enqueue_cpu([xi, in, res, p, set_data]() mutable {
+      set_data(p, xi, in, res);
+      cpu::moe_permute(p);
+    }, xi.nbytes() + in.nbytes() + r.out.nbytes() + r.row_map.nbytes() + r.expert_offsets.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     const CudaLaunch L = cuda_launch(dev, op);
     Tensor sc = L.scratch(cuda::moe_permute_scratch_bytes(n, int(E)));
-    cuda::moe_permute(x.data(), x.dtype(), T, H, ids.data_as<int32_t>(), int(k), int(E), r.out.data(),
-                      r.row_map.data_as<int32_t>(), r.expert_offsets.data_as<int32_t>(), sc.data(),
-                      L.err_flag(), L.stream);
+    set_data(p, x, ids, r);
+    cuda::moe_permute(p, sc.data(), L.err_flag(), L.stream);
 #else
     throw_no_cuda(op);
 #endif
@@ -181,17 +186,19 @@ Tensor moe_combine(const Tensor& y, const Tensor& weights, const Tensor& row_map
   const Device dev = y.device();
   Tensor out = Tensor::empty({T, H}, y.dtype(), dev);
   if (T == 0 || H == 0) return out;
+  cpu::MoeCombineParams p;  // one struct for both backends (cpu/moe.h)
+  p.dtype = y.dtype(); p.rows = R; p.hidden = H; p.tokens = T; p.k = int(k);
   if (dev.is_cpu()) {
     Tensor yi = y, w = weights, rm = row_map, o = out;
-    const int kk = int(k);
-    enqueue_cpu([yi, w, rm, o, R, H, T, kk] {
-      cpu::moe_combine(yi.data(), yi.dtype(), R, H, w.data_as<float>(), rm.data_as<int32_t>(), T, kk, o.data());
+    enqueue_cpu([yi, w, rm, o, p]() mutable {
+      p.y = yi.data(); p.weights = w.data_as<float>(); p.row_map = rm.data_as<int32_t>(); p.out = o.data();
+      cpu::moe_combine(p);
     }, yi.nbytes() + w.nbytes() + rm.nbytes() + o.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     const CudaLaunch L = cuda_launch(dev, op);
-    cuda::moe_combine(y.data(), y.dtype(), R, H, weights.data_as<float>(), row_map.data_as<int32_t>(), T, int(k),
-                      out.data(), L.err_flag(), L.stream);
+    p.y = y.data(); p.weights = weights.data_as<float>(); p.row_map = row_map.data_as<int32_t>(); p.out = out.data();
+    cuda::moe_combine(p, L.err_flag(), L.stream);
 #else
     throw_no_cuda(op);
 #endif
@@ -240,18 +247,20 @@ Tensor moe_load_balancing_loss(const Tensor& probs, const Tensor& ids, int64_t E
   LLMK_CHECK(k >= 1 || T == 0, Shape, "%s: ids must have at least one column", op);
   const Device dev = probs.device();
   Tensor out = Tensor::empty({1}, DType::F32, dev);
+  cpu::MoeLbLossParams p;  // one struct for both backends (cpu/moe.h)
+  p.dtype = probs.dtype(); p.tokens = T; p.experts = int(E); p.k = int(k);
   if (dev.is_cpu()) {
-    Tensor p = probs, in = ids, o = out;
-    const int e = int(E), kk = int(k);
-    enqueue_cpu([p, in, o, T, e, kk] {
-      cpu::moe_load_balancing_loss(p.data(), p.dtype(), T, e, in.data_as<int32_t>(), kk, o.data_as<float>());
-    }, p.nbytes() + in.nbytes());
+    Tensor pr = probs, in = ids, o = out;
+    enqueue_cpu([pr, in, o, p]() mutable {
+      p.probs = pr.data(); p.ids = in.data_as<int32_t>(); p.out = o.data_as<float>();
+      cpu::moe_load_balancing_loss(p);
+    }, pr.nbytes() + in.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     const CudaLaunch L = cuda_launch(dev, op);
     Tensor sc = L.scratch(cuda::moe_lb_loss_scratch_bytes(T, int(E)));
-    cuda::moe_load_balancing_loss(probs.data(), probs.dtype(), T, int(E), ids.data_as<int32_t>(), int(k),
-                                  out.data_as<float>(), sc.data(), L.err_flag(), L.stream);
+    p.probs = probs.data(); p.ids = ids.data_as<int32_t>(); p.out = out.data_as<float>();
+    cuda::moe_load_balancing_loss(p, sc.data(), L.err_flag(), L.stream);
 #else
     throw_no_cuda(op);
 #endif
