@@ -112,8 +112,7 @@ export class KvCache {
     check(opts !== null && typeof opts === 'object', 'ERR_LLMK_ARG', 'attention.KvCache: options object required');
     const dev = parseDevice(opts.device);
     // The sizes' ranges are the paged op's contract, checked natively when the cache is made.
-    const [key, value] = native.attention.kvCache(opts.numPages, opts.pageSize, opts.kvHeads, opts.headDim,
-      dtypeId(opts.dtype ?? 'float32'), dev.kind, dev.index);
+    const [key, value] = native.attention.kvCache(opts, dtypeId(opts.dtype ?? 'float32'), dev.kind, dev.index);
     this.key = adopt(key, dev.name);
     this.value = adopt(value, dev.name);
     [this.numPages, this.pageSize, this.kvHeads, this.headDim] = this.key.shape;

@@ -23,17 +23,21 @@ const int32_t* arg_i32(const Napi::CallbackInfo& info, size_t i, const std::stri
   return a.Data();
 }
 
-// An integer field of an options object: undefined/null gives `def`; `inf` (when not 0) is what +Infinity means.
+constexpr int64_t kRequired = INT64_MIN;  // get_int's `def` for a field that must be given
+
+// An integer field of an options object: undefined/null gives `def` (kRequired: an error); `inf` (when not
+// 0) is what +Infinity means. Ranges that are contracts are the ops layer's.
 int64_t get_int(Napi::Env env, const Napi::Object& o, const char* key, int64_t def, const std::string& what,
                 int64_t lo = INT64_MIN, int64_t inf = 0) {
   Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return def;
+  if ((v.IsUndefined() || v.IsNull()) && def != kRequired) return def;
   const double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : NAN;
   if (inf != 0 && d == INFINITY) return inf;
   if (!(d == std::floor(d)) || std::fabs(d) > 9.0e15 || d < double(lo))
     throw_arg(env, llmk::fmt("%s must be %s, got %s", what.c_str(),
                              lo == 0 ? (inf ? "a non-negative integer or Infinity" : "a non-negative integer") : "an integer",
-                             v.IsNumber() ? llmk::fmt("%.17g", d).c_str() : "a non-number"));
+                             v.IsNumber() ? llmk::fmt("%.17g", d).c_str()
+                             : v.IsUndefined() ? "undefined" : v.IsNull() ? "null" : "a non-number"));
   return int64_t(d);
 }
 
@@ -178,17 +182,18 @@ Napi::Value attention_cache_append(const Napi::CallbackInfo& info) {
   });
 }
 
-// kvCache(numPages, pageSize, kvHeads, headDim, dtype id, deviceKind, deviceIndex) -> [key, value] results
+// kvCache({ numPages, pageSize, kvHeads, headDim }, dtype id, deviceKind, deviceIndex) -> [key, value] results
 Napi::Value attention_kv_cache(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  constexpr int64_t kMax = int64_t(1) << 53;  // any integer; the op checks the ranges
-  const int64_t pages = arg_int(info, 0, "attention.KvCache: numPages", -kMax, kMax);
-  const int64_t page = arg_int(info, 1, "attention.KvCache: pageSize", -kMax, kMax);
-  const int64_t heads = arg_int(info, 2, "attention.KvCache: kvHeads", -kMax, kMax);
-  const int64_t dim = arg_int(info, 3, "attention.KvCache: headDim", -kMax, kMax);
-  const DType dtype = arg_dtype(info, 4);
-  const int kind = int(arg_int(info, 5, "attention.KvCache: device kind", 0, 1));
-  const int index = int(arg_int(info, 6, "attention.KvCache: device index", 0, 1 << 20));
+  if (info.Length() < 1 || !info[0].IsObject()) throw_arg(env, "attention.KvCache: options object required");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const int64_t pages = get_int(env, o, "numPages", kRequired, "attention.KvCache: numPages");
+  const int64_t page = get_int(env, o, "pageSize", kRequired, "attention.KvCache: pageSize");
+  const int64_t heads = get_int(env, o, "kvHeads", kRequired, "attention.KvCache: kvHeads");
+  const int64_t dim = get_int(env, o, "headDim", kRequired, "attention.KvCache: headDim");
+  const DType dtype = arg_dtype(info, 1);
+  const int kind = int(arg_int(info, 2, "attention.KvCache: device kind", 0, 1));
+  const int index = int(arg_int(info, 3, "attention.KvCache: device index", 0, 1 << 20));
   return guarded(env, [&]() -> Napi::Value {
     auto kv = ops::attention_kv_cache(pages, page, heads, dim, dtype, ops::resolve_device(kind, index));
     return wrap_results(env, {kv.first, kv.second});

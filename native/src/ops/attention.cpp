@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <string>
 
 #include "../core/cuda_runtime.h"
 #include "../core/stream.h"
@@ -60,6 +61,24 @@ int64_t check_attention_layout(const AttentionLayout& L, const char* op) {
   return max_row;
 }
 
+namespace {
+std::string js_number(double x) {  // as JavaScript prints it, for messages about JS option values
+  if (std::isnan(x)) return "NaN";
+  if (std::isinf(x)) return x > 0 ? "Infinity" : "-Infinity";
+  return fmt("%.17g", x);
+}
+}  // namespace
+
+float check_attention_options(const AttentionOptions& o, int64_t D, const char* op) {
+  const double scale = o.has_scale ? o.scale : 1.0 / std::sqrt(double(D));
+  LLMK_CHECK(std::isfinite(scale) && std::isfinite(float(scale)), Arg, "%s: scale must be a finite float32 number, got %s",
+             op, js_number(scale).c_str());
+  LLMK_CHECK(std::isfinite(o.softcap) && o.softcap >= 0, Arg, "%s: softcap must be a finite number >= 0 (0 = none), got %s",
+             op, js_number(o.softcap).c_str());
+  LLMK_CHECK(o.win_left >= -1 && o.win_right >= -1, Arg, "%s: window bounds must be >= 0 (or unbounded)", op);
+  return float(scale);
+}
+
 std::shared_ptr<const AttentionPlan> plan_attention_layout(const AttentionLayout& L, Device dev, const char* op) {
   auto p = std::make_shared<AttentionPlan>();
   p->max_row = check_attention_layout(L, op);
@@ -116,12 +135,7 @@ AttentionResult attention_block_sparse(const Tensor& q, const Tensor& k, const T
              (long long)L.k_len, (long long)Nq, (long long)Nk);
   LLMK_CHECK(L.heads == 1 || L.heads == Hq, Shape, "%s: the per-head layout has %lld heads, q has %lld", op,
              (long long)L.heads, (long long)Hq);
-  const double scale = o.has_scale ? o.scale : 1.0 / std::sqrt(double(D));
-  LLMK_CHECK(std::isfinite(scale) && std::isfinite(float(scale)), Arg, "%s: scale must be a finite float32 number, got %g",
-             op, scale);
-  LLMK_CHECK(std::isfinite(o.softcap) && o.softcap >= 0, Arg, "%s: softcap must be a finite number >= 0 (0 = none), got %g",
-             op, o.softcap);
-  LLMK_CHECK(o.win_left >= -1 && o.win_right >= -1, Arg, "%s: window bounds must be >= 0 (or unbounded)", op);
+  const float scale = check_attention_options(o, D, op);
 
   const Device dev = q.device();
   Tensor out = Tensor::empty({B, Nq, Hq, D}, q.dtype(), dev);
@@ -137,7 +151,7 @@ AttentionResult attention_block_sparse(const Tensor& q, const Tensor& k, const T
   p.B = B; p.Nq = Nq; p.Nk = Nk; p.Hq = Hq; p.Hkv = Hkv; p.D = D; p.dtype = int(q.dtype());
   p.layout_heads = L.heads; p.nqb = L.nqb; p.nkb = L.nkb; p.nnz = L.nnz; p.max_row_nnz = L.max_row;
   p.block_q = L.block_q; p.block_k = L.block_k;
-  p.scale = float(scale); p.causal = o.causal; p.win_left = o.win_left; p.win_right = o.win_right;
+  p.scale = scale; p.causal = o.causal; p.win_left = o.win_left; p.win_right = o.win_right;
   p.softcap = float(o.softcap);
   if (dev.is_cpu()) {
     enqueue_cpu([p, q, k, v, out, lse, rp, ci]() mutable {

@@ -44,6 +44,10 @@ struct AttentionResult {
   Tensor lse;  // [B, Hq, Nq] float32, undefined unless return_lse
 };
 
+// Checks the options every attention op takes (scale finite in float32, softcap >= 0, window bounds) for head
+// size D; returns the scale to use (default 1/sqrt(D)).
+float check_attention_options(const AttentionOptions& o, int64_t D, const char* op);
+
 // Checks the BSR arrays: sizes, rowPtr monotone and in range, column indices in range, sorted, unique
 // (ERR_LLMK_ARG / SHAPE / INDEX, messages prefixed with `op`). Returns the largest block count of one row.
 int64_t check_attention_layout(const AttentionLayout& L, const char* op);

@@ -23,11 +23,7 @@ float check_heads_and_options(int64_t Hq, int64_t Hkv, int64_t D, const Attentio
   LLMK_CHECK(Hq <= 65535, Shape, "%s: query heads (%lld) must be at most 65535", op, (long long)Hq);
   LLMK_CHECK(D >= 8 && D <= 256 && D % 8 == 0, Shape, "%s: head size D = %lld must be a multiple of 8 in [8, 256]", op,
              (long long)D);
-  const double scale = o.has_scale ? o.scale : 1.0 / std::sqrt(double(D));
-  LLMK_CHECK(std::isfinite(scale) && std::isfinite(float(scale)), Arg, "%s: scale must be a finite float32 number", op);
-  LLMK_CHECK(std::isfinite(o.softcap) && o.softcap >= 0, Arg, "%s: softcap must be a finite number >= 0", op);
-  LLMK_CHECK(o.win_left >= -1 && o.win_right >= -1, Arg, "%s: window bounds must be >= 0 (or unbounded)", op);
-  return float(scale);
+  return check_attention_options(o, D, op);
 }
 
 // An int32 vector (or matrix) on q's device.
