@@ -64,14 +64,17 @@ describe('BlockLayout plans (cpu)', () => {
     q.dispose();
   });
 
-  test('the result has dispose() and [Symbol.dispose]', () => {
-    const q = mk([1, 64, 1, 8]);
+  test('blockSparse and varlen results have dispose() and [Symbol.dispose]', () => {
+    const q = mk([1, 64, 1, 8]), q3 = mk([64, 1, 8]);
+    const cu = tensor(Int32Array.of(0, 64));
     for (const how of ['dispose', 'symbol'] as const) {
-      const res = attention.blockSparse(q, q, q, BlockLayout.dense({ seqLen: 64 }), { returnLse: true });
-      if (how === 'dispose') res.dispose(); else res[Symbol.dispose]();
-      expect(res.out.disposed && res.lse!.disposed).toBe(true);
+      for (const res of [attention.blockSparse(q, q, q, BlockLayout.dense({ seqLen: 64 }), { returnLse: true }),
+        attention.varlen(q3, q3, q3, { cuSeqlensQ: cu, cuSeqlensK: cu, returnLse: true })]) {
+        if (how === 'dispose') res.dispose(); else res[Symbol.dispose]();
+        expect(res.out.disposed && res.lse!.disposed).toBe(true);
+      }
     }
-    q.dispose();
+    for (const t of [q, q3, cu]) t.dispose();
   });
 
   test('plans are freed with their layouts (memoryStats back to the baseline after gc), results with dispose()', () => {
