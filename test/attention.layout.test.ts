@@ -148,6 +148,15 @@ describe('BlockLayout builders', () => {
     ]);
   });
 
+  test('BSR errors come from the native check and name the op, the index and the values', () => {
+    const bad = (rowPtr: number[], colIdx: number[]) => () => BlockLayout.fromBsr({ rowPtr, colIdx, seqLen: 128, blockSize: 64 });
+    expect(bad([0, 1, 2], [0, 2])).toThrow('BlockLayout.fromBsr: colIdx[1] = 2 is out of range [0, 2) (head 0, block row 1)');
+    expect(bad([0, 0, 2], [1, 0])).toThrow('BlockLayout.fromBsr: column indices of head 0 block row 1 must be sorted and unique; colIdx[0] = 1, colIdx[1] = 0');
+    expect(bad([0, 1], [0])).toThrow(/^BlockLayout.fromBsr: rowPtr has 2 entries; 1 head\(s\) x \(nQB \+ 1 = 3\) expected/);
+    expect(() => BlockLayout.fromBsr({ rowPtr: new Int32Array([0, 1, 2, 1, 2, 4]), colIdx: new Int32Array([1, 1, 0, 1]), seqLen: 128, blockSize: 64, heads: 2 }))
+      .toThrow("BlockLayout.fromBsr: head 1's rowPtr must start where head 0's ends (2), got 1");
+  });
+
   test('the native layer re-validates BSR arrays (never trusts JS)', () => {
     const l = BlockLayout.causal({ seqLen: 256, blockSize: 64 });
     expect(attention.checkLayoutNative(l)).toBe(4);

@@ -326,6 +326,9 @@ describe('attention.paged + KvCache (cpu)', () => {
       expectCode(() => new attention.KvCache({ numPages: 4, pageSize: 8, kvHeads: 2, headDim: 8 }), 'ERR_LLMK_ARG');
       expectCode(() => new attention.KvCache({ numPages: 4, pageSize: 16, kvHeads: 2, headDim: 8.5 }), 'ERR_LLMK_ARG');
       expectCode(() => new attention.KvCache(null as never), 'ERR_LLMK_ARG');
+      expectCode(() => new attention.KvCache({ numPages: 4, pageSize: 16, kvHeads: 2, headDim: 12 }), 'ERR_LLMK_ARG');  // D % 8
+      expectCode(() => new attention.KvCache({ numPages: 4, pageSize: 16, kvHeads: 2, headDim: 8, dtype: 'int32' }), 'ERR_LLMK_DTYPE');
+      expectCode(() => new attention.KvCache({ numPages: 2 ** 28, pageSize: 16, kvHeads: 2, headDim: 8 }), 'ERR_LLMK_ARG');
       q3.dispose(); qh.dispose();
     });
     const cuda = backends().cuda.available;

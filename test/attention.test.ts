@@ -4,7 +4,7 @@ import { BlockLayout } from '../ts/attention';
 import { native } from '../ts/native';
 import { tensor } from '../ts/tensor';
 import type { DType } from '../ts/dtype';
-import { backends } from '../ts/device';
+import { backends, parseDevice } from '../ts/device';
 import { describeDevices, expectCode, randnArray, relL2, rng, SEED, tol } from './helpers';
 import { attentionRef, RefOptions } from './reference/attention';
 
@@ -246,11 +246,13 @@ describeDevices('attention.blockSparse', (device) => {
     q.dispose();
   });
 
-  test('the native op re-checks the layout arrays it is given (hostile input never reaches a kernel)', () => {
+  test('the native plan re-checks the layout arrays it is given (hostile input never reaches a kernel)', () => {
     const q = tensor(new Float32Array(128 * 8), { device: device as never, shape: [1, 128, 1, 8] });
     const meta = { heads: 1, blockQ: 64, blockK: 64, qLen: 128, kLen: 128 };
+    const { kind, index } = parseDevice(device);
+    const plan = (rowPtr: Int32Array, colIdx: Int32Array, m = meta) => native.attention.plan(rowPtr, colIdx, m, kind, index);
     const call = (rowPtr: Int32Array, colIdx: Int32Array, m = meta) => () =>
-      native.attentionBlockSparse(q.handle, q.handle, q.handle, rowPtr, colIdx, m, { causal: false, returnLse: false });
+      native.attention.blockSparse(q.handle, q.handle, q.handle, plan(rowPtr, colIdx, m), { causal: false, returnLse: false });
     const code = (fn: () => unknown) => { try { fn(); } catch (e) { return (e as { code?: string }).code; } return 'none'; };
     expect(code(call(new Int32Array([0, 1, 2]), new Int32Array([0, 5])))).toBe('ERR_LLMK_INDEX');
     expect(code(call(new Int32Array([0, 0, 2]), new Int32Array([1, 0])))).toBe('ERR_LLMK_INDEX');
@@ -260,14 +262,18 @@ describeDevices('attention.blockSparse', (device) => {
     expect(code(call(new Int32Array([0, 2]), new Int32Array([0, 1])))).toBe('ERR_LLMK_SHAPE');
     expect(code(call(new Int32Array([0, 1, 2]), new Int32Array([0, 1]), { ...meta, qLen: 100 }))).toBe('ERR_LLMK_SHAPE');
     expect(code(call(new Int32Array([0, 1, 2]), new Int32Array([0, 1]), { ...meta, blockK: 32 }))).toBe('ERR_LLMK_ARG');
-    expect(code(() => native.attentionBlockSparse(q.handle, q.handle, q.handle, [0, 1, 2], new Int32Array([0, 1]), meta, {}))).toBe('ERR_LLMK_ARG');
+    expect(code(() => native.attention.plan([0, 1, 2], new Int32Array([0, 1]), meta, kind, index))).toBe('ERR_LLMK_ARG');
     expect(code(call(new Int32Array([0, 1, 2]), new Int32Array([0, 1])))).toBe('none');
+    // only a plan made by native.attention.plan passes for one
+    for (const fake of [{}, [0, 1, 2], null, new Int32Array(3), () => 0]) {
+      expect(code(() => native.attention.blockSparse(q.handle, q.handle, q.handle, fake, {}))).toBe('ERR_LLMK_ARG');
+    }
     // heads · (nQB + 1) = 4427323 · 4166568392166 = 2^64 + 2 wraps around to rowPtr's length 2 in 64-bit
     // arithmetic: the check must refuse the sizes, not walk 4.4 million heads past the end of rowPtr.
     const wrap = { heads: 19 * 43 * 5419, blockQ: 64, blockK: 64, qLen: (4166568392166 - 1) * 64, kLen: 64 };
-    expect(code(() => native.attentionCheckLayout(new Int32Array(2), new Int32Array(0), wrap))).toBe('ERR_LLMK_SHAPE');
-    expect(code(() => native.attentionCheckLayout(new Int32Array([0, 0, 0]), new Int32Array(0), { ...wrap, heads: 2, qLen: 64 }))).toBe('ERR_LLMK_SHAPE');
-    expect(code(() => native.attentionCheckLayout(new Int32Array([0, 0, 0, 0]), new Int32Array(0), { ...wrap, heads: 2, qLen: 64 }))).toBe('none');
+    expect(code(() => native.attention.checkLayout(new Int32Array(2), new Int32Array(0), wrap))).toBe('ERR_LLMK_SHAPE');
+    expect(code(() => native.attention.checkLayout(new Int32Array([0, 0, 0]), new Int32Array(0), { ...wrap, heads: 2, qLen: 64 }))).toBe('ERR_LLMK_SHAPE');
+    expect(code(() => native.attention.checkLayout(new Int32Array([0, 0, 0, 0]), new Int32Array(0), { ...wrap, heads: 2, qLen: 64 }))).toBe('none');
     q.dispose();
   });
 

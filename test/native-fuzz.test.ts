@@ -14,9 +14,10 @@ describe('native entry points under hostile arguments', () => {
       const stale = l.tensor(new Float32Array([1]));
       const staleHandle = stale._h; stale.dispose();
       const vals = [undefined, null, 0, -1, 1.5, 1e300, NaN, 'x', {}, [], [1, -2], [2, 2], t._h, staleHandle,
-                    t._h + 1, 2 ** 40, new Float32Array(2), () => 0, true, new native.NativeStream(0, 0)];
+                    t._h + 1, 2 ** 40, new Float32Array(2), () => 0, true, new native.NativeStream(0, 0),
+                    native.attention.plan(new Int32Array([0, 1]), new Int32Array([0]), { qLen: 64, kLen: 64 }, 0, 0)];
       const skip = new Set(['setErrorClass', 'deviceTime', 'NativeStream', 'ncclProbe']);
-      // top-level functions and those of every namespace object (native.moe, native.int4, native.dist, ...)
+      // top-level functions and those of every namespace object (native.moe, native.int4, native.dist, native.attention, ...)
       const all = Object.entries(native).flatMap(([k, v]) => v !== null && typeof v === 'object'
         ? Object.entries(v).map(([j, f]) => [k + '.' + j, f]) : [[k, v]]);
       let calls = 0, threw = 0;

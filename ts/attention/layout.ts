@@ -1,5 +1,8 @@
 // BlockLayout: which (query block, key block) pairs attention computes (docs/architecture.md §4.2).
+// The builders check their own JavaScript inputs; the BSR arrays they make are checked natively
+// (native.attention.checkLayout), where blockSparse's contracts live.
 import { check } from '../errors';
+import { native } from '../native';
 
 /** Sequence and block sizes every builder takes. */
 export interface LayoutSizeOptions {
@@ -37,6 +40,12 @@ export interface BsrArrays {
 const ALLOWED_BLOCKS = [64, 128];
 
 interface Sizes { qLen: number; kLen: number; blockQ: number; blockK: number; heads: number; perHead: boolean }
+
+/** @internal The sizes object the native layout functions take (`heads`: the number of stacked layouts). */
+export function layoutSizes(l: Pick<BlockLayout, 'heads' | 'blockQ' | 'blockK' | 'qLen' | 'kLen'>):
+  { heads: number; blockQ: number; blockK: number; qLen: number; kLen: number } {
+  return { heads: l.heads, blockQ: l.blockQ, blockK: l.blockK, qLen: l.qLen, kLen: l.kLen };
+}
 
 function isInt(x: unknown): x is number { return typeof x === 'number' && Number.isInteger(x); }
 
@@ -92,7 +101,8 @@ function toInt32(name: string, a: Int32Array | readonly number[]): Int32Array {
  * `colIdx[rowPtr[r] .. rowPtr[r+1])`. Blocks are `blockQ × blockK` tokens (64 or 128 each); the
  * last block row / column may be partial (qLen, kLen need not be multiples of the block size).
  * One layout shared by all heads (`heads === 1`, `perHead === false`) or one per query head.
- * Every layout is validated when built; it is immutable.
+ * Every layout is validated when built (natively); it is immutable. Used on a device, it is planned
+ * there once (checked and copied, see attention/plan.ts) and later calls reuse that plan.
  */
 export class BlockLayout {
   /** Query block size (64 or 128). */
@@ -116,47 +126,14 @@ export class BlockLayout {
   /** Key block indices, sorted and unique within each row. */
   readonly colIdx: Int32Array;
 
-  /** @internal Use the static builders. Validates everything. */
+  /** @internal Use the static builders. The arrays are checked natively (ERR_LLMK_SHAPE / ERR_LLMK_INDEX). */
   constructor(s: Sizes, rowPtr: Int32Array, colIdx: Int32Array, op = 'BlockLayout') {
     this.blockQ = s.blockQ; this.blockK = s.blockK; this.qLen = s.qLen; this.kLen = s.kLen;
     this.heads = s.heads; this.perHead = s.perHead;
     this.nQB = Math.ceil(s.qLen / s.blockQ); this.nKB = Math.ceil(s.kLen / s.blockK);
-    BlockLayout.validate(op, this.heads, this.nQB, this.nKB, rowPtr, colIdx);
+    native.attention.checkLayout(rowPtr, colIdx, layoutSizes(this), op);
     this.rowPtr = rowPtr; this.colIdx = colIdx;
     Object.freeze(this);
-  }
-
-  /** @internal Checks BSR arrays: lengths, rowPtr monotone and in range, colIdx in range, sorted, unique. */
-  static validate(op: string, heads: number, nQB: number, nKB: number, rowPtr: Int32Array, colIdx: Int32Array): void {
-    check(rowPtr.length === heads * (nQB + 1), 'ERR_LLMK_SHAPE',
-      () => `${op}: rowPtr has ${rowPtr.length} entries; ${heads} head(s) × (nQB + 1 = ${nQB + 1}) = ${heads * (nQB + 1)} expected ` +
-        `(does the layout's qLen / block size match the sequence?)`);
-    const nnz = colIdx.length;
-    check(rowPtr[0] === 0, 'ERR_LLMK_INDEX', () => `${op}: rowPtr[0] must be 0, got ${rowPtr[0]}`);
-    for (let h = 0; h < heads; h++) {
-      const base = h * (nQB + 1);
-      if (h > 0) {
-        check(rowPtr[base] === rowPtr[base - 1], 'ERR_LLMK_INDEX',
-          () => `${op}: head ${h}'s rowPtr must start where head ${h - 1}'s ends (${rowPtr[base - 1]}), got ${rowPtr[base]}`);
-      }
-      for (let r = 0; r < nQB; r++) {
-        const a = rowPtr[base + r], b = rowPtr[base + r + 1];
-        check(b >= a && b <= nnz, 'ERR_LLMK_INDEX',
-          () => `${op}: rowPtr must be non-decreasing and at most colIdx.length = ${nnz}; head ${h} row ${r}: ${a} → ${b}`);
-        for (let p = a; p < b; p++) {
-          const c = colIdx[p];
-          check(c >= 0 && c < nKB, 'ERR_LLMK_INDEX',
-            () => `${op}: colIdx[${p}] = ${c} is out of range [0, ${nKB}) (head ${h}, block row ${r})`);
-          if (p > a) {
-            check(c > colIdx[p - 1], 'ERR_LLMK_INDEX',
-              () => `${op}: column indices of head ${h} block row ${r} must be sorted and unique; colIdx[${p - 1}] = ` +
-                `${colIdx[p - 1]}, colIdx[${p}] = ${c}`);
-          }
-        }
-      }
-    }
-    check(rowPtr[rowPtr.length - 1] === nnz, 'ERR_LLMK_INDEX',
-      () => `${op}: the last rowPtr entry (${rowPtr[rowPtr.length - 1]}) must equal colIdx.length (${nnz})`);
   }
 
   /** Stored blocks (all heads). */

@@ -7,9 +7,9 @@
  */
 import { check } from '../errors';
 import { native } from '../native';
-import { checkTensor, Tensor, zeros } from '../tensor';
-import type { DType } from '../dtype';
-import type { DeviceName, DeviceSpec } from '../device';
+import { adopt, checkTensor, Tensor } from '../tensor';
+import { type DType, dtypeId } from '../dtype';
+import { parseDevice, type DeviceSpec } from '../device';
 
 /** Mask and output options shared by {@link varlen} and {@link paged} (as blockSparse's). */
 export interface MaskOptions {
@@ -25,41 +25,28 @@ export interface MaskOptions {
   returnLse?: boolean;
 }
 
-/** Result of {@link varlen} / {@link paged}. Dispose both tensors (or use `using`). */
+/** Result of {@link varlen} / {@link paged}. Dispose both tensors with `dispose()` (or use `using`). */
 export interface ServingResult {
   /** [totalQ, Hq, D], q's dtype; rows that see no key are 0. */
   out: Tensor;
   /** [Hq, totalQ] float32 (only with `returnLse`). */
   lse?: Tensor;
+  /** Frees `out` and `lse`. */
+  dispose(): void;
   [Symbol.dispose](): void;
 }
 
-function windowBound(op: string, name: string, x: number | undefined): number {
-  if (x === undefined || x === Infinity) return -1;
-  check(typeof x === 'number' && Number.isInteger(x) && x >= 0, 'ERR_LLMK_ARG',
-    () => `${op}: window.${name} must be a non-negative integer or Infinity, got ${String(x)}`);
-  return x;
-}
-
-/** The native options object of a MaskOptions (JS types only; the contracts are checked natively). */
-export function nativeMaskOptions(op: string, opts: MaskOptions): Record<string, unknown> {
+/** The options object as given; its values (scale, softcap, window, …) are checked natively. */
+function maskOptions(op: string, opts: unknown): MaskOptions {
   check(opts !== null && typeof opts === 'object', 'ERR_LLMK_ARG', `${op}: options must be an object`);
-  const { scale, softcap, window: w } = opts;
-  check(scale === undefined || typeof scale === 'number', 'ERR_LLMK_ARG', () => `${op}: scale must be a number, got ${String(scale)}`);
-  check(softcap === undefined || typeof softcap === 'number', 'ERR_LLMK_ARG', () => `${op}: softcap must be a number, got ${String(softcap)}`);
-  check(w === undefined || (w !== null && typeof w === 'object'), 'ERR_LLMK_ARG', `${op}: window must be { left, right }`);
-  const win = opts.window;
-  return {
-    scale, causal: Boolean(opts.causal), windowLeft: windowBound(op, 'left', win?.left), windowRight: windowBound(op, 'right', win?.right),
-    softcap: softcap ?? 0, returnLse: Boolean(opts.returnLse),
-  };
+  return opts as MaskOptions;
 }
 
-function result(res: ReturnType<typeof native.attentionVarlen>, q: Tensor): ServingResult {
-  const [T, Hq] = q.shape;
-  const out = new Tensor(res[0], [...q.shape], q.dtype, q.device as DeviceName);
-  const lse = res[1] ? new Tensor(res[1], [Hq, T], 'float32', q.device as DeviceName) : undefined;
-  return { out, lse, [Symbol.dispose]() { out.dispose(); lse?.dispose(); } };
+function result(res: [unknown, unknown], q: Tensor): ServingResult {
+  const out = adopt(res[0] as never, q.device);
+  const lse = res[1] ? adopt<'float32'>(res[1] as never, q.device) : undefined;
+  const dispose = (): void => { out.dispose(); lse?.dispose(); };
+  return { out, lse, dispose, [Symbol.dispose]: dispose };
 }
 
 function tensorOpt(op: string, o: Record<string, unknown>, name: string): Tensor {
@@ -92,10 +79,10 @@ export function varlen(q: Tensor, k: Tensor, v: Tensor, opts: VarlenOptions): Se
   checkTensor(q, `${op}: q`);
   checkTensor(k, `${op}: k`);
   checkTensor(v, `${op}: v`);
-  const o = nativeMaskOptions(op, opts);
-  const cq = tensorOpt(op, opts as unknown as Record<string, unknown>, 'cuSeqlensQ');
-  const ck = tensorOpt(op, opts as unknown as Record<string, unknown>, 'cuSeqlensK');
-  return result(native.attentionVarlen(q.handle, k.handle, v.handle, cq.handle, ck.handle, o), q);
+  const o = maskOptions(op, opts);
+  const cq = tensorOpt(op, o as Record<string, unknown>, 'cuSeqlensQ');
+  const ck = tensorOpt(op, o as Record<string, unknown>, 'cuSeqlensK');
+  return result(native.attention.varlen(q.handle, k.handle, v.handle, cq.handle, ck.handle, o), q);
 }
 
 /** Options of {@link KvCache}. */
@@ -122,28 +109,13 @@ export class KvCache {
   readonly headDim: number;
 
   constructor(opts: KvCacheOptions) {
-    const op = 'attention.KvCache';
-    check(opts !== null && typeof opts === 'object', 'ERR_LLMK_ARG', `${op}: options object required`);
-    const int = (name: keyof KvCacheOptions, lo: number, hi: number): number => {
-      const x = opts[name];
-      check(typeof x === 'number' && Number.isInteger(x) && x >= lo && x <= hi, 'ERR_LLMK_ARG',
-        () => `${op}: ${name} must be an integer in [${lo}, ${hi}], got ${String(x)}`);
-      return x as number;
-    };
-    this.numPages = int('numPages', 1, 2 ** 31 - 1);
-    this.pageSize = int('pageSize', 16, 256);
-    this.kvHeads = int('kvHeads', 1, 65535);
-    this.headDim = int('headDim', 8, 256);
-    check(this.numPages * this.pageSize <= 2 ** 31 - 1, 'ERR_LLMK_ARG', `${op}: numPages · pageSize must fit int32 slots`);
-    const shape = [this.numPages, this.pageSize, this.kvHeads, this.headDim];
-    const create = { dtype: opts.dtype ?? 'float32', device: opts.device ?? 'cpu' };
-    this.key = zeros(shape, create);
-    try {
-      this.value = zeros(shape, create);
-    } catch (e) {
-      this.key.dispose();
-      throw e;
-    }
+    check(opts !== null && typeof opts === 'object', 'ERR_LLMK_ARG', 'attention.KvCache: options object required');
+    const dev = parseDevice(opts.device);
+    // The sizes' ranges are the paged op's contract, checked natively when the cache is made.
+    const [key, value] = native.attention.kvCache(opts, dtypeId(opts.dtype ?? 'float32'), dev.kind, dev.index);
+    this.key = adopt(key, dev.name);
+    this.value = adopt(value, dev.name);
+    [this.numPages, this.pageSize, this.kvHeads, this.headDim] = this.key.shape;
   }
 
   get dtype(): DType { return this.key.dtype; }
@@ -159,7 +131,7 @@ export class KvCache {
     checkTensor(k, `${op}: k`);
     checkTensor(v, `${op}: v`);
     checkTensor(slotMapping, `${op}: slotMapping`);
-    native.attentionCacheAppend(this.key.handle, this.value.handle, k.handle, v.handle, slotMapping.handle);
+    native.attention.cacheAppend(this.key.handle, this.value.handle, k.handle, v.handle, slotMapping.handle);
   }
 
   dispose(): void { this.key.dispose(); this.value.dispose(); }
@@ -187,8 +159,8 @@ export function paged(q: Tensor, cache: KvCache, opts: PagedOptions): ServingRes
   checkTensor(q, `${op}: q`);
   check(cache instanceof KvCache, 'ERR_LLMK_ARG', `${op}: cache must be an attention.KvCache`);
   checkTensor(cache.key, `${op}: cache`);
-  const o = nativeMaskOptions(op, opts);
-  const ro = opts as unknown as Record<string, unknown>;
+  const o = maskOptions(op, opts);
+  const ro = o as Record<string, unknown>;
   const bt = tensorOpt(op, ro, 'blockTables'), sl = tensorOpt(op, ro, 'seqLens'), cq = tensorOpt(op, ro, 'cuSeqlensQ');
-  return result(native.attentionPaged(q.handle, cache.key.handle, cache.value.handle, bt.handle, sl.handle, cq.handle, o), q);
+  return result(native.attention.paged(q.handle, cache.key.handle, cache.value.handle, bt.handle, sl.handle, cq.handle, o), q);
 }

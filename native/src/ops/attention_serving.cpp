@@ -1,12 +1,14 @@
 #include "attention_serving.h"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <vector>
 
 #include "../core/cuda_runtime.h"
 #include "../core/stream.h"
 #include "../cpu/attention_core.h"
+#include "tensor_ops.h"
 #ifdef LLMK_WITH_CUDA
 #include "../cuda/attention_paged.h"
 #endif
@@ -21,11 +23,7 @@ float check_heads_and_options(int64_t Hq, int64_t Hkv, int64_t D, const Attentio
   LLMK_CHECK(Hq <= 65535, Shape, "%s: query heads (%lld) must be at most 65535", op, (long long)Hq);
   LLMK_CHECK(D >= 8 && D <= 256 && D % 8 == 0, Shape, "%s: head size D = %lld must be a multiple of 8 in [8, 256]", op,
              (long long)D);
-  const double scale = o.has_scale ? o.scale : 1.0 / std::sqrt(double(D));
-  LLMK_CHECK(std::isfinite(scale) && std::isfinite(float(scale)), Arg, "%s: scale must be a finite float32 number", op);
-  LLMK_CHECK(std::isfinite(o.softcap) && o.softcap >= 0, Arg, "%s: softcap must be a finite number >= 0", op);
-  LLMK_CHECK(o.win_left >= -1 && o.win_right >= -1, Arg, "%s: window bounds must be >= 0 (or unbounded)", op);
-  return float(scale);
+  return check_attention_options(o, D, op);
 }
 
 // An int32 vector (or matrix) on q's device.
@@ -142,6 +140,8 @@ AttentionResult attention_varlen(const Tensor& q, const Tensor& k, const Tensor&
   return r;
 }
 
+constexpr int64_t kMinPage = 16, kMaxPage = 256;  // tokens per page
+
 // The cache pair's contract: 4-D [numPages, pageSize, Hkv, D], one shape, dtype and device, pageSize in [16, 256].
 static void check_cache(const Tensor& kc, const Tensor& vc, const char* op) {
   check_same_device(kc, vc, op);
@@ -149,8 +149,27 @@ static void check_cache(const Tensor& kc, const Tensor& vc, const char* op) {
   check_ndim(kc, 4, op, "key cache");
   LLMK_CHECK(kc.shape() == vc.shape() && kc.dtype() == vc.dtype(), Shape, "%s: key and value caches differ (%s vs %s)", op,
              shape_str(kc.shape()).c_str(), shape_str(vc.shape()).c_str());
-  LLMK_CHECK(kc.dim(1) >= 16 && kc.dim(1) <= 256, Shape, "%s: pageSize must be in [16, 256], got %lld", op,
-             (long long)kc.dim(1));
+  LLMK_CHECK(kc.dim(1) >= kMinPage && kc.dim(1) <= kMaxPage, Shape, "%s: pageSize must be in [%lld, %lld], got %lld", op,
+             (long long)kMinPage, (long long)kMaxPage, (long long)kc.dim(1));
+}
+
+std::pair<Tensor, Tensor> attention_kv_cache(int64_t num_pages, int64_t page_size, int64_t kv_heads, int64_t head_dim,
+                                             DType dtype, Device device) {
+  const char* op = "attention.KvCache";
+  LLMK_CHECK(num_pages >= 1, Arg, "%s: numPages must be at least 1, got %lld", op, (long long)num_pages);
+  LLMK_CHECK(page_size >= kMinPage && page_size <= kMaxPage, Arg, "%s: pageSize must be an integer in [%lld, %lld], got %lld",
+             op, (long long)kMinPage, (long long)kMaxPage, (long long)page_size);
+  LLMK_CHECK(kv_heads >= 1 && kv_heads <= 65535, Arg, "%s: kvHeads must be an integer in [1, 65535], got %lld", op,
+             (long long)kv_heads);
+  LLMK_CHECK(head_dim >= 8 && head_dim <= 256 && head_dim % 8 == 0, Arg,
+             "%s: headDim must be a multiple of 8 in [8, 256] (the attention head sizes), got %lld", op, (long long)head_dim);
+  LLMK_CHECK(num_pages <= (int64_t(1) << 31) / page_size && num_pages * page_size <= INT32_MAX, Arg,
+             "%s: numPages (%lld) x pageSize (%lld) must fit int32 slot numbers", op, (long long)num_pages,
+             (long long)page_size);
+  LLMK_CHECK(dtype == DType::F32 || dtype == DType::F16 || dtype == DType::BF16, DType,
+             "%s: dtype must be float32, float16 or bfloat16, got %s", op, dtype_name(dtype));
+  const Shape shape{num_pages, page_size, kv_heads, head_dim};
+  return {full(shape, dtype, device, 0.0), full(shape, dtype, device, 0.0)};
 }
 
 AttentionResult attention_paged(const Tensor& q, const Tensor& kc, const Tensor& vc, const Tensor& block_tables,
