@@ -406,32 +406,25 @@ int64_t moe_permute_scratch_bytes(int64_t n, int experts) {
 }
 
 void moe_permute(const MoePermuteParams& p, void* scratch, int* err_flag, void* stream) {
-  const void* x = p.x;
-  const DType dtype = p.dtype;
-  const int64_t tokens = p.tokens, hidden = p.hidden;
-  const int32_t* ids = p.ids;
-  const int k = p.k, experts = p.experts;
-  void* out = p.out;
-  int32_t *row_map = p.row_map, *expert_offsets = p.expert_offsets;
   cudaStream_t s = as_stream(stream);
-  const int64_t n = tokens * k;
+  const int64_t n = p.tokens * p.k;
   if (n == 0) {
-    cuda_throw_if(int(cudaMemsetAsync(expert_offsets, 0, size_t(experts + 1) * 4, s)), "moe_permute memset");
+    cuda_throw_if(int(cudaMemsetAsync(p.expert_offsets, 0, size_t(p.experts + 1) * 4, s)), "moe_permute memset");
     return;
   }
   int32_t* sorted = static_cast<int32_t*>(scratch);
   int32_t* npad = sorted + n;
   void* align_scratch = static_cast<char*>(scratch) + ((n + 1) * 4 + 15) / 16 * 16;
-  AlignArgs a{ids, n, experts, 1, sorted, n, nullptr, 0, npad, expert_offsets, err_flag, 1};
+  AlignArgs a{p.ids, n, p.experts, 1, sorted, n, nullptr, 0, npad, p.expert_offsets, err_flag, 1};
   align_impl(a, align_scratch, s);
-  const int64_t row_bytes = hidden * int64_t(dtype_size(dtype));
-  const bool vec16 = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                     reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  const int64_t row_bytes = p.hidden * int64_t(dtype_size(p.dtype));
+  const bool vec16 = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
+                     reinterpret_cast<uintptr_t>(p.out) % 16 == 0;
   const int64_t units = vec16 ? row_bytes / 16 : row_bytes;
   const int threads = int(std::min<int64_t>(256, std::max<int64_t>(32, (units + 31) / 32 * 32)));
   const int64_t blocks = std::min<int64_t>(n, int64_t(sm_count()) * 16);
-  permute_gather_kernel<<<unsigned(blocks), threads, 0, s>>>(static_cast<const char*>(x), n, k, row_bytes, vec16,
-                                                             sorted, static_cast<char*>(out), row_map);
+  permute_gather_kernel<<<unsigned(blocks), threads, 0, s>>>(static_cast<const char*>(p.x), n, p.k, row_bytes, vec16,
+                                                             sorted, static_cast<char*>(p.out), p.row_map);
   check_launch("moe_permute_gather");
 }
 
@@ -462,15 +455,11 @@ int64_t moe_lb_loss_scratch_bytes(int64_t tokens, int experts) {
 }
 
 void moe_load_balancing_loss(const MoeLbLossParams& lp, void* scratch, int* err_flag, void* stream) {
-  const void* probs = lp.probs;
-  const DType dtype = lp.dtype;
   const int64_t tokens = lp.tokens;
-  const int experts = lp.experts, k = lp.k;
-  const int32_t* ids = lp.ids;
-  float* out = lp.out;
+  const int experts = lp.experts;
   cudaStream_t s = as_stream(stream);
   if (tokens == 0) {
-    cuda_throw_if(int(cudaMemsetAsync(out, 0, 4, s)), "moe_lb_loss memset");
+    cuda_throw_if(int(cudaMemsetAsync(lp.out, 0, 4, s)), "moe_lb_loss memset");
     return;
   }
   LbPlan p = plan_lb(tokens);
@@ -478,10 +467,11 @@ void moe_load_balancing_loss(const MoeLbLossParams& lp, void* scratch, int* err_
   int* pc = reinterpret_cast<int*>(pp + int64_t(p.chunks) * experts);
   const int threads = int(std::min(1024, std::max(32, (experts + 31) / 32 * 32)));
   const size_t sm = size_t(experts) * 4;
-  LLMK_DISPATCH_FLOAT(dtype, T, lb_partial_kernel<T><<<unsigned(p.chunks), threads, sm, s>>>(
-                                     static_cast<const T*>(probs), tokens, experts, ids, k, p.rows_per, pp, pc, err_flag));
+  LLMK_DISPATCH_FLOAT(lp.dtype, T, lb_partial_kernel<T><<<unsigned(p.chunks), threads, sm, s>>>(
+                                     static_cast<const T*>(lp.probs), tokens, experts, lp.ids, lp.k, p.rows_per, pp, pc,
+                                     err_flag));
   check_launch("moe_lb_partial");
-  lb_final_kernel<<<1, 1024, 0, s>>>(pp, pc, p.chunks, tokens, experts, k, out);
+  lb_final_kernel<<<1, 1024, 0, s>>>(pp, pc, p.chunks, tokens, experts, lp.k, lp.out);
   check_launch("moe_lb_final");
 }
 
