@@ -156,5 +156,11 @@ describeDevices(`moe routing (seed ${SEED})`, (device) => {
     expectCode(() => moe.loadBalancingLoss(probs, ids1, 8), 'ERR_LLMK_SHAPE');
     expectCode(() => moe.loadBalancingLoss(ids, ids, 2), 'ERR_LLMK_DTYPE');
     expectCode(() => moe.align('ids' as never, { numExperts: 8, blockSize: 16 }), 'ERR_LLMK_ARG');
+    // the contract is checked once, natively: messages name the op, the argument, expected and actual
+    expect(() => moe.align(ids1, { numExperts: 8, blockSize: 16 })).toThrow('moe.align: ids must be 2-D [T, k], got [8]');
+    expect(() => moe.align(ids, { numExperts: 1025, blockSize: 16 })).toThrow('moe.align: numExperts must be an integer in [1, 1024], got 1025');
+    expect(() => moe.permute(x5, ids, { numExperts: 8 })).toThrow('moe.permute: ids must have one row per token of x (x is [5, 16], ids is [4, 2])');
+    expect(() => moe.combine(x, w, w)).toThrow('moe.combine: rowMap must be int32, got float32');
+    expect(() => moe.loadBalancingLoss(probs, ids, 16)).toThrow('moe.loadBalancingLoss: probs must be [T, 16] (numExperts columns), got [4, 8]');
   });
 });

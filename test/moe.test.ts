@@ -208,6 +208,13 @@ describeDevices(`moe.topk (seed ${SEED})`, (device) => {
     const gone = zeros([2, 8], { device });
     gone.dispose();
     expectCode(() => moe.topk(gone, { k: 2 }), 'ERR_LLMK_DISPOSED');
+    // the contract is checked once, natively: messages name the op, the argument, expected and actual
+    expect(() => moe.topk(lt, { k: 65 })).toThrow('moe.topk: k must be in [1, E=64], got 65');
+    expect(() => moe.topk(lt, { k: 2.5 })).toThrow('moe.topk: k must be an integer in [1, 1024], got 2.5');
+    expect(() => moe.topk(one, { k: 2 })).toThrow('moe.topk: logits must be 2-D [T, E], got [64]');
+    expect(() => moe.topk(lt, { k: 2, bias: b63 })).toThrow('moe.topk: bias must have shape [64], got [63]');
+    expect(() => moe.topk(lt, { k: 2, scale: NaN })).toThrow('moe.topk: scale must be a finite number, got nan');
+    expect(() => moe.topk(lt, { k: 2, groups: { count: 7, topk: 2 } })).toThrow('groups.count (7) must divide the number of experts (E = 64');
     using ok = moe.topk(lt, { k: 2, bias: b64, groups: { count: 8, topk: 2 } });
     expect(ok.ids.shape).toEqual([4, 2]);
   });
@@ -244,12 +251,13 @@ describeDevices(`moe.topk (seed ${SEED})`, (device) => {
     using lt = zeros([4, 64], { device });
     using b63 = zeros([63], { device });
     const code = (fn: () => unknown) => { try { fn(); } catch (e) { return (e as { code?: string }).code; } return 'none'; };
-    expect(code(() => native.moeTopk(lt.handle, 0, false, true, null, 0, 0, 1))).toBe('ERR_LLMK_ARG');
-    expect(code(() => native.moeTopk(lt.handle, 65, false, true, null, 0, 0, 1))).toBe('ERR_LLMK_ARG');
-    expect(code(() => native.moeTopk(lt.handle, 2, false, true, b63.handle, 0, 0, 1))).toBe('ERR_LLMK_SHAPE');
-    expect(code(() => native.moeTopk(lt.handle, 2, false, true, null, 7, 2, 1))).toBe('ERR_LLMK_ARG');
-    expect(code(() => native.moeTopk(lt.handle, 17, false, true, null, 8, 2, 1))).toBe('ERR_LLMK_ARG');
-    expect(code(() => native.moeTopk(lt.handle, 2, false, true, null, 0, 0, Infinity))).toBe('ERR_LLMK_ARG');
-    expect(code(() => native.moeAlign(lt.handle, 8, 16))).toBe('ERR_LLMK_DTYPE');
+    expect(code(() => native.moe.topk(lt.handle, 0, false, true, null, null, 0, 1))).toBe('ERR_LLMK_ARG');
+    expect(code(() => native.moe.topk(lt.handle, 65, false, true, null, null, 0, 1))).toBe('ERR_LLMK_ARG');
+    expect(code(() => native.moe.topk(lt.handle, 2, false, true, b63.handle, null, 0, 1))).toBe('ERR_LLMK_SHAPE');
+    expect(code(() => native.moe.topk(lt.handle, 2, false, true, null, 7, 2, 1))).toBe('ERR_LLMK_ARG');
+    expect(code(() => native.moe.topk(lt.handle, 17, false, true, null, 8, 2, 1))).toBe('ERR_LLMK_ARG');
+    expect(code(() => native.moe.topk(lt.handle, 2, false, true, null, 0, 2, 1))).toBe('ERR_LLMK_ARG');  // 0 groups
+    expect(code(() => native.moe.topk(lt.handle, 2, false, true, null, null, 0, Infinity))).toBe('ERR_LLMK_ARG');
+    expect(code(() => native.moe.align(lt.handle, 8, 16))).toBe('ERR_LLMK_DTYPE');
   });
 });

@@ -17,9 +17,9 @@ describe('native entry points under hostile arguments', () => {
                     t._h + 1, 2 ** 40, new Float32Array(2), () => 0, true, new native.NativeStream(0, 0),
                     native.attention.plan(new Int32Array([0, 1]), new Int32Array([0]), { qLen: 64, kLen: 64 }, 0, 0)];
       const skip = new Set(['setErrorClass', 'deviceTime', 'NativeStream', 'ncclProbe']);
-      const all = [...Object.entries(native), ...Object.entries(native.int4).map(([k, v]) => ['int4.' + k, v]),
-                   ...Object.entries(native.dist).map(([k, v]) => ['dist.' + k, v]),
-                   ...Object.entries(native.attention).map(([k, v]) => ['attention.' + k, v])];
+      // top-level functions and those of every namespace object (native.moe, native.int4, native.dist, native.attention, ...)
+      const all = Object.entries(native).flatMap(([k, v]) => v !== null && typeof v === 'object'
+        ? Object.entries(v).map(([j, f]) => [k + '.' + j, f]) : [[k, v]]);
       let calls = 0, threw = 0;
       for (const [name, fn] of all) {
         if (typeof fn !== 'function' || skip.has(name.split('.').pop())) continue;

@@ -32,11 +32,11 @@
  *
  * @packageDocumentation
  */
-import { type DType, isFloating } from './dtype';
+import { type DType } from './dtype';
 import { check } from './errors';
 import { native } from './native';
 import { Int4Weight } from './quant';
-import { checkSameDevice, checkTensor, Tensor } from './tensor';
+import { adopt, checkTensor, Tensor } from './tensor';
 
 /** Largest number of experts the routing ops support. */
 export const MAX_EXPERTS = 1024;
@@ -117,16 +117,12 @@ export class PermuteResult<D extends DType = DType> extends Results {
   protected tensors(): Tensor[] { return [this.out, this.rowMap, this.expertOffsets]; }
 }
 
-function intIn(v: unknown, name: string, lo: number, hi: number): number {
-  check(typeof v === 'number' && Number.isInteger(v), 'ERR_LLMK_ARG', () => `${name} must be an integer, got ${String(v)}`);
-  check(v >= lo && v <= hi, 'ERR_LLMK_ARG', () => `${name} must be in [${lo}, ${hi}], got ${v}`);
-  return v;
-}
+// Tensor contracts (dtypes, shapes, ranges that depend on shapes) are checked once, in native code
+// (native/src/ops/moe.cpp), and result shapes come from there too: TypeScript checks only what is
+// JavaScript (Tensors, option objects, enums, booleans).
 
-function checkIds(ids: Tensor, op: string): void {
-  checkTensor(ids, `${op}: ids`);
-  check(ids.dtype === 'int32', 'ERR_LLMK_DTYPE', () => `${op}: ids must be int32, got ${ids.dtype}`);
-  check(ids.ndim === 2, 'ERR_LLMK_SHAPE', () => `${op}: ids must be 2-D [T, k], got [${ids.shape.join(', ')}]`);
+function checkOptions(opts: unknown, op: string, what: string): void {
+  check(typeof opts === 'object' && opts !== null, 'ERR_LLMK_ARG', `${op}: options ${what} are required`);
 }
 
 /**
@@ -140,37 +136,19 @@ function checkIds(ids: Tensor, op: string): void {
  */
 export function topk(logits: Tensor, opts: TopkOptions): TopkResult {
   checkTensor(logits, 'moe.topk: logits');
-  check(isFloating(logits.dtype), 'ERR_LLMK_DTYPE', () => `moe.topk: logits must be float32, float16 or bfloat16, got ${logits.dtype}`);
-  check(logits.ndim === 2, 'ERR_LLMK_SHAPE', () => `moe.topk: logits must be 2-D [T, E], got [${logits.shape.join(', ')}]`);
-  const [T, E] = logits.shape;
-  check(E >= 1 && E <= MAX_EXPERTS, 'ERR_LLMK_SHAPE', () => `moe.topk: logits must have 1 to ${MAX_EXPERTS} experts (columns), got ${E}`);
   check(typeof opts === 'object' && opts !== null, 'ERR_LLMK_ARG', 'moe.topk: an options object with k is required');
-  const k = intIn(opts.k, 'moe.topk: k', 1, E);
   const scoring = opts.scoring ?? 'softmax';
   check(scoring === 'softmax' || scoring === 'sigmoid', 'ERR_LLMK_ARG', () => `moe.topk: scoring must be 'softmax' or 'sigmoid', got ${String(scoring)}`);
   const renormalize = opts.renormalize ?? true;
   check(typeof renormalize === 'boolean', 'ERR_LLMK_ARG', 'moe.topk: renormalize must be a boolean');
-  const scale = opts.scale ?? 1;
-  check(typeof scale === 'number' && Number.isFinite(scale), 'ERR_LLMK_ARG', () => `moe.topk: scale must be a finite number, got ${String(scale)}`);
-  let groups = 0, groupTopk = 0;
-  if (opts.groups !== undefined) {
-    check(typeof opts.groups === 'object' && opts.groups !== null, 'ERR_LLMK_ARG', 'moe.topk: groups must be { count, topk }');
-    groups = intIn(opts.groups.count, 'moe.topk: groups.count', 1, E);
-    check(E % groups === 0, 'ERR_LLMK_ARG', () => `moe.topk: groups.count (${groups}) must divide the number of experts (${E})`);
-    groupTopk = intIn(opts.groups.topk, 'moe.topk: groups.topk', 1, groups);
-    check(k <= groupTopk * (E / groups), 'ERR_LLMK_ARG',
-      () => `moe.topk: k (${k}) exceeds the experts of the kept groups (groups.topk ${groupTopk} × ${E / groups} experts per group)`);
-  }
+  const groups = opts.groups;
+  if (groups !== undefined) check(typeof groups === 'object' && groups !== null, 'ERR_LLMK_ARG', 'moe.topk: groups must be { count, topk }');
   const bias = opts.bias;
-  if (bias !== undefined) {
-    checkTensor(bias, 'moe.topk: bias');
-    checkSameDevice('moe.topk', logits, bias);
-    check(bias.dtype === 'float32', 'ERR_LLMK_DTYPE', () => `moe.topk: bias must be float32, got ${bias.dtype}`);
-    check(bias.ndim === 1 && bias.shape[0] === E, 'ERR_LLMK_SHAPE', () => `moe.topk: bias must have shape [${E}], got [${bias.shape.join(', ')}]`);
-  }
-  const [w, ids] = native.moeTopk(logits.handle, k, scoring === 'sigmoid', renormalize, bias ? bias.handle : null,
-    groups, groupTopk, scale);
-  return new TopkResult(new Tensor(w, [T, k], 'float32', logits.device), new Tensor(ids, [T, k], 'int32', logits.device));
+  if (bias !== undefined) checkTensor(bias, 'moe.topk: bias');
+  const [w, ids] = native.moe.topk(logits.handle, opts.k, scoring === 'sigmoid', renormalize, bias ? bias.handle : null,
+    groups ? groups.count : null, groups ? groups.topk : 0, opts.scale ?? 1);
+  const d = logits.device;
+  return new TopkResult(adopt(w, d), adopt(ids, d));
 }
 
 /**
@@ -179,22 +157,16 @@ export function topk(logits: Tensor, opts: TopkOptions): TopkResult {
  * trip): output sizes are the worst case, `numPadded` is a device tensor.
  *
  * @param ids [T, k] int32 expert ids (as from {@link topk}); T·k slots `t·k + j`.
- * @param opts.numExperts E, 1 ≤ E ≤ 1024. @param opts.blockSize ≥ 1 (rows per GEMM block, e.g. 16–128).
+ * @param opts.numExperts E, 1 ≤ E ≤ 1024. @param opts.blockSize 1 ≤ blockSize ≤ 2^20 (rows per GEMM block, e.g. 16–128).
  * @throws LlmkError ERR_LLMK_ARG, ERR_LLMK_DTYPE, ERR_LLMK_SHAPE; ERR_LLMK_INDEX at the next sync
  *   when an id is outside [0, E).
  */
 export function align(ids: Tensor, opts: { numExperts: number; blockSize: number }): AlignResult {
-  checkIds(ids, 'moe.align');
-  check(typeof opts === 'object' && opts !== null, 'ERR_LLMK_ARG', 'moe.align: options { numExperts, blockSize } are required');
-  const E = intIn(opts.numExperts, 'moe.align: numExperts', 1, MAX_EXPERTS);
-  const bs = intIn(opts.blockSize, 'moe.align: blockSize', 1, 1 << 20);
-  const n = ids.numel;
-  const cap = n + Math.min(E, n) * (bs - 1);
-  check(cap <= 2 ** 31 - 1, 'ERR_LLMK_ARG', () => `moe.align: the padded size (${cap}) does not fit int32; use a smaller blockSize`);
-  const [s, b, np] = native.moeAlign(ids.handle, E, bs);
+  checkTensor(ids, 'moe.align: ids');
+  checkOptions(opts, 'moe.align', '{ numExperts, blockSize }');
+  const [s, b, np] = native.moe.align(ids.handle, opts.numExperts, opts.blockSize);
   const d = ids.device;
-  return new AlignResult(new Tensor(s, [cap], 'int32', d), new Tensor(b, [Math.floor(cap / bs)], 'int32', d),
-    new Tensor(np, [1], 'int32', d));
+  return new AlignResult(adopt(s, d), adopt(b, d), adopt(np, d));
 }
 
 /**
@@ -207,18 +179,11 @@ export function align(ids: Tensor, opts: { numExperts: number; blockSize: number
  */
 export function permute<D extends DType>(x: Tensor<D>, ids: Tensor, opts: { numExperts: number }): PermuteResult<D> {
   checkTensor(x, 'moe.permute: x');
-  checkIds(ids, 'moe.permute');
-  checkSameDevice('moe.permute', x, ids);
-  check(x.ndim === 2, 'ERR_LLMK_SHAPE', () => `moe.permute: x must be 2-D [T, H], got [${x.shape.join(', ')}]`);
-  check(ids.shape[0] === x.shape[0], 'ERR_LLMK_SHAPE',
-    () => `moe.permute: ids must have one row per token of x (x is [${x.shape.join(', ')}], ids is [${ids.shape.join(', ')}])`);
-  check(typeof opts === 'object' && opts !== null, 'ERR_LLMK_ARG', 'moe.permute: options { numExperts } are required');
-  const E = intIn(opts.numExperts, 'moe.permute: numExperts', 1, MAX_EXPERTS);
-  const [T, H] = x.shape, k = ids.shape[1];
-  const [o, rm, eo] = native.moePermute(x.handle, ids.handle, E);
+  checkTensor(ids, 'moe.permute: ids');
+  checkOptions(opts, 'moe.permute', '{ numExperts }');
+  const [o, rm, eo] = native.moe.permute(x.handle, ids.handle, opts.numExperts);
   const d = x.device;
-  return new PermuteResult(new Tensor(o, [T * k, H], x.dtype, d), new Tensor(rm, [T, k], 'int32', d),
-    new Tensor(eo, [E + 1], 'int32', d));
+  return new PermuteResult(adopt<D>(o, d), adopt(rm, d), adopt(eo, d));
 }
 
 /**
@@ -233,15 +198,7 @@ export function combine<D extends DType>(y: Tensor<D>, weights: Tensor, rowMap: 
   checkTensor(y, 'moe.combine: y');
   checkTensor(weights, 'moe.combine: weights');
   checkTensor(rowMap, 'moe.combine: rowMap');
-  checkSameDevice('moe.combine', y, weights, rowMap);
-  check(isFloating(y.dtype), 'ERR_LLMK_DTYPE', () => `moe.combine: y must be float32, float16 or bfloat16, got ${y.dtype}`);
-  check(weights.dtype === 'float32', 'ERR_LLMK_DTYPE', () => `moe.combine: weights must be float32, got ${weights.dtype}`);
-  check(rowMap.dtype === 'int32', 'ERR_LLMK_DTYPE', () => `moe.combine: rowMap must be int32, got ${rowMap.dtype}`);
-  check(y.ndim === 2, 'ERR_LLMK_SHAPE', () => `moe.combine: y must be 2-D [R, H], got [${y.shape.join(', ')}]`);
-  check(weights.ndim === 2, 'ERR_LLMK_SHAPE', () => `moe.combine: weights must be 2-D [T, k], got [${weights.shape.join(', ')}]`);
-  check(rowMap.ndim === 2 && rowMap.shape[0] === weights.shape[0] && rowMap.shape[1] === weights.shape[1], 'ERR_LLMK_SHAPE',
-    () => `moe.combine: rowMap [${rowMap.shape.join(', ')}] and weights [${weights.shape.join(', ')}] must have the same shape [T, k]`);
-  return new Tensor(native.moeCombine(y.handle, weights.handle, rowMap.handle), [weights.shape[0], y.shape[1]], y.dtype, y.device);
+  return adopt<D>(native.moe.combine(y.handle, weights.handle, rowMap.handle), y.device);
 }
 
 /**
@@ -251,9 +208,7 @@ export function combine<D extends DType>(y: Tensor<D>, weights: Tensor, rowMap: 
  */
 export function expertCounts(ids: Tensor, numExperts: number): Tensor<'int32'> {
   checkTensor(ids, 'moe.expertCounts: ids');
-  check(ids.dtype === 'int32', 'ERR_LLMK_DTYPE', () => `moe.expertCounts: ids must be int32, got ${ids.dtype}`);
-  const E = intIn(numExperts, 'moe.expertCounts: numExperts', 1, MAX_EXPERTS);
-  return new Tensor(native.moeExpertCounts(ids.handle, E), [E], 'int32', ids.device);
+  return adopt(native.moe.expertCounts(ids.handle, numExperts), ids.device);
 }
 
 /**
@@ -269,16 +224,8 @@ export function expertCounts(ids: Tensor, numExperts: number): Tensor<'int32'> {
  */
 export function loadBalancingLoss(probs: Tensor, ids: Tensor, numExperts: number): Tensor<'float32'> {
   checkTensor(probs, 'moe.loadBalancingLoss: probs');
-  checkIds(ids, 'moe.loadBalancingLoss');
-  checkSameDevice('moe.loadBalancingLoss', probs, ids);
-  check(isFloating(probs.dtype), 'ERR_LLMK_DTYPE', () => `moe.loadBalancingLoss: probs must be float32, float16 or bfloat16, got ${probs.dtype}`);
-  const E = intIn(numExperts, 'moe.loadBalancingLoss: numExperts', 1, MAX_EXPERTS);
-  check(probs.ndim === 2 && probs.shape[1] === E, 'ERR_LLMK_SHAPE',
-    () => `moe.loadBalancingLoss: probs must be [T, ${E}], got [${probs.shape.join(', ')}]`);
-  check(ids.shape[0] === probs.shape[0], 'ERR_LLMK_SHAPE',
-    () => `moe.loadBalancingLoss: ids must have one row per token (probs is [${probs.shape.join(', ')}], ids is [${ids.shape.join(', ')}])`);
-  check(ids.shape[1] >= 1 || probs.shape[0] === 0, 'ERR_LLMK_SHAPE', 'moe.loadBalancingLoss: ids must have at least one column');
-  return new Tensor(native.moeLoadBalancingLoss(probs.handle, ids.handle, E), [1], 'float32', probs.device);
+  checkTensor(ids, 'moe.loadBalancingLoss: ids');
+  return adopt(native.moe.loadBalancingLoss(probs.handle, ids.handle, numExperts), probs.device);
 }
 
 // ------------------------------------------------------------------------------------------ experts
@@ -368,8 +315,8 @@ export function experts(x: Tensor, routing: TopkResult | { weights: Tensor; ids:
   check(layout === 'concat' || layout === 'interleaved', 'ERR_LLMK_ARG', () => `${op}: layout must be 'concat' or 'interleaved', got ${String(layout)}`);
   const map = opts.expertMap ?? null;
   if (map !== null) checkTensor(map, `${op}: expertMap`);
-  const h = native.moeExperts(x.handle, routing.weights.handle, routing.ids.handle, map?.handle ?? null,
+  const h = native.moe.experts(x.handle, routing.weights.handle, routing.ids.handle, map?.handle ?? null,
     ACTIVATIONS.indexOf(activation), layout === 'interleaved',
     ...projArgs(w.gateUp, w.gateUpBias, 'gateUp'), ...projArgs(w.down, w.downBias, 'down'));
-  return new Tensor(h, [x.shape[0], x.shape[1]], x.dtype, x.device);
+  return adopt(h, x.device);
 }

@@ -8,7 +8,7 @@
 import { check } from './errors';
 import { native } from './native';
 import { Int4Weight } from './quant';
-import { Tensor } from './tensor';
+import { adopt, type Tensor } from './tensor';
 
 /**
  * Stacks per-expert weights (e.g. `quant.fromGptq` of each expert of a Mixtral / Qwen-MoE layer) into
@@ -37,7 +37,7 @@ export function stackExperts(ws: Int4Weight[]): Int4Weight {
   const canon = ws.map((w) => w.toCanonical());
   const made: Tensor[] = [];
   const stack = (ts: Tensor[]) => {
-    const t = new Tensor(native.moeStackRows(...ts.map((x) => x.handle)), [ts.length * a.n, ts[0].shape[1]], ts[0].dtype, ts[0].device);
+    const t = adopt(native.moe.stackRows(...ts.map((x) => x.handle)), ts[0].device);
     made.push(t);
     return t;
   };

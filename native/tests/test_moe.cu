@@ -81,7 +81,8 @@ void run_topk(const TopkCase& c) {
   p.bias = c.bias ? bias.data() : nullptr; p.groups = c.G; p.group_topk = c.gk; p.scale = c.scale;
   std::vector<float> w_ref(static_cast<size_t>(c.T * c.k));
   std::vector<int32_t> id_ref(static_cast<size_t>(c.T * c.k));
-  llmk::cpu::moe_topk(x.data(), DType::F32, p, w_ref.data(), id_ref.data());
+  p.logits = x.data(); p.dtype = DType::F32; p.weights = w_ref.data(); p.ids = id_ref.data();
+  llmk::cpu::moe_topk(p);
 
   const size_t esz = llmk::dtype_size(c.dt);
   const int off = c.misalign ? 1 : 0;
@@ -92,10 +93,8 @@ void run_topk(const TopkCase& c) {
   DevBuf<float> dw(static_cast<size_t>(c.T * c.k));
   DevBuf<int32_t> di(static_cast<size_t>(c.T * c.k));
   dw.poison(); di.poison();
-  llmk::cuda::MoeTopkArgs a;
-  a.logits = dx.p + off * esz; a.dtype = c.dt; a.tokens = c.T; a.experts = c.E; a.k = c.k; a.sigmoid = c.sigmoid;
-  a.renormalize = c.renorm; a.bias = c.bias ? db.p : nullptr; a.groups = c.G; a.group_topk = c.gk; a.scale = c.scale;
-  a.weights = dw.p; a.ids = di.p;
+  llmk::cuda::MoeTopkParams a = p;  // the same parameters, device pointers
+  a.logits = dx.p + off * esz; a.dtype = c.dt; a.bias = c.bias ? db.p : nullptr; a.weights = dw.p; a.ids = di.p;
   const std::string name = case_name(c, llmk::cuda::moe_topk_path(a));
   try {
     llmk::cuda::moe_topk(a, nullptr);
@@ -210,14 +209,14 @@ void run_align(int64_t T, int k, int E, int bs, int skew) {
   const int64_t cap = llmk::cpu::moe_align_capacity(n, E, bs);
   const int64_t nb = cap / bs;
   std::vector<int32_t> s_ref(static_cast<size_t>(cap)), b_ref(static_cast<size_t>(nb)), np_ref(1), eo_ref(static_cast<size_t>(E + 1));
-  llmk::cpu::moe_align(ids.data(), n, E, bs, s_ref.data(), cap, b_ref.data(), nb, np_ref.data(), eo_ref.data());
+  llmk::cpu::moe_align({ids.data(), n, E, bs, s_ref.data(), cap, b_ref.data(), nb, np_ref.data(), eo_ref.data()});
   DevBuf<int32_t> di(ids), ds(static_cast<size_t>(cap)), dbk(static_cast<size_t>(nb)), dnp(1), deo(static_cast<size_t>(E + 1)), flag(1);
   DevBuf<uint8_t> scratch(static_cast<size_t>(std::max<int64_t>(1, llmk::cuda::moe_align_scratch_bytes(n, E))));
   ds.poison(); dbk.poison(); dnp.poison(); deo.poison();
   TCUDA(cudaMemset(flag.p, 0, 4));
   char name[128];
   snprintf(name, sizeof name, "align T=%lld k=%d E=%d bs=%d skew=%d", (long long)T, k, E, bs, skew);
-  llmk::cuda::moe_align(di.p, n, E, bs, ds.p, cap, dbk.p, nb, dnp.p, deo.p, scratch.p, flag.p, nullptr);
+  llmk::cuda::moe_align({di.p, n, E, bs, ds.p, cap, dbk.p, nb, dnp.p, deo.p}, scratch.p, flag.p, nullptr);
   TCUDA(cudaDeviceSynchronize());
   bool ok = ds.download() == s_ref && dbk.download() == b_ref && dnp.download() == np_ref &&
             deo.download() == eo_ref && flag.download()[0] == 0;
@@ -235,7 +234,7 @@ void run_align_bad() {
       DevBuf<int32_t> di(ids), ds(static_cast<size_t>(cap)), dbk(static_cast<size_t>(cap / bs)), dnp(1), flag(1);
       DevBuf<uint8_t> scratch(static_cast<size_t>(std::max<int64_t>(1, llmk::cuda::moe_align_scratch_bytes(n, E))));
       TCUDA(cudaMemset(flag.p, 0, 4));
-      llmk::cuda::moe_align(di.p, n, E, bs, ds.p, cap, dbk.p, cap / bs, dnp.p, nullptr, scratch.p, flag.p, nullptr);
+      llmk::cuda::moe_align({di.p, n, E, bs, ds.p, cap, dbk.p, cap / bs, dnp.p, nullptr}, scratch.p, flag.p, nullptr);
       TCUDA(cudaDeviceSynchronize());
       int f = flag.download()[0];
       // counts
@@ -260,13 +259,13 @@ void run_permute_combine(int64_t T, int k, int E, int64_t H, DType dt) {
   for (int64_t i = 0; i < T * H; i++) llmk::store_from_f32(xr.data(), i, int(dt), xf[size_t(i)]);
   std::vector<uint8_t> out_ref(static_cast<size_t>(n * H) * esz);
   std::vector<int32_t> rm_ref(static_cast<size_t>(n)), eo_ref(static_cast<size_t>(E + 1));
-  llmk::cpu::moe_permute(xr.data(), dt, T, H, ids.data(), k, E, out_ref.data(), rm_ref.data(), eo_ref.data());
+  llmk::cpu::moe_permute({xr.data(), dt, T, H, ids.data(), k, E, out_ref.data(), rm_ref.data(), eo_ref.data()});
   DevBuf<uint8_t> dx(xr), dout(std::max<size_t>(1, out_ref.size()));
   DevBuf<int32_t> di(ids), drm(static_cast<size_t>(std::max<int64_t>(n, 1))), deo(static_cast<size_t>(E + 1)), flag(1);
   DevBuf<uint8_t> scratch(static_cast<size_t>(llmk::cuda::moe_permute_scratch_bytes(n, E)));
   dout.poison(); drm.poison(); deo.poison();
   TCUDA(cudaMemset(flag.p, 0, 4));
-  llmk::cuda::moe_permute(dx.p, dt, T, H, di.p, k, E, dout.p, drm.p, deo.p, scratch.p, flag.p, nullptr);
+  llmk::cuda::moe_permute({dx.p, dt, T, H, di.p, k, E, dout.p, drm.p, deo.p}, scratch.p, flag.p, nullptr);
   TCUDA(cudaDeviceSynchronize());
   std::vector<uint8_t> out = dout.download();
   out.resize(out_ref.size());
@@ -280,11 +279,11 @@ void run_permute_combine(int64_t T, int k, int E, int64_t H, DType dt) {
   // combine y = permuted rows (as if the experts were identity) with random weights
   std::vector<float> wts = randn(static_cast<size_t>(n));
   std::vector<uint8_t> comb_ref(static_cast<size_t>(T * H) * esz);
-  llmk::cpu::moe_combine(out_ref.data(), dt, n, H, wts.data(), rm_ref.data(), T, k, comb_ref.data());
+  llmk::cpu::moe_combine({out_ref.data(), dt, n, H, wts.data(), rm_ref.data(), T, k, comb_ref.data()});
   DevBuf<float> dwt(wts);
   DevBuf<uint8_t> dcomb(std::max<size_t>(1, comb_ref.size()));
   dcomb.poison();
-  llmk::cuda::moe_combine(dout.p, dt, n, H, dwt.p, drm.p, T, k, dcomb.p, flag.p, nullptr);
+  llmk::cuda::moe_combine({dout.p, dt, n, H, dwt.p, drm.p, T, k, dcomb.p}, flag.p, nullptr);
   TCUDA(cudaDeviceSynchronize());
   std::vector<uint8_t> comb = dcomb.download();
   std::vector<float> a(static_cast<size_t>(T * H)), b(static_cast<size_t>(T * H));
@@ -310,7 +309,7 @@ void run_counts_loss(int64_t T, int k, int E, DType dt) {
   std::vector<int32_t> c_ref(static_cast<size_t>(E));
   llmk::cpu::moe_expert_counts(ids.data(), T * k, E, c_ref.data());
   float l_ref = 0;
-  llmk::cpu::moe_load_balancing_loss(pr.data(), dt, T, E, ids.data(), k, &l_ref);
+  llmk::cpu::moe_load_balancing_loss({pr.data(), dt, T, E, ids.data(), k, &l_ref});
   DevBuf<int32_t> di(ids.empty() ? std::vector<int32_t>{0} : ids), dc(static_cast<size_t>(E)), flag(1);
   DevBuf<uint8_t> dp(pr);
   DevBuf<float> dl(1);
@@ -318,7 +317,7 @@ void run_counts_loss(int64_t T, int k, int E, DType dt) {
   dc.poison(); dl.poison();
   TCUDA(cudaMemset(flag.p, 0, 4));
   llmk::cuda::moe_expert_counts(di.p, T * k, E, dc.p, flag.p, nullptr);
-  llmk::cuda::moe_load_balancing_loss(dp.p, dt, T, E, di.p, k, dl.p, scratch.p, flag.p, nullptr);
+  llmk::cuda::moe_load_balancing_loss({dp.p, dt, T, E, di.p, k, dl.p}, scratch.p, flag.p, nullptr);
   TCUDA(cudaDeviceSynchronize());
   const float l = dl.download()[0];
   const double rel = std::fabs(double(l) - double(l_ref)) / std::max(1e-30, std::fabs(double(l_ref)));
@@ -376,7 +375,7 @@ void bench() {
         else { auto b = to_bits(xf, dt); TCUDA(cudaMemcpy(dx.p, b.data(), b.size() * 2, cudaMemcpyHostToDevice)); }
         DevBuf<float> db(randn(static_cast<size_t>(c.E), 0.1f)), dw(static_cast<size_t>(T * c.k));
         DevBuf<int32_t> di(static_cast<size_t>(T * c.k));
-        llmk::cuda::MoeTopkArgs a;
+        llmk::cuda::MoeTopkParams a;
         a.logits = dx.p; a.dtype = dt; a.tokens = T; a.experts = c.E; a.k = c.k; a.sigmoid = c.sigmoid;
         a.bias = c.bias ? db.p : nullptr; a.groups = c.G; a.group_topk = c.gk; a.weights = dw.p; a.ids = di.p;
         const double ms = time_graph([&](cudaStream_t s) { llmk::cuda::moe_topk(a, s); }, T >= 65536 ? 20 : 100);
@@ -393,7 +392,7 @@ void bench() {
     DevBuf<uint8_t> scratch(static_cast<size_t>(std::max<int64_t>(1, llmk::cuda::moe_align_scratch_bytes(n, E))));
     TCUDA(cudaMemset(flag.p, 0, 4));
     const double ms = time_graph([&](cudaStream_t s) {
-      llmk::cuda::moe_align(di.p, n, E, bs, ds.p, cap, dbk.p, cap / bs, dnp.p, nullptr, scratch.p, flag.p, s);
+      llmk::cuda::moe_align({di.p, n, E, bs, ds.p, cap, dbk.p, cap / bs, dnp.p, nullptr}, scratch.p, flag.p, s);
     }, 50);
     std::printf("{\"case\":\"moe.align T=%lld k=8 E=256 bs=64\",\"ms\":%.6f}\n", (long long)T, ms);
   }

@@ -181,21 +181,23 @@ std::vector<int64_t> count_ids(const int32_t* ids, int64_t n, int E) {
 
 }  // namespace
 
-void moe_topk(const void* logits, DType dtype, const MoeTopkParams& p, float* weights, int32_t* ids) {
+void moe_topk(const MoeTopkParams& p) {
   if (p.tokens == 0) return;
-  switch (dtype) {
+  float* weights = p.weights;
+  int32_t* ids = p.ids;
+  switch (p.dtype) {
     case DType::F32: {
-      const float* l = static_cast<const float*>(logits);
+      const float* l = static_cast<const float*>(p.logits);
       topk_rows([l](int64_t i) { return l[i]; }, p, weights, ids);
       break;
     }
     case DType::F16: {
-      const uint16_t* l = static_cast<const uint16_t*>(logits);
+      const uint16_t* l = static_cast<const uint16_t*>(p.logits);
       topk_rows([l](int64_t i) { return f16_to_f32(l[i]); }, p, weights, ids);
       break;
     }
     case DType::BF16: {
-      const uint16_t* l = static_cast<const uint16_t*>(logits);
+      const uint16_t* l = static_cast<const uint16_t*>(p.logits);
       topk_rows([l](int64_t i) { return bf16_to_f32(l[i]); }, p, weights, ids);
       break;
     }
@@ -204,8 +206,12 @@ void moe_topk(const void* logits, DType dtype, const MoeTopkParams& p, float* we
   }
 }
 
-void moe_align(const int32_t* ids, int64_t n, int E, int bs, int32_t* sorted_ids, int64_t capacity,
-               int32_t* block_experts, int64_t num_blocks, int32_t* num_padded, int32_t* expert_offsets) {
+void moe_align(const MoeAlignParams& p) {
+  const int32_t* ids = p.ids;
+  const int64_t n = p.n, capacity = p.capacity, num_blocks = p.num_blocks;
+  const int E = p.E, bs = p.bs;
+  int32_t *sorted_ids = p.sorted, *block_experts = p.block_experts, *num_padded = p.num_padded;
+  int32_t* expert_offsets = p.expert_offsets;
   std::vector<int64_t> counts = count_ids(ids, n, E);
   std::vector<int64_t> start(size_t(E) + 1, 0);
   for (int e = 0; e < E; e++) start[size_t(e) + 1] = start[size_t(e)] + (counts[size_t(e)] + bs - 1) / bs * bs;
@@ -224,8 +230,14 @@ void moe_align(const int32_t* ids, int64_t n, int E, int bs, int32_t* sorted_ids
     for (int e = 0; e <= E; e++) expert_offsets[e] = int32_t(start[size_t(e)]);
 }
 
-void moe_permute(const void* x, DType dtype, int64_t T, int64_t H, const int32_t* ids, int k, int E,
-                 void* out, int32_t* row_map, int32_t* expert_offsets) {
+void moe_permute(const MoePermuteParams& p) {
+  const void* x = p.x;
+  const DType dtype = p.dtype;
+  const int64_t T = p.tokens, H = p.hidden;
+  const int32_t* ids = p.ids;
+  const int k = p.k, E = p.experts;
+  void* out = p.out;
+  int32_t *row_map = p.row_map, *expert_offsets = p.expert_offsets;
   const int64_t n = T * k;
   std::vector<int64_t> counts = count_ids(ids, n, E);
   std::vector<int64_t> cursor(size_t(E), 0);
@@ -251,8 +263,14 @@ void moe_permute(const void* x, DType dtype, int64_t T, int64_t H, const int32_t
   });
 }
 
-void moe_combine(const void* y, DType dtype, int64_t rows, int64_t H, const float* weights,
-                 const int32_t* row_map, int64_t T, int k, void* out) {
+void moe_combine(const MoeCombineParams& p) {
+  const void* y = p.y;
+  const DType dtype = p.dtype;
+  const int64_t rows = p.rows, H = p.hidden, T = p.tokens;
+  const float* weights = p.weights;
+  const int32_t* row_map = p.row_map;
+  const int k = p.k;
+  void* out = p.out;
   for (int64_t i = 0; i < T * k; i++)
     if (row_map[i] < 0 || row_map[i] >= rows)
       throw Error(ErrCode::Index, fmt("moe.combine: rowMap[%lld] = %d is outside [0, %lld)", (long long)i,
@@ -282,8 +300,13 @@ void moe_expert_counts(const int32_t* ids, int64_t n, int E, int32_t* counts) {
   for (int e = 0; e < E; e++) counts[e] = int32_t(c[size_t(e)]);
 }
 
-void moe_load_balancing_loss(const void* probs, DType dtype, int64_t T, int E, const int32_t* ids, int k,
-                             float* out) {
+void moe_load_balancing_loss(const MoeLbLossParams& p) {
+  const void* probs = p.probs;
+  const DType dtype = p.dtype;
+  const int64_t T = p.tokens;
+  const int E = p.experts, k = p.k;
+  const int32_t* ids = p.ids;
+  float* out = p.out;
   std::vector<int64_t> c = count_ids(ids, T * k, E);
   if (T == 0) { out[0] = 0.f; return; }
   const int dt = int(dtype);

@@ -144,7 +144,7 @@ void moe_experts(const void* x, int xdt, const float* weights, const int32_t* id
   std::vector<int32_t> off(size_t(E) + 1, 0), row_of_slot(size_t(n), -1);
   int32_t padded = 0;
   if (R > 0)
-    moe_align(local.data(), R, E, 1, sorted.data(), R, blocks.data(), R, &padded, off.data());
+    moe_align({local.data(), R, E, 1, sorted.data(), R, blocks.data(), R, &padded, off.data()});
   for (int64_t r = 0; r < R; r++) row_of_slot[size_t(slot_of[size_t(sorted[size_t(r)])])] = int32_t(r);
 
   // 2. gathered tokens, float32

@@ -5,51 +5,38 @@
 #pragma once
 #include <cstdint>
 #include "../core/dtype.h"
+#include "../cpu/moe.h"
 
 namespace llmk::cuda {
 
-struct MoeTopkArgs {
-  const void* logits = nullptr;  // [T,E] F32/F16/BF16
-  DType dtype = DType::F32;
-  int64_t tokens = 0;
-  int experts = 0;               // 1..1024
-  int k = 1;                     // 1..E
-  bool sigmoid = false;
-  bool renormalize = true;
-  const float* bias = nullptr;   // [E] device pointer or null
-  int groups = 0;                // 0: none
-  int group_topk = 0;
-  float scale = 1.f;
-  float* weights = nullptr;      // [T,k]
-  int32_t* ids = nullptr;        // [T,k]
-};
+// The kernels' parameter structs are the CPU's (one struct per kernel for both backends), with device pointers.
+using cpu::MoeTopkParams;
 
 // Which kernel moe_topk picks (for tests and benchmarks): "fused/<vec>x<lanes>x<chunks>" or "general".
-const char* moe_topk_path(const MoeTopkArgs& a);
-void moe_topk(const MoeTopkArgs& a, void* stream);
+const char* moe_topk_path(const MoeTopkParams& a);
+void moe_topk(const MoeTopkParams& a, void* stream);
 
 // Scratch bytes (device memory) that moe_align / moe_permute need for n slots and E experts.
 int64_t moe_align_scratch_bytes(int64_t n, int experts);
 
-// See llmk::cpu::moe_align. capacity = llmk::cpu::moe_align_capacity(n, E, blockSize),
-// num_blocks = capacity / blockSize. scratch: moe_align_scratch_bytes(n, E) bytes.
-void moe_align(const int32_t* ids, int64_t n, int experts, int block_size, int32_t* sorted_ids, int64_t capacity,
-               int32_t* block_experts, int64_t num_blocks, int32_t* num_padded, int32_t* expert_offsets,
-               void* scratch, int* err_flag, void* stream);
+// See llmk::cpu::moe_align (the same MoeAlignParams, device pointers). scratch: moe_align_scratch_bytes(n, E) bytes.
+using cpu::MoeAlignParams;
+void moe_align(const MoeAlignParams& p, void* scratch, int* err_flag, void* stream);
 
 // See llmk::cpu::moe_permute. scratch: moe_align_scratch_bytes(T*k, E) + 4*(T*k) bytes.
 int64_t moe_permute_scratch_bytes(int64_t n, int experts);
-void moe_permute(const void* x, DType dtype, int64_t tokens, int64_t hidden, const int32_t* ids, int k, int experts,
-                 void* out, int32_t* row_map, int32_t* expert_offsets, void* scratch, int* err_flag, void* stream);
+using cpu::MoePermuteParams;
+void moe_permute(const MoePermuteParams& p, void* scratch, int* err_flag, void* stream);
 
-void moe_combine(const void* y, DType dtype, int64_t rows, int64_t hidden, const float* weights,
-                 const int32_t* row_map, int64_t tokens, int k, void* out, int* err_flag, void* stream);
+// See llmk::cpu::moe_combine.
+using cpu::MoeCombineParams;
+void moe_combine(const MoeCombineParams& p, int* err_flag, void* stream);
 
 void moe_expert_counts(const int32_t* ids, int64_t n, int experts, int32_t* counts, int* err_flag, void* stream);
 
 // scratch: moe_lb_loss_scratch_bytes(T, E) bytes.
 int64_t moe_lb_loss_scratch_bytes(int64_t tokens, int experts);
-void moe_load_balancing_loss(const void* probs, DType dtype, int64_t tokens, int experts, const int32_t* ids, int k,
-                             float* out, void* scratch, int* err_flag, void* stream);
+using cpu::MoeLbLossParams;
+void moe_load_balancing_loss(const MoeLbLossParams& p, void* scratch, int* err_flag, void* stream);
 
 }  // namespace llmk::cuda

@@ -392,11 +392,11 @@ int64_t moe_align_scratch_bytes(int64_t n, int experts) {
   return (int64_t(p.tiles) * experts + experts + 1) * 4;
 }
 
-void moe_align(const int32_t* ids, int64_t n, int experts, int block_size, int32_t* sorted_ids, int64_t capacity,
-               int32_t* block_experts, int64_t num_blocks, int32_t* num_padded, int32_t* expert_offsets,
-               void* scratch, int* err_flag, void* stream) {
-  AlignArgs a{ids, n, experts, block_size, sorted_ids, capacity, block_experts, num_blocks, num_padded,
-              expert_offsets, err_flag, 1};
+void moe_align(const MoeAlignParams& p, void* scratch, int* err_flag, void* stream) {
+  // The kernels' by-value argument keeps its own flat layout (their PTX is GPU-verified): MoeAlignParams' fields,
+  // then what only the device needs.
+  AlignArgs a{p.ids, p.n, p.E, p.bs, p.sorted, p.capacity, p.block_experts, p.num_blocks, p.num_padded,
+              p.expert_offsets, err_flag, 1};
   align_impl(a, scratch, as_stream(stream));
 }
 
@@ -405,39 +405,38 @@ int64_t moe_permute_scratch_bytes(int64_t n, int experts) {
   return ((n + 1) * 4 + 15) / 16 * 16 + moe_align_scratch_bytes(n, experts);
 }
 
-void moe_permute(const void* x, DType dtype, int64_t tokens, int64_t hidden, const int32_t* ids, int k, int experts,
-                 void* out, int32_t* row_map, int32_t* expert_offsets, void* scratch, int* err_flag, void* stream) {
+void moe_permute(const MoePermuteParams& p, void* scratch, int* err_flag, void* stream) {
   cudaStream_t s = as_stream(stream);
-  const int64_t n = tokens * k;
+  const int64_t n = p.tokens * p.k;
   if (n == 0) {
-    cuda_throw_if(int(cudaMemsetAsync(expert_offsets, 0, size_t(experts + 1) * 4, s)), "moe_permute memset");
+    cuda_throw_if(int(cudaMemsetAsync(p.expert_offsets, 0, size_t(p.experts + 1) * 4, s)), "moe_permute memset");
     return;
   }
   int32_t* sorted = static_cast<int32_t*>(scratch);
   int32_t* npad = sorted + n;
   void* align_scratch = static_cast<char*>(scratch) + ((n + 1) * 4 + 15) / 16 * 16;
-  AlignArgs a{ids, n, experts, 1, sorted, n, nullptr, 0, npad, expert_offsets, err_flag, 1};
+  AlignArgs a{p.ids, n, p.experts, 1, sorted, n, nullptr, 0, npad, p.expert_offsets, err_flag, 1};
   align_impl(a, align_scratch, s);
-  const int64_t row_bytes = hidden * int64_t(dtype_size(dtype));
-  const bool vec16 = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
-                     reinterpret_cast<uintptr_t>(out) % 16 == 0;
+  const int64_t row_bytes = p.hidden * int64_t(dtype_size(p.dtype));
+  const bool vec16 = row_bytes % 16 == 0 && reinterpret_cast<uintptr_t>(p.x) % 16 == 0 &&
+                     reinterpret_cast<uintptr_t>(p.out) % 16 == 0;
   const int64_t units = vec16 ? row_bytes / 16 : row_bytes;
   const int threads = int(std::min<int64_t>(256, std::max<int64_t>(32, (units + 31) / 32 * 32)));
   const int64_t blocks = std::min<int64_t>(n, int64_t(sm_count()) * 16);
-  permute_gather_kernel<<<unsigned(blocks), threads, 0, s>>>(static_cast<const char*>(x), n, k, row_bytes, vec16,
-                                                             sorted, static_cast<char*>(out), row_map);
+  permute_gather_kernel<<<unsigned(blocks), threads, 0, s>>>(static_cast<const char*>(p.x), n, p.k, row_bytes, vec16,
+                                                             sorted, static_cast<char*>(p.out), p.row_map);
   check_launch("moe_permute_gather");
 }
 
-void moe_combine(const void* y, DType dtype, int64_t rows, int64_t hidden, const float* weights,
-                 const int32_t* row_map, int64_t tokens, int k, void* out, int* err_flag, void* stream) {
+void moe_combine(const MoeCombineParams& p, int* err_flag, void* stream) {
+  const int64_t tokens = p.tokens, hidden = p.hidden;
   if (tokens == 0 || hidden == 0) return;
   cudaStream_t s = as_stream(stream);
   const int threads = int(std::min<int64_t>(256, std::max<int64_t>(32, (hidden + 31) / 32 * 32)));
   const unsigned blocks = unsigned(std::min<int64_t>(tokens, int64_t(sm_count()) * 16));
-  LLMK_DISPATCH_FLOAT(dtype, T, combine_kernel<T><<<blocks, threads, 0, s>>>(static_cast<const T*>(y), rows, hidden,
-                                                                          weights, row_map, tokens, k,
-                                                                          static_cast<T*>(out), err_flag));
+  LLMK_DISPATCH_FLOAT(p.dtype, T, combine_kernel<T><<<blocks, threads, 0, s>>>(static_cast<const T*>(p.y), p.rows,
+                                                                            hidden, p.weights, p.row_map, tokens, p.k,
+                                                                            static_cast<T*>(p.out), err_flag));
   check_launch("moe_combine");
 }
 
@@ -455,11 +454,12 @@ int64_t moe_lb_loss_scratch_bytes(int64_t tokens, int experts) {
   return int64_t(p.chunks) * experts * 8;
 }
 
-void moe_load_balancing_loss(const void* probs, DType dtype, int64_t tokens, int experts, const int32_t* ids, int k,
-                             float* out, void* scratch, int* err_flag, void* stream) {
+void moe_load_balancing_loss(const MoeLbLossParams& lp, void* scratch, int* err_flag, void* stream) {
+  const int64_t tokens = lp.tokens;
+  const int experts = lp.experts;
   cudaStream_t s = as_stream(stream);
   if (tokens == 0) {
-    cuda_throw_if(int(cudaMemsetAsync(out, 0, 4, s)), "moe_lb_loss memset");
+    cuda_throw_if(int(cudaMemsetAsync(lp.out, 0, 4, s)), "moe_lb_loss memset");
     return;
   }
   LbPlan p = plan_lb(tokens);
@@ -467,10 +467,11 @@ void moe_load_balancing_loss(const void* probs, DType dtype, int64_t tokens, int
   int* pc = reinterpret_cast<int*>(pp + int64_t(p.chunks) * experts);
   const int threads = int(std::min(1024, std::max(32, (experts + 31) / 32 * 32)));
   const size_t sm = size_t(experts) * 4;
-  LLMK_DISPATCH_FLOAT(dtype, T, lb_partial_kernel<T><<<unsigned(p.chunks), threads, sm, s>>>(
-                                     static_cast<const T*>(probs), tokens, experts, ids, k, p.rows_per, pp, pc, err_flag));
+  LLMK_DISPATCH_FLOAT(lp.dtype, T, lb_partial_kernel<T><<<unsigned(p.chunks), threads, sm, s>>>(
+                                     static_cast<const T*>(lp.probs), tokens, experts, lp.ids, lp.k, p.rows_per, pp, pc,
+                                     err_flag));
   check_launch("moe_lb_partial");
-  lb_final_kernel<<<1, 1024, 0, s>>>(pp, pc, p.chunks, tokens, experts, k, out);
+  lb_final_kernel<<<1, 1024, 0, s>>>(pp, pc, p.chunks, tokens, experts, lp.k, lp.out);
   check_launch("moe_lb_final");
 }
 

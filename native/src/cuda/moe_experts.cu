@@ -219,8 +219,8 @@ void moe_experts(const void* x, int xdt, const float* weights, const int32_t* id
     prep_kernel<<<unsigned(ceil_div(n, 256)), 256, 0, s>>>(ids, n, p, local, keep, err_flag);
     check_launch("moe_experts prep");
     const int64_t cap = cpu::moe_align_capacity(n, p.experts, kRows), nb = cap / kRows;
-    moe_align(local, n, p.experts, kRows, sorted, cap, blocks, nb, reinterpret_cast<int32_t*>(base + l.padded),
-              nullptr, base + l.align, err_flag, stream);
+    moe_align({local, n, p.experts, kRows, sorted, cap, blocks, nb, reinterpret_cast<int32_t*>(base + l.padded), nullptr},
+              base + l.align, err_flag, stream);
     if (nb > 0) {
       gemm1_kernel<<<dim3(unsigned(nb), unsigned(ceil_div(I, kTile))), kTile, 0, s>>>(x, xdt, gate_up, p, sorted, blocks,
                                                                                     keep, h);

@@ -65,7 +65,7 @@ struct FusedSmem {
 
 // VEC elements per load (16 bytes, or 1 = scalar), TPT lanes per token, NCH loads per lane.
 template <typename T, int VEC, int TPT, int NCH>
-__global__ void __launch_bounds__(kFusedThreads) topk_fused_kernel(MoeTopkArgs a) {
+__global__ void __launch_bounds__(kFusedThreads) topk_fused_kernel(MoeTopkParams a) {
   extern __shared__ __align__(16) unsigned char smem[];
   constexpr int VPL = VEC * NCH;
   constexpr int TOK = kFusedThreads / TPT;
@@ -249,7 +249,7 @@ __device__ float block_reduce(float v, float* red, Op op) {
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kGeneralThreads) topk_general_kernel(MoeTopkArgs a, int P) {
+__global__ void __launch_bounds__(kGeneralThreads) topk_general_kernel(MoeTopkParams a, int P) {
   extern __shared__ __align__(16) unsigned char smem[];
   const int E = a.experts, k = a.k, G = a.groups;
   uint64_t* cand = reinterpret_cast<uint64_t*>(smem);                 // [P]
@@ -333,7 +333,7 @@ int pow2ceil(int v) { int p = 1; while (p < v) p <<= 1; return p; }
 
 struct FusedCfg { int vec = 0, tpt = 0, nch = 0; };
 
-FusedCfg choose_fused(const MoeTopkArgs& a) {
+FusedCfg choose_fused(const MoeTopkParams& a) {
   FusedCfg c;
   if (a.experts > 512) return c;
   const int esz = int(dtype_size(a.dtype));
@@ -351,7 +351,7 @@ FusedCfg choose_fused(const MoeTopkArgs& a) {
 }
 
 template <typename T, int VEC, int TPT, int NCH>
-void launch_fused(const MoeTopkArgs& a, cudaStream_t s) {
+void launch_fused(const MoeTopkParams& a, cudaStream_t s) {
   constexpr int TOK = kFusedThreads / TPT;
   FusedSmem lay(TOK, a.experts, a.groups, a.k);
   auto kern = topk_fused_kernel<T, VEC, TPT, NCH>;
@@ -364,7 +364,7 @@ void launch_fused(const MoeTopkArgs& a, cudaStream_t s) {
 }
 
 template <typename T>
-bool dispatch_fused(const MoeTopkArgs& a, const FusedCfg& c, cudaStream_t s) {
+bool dispatch_fused(const MoeTopkParams& a, const FusedCfg& c, cudaStream_t s) {
 #define LLMK_MOE_CASE(V, P, N) \
   if (c.vec == V && c.tpt == P && c.nch == N) { launch_fused<T, V, P, N>(a, s); return true; }
   constexpr int V16 = 16 / int(sizeof(T));
@@ -378,7 +378,7 @@ bool dispatch_fused(const MoeTopkArgs& a, const FusedCfg& c, cudaStream_t s) {
 }
 
 template <typename T>
-void launch_general(const MoeTopkArgs& a, cudaStream_t s) {
+void launch_general(const MoeTopkParams& a, cudaStream_t s) {
   const int P = pow2ceil(a.experts);
   const int64_t bytes = int64_t(P) * 8 + int64_t(a.groups) * 8 + int64_t(a.experts) * 8 + 32 * 4 + a.groups;
   auto kern = topk_general_kernel<T>;
@@ -391,7 +391,7 @@ void launch_general(const MoeTopkArgs& a, cudaStream_t s) {
 }
 
 template <typename T>
-void topk_typed(const MoeTopkArgs& a, cudaStream_t s) {
+void topk_typed(const MoeTopkParams& a, cudaStream_t s) {
   FusedCfg c = choose_fused(a);
   if (c.vec && dispatch_fused<T>(a, c, s)) return;
   launch_general<T>(a, s);
@@ -399,7 +399,7 @@ void topk_typed(const MoeTopkArgs& a, cudaStream_t s) {
 
 }  // namespace
 
-const char* moe_topk_path(const MoeTopkArgs& a) {
+const char* moe_topk_path(const MoeTopkParams& a) {
   if (const char* w = moe_topk_warp_path(a)) return w;
   static thread_local char buf[64];
   FusedCfg c = choose_fused(a);
@@ -413,7 +413,7 @@ const char* moe_topk_path(const MoeTopkArgs& a) {
   return buf;
 }
 
-void moe_topk(const MoeTopkArgs& a, void* stream) {
+void moe_topk(const MoeTopkParams& a, void* stream) {
   // The kernels rely on these (the ops layer checks them for users; this guards direct C++ callers):
   // a k beyond the experts that survive group selection would read past the selected set.
   LLMK_CHECK(a.experts >= 1 && a.experts <= 1024, Arg, "moe_topk: experts must be in [1, 1024], got %d", a.experts);

@@ -66,7 +66,7 @@ __device__ __forceinline__ void merge_top2_xor(Top2& t, int off) {
 
 // One warp per row; lpg = lanes per expert group (groups > 0), a power of two.
 template <typename T, int EPL>
-__global__ void __launch_bounds__(kWarpsPerCta * 32) topk_warp_kernel(MoeTopkArgs a, int lpg) {
+__global__ void __launch_bounds__(kWarpsPerCta * 32) topk_warp_kernel(MoeTopkParams a, int lpg) {
   const int lane = int(threadIdx.x) & 31;
   const int64_t warps = int64_t(gridDim.x) * kWarpsPerCta;
   const int E = 32 * EPL, e0 = lane * EPL, k = a.k, G = a.groups;
@@ -162,7 +162,7 @@ bool selected() {
 }
 
 // Lanes per group (0: no groups), or -1 when the grouping does not map onto whole lanes.
-int lanes_per_group(const MoeTopkArgs& a, int epl) {
+int lanes_per_group(const MoeTopkParams& a, int epl) {
   if (a.groups <= 0) return 0;
   const int gs = a.experts / a.groups;
   if (gs % epl != 0) return -1;
@@ -171,7 +171,7 @@ int lanes_per_group(const MoeTopkArgs& a, int epl) {
 }
 
 template <typename T>
-bool launch_typed(const MoeTopkArgs& a, int epl, int lpg, cudaStream_t st) {
+bool launch_typed(const MoeTopkParams& a, int epl, int lpg, cudaStream_t st) {
   const int64_t want = (a.tokens + kWarpsPerCta - 1) / kWarpsPerCta;
   const unsigned blocks = unsigned(std::min<int64_t>(want, int64_t(sm_count()) * 8));  // ≤ 64 warps per SM
   switch (epl) {
@@ -187,7 +187,7 @@ bool launch_typed(const MoeTopkArgs& a, int epl, int lpg, cudaStream_t st) {
 
 }  // namespace
 
-const char* moe_topk_warp_path(const MoeTopkArgs& a) {
+const char* moe_topk_warp_path(const MoeTopkParams& a) {
   if (!selected()) return nullptr;
   const int epl = epl_of(a.experts);
   if (!epl || a.k < 1 || a.k > 32) return nullptr;
@@ -202,7 +202,7 @@ const char* moe_topk_warp_path(const MoeTopkArgs& a) {
   return names[lpg > 0][li];
 }
 
-bool moe_topk_warp(const MoeTopkArgs& a, void* stream) {
+bool moe_topk_warp(const MoeTopkParams& a, void* stream) {
   if (!moe_topk_warp_path(a) || a.tokens == 0) return false;
   const int epl = epl_of(a.experts), lpg = lanes_per_group(a, epl);
   cudaStream_t st = as_stream(stream);

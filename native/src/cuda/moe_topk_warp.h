@@ -9,9 +9,9 @@ namespace llmk::cuda {
 // "warp/<elements per lane>[+groups]" when LLMK_MOE_TOPK=warp and the call fits the kernel (E in
 // {32, 64, 128, 256, 512}, k <= 32, groups of a power-of-two number of lanes, 16-byte aligned rows
 // when a lane reads 16 bytes or more); nullptr otherwise.
-const char* moe_topk_warp_path(const MoeTopkArgs& a);
+const char* moe_topk_warp_path(const MoeTopkParams& a);
 
 // Runs the warp kernel when moe_topk_warp_path(a) is non-null; returns false (nothing enqueued) otherwise.
-bool moe_topk_warp(const MoeTopkArgs& a, void* stream);
+bool moe_topk_warp(const MoeTopkParams& a, void* stream);
 
 }  // namespace llmk::cuda

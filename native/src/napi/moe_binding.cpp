@@ -1,162 +1,152 @@
-// Bindings for MoE routing: unwrap, call ops::moe_*, wrap. Arguments are positional; ts/moe.ts
-// checks and documents them (the ops layer checks them again).
-#include <cmath>
+// Bindings for MoE routing and the expert layer (`native.moe.*`): read the positional arguments with the
+// vocabulary of common.h, call ops::moe_*, return each result as [handle, shape, dtype]. Every tensor
+// contract (dtypes, shapes, ranges that depend on shapes) is checked once, by the ops layer; ts/moe.ts
+// checks only what is JavaScript (types, enums, option names).
+#include <cstdint>
 #include "common.h"
+#include "../cpu/moe.h"
 #include "../ops/moe.h"
 #include "../ops/moe_experts.h"
 
 namespace llmk::napi {
 namespace {
 
-int64_t arg_int(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
+// Integers whose valid range depends on tensor shapes (k, groups) are read in the widest range the kernels
+// allow; the op narrows it and names the shape (e.g. "k must be in [1, E=64]").
+constexpr int64_t kMaxE = cpu::kMoeMaxExperts;
+// Int4Weight metadata (validated when the weight was built): any non-negative safe integer.
+constexpr int64_t kMeta = int64_t(1) << 53;
+
+int64_t arg_experts(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  return arg_int(info, i, name, 1, kMaxE);
+}
+
+// topk(logits, k, sigmoid, renormalize, bias | null, groups.count | null, groups.topk, scale) -> [weights, ids]
+Napi::Value topk(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (!info[i].IsNumber()) throw_js(env, llmk::Error(ErrCode::Arg, std::string(op) + ": " + name + " must be a number"));
-  const double d = info[i].As<Napi::Number>().DoubleValue();
-  if (!(d == std::floor(d)) || std::fabs(d) > 9.0e15)
-    throw_js(env, llmk::Error(ErrCode::Arg, std::string(op) + ": " + name + " must be an integer"));
-  return int64_t(d);
-}
-
-double arg_num(const Napi::CallbackInfo& info, size_t i, const char* op, const char* name) {
-  if (!info[i].IsNumber())
-    throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string(op) + ": " + name + " must be a number"));
-  return info[i].As<Napi::Number>().DoubleValue();
-}
-
-Napi::Array pack(Napi::Env env, std::initializer_list<Tensor> ts) {
-  Napi::Array a = Napi::Array::New(env, ts.size());
-  uint32_t i = 0;
-  for (const Tensor& t : ts) a.Set(i++, wrap_tensor(env, t));
-  return a;
-}
-
-// moeTopk(logits, k, sigmoid, renormalize, bias | null, groups, groupTopk, scale) -> [weights, ids]
-Napi::Value moe_topk(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const char* op = "moe.topk";
-  const Tensor& logits = arg_tensor(info, 0, "logits");
+  const Tensor& logits = arg_tensor(info, 0, "moe.topk: logits");
   ops::MoeTopkOptions o;
-  o.k = arg_int(info, 1, op, "k");
+  o.k = arg_int(info, 1, "moe.topk: k", 1, kMaxE);
   o.sigmoid = info[2].ToBoolean().Value();
   o.renormalize = info[3].ToBoolean().Value();
-  if (!info[4].IsNull() && !info[4].IsUndefined()) o.bias = arg_tensor(info, 4, "bias");
-  o.groups = arg_int(info, 5, op, "groups.count");
-  o.group_topk = arg_int(info, 6, op, "groups.topk");
-  o.scale = arg_num(info, 7, op, "scale");
+  o.bias = arg_opt_tensor(info, 4, "moe.topk: bias");
+  if (!info[5].IsNull()) {  // null: no grouped routing
+    o.groups = arg_int(info, 5, "moe.topk: groups.count", 1, kMaxE);
+    o.group_topk = arg_int(info, 6, "moe.topk: groups.topk", 1, kMaxE);
+  }
+  o.scale = arg_num(info, 7, "moe.topk: scale");
   return guarded(env, [&]() -> Napi::Value {
     ops::MoeTopkResult r = ops::moe_topk(logits, o);
-    return pack(env, {r.weights, r.ids});
+    return wrap_results(env, {r.weights, r.ids});
   });
 }
 
-// moeAlign(ids, numExperts, blockSize) -> [sortedIds, blockExperts, numPadded]
-Napi::Value moe_align(const Napi::CallbackInfo& info) {
+// align(ids, numExperts, blockSize) -> [sortedIds, blockExperts, numPadded]
+Napi::Value align(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& ids = arg_tensor(info, 0, "ids");
-  const int64_t E = arg_int(info, 1, "moe.align", "numExperts");
-  const int64_t bs = arg_int(info, 2, "moe.align", "blockSize");
+  const Tensor& ids = arg_tensor(info, 0, "moe.align: ids");
+  const int64_t E = arg_experts(info, 1, "moe.align: numExperts");
+  const int64_t bs = arg_int(info, 2, "moe.align: blockSize", 1, cpu::kMoeMaxBlockSize);
   return guarded(env, [&]() -> Napi::Value {
     ops::MoeAlignResult r = ops::moe_align(ids, E, bs);
-    return pack(env, {r.sorted_ids, r.block_experts, r.num_padded});
+    return wrap_results(env, {r.sorted_ids, r.block_experts, r.num_padded});
   });
 }
 
-// moePermute(x, ids, numExperts) -> [out, rowMap, expertOffsets]
-Napi::Value moe_permute(const Napi::CallbackInfo& info) {
+// permute(x, ids, numExperts) -> [out, rowMap, expertOffsets]
+Napi::Value permute(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& x = arg_tensor(info, 0, "x");
-  const Tensor& ids = arg_tensor(info, 1, "ids");
-  const int64_t E = arg_int(info, 2, "moe.permute", "numExperts");
+  const Tensor& x = arg_tensor(info, 0, "moe.permute: x");
+  const Tensor& ids = arg_tensor(info, 1, "moe.permute: ids");
+  const int64_t E = arg_experts(info, 2, "moe.permute: numExperts");
   return guarded(env, [&]() -> Napi::Value {
     ops::MoePermuteResult r = ops::moe_permute(x, ids, E);
-    return pack(env, {r.out, r.row_map, r.expert_offsets});
+    return wrap_results(env, {r.out, r.row_map, r.expert_offsets});
   });
 }
 
-// moeCombine(y, weights, rowMap) -> out
-Napi::Value moe_combine(const Napi::CallbackInfo& info) {
+// combine(y, weights, rowMap) -> out
+Napi::Value combine(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& y = arg_tensor(info, 0, "y");
-  const Tensor& w = arg_tensor(info, 1, "weights");
-  const Tensor& rm = arg_tensor(info, 2, "rowMap");
-  return guarded(env, [&]() -> Napi::Value { return wrap_tensor(env, ops::moe_combine(y, w, rm)); });
+  const Tensor& y = arg_tensor(info, 0, "moe.combine: y");
+  const Tensor& w = arg_tensor(info, 1, "moe.combine: weights");
+  const Tensor& rm = arg_tensor(info, 2, "moe.combine: rowMap");
+  return guarded(env, [&]() -> Napi::Value { return wrap_result(env, ops::moe_combine(y, w, rm)); });
 }
 
-// moeExpertCounts(ids, numExperts) -> counts
-Napi::Value moe_expert_counts(const Napi::CallbackInfo& info) {
+// expertCounts(ids, numExperts) -> counts
+Napi::Value expert_counts(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& ids = arg_tensor(info, 0, "ids");
-  const int64_t E = arg_int(info, 1, "moe.expertCounts", "numExperts");
-  return guarded(env, [&]() -> Napi::Value { return wrap_tensor(env, ops::moe_expert_counts(ids, E)); });
+  const Tensor& ids = arg_tensor(info, 0, "moe.expertCounts: ids");
+  const int64_t E = arg_experts(info, 1, "moe.expertCounts: numExperts");
+  return guarded(env, [&]() -> Napi::Value { return wrap_result(env, ops::moe_expert_counts(ids, E)); });
 }
 
-// moeLoadBalancingLoss(probs, ids, numExperts) -> [1] float32
-Napi::Value moe_lb_loss(const Napi::CallbackInfo& info) {
+// loadBalancingLoss(probs, ids, numExperts) -> [1] float32
+Napi::Value lb_loss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& probs = arg_tensor(info, 0, "probs");
-  const Tensor& ids = arg_tensor(info, 1, "ids");
-  const int64_t E = arg_int(info, 2, "moe.loadBalancingLoss", "numExperts");
-  return guarded(env, [&]() -> Napi::Value { return wrap_tensor(env, ops::moe_load_balancing_loss(probs, ids, E)); });
-}
-
-// Optional tensor argument: null / undefined = none.
-Tensor opt_tensor(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  if (info[i].IsNull() || info[i].IsUndefined()) return Tensor();
-  return arg_tensor(info, i, name);
+  const Tensor& probs = arg_tensor(info, 0, "moe.loadBalancingLoss: probs");
+  const Tensor& ids = arg_tensor(info, 1, "moe.loadBalancingLoss: ids");
+  const int64_t E = arg_experts(info, 2, "moe.loadBalancingLoss: numExperts");
+  return guarded(env, [&]() -> Napi::Value { return wrap_result(env, ops::moe_load_balancing_loss(probs, ids, E)); });
 }
 
 // A projection from 10 positional arguments at `at`: dense, q, scales, zeros, bias, experts, rows, cols,
-// group, prepared (dense or q is null).
-ops::ExpertProj arg_proj(const Napi::CallbackInfo& info, size_t at, const char* name) {
+// group, prepared (dense, or q and scales, are null). `names` holds "moe.experts: <proj>..." labels.
+struct ProjNames { const char *dense, *q, *scales, *zeros, *bias; };
+ops::ExpertProj arg_proj(const Napi::CallbackInfo& info, size_t at, const ProjNames& n) {
   ops::ExpertProj p;
-  p.dense = opt_tensor(info, at, name);
-  p.q = opt_tensor(info, at + 1, "qweight");
-  p.scales = opt_tensor(info, at + 2, "scales");
-  p.zeros = opt_tensor(info, at + 3, "zeros");
-  p.bias = opt_tensor(info, at + 4, "bias");
-  p.experts = arg_int(info, at + 5, "moe.experts", "experts");
-  p.rows = arg_int(info, at + 6, "moe.experts", "rows");
-  p.cols = arg_int(info, at + 7, "moe.experts", "cols");
-  p.group = arg_int(info, at + 8, "moe.experts", "groupSize");
+  p.dense = arg_opt_tensor(info, at, n.dense);
+  p.q = arg_opt_tensor(info, at + 1, n.q);
+  p.scales = arg_opt_tensor(info, at + 2, n.scales);
+  p.zeros = arg_opt_tensor(info, at + 3, n.zeros);
+  p.bias = arg_opt_tensor(info, at + 4, n.bias);
+  p.experts = arg_int(info, at + 5, "moe.experts: Int4Weight.experts", 0, kMeta);
+  p.rows = arg_int(info, at + 6, "moe.experts: Int4Weight.n", 0, kMeta);
+  p.cols = arg_int(info, at + 7, "moe.experts: Int4Weight.k", 0, kMeta);
+  p.group = arg_int(info, at + 8, "moe.experts: Int4Weight.groupSize", 0, kMeta);
   p.prepared = info[at + 9].ToBoolean().Value();
-  if (!p.dense.defined() && (!p.q.defined() || !p.scales.defined()))
-    throw_js(info.Env(), llmk::Error(ErrCode::Arg, std::string("moe.experts: ") + name + " must be a tensor or an Int4Weight"));
   return p;
 }
 
-// moeExperts(x, weights, ids, expertMap | null, activation, interleaved, gateUp (10 args), down (10 args)) -> y
-Napi::Value moe_experts(const Napi::CallbackInfo& info) {
+// experts(x, weights, ids, expertMap | null, activation, interleaved, gateUp (10 args), down (10 args)) -> y
+Napi::Value experts(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  const Tensor& x = arg_tensor(info, 0, "x");
-  const Tensor& w = arg_tensor(info, 1, "weights");
-  const Tensor& ids = arg_tensor(info, 2, "ids");
+  const Tensor& x = arg_tensor(info, 0, "moe.experts: x");
+  const Tensor& w = arg_tensor(info, 1, "moe.experts: routing.weights");
+  const Tensor& ids = arg_tensor(info, 2, "moe.experts: routing.ids");
   ops::MoeExpertsOptions o;
-  o.expert_map = opt_tensor(info, 3, "expertMap");
-  o.activation = int(arg_int(info, 4, "moe.experts", "activation"));
+  o.expert_map = arg_opt_tensor(info, 3, "moe.experts: expertMap");
+  o.activation = int(arg_int(info, 4, "moe.experts: activation", 0, INT32_MAX));
   o.interleaved = info[5].ToBoolean().Value();
-  const ops::ExpertProj gu = arg_proj(info, 6, "gateUp"), dn = arg_proj(info, 16, "down");
-  return guarded(env, [&]() -> Napi::Value { return wrap_tensor(env, ops::moe_experts(x, w, ids, gu, dn, o)); });
+  const ops::ExpertProj gu = arg_proj(info, 6, {"moe.experts: gateUp", "moe.experts: gateUp.qweight",
+      "moe.experts: gateUp.scales", "moe.experts: gateUp.zeros", "moe.experts: gateUpBias"});
+  const ops::ExpertProj dn = arg_proj(info, 16, {"moe.experts: down", "moe.experts: down.qweight",
+      "moe.experts: down.scales", "moe.experts: down.zeros", "moe.experts: downBias"});
+  return guarded(env, [&]() -> Napi::Value { return wrap_result(env, ops::moe_experts(x, w, ids, gu, dn, o)); });
 }
 
-// moeStackRows(handles[]) -> tensor: the tensors concatenated along dim 0.
-Napi::Value moe_stack_rows(const Napi::CallbackInfo& info) {
+// stackRows(...tensors) -> tensor: the tensors concatenated along dim 0 (quant.stackExperts).
+Napi::Value stack_rows(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<Tensor> parts;
-  for (size_t i = 0; i < info.Length(); i++) parts.push_back(arg_tensor(info, i, "tensor"));
-  return guarded(env, [&]() -> Napi::Value { return wrap_tensor(env, ops::moe_stack_rows(parts)); });
+  for (size_t i = 0; i < info.Length(); i++) parts.push_back(arg_tensor(info, i, "quant.stackExperts: tensor"));
+  return guarded(env, [&]() -> Napi::Value { return wrap_result(env, ops::moe_stack_rows(parts)); });
 }
 
 }  // namespace
 
 void init_moe_binding(Napi::Env env, Napi::Object exports) {
-  exports.Set("moeTopk", Napi::Function::New(env, moe_topk));
-  exports.Set("moeAlign", Napi::Function::New(env, moe_align));
-  exports.Set("moePermute", Napi::Function::New(env, moe_permute));
-  exports.Set("moeCombine", Napi::Function::New(env, moe_combine));
-  exports.Set("moeExpertCounts", Napi::Function::New(env, moe_expert_counts));
-  exports.Set("moeLoadBalancingLoss", Napi::Function::New(env, moe_lb_loss));
-  exports.Set("moeExperts", Napi::Function::New(env, moe_experts));
-  exports.Set("moeStackRows", Napi::Function::New(env, moe_stack_rows));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("topk", Napi::Function::New(env, topk));
+  o.Set("align", Napi::Function::New(env, align));
+  o.Set("permute", Napi::Function::New(env, permute));
+  o.Set("combine", Napi::Function::New(env, combine));
+  o.Set("expertCounts", Napi::Function::New(env, expert_counts));
+  o.Set("loadBalancingLoss", Napi::Function::New(env, lb_loss));
+  o.Set("experts", Napi::Function::New(env, experts));
+  o.Set("stackRows", Napi::Function::New(env, stack_rows));
+  exports.Set("moe", o);
 }
 
 }  // namespace llmk::napi

@@ -20,7 +20,7 @@ namespace llmk::ops {
 
 namespace {
 
-constexpr int64_t kMaxExperts = 1024;
+constexpr int64_t kMaxExperts = cpu::kMoeMaxExperts;
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 
 void check_experts(int64_t E, const char* op) {
@@ -30,17 +30,21 @@ void check_experts(int64_t E, const char* op) {
 
 void check_ids(const Tensor& ids, const char* op) {
   check_dtype(ids, DType::I32, op, "ids");
-  check_ndim(ids, 2, op, "ids");
+  check_matrix(ids, op, "ids", "[T, k]");
   LLMK_CHECK(ids.numel() <= kInt32Max, Shape, "%s: ids has %lld elements; at most 2^31-1 are supported", op,
              (long long)ids.numel());
 }
 
 }  // namespace
 
+void check_matrix(const Tensor& t, const char* op, const char* name, const char* dims) {
+  LLMK_CHECK(t.ndim() == 2, Shape, "%s: %s must be 2-D %s, got %s", op, name, dims, shape_str(t.shape()).c_str());
+}
+
 MoeTopkResult moe_topk(const Tensor& logits, const MoeTopkOptions& o) {
   const char* op = "moe.topk";
   check_float_dtype(logits, op, "logits");
-  check_ndim(logits, 2, op, "logits");
+  check_matrix(logits, op, "logits", "[T, E]");
   const int64_t T = logits.dim(0), E = logits.dim(1);
   LLMK_CHECK(E >= 1 && E <= kMaxExperts, Shape, "%s: logits must have 1 to %lld experts (columns), got %lld", op,
              (long long)kMaxExperts, (long long)E);
@@ -53,7 +57,8 @@ MoeTopkResult moe_topk(const Tensor& logits, const MoeTopkOptions& o) {
                (long long)E, shape_str(o.bias.shape()).c_str());
   }
   if (o.groups != 0) {
-    LLMK_CHECK(o.groups >= 1 && E % o.groups == 0, Arg, "%s: groups.count (%lld) must divide E (%lld)", op,
+    LLMK_CHECK(o.groups >= 1 && E % o.groups == 0, Arg,
+               "%s: groups.count (%lld) must divide the number of experts (E = %lld, the columns of logits)", op,
                (long long)o.groups, (long long)E);
     LLMK_CHECK(o.group_topk >= 1 && o.group_topk <= o.groups, Arg, "%s: groups.topk must be in [1, %lld], got %lld", op,
                (long long)o.groups, (long long)o.group_topk);
@@ -61,29 +66,26 @@ MoeTopkResult moe_topk(const Tensor& logits, const MoeTopkOptions& o) {
                "%s: k (%lld) exceeds the experts of the kept groups (groups.topk %lld x %lld experts per group)", op,
                (long long)o.k, (long long)o.group_topk, (long long)(E / o.groups));
   }
-  LLMK_CHECK(std::isfinite(o.scale), Arg, "%s: scale must be finite", op);
+  LLMK_CHECK(std::isfinite(o.scale), Arg, "%s: scale must be a finite number, got %g", op, o.scale);
   const Device dev = logits.device();
   MoeTopkResult r{Tensor::empty({T, o.k}, DType::F32, dev), Tensor::empty({T, o.k}, DType::I32, dev)};
   if (T == 0) return r;
+  cpu::MoeTopkParams p;  // one struct for both backends (cpu/moe.h); pointers set where the data is used
+  p.dtype = logits.dtype(); p.tokens = T; p.experts = int(E); p.k = int(o.k); p.sigmoid = o.sigmoid;
+  p.renormalize = o.renormalize; p.groups = int(o.groups); p.group_topk = int(o.group_topk); p.scale = float(o.scale);
   if (dev.is_cpu()) {
     Tensor l = logits, bias = o.bias, w = r.weights, ids = r.ids;
-    cpu::MoeTopkParams p;
-    p.tokens = T; p.experts = int(E); p.k = int(o.k); p.sigmoid = o.sigmoid; p.renormalize = o.renormalize;
-    p.groups = int(o.groups); p.group_topk = int(o.group_topk); p.scale = float(o.scale);
     enqueue_cpu([l, bias, w, ids, p]() mutable {
+      p.logits = l.data(); p.weights = w.data_as<float>(); p.ids = ids.data_as<int32_t>();
       p.bias = bias.defined() ? bias.data_as<float>() : nullptr;
-      cpu::moe_topk(l.data(), l.dtype(), p, w.data_as<float>(), ids.data_as<int32_t>());
+      cpu::moe_topk(p);
     }, l.nbytes() + w.nbytes() + ids.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     const CudaLaunch L = cuda_launch(dev, op);
-    cuda::MoeTopkArgs a;
-    a.logits = logits.data(); a.dtype = logits.dtype(); a.tokens = T; a.experts = int(E); a.k = int(o.k);
-    a.sigmoid = o.sigmoid; a.renormalize = o.renormalize;
-    a.bias = o.bias.defined() ? o.bias.data_as<float>() : nullptr;
-    a.groups = int(o.groups); a.group_topk = int(o.group_topk); a.scale = float(o.scale);
-    a.weights = r.weights.data_as<float>(); a.ids = r.ids.data_as<int32_t>();
-    cuda::moe_topk(a, L.stream);
+    p.logits = logits.data(); p.weights = r.weights.data_as<float>(); p.ids = r.ids.data_as<int32_t>();
+    p.bias = o.bias.defined() ? o.bias.data_as<float>() : nullptr;
+    cuda::moe_topk(p, L.stream);
 #else
     throw_no_cuda(op);
 #endif
@@ -95,7 +97,8 @@ MoeAlignResult moe_align(const Tensor& ids, int64_t E, int64_t bs) {
   const char* op = "moe.align";
   check_ids(ids, op);
   check_experts(E, op);
-  LLMK_CHECK(bs >= 1 && bs <= (1 << 20), Arg, "%s: blockSize must be an integer in [1, 2^20], got %lld", op, (long long)bs);
+  LLMK_CHECK(bs >= 1 && bs <= cpu::kMoeMaxBlockSize, Arg, "%s: blockSize must be an integer in [1, %lld], got %lld", op,
+             (long long)cpu::kMoeMaxBlockSize, (long long)bs);
   const int64_t n = ids.numel();
   const int64_t cap = cpu::moe_align_capacity(n, int(E), int(bs));
   LLMK_CHECK(cap <= kInt32Max, Arg, "%s: the padded size (%lld) does not fit int32; use a smaller blockSize", op,
@@ -104,20 +107,22 @@ MoeAlignResult moe_align(const Tensor& ids, int64_t E, int64_t bs) {
   const Device dev = ids.device();
   MoeAlignResult r{Tensor::empty({cap}, DType::I32, dev), Tensor::empty({nb}, DType::I32, dev),
                    Tensor::empty({1}, DType::I32, dev)};
+  cpu::MoeAlignParams p;  // one struct for both backends (cpu/moe.h); pointers set where the data is used
+  p.n = n; p.E = int(E); p.bs = int(bs); p.capacity = cap; p.num_blocks = nb;
   if (dev.is_cpu()) {
     Tensor in = ids, s = r.sorted_ids, b = r.block_experts, np = r.num_padded;
-    const int e = int(E), blk = int(bs);
-    enqueue_cpu([in, s, b, np, n, e, blk, cap, nb] {
-      cpu::moe_align(in.data_as<int32_t>(), n, e, blk, s.data_as<int32_t>(), cap, b.data_as<int32_t>(), nb,
-                     np.data_as<int32_t>(), nullptr);
+    enqueue_cpu([in, s, b, np, p]() mutable {
+      p.ids = in.data_as<int32_t>(); p.sorted = s.data_as<int32_t>(); p.block_experts = b.data_as<int32_t>();
+      p.num_padded = np.data_as<int32_t>();
+      cpu::moe_align(p);
     }, in.nbytes() + s.nbytes() + b.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     const CudaLaunch L = cuda_launch(dev, op);
     Tensor sc = L.scratch(cuda::moe_align_scratch_bytes(n, int(E)));
-    cuda::moe_align(ids.data_as<int32_t>(), n, int(E), int(bs), r.sorted_ids.data_as<int32_t>(), cap,
-                    r.block_experts.data_as<int32_t>(), nb, r.num_padded.data_as<int32_t>(), nullptr, sc.data(),
-                    L.err_flag(), L.stream);
+    p.ids = ids.data_as<int32_t>(); p.sorted = r.sorted_ids.data_as<int32_t>();
+    p.block_experts = r.block_experts.data_as<int32_t>(); p.num_padded = r.num_padded.data_as<int32_t>();
+    cuda::moe_align(p, sc.data(), L.err_flag(), L.stream);
 #else
     throw_no_cuda(op);
 #endif
@@ -130,7 +135,7 @@ MoePermuteResult moe_permute(const Tensor& x, const Tensor& ids, int64_t E) {
   check_same_device(x, ids, op);
   check_ids(ids, op);
   check_experts(E, op);
-  check_ndim(x, 2, op, "x");
+  check_matrix(x, op, "x", "[T, H]");
   const int64_t T = x.dim(0), H = x.dim(1), k = ids.dim(1);
   LLMK_CHECK(ids.dim(0) == T, Shape, "%s: ids must have one row per token of x (x is %s, ids is %s)", op,
              shape_str(x.shape()).c_str(), shape_str(ids.shape()).c_str());
@@ -138,20 +143,25 @@ MoePermuteResult moe_permute(const Tensor& x, const Tensor& ids, int64_t E) {
   const Device dev = x.device();
   MoePermuteResult r{Tensor::empty({n, H}, x.dtype(), dev), Tensor::empty({T, k}, DType::I32, dev),
                      Tensor::empty({E + 1}, DType::I32, dev)};
+  cpu::MoePermuteParams p;  // one struct for both backends (cpu/moe.h)
+  p.dtype = x.dtype(); p.tokens = T; p.hidden = H; p.k = int(k); p.experts = int(E);
+  auto set_data = [](cpu::MoePermuteParams& q, const Tensor& xi, const Tensor& in, const MoePermuteResult& res) {
+    q.x = xi.data(); q.ids = in.data_as<int32_t>(); q.out = res.out.data();
+    q.row_map = res.row_map.data_as<int32_t>(); q.expert_offsets = res.expert_offsets.data_as<int32_t>();
+  };
   if (dev.is_cpu()) {
-    Tensor xi = x, in = ids, out = r.out, rm = r.row_map, eo = r.expert_offsets;
-    const int e = int(E), kk = int(k);
-    enqueue_cpu([xi, in, out, rm, eo, T, H, kk, e] {
-      cpu::moe_permute(xi.data(), xi.dtype(), T, H, in.data_as<int32_t>(), kk, e, out.data(), rm.data_as<int32_t>(),
-                       eo.data_as<int32_t>());
-    }, xi.nbytes() + in.nbytes() + out.nbytes() + rm.nbytes() + eo.nbytes());
+    const Tensor xi = x, in = ids;
+    const MoePermuteResult res = r;
+    enqueue_cpu([xi, in, res, p, set_data]() mutable {
+      set_data(p, xi, in, res);
+      cpu::moe_permute(p);
+    }, xi.nbytes() + in.nbytes() + r.out.nbytes() + r.row_map.nbytes() + r.expert_offsets.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     const CudaLaunch L = cuda_launch(dev, op);
     Tensor sc = L.scratch(cuda::moe_permute_scratch_bytes(n, int(E)));
-    cuda::moe_permute(x.data(), x.dtype(), T, H, ids.data_as<int32_t>(), int(k), int(E), r.out.data(),
-                      r.row_map.data_as<int32_t>(), r.expert_offsets.data_as<int32_t>(), sc.data(),
-                      L.err_flag(), L.stream);
+    set_data(p, x, ids, r);
+    cuda::moe_permute(p, sc.data(), L.err_flag(), L.stream);
 #else
     throw_no_cuda(op);
 #endif
@@ -164,9 +174,9 @@ Tensor moe_combine(const Tensor& y, const Tensor& weights, const Tensor& row_map
   check_same_device(y, weights, op);
   check_same_device(y, row_map, op);
   check_float_dtype(y, op, "y");
-  check_ndim(y, 2, op, "y");
+  check_matrix(y, op, "y", "[R, H]");
   check_dtype(weights, DType::F32, op, "weights");
-  check_ndim(weights, 2, op, "weights");
+  check_matrix(weights, op, "weights", "[T, k]");
   check_dtype(row_map, DType::I32, op, "rowMap");
   LLMK_CHECK(row_map.shape() == weights.shape(), Shape, "%s: rowMap %s and weights %s must have the same shape [T,k]",
              op, shape_str(row_map.shape()).c_str(), shape_str(weights.shape()).c_str());
@@ -176,17 +186,19 @@ Tensor moe_combine(const Tensor& y, const Tensor& weights, const Tensor& row_map
   const Device dev = y.device();
   Tensor out = Tensor::empty({T, H}, y.dtype(), dev);
   if (T == 0 || H == 0) return out;
+  cpu::MoeCombineParams p;  // one struct for both backends (cpu/moe.h)
+  p.dtype = y.dtype(); p.rows = R; p.hidden = H; p.tokens = T; p.k = int(k);
   if (dev.is_cpu()) {
     Tensor yi = y, w = weights, rm = row_map, o = out;
-    const int kk = int(k);
-    enqueue_cpu([yi, w, rm, o, R, H, T, kk] {
-      cpu::moe_combine(yi.data(), yi.dtype(), R, H, w.data_as<float>(), rm.data_as<int32_t>(), T, kk, o.data());
+    enqueue_cpu([yi, w, rm, o, p]() mutable {
+      p.y = yi.data(); p.weights = w.data_as<float>(); p.row_map = rm.data_as<int32_t>(); p.out = o.data();
+      cpu::moe_combine(p);
     }, yi.nbytes() + w.nbytes() + rm.nbytes() + o.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     const CudaLaunch L = cuda_launch(dev, op);
-    cuda::moe_combine(y.data(), y.dtype(), R, H, weights.data_as<float>(), row_map.data_as<int32_t>(), T, int(k),
-                      out.data(), L.err_flag(), L.stream);
+    p.y = y.data(); p.weights = weights.data_as<float>(); p.row_map = row_map.data_as<int32_t>(); p.out = out.data();
+    cuda::moe_combine(p, L.err_flag(), L.stream);
 #else
     throw_no_cuda(op);
 #endif
@@ -224,29 +236,31 @@ Tensor moe_load_balancing_loss(const Tensor& probs, const Tensor& ids, int64_t E
   const char* op = "moe.loadBalancingLoss";
   check_same_device(probs, ids, op);
   check_float_dtype(probs, op, "probs");
-  check_ndim(probs, 2, op, "probs");
+  check_matrix(probs, op, "probs", "[T, E]");
   check_ids(ids, op);
   check_experts(E, op);
   const int64_t T = probs.dim(0), k = ids.dim(1);
-  LLMK_CHECK(probs.dim(1) == E, Shape, "%s: probs must have numExperts (%lld) columns, got %s", op, (long long)E,
+  LLMK_CHECK(probs.dim(1) == E, Shape, "%s: probs must be [T, %lld] (numExperts columns), got %s", op, (long long)E,
              shape_str(probs.shape()).c_str());
   LLMK_CHECK(ids.dim(0) == T, Shape, "%s: ids must have one row per token of probs (probs is %s, ids is %s)", op,
              shape_str(probs.shape()).c_str(), shape_str(ids.shape()).c_str());
   LLMK_CHECK(k >= 1 || T == 0, Shape, "%s: ids must have at least one column", op);
   const Device dev = probs.device();
   Tensor out = Tensor::empty({1}, DType::F32, dev);
+  cpu::MoeLbLossParams p;  // one struct for both backends (cpu/moe.h)
+  p.dtype = probs.dtype(); p.tokens = T; p.experts = int(E); p.k = int(k);
   if (dev.is_cpu()) {
-    Tensor p = probs, in = ids, o = out;
-    const int e = int(E), kk = int(k);
-    enqueue_cpu([p, in, o, T, e, kk] {
-      cpu::moe_load_balancing_loss(p.data(), p.dtype(), T, e, in.data_as<int32_t>(), kk, o.data_as<float>());
-    }, p.nbytes() + in.nbytes());
+    Tensor pr = probs, in = ids, o = out;
+    enqueue_cpu([pr, in, o, p]() mutable {
+      p.probs = pr.data(); p.ids = in.data_as<int32_t>(); p.out = o.data_as<float>();
+      cpu::moe_load_balancing_loss(p);
+    }, pr.nbytes() + in.nbytes());
   } else {
 #ifdef LLMK_WITH_CUDA
     const CudaLaunch L = cuda_launch(dev, op);
     Tensor sc = L.scratch(cuda::moe_lb_loss_scratch_bytes(T, int(E)));
-    cuda::moe_load_balancing_loss(probs.data(), probs.dtype(), T, int(E), ids.data_as<int32_t>(), int(k),
-                                  out.data_as<float>(), sc.data(), L.err_flag(), L.stream);
+    p.probs = probs.data(); p.ids = ids.data_as<int32_t>(); p.out = out.data_as<float>();
+    cuda::moe_load_balancing_loss(p, sc.data(), L.err_flag(), L.stream);
 #else
     throw_no_cuda(op);
 #endif

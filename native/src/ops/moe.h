@@ -1,4 +1,6 @@
 // MoE routing ops (docs/architecture.md §4.1): contract checks, output allocation, dispatch to CPU / CUDA.
+// Every tensor contract of the family is written here, once (the bindings and ts/moe.ts do not repeat
+// them); result shapes are decided here and returned with the handles.
 #pragma once
 #include <cstdint>
 #include "../core/tensor.h"
@@ -17,6 +19,9 @@ struct MoeTopkOptions {
 struct MoeTopkResult { Tensor weights, ids; };
 // logits [T,E] float32/float16/bfloat16 -> weights [T,k] float32, ids [T,k] int32.
 MoeTopkResult moe_topk(const Tensor& logits, const MoeTopkOptions& o);
+
+// ERR_LLMK_SHAPE "<op>: <name> must be 2-D <dims>, got <shape>" unless t is 2-D (dims names the layout, "[T, k]").
+void check_matrix(const Tensor& t, const char* op, const char* name, const char* dims);
 
 struct MoeAlignResult { Tensor sorted_ids, block_experts, num_padded; };
 // ids [T,k] int32 -> sortedIds [T*k + min(E,T*k)*(bs-1)], blockExperts [that / bs], numPadded [1].

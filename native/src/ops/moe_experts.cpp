@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <string>
 
 #include "../core/cuda_runtime.h"
 #include "../core/stream.h"
@@ -13,6 +14,7 @@
 #include "../cpu/moe_experts.h"
 #include "../cpu/moe_experts_act.h"
 #include "int4.h"
+#include "moe.h"
 #ifdef LLMK_WITH_CUDA
 #include "../cuda/moe_experts.h"
 #endif
@@ -22,7 +24,7 @@ namespace llmk::ops {
 namespace {
 
 constexpr const char* kOp = "moe.experts";
-constexpr int64_t kMaxExperts = 1024;
+constexpr int64_t kMaxExperts = cpu::kMoeMaxExperts;
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 
 // Checks one projection against [E, N, K] and returns E (the experts it holds).
@@ -36,7 +38,7 @@ int64_t check_proj(const ExpertProj& p, const Tensor& x, int64_t N, int64_t K, c
     LLMK_CHECK(p.dense.dim(1) == N && p.dense.dim(2) == K, Shape, "%s: %s must have shape [E, %lld, %lld], got %s",
                kOp, name, (long long)N, (long long)K, shape_str(p.dense.shape()).c_str());
   } else {
-    LLMK_CHECK(p.q.defined(), Arg, "%s: %s must be a tensor or an Int4Weight", kOp, name);
+    LLMK_CHECK(p.q.defined() && p.scales.defined(), Arg, "%s: %s must be a tensor or an Int4Weight", kOp, name);
     check_same_device(x, p.q, kOp);
     LLMK_CHECK(p.experts >= 1, Arg,
                "%s: the Int4Weight %s is not stacked; build it with quant.stackExperts(perExpertWeights)", kOp, name);
@@ -50,7 +52,7 @@ int64_t check_proj(const ExpertProj& p, const Tensor& x, int64_t N, int64_t K, c
              (long long)kMaxExperts, (long long)E);
   if (p.bias.defined()) {
     check_same_device(x, p.bias, kOp);
-    check_float_dtype(p.bias, kOp, "bias");
+    check_float_dtype(p.bias, kOp, (std::string(name) + "Bias").c_str());
     LLMK_CHECK(p.bias.ndim() == 2 && p.bias.dim(0) == E && p.bias.dim(1) == N, Shape,
                "%s: the bias of %s must have shape [%lld, %lld], got %s", kOp, name, (long long)E, (long long)N,
                shape_str(p.bias.shape()).c_str());
@@ -92,14 +94,14 @@ Tensor moe_experts(const Tensor& x, const Tensor& weights, const Tensor& ids, co
   LLMK_CHECK(o.activation >= moe_act::kSwiglu && o.activation <= moe_act::kRelu, Arg, "%s: unknown activation %d",
              kOp, o.activation);
   check_float_dtype(x, kOp, "x");
-  check_ndim(x, 2, kOp, "x");
+  check_matrix(x, kOp, "x", "[T, H]");
   check_same_device(x, weights, kOp);
   check_same_device(x, ids, kOp);
-  check_dtype(weights, DType::F32, kOp, "weights");
-  check_dtype(ids, DType::I32, kOp, "ids");
-  check_ndim(ids, 2, kOp, "ids");
+  check_dtype(weights, DType::F32, kOp, "routing.weights");
+  check_dtype(ids, DType::I32, kOp, "routing.ids");
+  check_matrix(ids, kOp, "routing.ids", "[T, k]");
   const int64_t T = x.dim(0), H = x.dim(1), k = ids.dim(1);
-  LLMK_CHECK(ids.dim(0) == T, Shape, "%s: ids must have one row per token of x (x is %s, ids is %s)", kOp,
+  LLMK_CHECK(ids.dim(0) == T, Shape, "%s: routing.ids must have one row per token of x (x is %s, ids is %s)", kOp,
              shape_str(x.shape()).c_str(), shape_str(ids.shape()).c_str());
   LLMK_CHECK(weights.shape() == ids.shape(), Shape, "%s: routing weights %s and ids %s must have the same shape [T, k]",
              kOp, shape_str(weights.shape()).c_str(), shape_str(ids.shape()).c_str());
