@@ -155,10 +155,10 @@ function adoptAll(rs: (NativeResult | null)[], device: DeviceName): (Tensor | nu
 }
 
 /**
- * @internal A weight made of tensors it takes over (fresh results, or views made for it): when their
- * contract does not hold, they are disposed and the error is thrown.
+ * A weight made of tensors it takes over (fresh results, or views made for it): when their contract
+ * does not hold, they are disposed and the error is thrown.
  */
-export function owning(f: Int4Fields): Int4Weight {
+function owning(f: Int4Fields): Int4Weight {
   try {
     return new Int4Weight(f);
   } catch (e) {

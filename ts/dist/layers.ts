@@ -90,8 +90,8 @@ function shardInt4(w: Int4Weight, dim: number, rank: number, worldSize: number):
   try {
     if (d === 0) {
       check(w.n % worldSize === 0, 'ERR_LLMK_SHAPE', () => `dist.shard: the weight has ${w.n} rows (N), not a multiple of worldSize ${worldSize}`);
-      return q.owning({
-        layout: 'canonical', groupSize: w.groupSize,
+      return new q.Int4Weight({
+        layout: 'canonical', groupSize: w.groupSize, op: 'dist.shard',
         qweight: shardTensor(c.qweight, 0, rank, worldSize),
         scales: shardTensor(c.scales, 0, rank, worldSize),
         zeros: c.zeros ? shardTensor(c.zeros, 0, rank, worldSize) : null,
@@ -103,8 +103,8 @@ function shardInt4(w: Int4Weight, dim: number, rank: number, worldSize: number):
     const kp = w.k / worldSize;
     check(Number.isInteger(kp) && kp % w.groupSize === 0 && kp % 2 === 0, 'ERR_LLMK_SHAPE',
       () => `dist.shard: K = ${w.k} split ${worldSize} ways must leave a multiple of the group size ${w.groupSize} per rank`);
-    return q.owning({
-      layout: 'canonical', groupSize: w.groupSize,
+    return new q.Int4Weight({
+      layout: 'canonical', groupSize: w.groupSize, op: 'dist.shard',
       qweight: shardTensor(c.qweight, 1, rank, worldSize),
       scales: shardTensor(c.scales, 1, rank, worldSize),
       zeros: c.zeros ? shardTensor(c.zeros, 1, rank, worldSize) : null,
