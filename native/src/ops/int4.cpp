@@ -21,6 +21,12 @@ void check_shape(const Tensor& t, const Shape& want, const char* op, const char*
              shape_str(t.shape()).c_str());
 }
 
+// The device of part `name` must be qweight's.
+void check_device_of(const Tensor& t, const Tensor& q, const char* op, const char* name) {
+  LLMK_CHECK(t.device() == q.device(), Device, "%s: %s is on %s but qweight is on %s", op, name, t.device().str().c_str(),
+             q.device().str().c_str());
+}
+
 void require_cuda_build(Device d, const char* op) {
 #ifndef LLMK_WITH_CUDA
   LLMK_CHECK(!d.is_cuda(), Unavailable, "%s: this build has no CUDA backend", op);
@@ -50,10 +56,10 @@ void int4_check_weight(const Tensor& q, const Tensor& scales, const Tensor& zero
   int4_check_group(N, K, group, op);
   check_dtype(q, DType::U8, op, "qweight");
   check_float_dtype(scales, op, "scales");
-  check_same_device(q, scales, op);
+  check_device_of(scales, q, op, "scales");
   if (zeros.defined()) {
     check_dtype(zeros, DType::U8, op, "zeros");
-    check_same_device(q, zeros, op);
+    check_device_of(zeros, q, op, "zeros");
   }
   const int64_t G = K / group;
   if (prepared && int4_uses_tuned_layout(q.device(), N, K)) {
@@ -130,7 +136,7 @@ Int4Parts canonical_parts(const Int4Weight& w, const char* op) {
 void check_perm_tensor(const Tensor& perm, const Tensor& q, int64_t K, const char* op, const char* name) {
   if (!perm.defined()) return;
   check_dtype(perm, DType::I32, op, name);
-  check_same_device(q, perm, op);
+  check_device_of(perm, q, op, name);
   check_shape(perm, {K}, op, name);
 }
 
