@@ -44,7 +44,7 @@ async function check(M: number, N: number, K: number, g: number, sym: boolean, x
   const perm = new Int32Array(K).map((_, i) => i);
   if (permute) for (let i = K - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [perm[i], perm[j]] = [perm[j], perm[i]]; }
   using pt = tensor(perm, { device });
-  using qw = permute ? quant.fromCanonical({ qweight: qw0.qweight, scales: qw0.scales, zeros: qw0.zeros, perm: pt }) : qw0;
+  using qw = permute ? await quant.fromCanonical({ qweight: qw0.qweight, scales: qw0.scales, zeros: qw0.zeros, perm: pt }) : qw0;
   // a spread of magnitudes per row, so blocks get different activation scales
   const xv = randnArray(M * K, r).map((v, i) => v * (1 + 3 * ((i * 7919) % 13 === 0 ? 1 : 0)));
   const bv = randnArray(N, r);

@@ -136,7 +136,7 @@ describeDevices(`quant.matmul (seed ${SEED})`, (device) => {
     const codes = new Uint8Array(N * K).fill(9);
     using qwt = tensor(packCanonical(codes, N, K), { shape: [N, K / 2], device });
     using sc = tensor(new Float32Array(N * 2).fill(1), { shape: [N, 2], dtype: 'float16', device });
-    using qw = quant.fromCanonical({ qweight: qwt, scales: sc });
+    using qw = await quant.fromCanonical({ qweight: qwt, scales: sc });
     using pw = quant.prepare(qw, device);
     const xv = new Float32Array(M * K);
     for (let i = 0; i < K; i++) { xv[i] = i < K / 2 ? 65504 : -65504; xv[K + i] = i === 0 ? 0 : i % 2 ? 65504 : -65504; }
@@ -187,7 +187,7 @@ describeDevices(`quant.matmul (seed ${SEED})`, (device) => {
     for (let n = 0; n < N; n++) for (let k = 0; k < K; k++) codes[n * K + k] = n % 2 === 0 || k % 2 === 0 ? 9 : 7;
     using qwt = tensor(packCanonical(codes, N, K), { shape: [N, K / 2], device });
     using sc = tensor(new Float32Array(N).fill(0.01), { shape: [N, 1], dtype: 'float32', device });
-    using qw = quant.fromCanonical({ qweight: qwt, scales: sc });
+    using qw = await quant.fromCanonical({ qweight: qwt, scales: sc });
     using pw = quant.prepare(qw, device);
     const W = dequantRef(codes, new Float32Array(N).fill(0.01), null, N, K, K);
     for (const M of [2, 18]) {
@@ -392,29 +392,40 @@ describeDevices('quant hostile input', (device) => {
     using w = mk(4, 33);
     expectCode(() => quant.quantize(w, { groupSize: 33 }), 'ERR_LLMK_SHAPE');
   });
-  it('mismatched scales / zeros shapes: ERR_LLMK_SHAPE', () => {
+  const rejectsWith = (p: Promise<unknown>, code: string, message?: RegExp) =>
+    expect(p).rejects.toMatchObject({ name: 'LlmkError', code, ...(message ? { message: expect.stringMatching(message) } : {}) });
+  it('mismatched scales / zeros shapes: ERR_LLMK_SHAPE, naming the op, the argument, the expected and actual shape', async () => {
     using q = tensor(new Uint8Array(8 * 32), { shape: [8, 32], device });
     using s = tensor(new Float32Array(8 * 3), { shape: [8, 3], device });
     using s2 = tensor(new Float32Array(7 * 2), { shape: [7, 2], device });
     using sOk = tensor(new Float32Array(8 * 2), { shape: [8, 2], device });
     using z = tensor(new Uint8Array(8 * 3), { shape: [8, 3], device });
-    expectCode(() => quant.fromCanonical({ qweight: q, scales: s }), 'ERR_LLMK_SHAPE');
-    expectCode(() => quant.fromCanonical({ qweight: q, scales: s2 }), 'ERR_LLMK_SHAPE');
-    expectCode(() => quant.fromCanonical({ qweight: q, scales: sOk, zeros: z }), 'ERR_LLMK_SHAPE');
-    expectCode(() => quant.fromCanonical({ qweight: q, scales: sOk, groupSize: 64 }), 'ERR_LLMK_SHAPE');
+    await rejectsWith(quant.fromCanonical({ qweight: q, scales: s }), 'ERR_LLMK_SHAPE',
+      /^quant\.fromCanonical: k = 64 is not a multiple of scales\.shape\[1\] = 3/);
+    await rejectsWith(quant.fromCanonical({ qweight: q, scales: s2 }), 'ERR_LLMK_SHAPE',
+      /^quant\.fromCanonical: scales must have shape \[8, K\/groupSize\], got \[7, 2\]/);
+    await rejectsWith(quant.fromCanonical({ qweight: q, scales: sOk, zeros: z }), 'ERR_LLMK_SHAPE',
+      /^quant\.fromCanonical: zeros must have shape \[8, 2\], got \[8, 3\]/);
+    await rejectsWith(quant.fromCanonical({ qweight: q, scales: sOk, groupSize: 64 }), 'ERR_LLMK_SHAPE',
+      /^quant\.fromCanonical: scales must have shape \[8, 1\], got \[8, 2\]/);
+    await rejectsWith(quant.fromCanonical({ qweight: q, scales: sOk, groupSize: 1.5 }), 'ERR_LLMK_ARG',
+      /^quant\.fromCanonical: groupSize must be an integer .*got 1\.5/);
   });
-  it('wrong dtypes: ERR_LLMK_DTYPE', () => {
+  it('wrong dtypes: ERR_LLMK_DTYPE', async () => {
     using qf = tensor(new Float32Array(8 * 32), { shape: [8, 32], device });
     using q = tensor(new Uint8Array(8 * 32), { shape: [8, 32], device });
     using si = tensor(new Int32Array(8 * 2), { shape: [8, 2], device });
     using s = tensor(new Float32Array(8 * 2).fill(1), { shape: [8, 2], device });
     using zf = tensor(new Float32Array(8 * 2), { shape: [8, 2], device });
-    expectCode(() => quant.fromCanonical({ qweight: qf, scales: s }), 'ERR_LLMK_DTYPE');
-    expectCode(() => quant.fromCanonical({ qweight: q, scales: si }), 'ERR_LLMK_DTYPE');
-    expectCode(() => quant.fromCanonical({ qweight: q, scales: s, zeros: zf }), 'ERR_LLMK_DTYPE');
+    await rejectsWith(quant.fromCanonical({ qweight: qf, scales: s }), 'ERR_LLMK_DTYPE',
+      /^quant\.fromCanonical: qweight must be uint8, got float32/);
+    await rejectsWith(quant.fromCanonical({ qweight: q, scales: si }), 'ERR_LLMK_DTYPE',
+      /^quant\.fromCanonical: scales must be float32, float16 or bfloat16, got int32/);
+    await rejectsWith(quant.fromCanonical({ qweight: q, scales: s, zeros: zf }), 'ERR_LLMK_DTYPE',
+      /^quant\.fromCanonical: zeros must be uint8, got float32/);
     using wi = tensor(new Int32Array(4 * 64), { shape: [4, 64], device });
     expectCode(() => quant.quantize(wi, { groupSize: 64 }), 'ERR_LLMK_DTYPE');
-    using w = quant.fromCanonical({ qweight: q, scales: s });
+    using w = await quant.fromCanonical({ qweight: q, scales: s });
     using xi = tensor(new Int32Array(2 * 64), { shape: [2, 64], device });
     expectCode(() => quant.matmul(xi, w), 'ERR_LLMK_DTYPE');
     using x = tensor(new Float32Array(2 * 64), { shape: [2, 64], device });
@@ -426,27 +437,32 @@ describeDevices('quant hostile input', (device) => {
     using w = quant.quantize(w0, { groupSize: 32 });
     using x = mk(2, 63);
     expectCode(() => quant.matmul(x, w), 'ERR_LLMK_SHAPE');
+    expect(() => quant.matmul(x, w)).toThrow(/^quant\.matmul: x has 63 columns but the weight has k = 64$/);
     using x3 = tensor(new Float32Array(64), { shape: [1, 1, 64], device });
     expectCode(() => quant.matmul(x3, w), 'ERR_LLMK_SHAPE');
     using xok = mk(2, 64);
     using b = tensor(new Float32Array(15), { device });
     expectCode(() => quant.matmul(xok, w, { bias: b }), 'ERR_LLMK_SHAPE');
   });
-  it('the native layer re-checks the contract (never trusts JS)', () => {
+  it('the native layer checks the contract (never trusts JS): a weight once, then x against it', () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { native } = require('../ts/native');
     using w0 = mk(16, 64);
     using w = quant.quantize(w0, { groupSize: 32 });
     using x = mk(2, 48);
-    let err: { code?: string } | undefined;
-    try { native.int4.matmul(x.handle, w.qweight.handle, w.scales.handle, null, null, null, 16, 64, 32, false); } catch (e) { err = e as { code?: string }; }
-    expect(err?.code).toBe('ERR_LLMK_SHAPE');
-    err = undefined;
-    try { native.int4.matmul(w0.handle, w.qweight.handle, w.scales.handle, null, null, null, 16, 64, 48, false); } catch (e) { err = e as { code?: string }; }
-    expect(err?.code).toBe('ERR_LLMK_ARG');
-    err = undefined;
-    try { native.int4.dequantize(w.qweight.handle, w.scales.handle, null, 16, 64, 64, 0); } catch (e) { err = e as { code?: string }; }
-    expect(err?.code).toBe('ERR_LLMK_SHAPE');
+    const codeOf = (f: () => unknown): string | undefined => { try { f(); } catch (e) { return (e as { code?: string }).code; } return undefined; };
+    expect(codeOf(() => native.int4.matmul(x.handle, w.handle, null, false))).toBe('ERR_LLMK_SHAPE');
+    expect(codeOf(() => native.int4.matmul(x.handle, {}, null, false))).toBe('ERR_LLMK_ARG');
+    // a weight is checked when it is made: shapes against n, k and the group size, whatever JS claims
+    expect(codeOf(() => native.int4.weight(w.qweight.handle, w.scales.handle, null, null, null, 16, 64, 48, false))).toBe('ERR_LLMK_ARG');
+    expect(codeOf(() => native.int4.weight(w.qweight.handle, w.scales.handle, null, null, null, 16, 64, 64, false))).toBe('ERR_LLMK_SHAPE');
+    expect(codeOf(() => native.int4.weight(w.qweight.handle, w.scales.handle, null, null, null, 16, 2 ** 32 + 64, 32, false))).toBe('ERR_LLMK_ARG');
+    expect(codeOf(() => native.int4.weight(w.qweight.handle, w.scales.handle, null, x.handle, null, 16, 64, 32, false))).toBe('ERR_LLMK_DTYPE');
+    // a released weight is refused, not read
+    const [h] = native.int4.weight(w.qweight.handle, w.scales.handle, null, null, null, null, null, null, false);
+    native.int4.release(h);
+    using xok = mk(2, 64);
+    expect(codeOf(() => native.int4.matmul(xok.handle, h, null, false))).toBe('ERR_LLMK_DISPOSED');
   });
   it('a weight on another device: ERR_LLMK_DEVICE', () => {
     using w0 = mk(16, 64);
@@ -459,7 +475,7 @@ describeDevices('quant hostile input', (device) => {
     using x = mk(2, 64);
     expectCode(() => quant.matmul(x, pw), 'ERR_LLMK_DEVICE');
   });
-  it('a disposed weight: ERR_LLMK_DISPOSED; a non-weight: ERR_LLMK_ARG; a bad permutation: ERR_LLMK_ARG', () => {
+  it('a disposed weight: ERR_LLMK_DISPOSED; a non-weight: ERR_LLMK_ARG; a bad permutation: ERR_LLMK_ARG', async () => {
     using w0 = mk(16, 64);
     const w = quant.quantize(w0, { groupSize: 32 });
     w.dispose();
@@ -469,7 +485,10 @@ describeDevices('quant hostile input', (device) => {
     using q = tensor(new Uint8Array(16 * 32), { shape: [16, 32], device });
     using s = tensor(new Float32Array(16 * 2), { shape: [16, 2], device });
     using p = tensor(new Int32Array(64).fill(3), { device });
-    expectCode(() => quant.fromCanonical({ qweight: q, scales: s, perm: p }), 'ERR_LLMK_ARG');
+    await rejectsWith(quant.fromCanonical({ qweight: q, scales: s, perm: p }), 'ERR_LLMK_ARG', /perm is not a permutation/);
+    using p2 = tensor(new Int32Array(63), { device });
+    await rejectsWith(quant.fromCanonical({ qweight: q, scales: s, perm: p2 }), 'ERR_LLMK_SHAPE',
+      /^quant\.fromCanonical: perm must have shape \[64\], got \[63\]/);
   });
 });
 
@@ -493,7 +512,7 @@ describeDevices(`quant.matmul small M, every M ≤ 16 (seed ${SEED})`, (device) 
     const perm = new Int32Array(K).map((_, i) => i);
     if (permute) for (let i = K - 1; i > 0; i--) { const j = Math.floor(r() * (i + 1)); [perm[i], perm[j]] = [perm[j], perm[i]]; }
     using pt = tensor(perm, { device });
-    using qw = permute ? quant.fromCanonical({ qweight: qw0.qweight, scales: qw0.scales, zeros: qw0.zeros, perm: pt }) : qw0;
+    using qw = permute ? await quant.fromCanonical({ qweight: qw0.qweight, scales: qw0.scales, zeros: qw0.zeros, perm: pt }) : qw0;
     const W = dequantRef(codes, scales, zeros, N, K, g);
     const xv = randnArray(M * K, r), bv = randnArray(N, r);
     using x = tensor(xv, { shape: [M, K], dtype: xdt, device });

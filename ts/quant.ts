@@ -24,10 +24,10 @@
  * @module
  */
 import { DeviceName, DeviceSpec, parseDevice, assertDeviceAvailable } from './device';
-import { DType, isFloating, dtypeId } from './dtype';
+import { DType, dtypeId } from './dtype';
 import { check } from './errors';
 import { native } from './native';
-import { Tensor, checkTensor, tensor } from './tensor';
+import { NativeResult, Tensor, adopt, checkTensor, tensor } from './tensor';
 
 /** Group sizes `quantize` accepts (any divisor-free choice is also allowed: groupSize = K). */
 export const GROUP_SIZES = [32, 64, 128, 256] as const;
@@ -49,28 +49,25 @@ export interface Int4Parts {
   perm?: Tensor | null;
 }
 
+// Every tensor contract of this module is checked natively (native/src/ops/int4.cpp): here only what is
+// JavaScript (is it a Tensor, an Int4Weight, an option object, an enum value).
 const ADDON = () => native.int4;
 
-function checkGroup(k: number, groupSize: number, op: string): void {
-  check(Number.isInteger(groupSize) && groupSize > 0, 'ERR_LLMK_ARG', () => `${op}: groupSize must be a positive integer, got ${groupSize}`);
-  check((GROUP_SIZES as readonly number[]).includes(groupSize) || groupSize === k, 'ERR_LLMK_ARG',
-    () => `${op}: groupSize must be 32, 64, 128, 256 or k (${k}), got ${groupSize}`);
-  check(k % groupSize === 0, 'ERR_LLMK_SHAPE', () => `${op}: k = ${k} is not a multiple of groupSize ${groupSize}`);
-  check(k % 2 === 0, 'ERR_LLMK_SHAPE', () => `${op}: k must be even (two 4-bit codes per byte), got ${k}`);
+/** @internal The fields an {@link Int4Weight} is made of; n, k and groupSize default to what the shapes say. */
+export interface Int4Fields {
+  layout: Int4Layout;
+  qweight: Tensor;
+  scales: Tensor;
+  zeros: Tensor | null;
+  perm: Tensor | null;
+  invPerm: Tensor | null;
+  n?: number;
+  k?: number;
+  groupSize?: number | null;
+  experts?: number;
+  /** The public op named in error messages (default 'quant.Int4Weight'). */
+  op?: string;
 }
-
-function shapeIs(t: Tensor, want: number[]): boolean {
-  return t.shape.length === want.length && t.shape.every((d, i) => d === want[i]);
-}
-function checkShapeIs(t: Tensor, want: number[], what: string): void {
-  check(shapeIs(t, want), 'ERR_LLMK_SHAPE', () => `${what} must have shape [${want.join(', ')}], got [${t.shape.join(', ')}]`);
-}
-
-/** True when `prepare` on this device and shape gives the tuned (non-canonical) layout. */
-function tunedLayout(device: DeviceName, n: number, k: number): boolean {
-  return device !== 'cpu' && n > 0 && n % 16 === 0 && k % 16 === 0;
-}
-function preparedQBytes(n: number, k: number): number { return (n / 16) * Math.ceil(k / 64) * 512; }
 
 /**
  * An INT4 weight W[N,K] with group-wise scales: canonical (the interchange format) or prepared for
@@ -92,12 +89,21 @@ export class Int4Weight {
   readonly invPerm: Tensor | null;
   /** Experts stacked in this weight by `stackExperts` (its n rows are that many blocks of n / experts), 0 if none. */
   readonly experts: number;
+  /** @internal The native weight (contract checked once, when it was made) that the kernels take. */
+  readonly handle: unknown;
+  /** The tuned (not the canonical) layout: prepared for a GPU with N % 16 == K % 16 == 0. */
+  private readonly tuned: boolean;
 
-  /** @internal Use quantize, fromCanonical, the importers or prepare. */
-  constructor(f: { n: number; k: number; groupSize: number; layout: Int4Layout; qweight: Tensor; scales: Tensor;
-    zeros: Tensor | null; perm: Tensor | null; invPerm: Tensor | null; experts?: number }) {
+  /**
+   * @internal Use quantize, fromCanonical, the importers or prepare. Checks the tensors' contract (natively)
+   * and holds them; on an error the caller keeps them.
+   */
+  constructor(f: Int4Fields) {
+    const [h, n, k, g, tuned] = ADDON().weight(f.qweight.handle, f.scales.handle, f.zeros?.handle ?? null,
+      f.perm?.handle ?? null, f.invPerm?.handle ?? null, f.n ?? null, f.k ?? null, f.groupSize ?? null, f.layout === 'prepared', f.op);
+    this.handle = h; this.n = n; this.k = k; this.groupSize = g; this.tuned = tuned;
     this.experts = f.experts ?? 0;
-    this.n = f.n; this.k = f.k; this.groupSize = f.groupSize; this.layout = f.layout;
+    this.layout = f.layout;
     this.qweight = f.qweight; this.scales = f.scales; this.zeros = f.zeros; this.perm = f.perm; this.invPerm = f.invPerm;
   }
 
@@ -116,30 +122,19 @@ export class Int4Weight {
   /** The canonical weight on the same device (a new weight; this one stays valid). */
   toCanonical(): Int4Weight {
     this.checkLive('toCanonical');
-    const G = this.numGroups;
-    if (this.layout === 'canonical') {
-      // Already canonical: a new weight viewing the same memory.
-      return new Int4Weight({
-        n: this.n, k: this.k, groupSize: this.groupSize, layout: 'canonical',
-        qweight: this.qweight.reshape([this.n, this.k / 2]), scales: this.scales.reshape([this.n, G]),
-        zeros: this.zeros ? this.zeros.reshape([this.n, G]) : null,
-        perm: this.perm ? this.perm.reshape([this.k]) : null,
-        invPerm: this.invPerm ? this.invPerm.reshape([this.k]) : null, experts: this.experts,
-      });
-    }
-    const [q, s, z] = ADDON().toCanonical(this.qweight.handle, this.scales.handle, this.zeros?.handle ?? null, this.n, this.k, this.groupSize);
-    return new Int4Weight({
-      n: this.n, k: this.k, groupSize: this.groupSize, layout: 'canonical',
-      qweight: new Tensor(q, [this.n, this.k / 2], 'uint8', this.device),
-      scales: new Tensor(s, [this.n, G], this.scales.dtype, this.device),
-      zeros: z ? new Tensor(z, [this.n, G], 'uint8', this.device) : null,
-      perm: this.perm ? this.perm.reshape([this.k]) : null,
-      invPerm: this.invPerm ? this.invPerm.reshape([this.k]) : null, experts: this.experts,
+    const view = (t: Tensor | null) => (t ? t.reshape(t.shape) : null);
+    const [q, s, z] = this.tuned
+      ? adoptAll(ADDON().toCanonical(this.handle), this.device)
+      : [view(this.qweight), view(this.scales), view(this.zeros)];  // already canonical: views of the same memory
+    return owning({
+      n: this.n, k: this.k, groupSize: this.groupSize, layout: 'canonical', qweight: q!, scales: s!, zeros: z,
+      perm: view(this.perm), invPerm: view(this.invPerm), experts: this.experts,
     });
   }
 
   /** Frees the tensors (after queued work that uses them). A second call does nothing. */
   dispose(): void {
+    ADDON().release(this.handle);
     this.qweight.dispose(); this.scales.dispose(); this.zeros?.dispose(); this.perm?.dispose(); this.invPerm?.dispose();
   }
   [Symbol.dispose](): void { this.dispose(); }
@@ -154,55 +149,59 @@ export class Int4Weight {
   }
 }
 
+/** Tensors of native results ([handle, shape, dtype] or null) on `device`. */
+function adoptAll(rs: (NativeResult | null)[], device: DeviceName): (Tensor | null)[] {
+  return rs.map((r) => (r ? adopt(r, device) : null));
+}
+
+/**
+ * A weight made of tensors it takes over (fresh results, or views made for it): when their contract
+ * does not hold, they are disposed and the error is thrown.
+ */
+function owning(f: Int4Fields): Int4Weight {
+  try {
+    return new Int4Weight(f);
+  } catch (e) {
+    for (const t of [f.qweight, f.scales, f.zeros, f.perm, f.invPerm]) t?.dispose();
+    throw e;
+  }
+}
+
 function checkWeight(w: unknown, op: string): asserts w is Int4Weight {
   check(w instanceof Int4Weight, 'ERR_LLMK_ARG', `${op}: w must be an Int4Weight (from quant.quantize, an importer or quant.prepare)`);
   w.checkLive(op);
 }
 
 /**
- * Wraps canonical parts (validated) as an {@link Int4Weight}. The weight takes views of the tensors;
- * dispose either independently.
+ * Wraps canonical parts (checked) as an {@link Int4Weight}. The weight takes views of the tensors;
+ * dispose either independently. Async: an act-order `perm` is read back (without blocking) to check
+ * that it is a permutation and to invert it.
  */
-export function fromCanonical(parts: Int4Parts): Int4Weight {
+export async function fromCanonical(parts: Int4Parts): Promise<Int4Weight> {
   const op = 'quant.fromCanonical';
-  check(parts !== null && typeof parts === 'object', 'ERR_LLMK_ARG', `${op}: expected { qweight, scales, zeros?, groupSize? }`);
+  check(parts !== null && typeof parts === 'object', 'ERR_LLMK_ARG', `${op}: expected { qweight, scales, zeros?, groupSize?, perm? }`);
   checkTensor(parts.qweight, `${op}: qweight`);
   checkTensor(parts.scales, `${op}: scales`);
-  const { qweight, scales } = parts;
-  check(qweight.dtype === 'uint8', 'ERR_LLMK_DTYPE', () => `${op}: qweight must be uint8, got ${qweight.dtype}`);
-  check(isFloating(scales.dtype), 'ERR_LLMK_DTYPE', () => `${op}: scales must be float32, float16 or bfloat16, got ${scales.dtype}`);
-  check(qweight.ndim === 2, 'ERR_LLMK_SHAPE', () => `${op}: qweight must be 2-D [N, K/2], got [${qweight.shape.join(', ')}]`);
-  check(scales.ndim === 2, 'ERR_LLMK_SHAPE', () => `${op}: scales must be 2-D [N, K/groupSize], got [${scales.shape.join(', ')}]`);
-  const n = qweight.shape[0], k = qweight.shape[1] * 2;
-  check(k > 0, 'ERR_LLMK_SHAPE', `${op}: qweight must have at least one byte per row`);
-  check(scales.shape[0] === n && scales.shape[1] > 0, 'ERR_LLMK_SHAPE',
-    () => `${op}: scales must have shape [${n}, K/groupSize], got [${scales.shape.join(', ')}]`);
-  const groupSize = parts.groupSize ?? k / scales.shape[1];
-  check(Number.isInteger(groupSize), 'ERR_LLMK_SHAPE', () => `${op}: k = ${k} is not a multiple of scales.shape[1] = ${scales.shape[1]}`);
-  checkGroup(k, groupSize, op);
-  const G = k / groupSize;
-  checkShapeIs(scales, [n, G], `${op}: scales`);
-  const dev = qweight.device;
-  check(scales.device === dev, 'ERR_LLMK_DEVICE', () => `${op}: scales are on ${scales.device} but qweight is on ${dev}`);
-  let zeros: Tensor | null = null;
-  if (parts.zeros) {
-    checkTensor(parts.zeros, `${op}: zeros`);
-    check(parts.zeros.dtype === 'uint8', 'ERR_LLMK_DTYPE', () => `${op}: zeros must be uint8, got ${parts.zeros!.dtype}`);
-    checkShapeIs(parts.zeros, [n, G], `${op}: zeros`);
-    check(parts.zeros.device === dev, 'ERR_LLMK_DEVICE', () => `${op}: zeros are on ${parts.zeros!.device} but qweight is on ${dev}`);
-    zeros = parts.zeros.reshape([n, G]);
+  if (parts.zeros) checkTensor(parts.zeros, `${op}: zeros`);
+  if (parts.perm) checkTensor(parts.perm, `${op}: perm`);
+  const view = (t: Tensor | null | undefined) => (t ? t.reshape(t.shape) : null);
+  const w = owning({
+    layout: 'canonical', qweight: view(parts.qweight)!, scales: view(parts.scales)!, zeros: view(parts.zeros),
+    perm: view(parts.perm), invPerm: null, groupSize: parts.groupSize ?? null, op,
+  });
+  if (!w.perm) return w;
+  try {
+    const inv = invertPermutation((await w.perm.toArray()) as Int32Array, op);
+    const withInverse = owning({
+      layout: 'canonical', qweight: w.qweight, scales: w.scales, zeros: w.zeros, perm: w.perm,
+      invPerm: tensor(inv, { device: w.device }), groupSize: w.groupSize,
+    });
+    ADDON().release(w.handle);  // its tensors now belong to withInverse
+    return withInverse;
+  } catch (e) {
+    w.dispose();
+    throw e;
   }
-  let perm: Tensor | null = null, invPerm: Tensor | null = null;
-  if (parts.perm) {
-    checkTensor(parts.perm, `${op}: perm`);
-    check(parts.perm.dtype === 'int32', 'ERR_LLMK_DTYPE', () => `${op}: perm must be int32, got ${parts.perm!.dtype}`);
-    checkShapeIs(parts.perm, [k], `${op}: perm`);
-    const p = parts.perm.toArraySync() as Int32Array;
-    const inv = invertPermutation(p, op);
-    perm = tensor(p, { device: dev });
-    invPerm = tensor(inv, { device: dev });
-  }
-  return new Int4Weight({ n, k, groupSize, layout: 'canonical', qweight: qweight.reshape([n, k / 2]), scales: scales.reshape([n, G]), zeros, perm, invPerm });
 }
 
 function invertPermutation(p: Int32Array, op: string): Int32Array {
@@ -237,22 +236,11 @@ export function quantize(w: Tensor, opts: QuantizeOptions = {}): Int4Weight {
   opts = opts ?? {};
   const op = 'quant.quantize';
   checkTensor(w, `${op}: w`);
-  check(isFloating(w.dtype), 'ERR_LLMK_DTYPE', () => `${op}: w must be float32, float16 or bfloat16, got ${w.dtype}`);
-  check(w.ndim === 2, 'ERR_LLMK_SHAPE', () => `${op}: w must be 2-D [N, K], got [${w.shape.join(', ')}]`);
-  const [n, k] = w.shape;
-  const groupSize = opts.groupSize ?? 128;
-  checkGroup(k, groupSize, op);
   const symmetric = opts.symmetric ?? true;
   check(typeof symmetric === 'boolean', 'ERR_LLMK_ARG', `${op}: symmetric must be a boolean`);
-  const sdt = opts.scaleDtype ?? w.dtype;
-  check(isFloating(sdt), 'ERR_LLMK_DTYPE', () => `${op}: scaleDtype must be float32, float16 or bfloat16, got ${sdt}`);
-  const [q, s, z] = ADDON().quantize(w.handle, groupSize, symmetric, dtypeId(sdt));
-  const G = k / groupSize, dev = w.device;
-  return new Int4Weight({
-    n, k, groupSize, layout: 'canonical',
-    qweight: new Tensor(q, [n, k / 2], 'uint8', dev), scales: new Tensor(s, [n, G], sdt, dev),
-    zeros: z ? new Tensor(z, [n, G], 'uint8', dev) : null, perm: null, invPerm: null,
-  });
+  const sdt = dtypeId(opts.scaleDtype ?? w.dtype);
+  const [q, s, z] = adoptAll(ADDON().quantize(w.handle, opts.groupSize ?? 128, symmetric, sdt), w.device);
+  return owning({ layout: 'canonical', qweight: q!, scales: s!, zeros: z, perm: null, invPerm: null });
 }
 
 /**
@@ -261,24 +249,8 @@ export function quantize(w: Tensor, opts: QuantizeOptions = {}): Int4Weight {
  */
 export function dequantize(w: Int4Weight, opts: { dtype?: DType } = {}): Tensor {
   opts = opts ?? {};
-  const op = 'quant.dequantize';
-  checkWeight(w, op);
-  const dtype = opts.dtype ?? w.scales.dtype;
-  check(isFloating(dtype), 'ERR_LLMK_DTYPE', () => `${op}: dtype must be float32, float16 or bfloat16, got ${dtype}`);
-  const canon = w.layout === 'prepared' && tunedLayout(w.device, w.n, w.k) ? w.toCanonical() : null;
-  try {
-    const c = canon ?? w;
-    const h = ADDON().dequantize(c.qweight.handle, c.scales.handle, c.zeros?.handle ?? null, w.n, w.k, w.groupSize, dtypeId(dtype));
-    const out = new Tensor(h, [w.n, w.k], dtype, w.device);
-    if (!w.invPerm) return out;
-    try {
-      return new Tensor(ADDON().permuteColumns(out.handle, w.invPerm.handle), [w.n, w.k], dtype, w.device);
-    } finally {
-      out.dispose();
-    }
-  } finally {
-    canon?.dispose();
-  }
+  checkWeight(w, 'quant.dequantize');
+  return adopt(ADDON().dequantize(w.handle, dtypeId(opts.dtype ?? w.scales.dtype)), w.device);
 }
 
 /**
@@ -286,26 +258,14 @@ export function dequantize(w: Int4Weight, opts: { dtype?: DType } = {}): Tensor 
  * Returns a new weight; `w` stays valid.
  */
 export function prepare(w: Int4Weight, device?: DeviceSpec): Int4Weight {
-  const op = 'quant.prepare';
-  checkWeight(w, op);
+  checkWeight(w, 'quant.prepare');
   const d = parseDevice(device ?? w.device);
   assertDeviceAvailable(d);
-  const c = w.layout === 'prepared' ? w.toCanonical() : null;
-  try {
-    const src = c ?? w;
-    const [q, s, z] = ADDON().prepare(src.qweight.handle, src.scales.handle, src.zeros?.handle ?? null, w.n, w.k, w.groupSize, d.kind, d.index);
-    const G = w.numGroups, tuned = tunedLayout(d.name, w.n, w.k);
-    return new Int4Weight({
-      n: w.n, k: w.k, groupSize: w.groupSize, layout: 'prepared',
-      qweight: new Tensor(q, tuned ? [preparedQBytes(w.n, w.k)] : [w.n, w.k / 2], 'uint8', d.name),
-      scales: new Tensor(s, tuned ? [G, w.n] : [w.n, G], w.scales.dtype, d.name),
-      zeros: z ? new Tensor(z, tuned ? [G, w.n] : [w.n, G], 'uint8', d.name) : null,
-      perm: w.perm ? w.perm.to(d.name) : null,
-      invPerm: w.invPerm ? w.invPerm.to(d.name) : null, experts: w.experts,
-    });
-  } finally {
-    c?.dispose();
-  }
+  const [q, s, z, perm, invPerm] = adoptAll(ADDON().prepare(w.handle, d.kind, d.index), d.name);
+  return owning({
+    n: w.n, k: w.k, groupSize: w.groupSize, layout: 'prepared', qweight: q!, scales: s!, zeros: z, perm, invPerm,
+    experts: w.experts,
+  });
 }
 
 /** Options of {@link matmul}. */
@@ -331,48 +291,25 @@ export function matmul<D extends DType>(x: Tensor<D>, w: Int4Weight, opts: Matmu
   const op = 'quant.matmul';
   checkTensor(x, `${op}: x`);
   checkWeight(w, op);
-  check(isFloating(x.dtype), 'ERR_LLMK_DTYPE', () => `${op}: x must be float32, float16 or bfloat16, got ${x.dtype}`);
-  check(x.ndim === 2, 'ERR_LLMK_SHAPE', () => `${op}: x must be 2-D [M, K], got [${x.shape.join(', ')}]`);
-  check(x.shape[1] === w.k, 'ERR_LLMK_SHAPE', () => `${op}: x has ${x.shape[1]} columns but the weight has k = ${w.k}`);
-  check(x.device === w.device, 'ERR_LLMK_DEVICE',
-    () => `${op}: x is on ${x.device} but the weight is on ${w.device} (use quant.prepare(w, '${x.device}'))`);
   const compute = opts.compute ?? 'float';
   check(compute === 'float' || compute === 'int8', 'ERR_LLMK_ARG',
     () => `${op}: compute must be 'float' or 'int8', got ${String(compute)}`);
   const bias = opts.bias ?? null;
-  if (bias !== null) {
-    checkTensor(bias, `${op}: bias`);
-    check(isFloating(bias.dtype), 'ERR_LLMK_DTYPE', () => `${op}: bias must be float32, float16 or bfloat16, got ${bias.dtype}`);
-    check(bias.ndim === 1 && bias.shape[0] === w.n, 'ERR_LLMK_SHAPE',
-      () => `${op}: bias must have shape [${w.n}], got [${bias.shape.join(', ')}]`);
-    check(bias.device === x.device, 'ERR_LLMK_DEVICE', () => `${op}: bias is on ${bias.device} but x is on ${x.device}`);
-  }
-  const h = ADDON().matmul(x.handle, w.qweight.handle, w.scales.handle, w.zeros?.handle ?? null, w.perm?.handle ?? null,
-    bias?.handle ?? null, w.n, w.k, w.groupSize, w.layout === 'prepared', compute === 'int8');
-  return new Tensor(h, [x.shape[0], w.n], x.dtype, x.device);
+  if (bias !== null) checkTensor(bias, `${op}: bias`);
+  return adopt(ADDON().matmul(x.handle, w.handle, bias?.handle ?? null, compute === 'int8'), x.device);
 }
 
 /** Which kernel `matmul(x, w)` runs: 'cpu', 'general', or a tensor-core tile configuration ('mma16n128', 'mma64', 'mma128w8', …), for benchmarks and tests. */
 export function matmulPath(x: Tensor, w: Int4Weight): string {
   checkTensor(x, 'quant.matmulPath: x');
   checkWeight(w, 'quant.matmulPath');
-  return ADDON().matmulPath(x.handle, w.n, w.k, w.layout === 'prepared', w.perm !== null);
+  return ADDON().matmulPath(x.handle, w.handle);
 }
 
 // ---------------------------------------------------------------------------------------- importers
 
-type IntArray = Int32Array | Uint8Array;
-
-async function hostInts(t: Tensor, dtype: DType, what: string): Promise<IntArray> {
-  checkTensor(t, what);
-  check(t.dtype === dtype, 'ERR_LLMK_DTYPE', () => `${what} must be ${dtype}, got ${t.dtype}`);
-  return (await t.toArray()) as IntArray;
-}
-async function hostFloats(t: Tensor, what: string): Promise<Float32Array> {
-  checkTensor(t, what);
-  check(isFloating(t.dtype), 'ERR_LLMK_DTYPE', () => `${what} must be float32, float16 or bfloat16, got ${t.dtype}`);
-  return (await t.toArray()) as Float32Array;
-}
+/** The data of a tensor whose contract the native layer checked (an awaited read-back, never blocking). */
+async function host<A>(t: Tensor): Promise<A> { return (await t.toArray()) as unknown as A; }
 
 /** Builds a canonical weight from host arrays (codes q[n*K+k], zero z[n*G+g] or null) on `device`. */
 function buildCanonical(n: number, k: number, groupSize: number, codes: Uint8Array, scales: Float32Array, scaleDtype: DType,
@@ -383,7 +320,7 @@ function buildCanonical(n: number, k: number, groupSize: number, codes: Uint8Arr
   const symmetric = zeros === null || zeros.every((z) => z === 8);
   let invPerm: Int32Array | null = null;
   if (perm) invPerm = invertPermutation(perm, 'quant: act-order');
-  return new Int4Weight({
+  return owning({
     n, k, groupSize, layout: 'canonical',
     qweight: tensor(packed, { shape: [n, k / 2], device }),
     scales: tensor(scales, { shape: [n, G], dtype: scaleDtype, device }),
@@ -424,25 +361,14 @@ export async function fromGptq(t: GptqTensors): Promise<Int4Weight> {
   checkTensor(t.qweight, `${op}: qweight`);
   checkTensor(t.qzeros, `${op}: qzeros`);
   checkTensor(t.scales, `${op}: scales`);
-  check(t.qweight.ndim === 2, 'ERR_LLMK_SHAPE', () => `${op}: qweight must be 2-D [K/8, N], got [${t.qweight.shape.join(', ')}]`);
-  const k = t.qweight.shape[0] * 8, n = t.qweight.shape[1];
-  check(t.scales.ndim === 2 && t.scales.shape[1] === n && t.scales.shape[0] > 0, 'ERR_LLMK_SHAPE',
-    () => `${op}: scales must have shape [G, ${n}], got [${t.scales.shape.join(', ')}]`);
-  const G = t.scales.shape[0];
-  check(k % G === 0, 'ERR_LLMK_SHAPE', () => `${op}: K = ${k} is not a multiple of the ${G} groups`);
-  const groupSize = k / G;
-  checkGroup(k, groupSize, op);
-  const nz = Math.ceil(n / 8);
-  checkShapeIs(t.qzeros, [G, nz], `${op}: qzeros`);
+  if (t.gIdx) checkTensor(t.gIdx, `${op}: gIdx`);
+  const [n, k, groupSize] = ADDON().gptqDims(t.qweight.handle, t.qzeros.handle, t.scales.handle, t.gIdx?.handle ?? null);
+  const G = k / groupSize, nz = Math.ceil(n / 8);
   const device = parseDevice(t.device ?? t.qweight.device).name;
-  const qw = await hostInts(t.qweight, 'int32', `${op}: qweight`) as Int32Array;
-  const qz = await hostInts(t.qzeros, 'int32', `${op}: qzeros`) as Int32Array;
-  const sc = await hostFloats(t.scales, `${op}: scales`);
-  let gIdx: Int32Array | null = null;
-  if (t.gIdx) {
-    checkShapeIs(t.gIdx, [k], `${op}: gIdx`);
-    gIdx = await hostInts(t.gIdx, 'int32', `${op}: gIdx`) as Int32Array;
-  }
+  const qw = await host<Int32Array>(t.qweight);
+  const qz = await host<Int32Array>(t.qzeros);
+  const sc = await host<Float32Array>(t.scales);
+  const gIdx = t.gIdx ? await host<Int32Array>(t.gIdx) : null;
   // Column order: identity unless gIdx groups are not the contiguous default.
   let perm: Int32Array | null = null;
   if (gIdx) {
@@ -500,19 +426,12 @@ export async function fromAwq(t: AwqTensors): Promise<Int4Weight> {
   checkTensor(t.qweight, `${op}: qweight`);
   checkTensor(t.qzeros, `${op}: qzeros`);
   checkTensor(t.scales, `${op}: scales`);
-  check(t.qweight.ndim === 2, 'ERR_LLMK_SHAPE', () => `${op}: qweight must be 2-D [K, N/8], got [${t.qweight.shape.join(', ')}]`);
-  const k = t.qweight.shape[0], n8 = t.qweight.shape[1], n = n8 * 8;
-  check(t.scales.ndim === 2 && t.scales.shape[1] === n && t.scales.shape[0] > 0, 'ERR_LLMK_SHAPE',
-    () => `${op}: scales must have shape [G, ${n}], got [${t.scales.shape.join(', ')}]`);
-  const G = t.scales.shape[0];
-  check(k % G === 0, 'ERR_LLMK_SHAPE', () => `${op}: K = ${k} is not a multiple of the ${G} groups`);
-  const groupSize = k / G;
-  checkGroup(k, groupSize, op);
-  checkShapeIs(t.qzeros, [G, n8], `${op}: qzeros`);
+  const [n, k, groupSize] = ADDON().awqDims(t.qweight.handle, t.qzeros.handle, t.scales.handle);
+  const G = k / groupSize, n8 = n / 8;
   const device = parseDevice(t.device ?? t.qweight.device).name;
-  const qw = await hostInts(t.qweight, 'int32', `${op}: qweight`) as Int32Array;
-  const qz = await hostInts(t.qzeros, 'int32', `${op}: qzeros`) as Int32Array;
-  const sc = await hostFloats(t.scales, `${op}: scales`);
+  const qw = await host<Int32Array>(t.qweight);
+  const qz = await host<Int32Array>(t.qzeros);
+  const sc = await host<Float32Array>(t.scales);
   const shiftOf = new Int32Array(8);
   AWQ_ORDER.forEach((col, i) => { shiftOf[col] = 4 * i; });
   const codes = new Uint8Array(n * k);
@@ -547,36 +466,25 @@ export interface MatMulNBitsTensors {
 export async function fromMatMulNBits(t: MatMulNBitsTensors): Promise<Int4Weight> {
   const op = 'quant.fromMatMulNBits';
   check(t !== null && typeof t === 'object', 'ERR_LLMK_ARG', `${op}: expected { b, scales, zeroPoints?, k, n, blockSize }`);
-  check((t.bits ?? 4) === 4, 'ERR_LLMK_ARG', () => `${op}: only bits = 4 is supported, got ${t.bits}`);
-  const { k, n, blockSize } = t;
-  check(Number.isInteger(k) && k > 0 && Number.isInteger(n) && n >= 0, 'ERR_LLMK_ARG', `${op}: k and n must be integers (k > 0)`);
-  check(Number.isInteger(blockSize) && blockSize >= 16 && (blockSize & (blockSize - 1)) === 0, 'ERR_LLMK_ARG',
-    () => `${op}: blockSize must be a power of two >= 16, got ${blockSize}`);
-  check(k % blockSize === 0, 'ERR_LLMK_SHAPE', () => `${op}: K = ${k} is not a multiple of blockSize ${blockSize} (padded last blocks are not supported)`);
-  checkGroup(k, blockSize, op);
-  const blocks = k / blockSize;
   checkTensor(t.b, `${op}: b`);
   checkTensor(t.scales, `${op}: scales`);
-  check(t.b.numel === n * blocks * (blockSize / 2), 'ERR_LLMK_SHAPE',
-    () => `${op}: b must hold N·blocks·blockSize/2 = ${n * blocks * (blockSize / 2)} bytes, got [${t.b.shape.join(', ')}]`);
-  check(t.scales.numel === n * blocks, 'ERR_LLMK_SHAPE', () => `${op}: scales must hold N·blocks = ${n * blocks} values, got [${t.scales.shape.join(', ')}]`);
+  if (t.zeroPoints) checkTensor(t.zeroPoints, `${op}: zeroPoints`);
+  const [n, k, blockSize] = ADDON().matmulNBitsDims(t.b.handle, t.scales.handle, t.zeroPoints?.handle ?? null, t.k, t.n,
+    t.blockSize, t.bits ?? 4);
+  const blocks = k / blockSize;
   const device = parseDevice(t.device ?? t.b.device).name;
-  const bq = await hostInts(t.b, 'uint8', `${op}: b`) as Uint8Array;
-  const sc = await hostFloats(t.scales, `${op}: scales`);
+  const bq = await host<Uint8Array>(t.b);
+  const sc = await host<Float32Array>(t.scales);
   let zeros: Uint8Array | null = null;
   if (t.zeroPoints) {
-    checkTensor(t.zeroPoints, `${op}: zeroPoints`);
     zeros = new Uint8Array(n * blocks);
-    if (t.zeroPoints.dtype === 'uint8') {
+    if (t.zeroPoints.dtype === 'uint8') {  // packed, two per byte (the native layer checked the size)
       const per = Math.ceil(blocks / 2);
-      check(t.zeroPoints.numel === n * per, 'ERR_LLMK_SHAPE',
-        () => `${op}: packed zeroPoints must hold N·ceil(blocks/2) = ${n * per} bytes, got [${t.zeroPoints!.shape.join(', ')}]`);
-      const zp = await hostInts(t.zeroPoints, 'uint8', `${op}: zeroPoints`) as Uint8Array;
+      const zp = await host<Uint8Array>(t.zeroPoints);
       for (let nn = 0; nn < n; nn++)
         for (let b = 0; b < blocks; b++) zeros[nn * blocks + b] = (zp[nn * per + (b >> 1)] >> ((b & 1) * 4)) & 15;
     } else {
-      check(t.zeroPoints.numel === n * blocks, 'ERR_LLMK_SHAPE', () => `${op}: float zeroPoints must hold N·blocks = ${n * blocks} values`);
-      const zp = await hostFloats(t.zeroPoints, `${op}: zeroPoints`);
+      const zp = await host<Float32Array>(t.zeroPoints);
       for (let i = 0; i < zp.length; i++) {
         check(Number.isInteger(zp[i]) && zp[i] >= 0 && zp[i] <= 16, 'ERR_LLMK_ARG',
           () => `${op}: float zero point ${zp[i]} at ${i} is not an integer in [0, 16]`);

@@ -155,9 +155,11 @@ void matmul_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, DTyp
     const auto lean = llmk::cuda::int4_lean_plan(M, N, K, group, int(xdt), prep, perm ? nullptr : dxp, int(sdt), zeros);
     if (lean.name) { path = lean.name; splits = lean.splits; }
     auto launch = [&] {
-      llmk::cuda::int4_matmul(dxp, int(xdt), dw.q.p, dw.s.p, int(sdt), zeros ? dw.z.p : nullptr, prep,
-                              bias ? db.p : nullptr, int(DType::F32), perm ? dp.p : nullptr, dy.p, M, N, K, group,
-                              ws.p, wsb, nullptr, nullptr);
+      llmk::Int4MatmulParams p;
+      p.x = dxp; p.xdt = xdt; p.qweight = dw.q.p; p.scales = dw.s.p; p.sdt = sdt;
+      p.zeros = zeros ? dw.z.p : nullptr; p.prepared = prep; p.bias = bias ? db.p : nullptr; p.bdt = DType::F32;
+      p.perm = perm ? dp.p : nullptr; p.y = dy.p; p.M = M; p.N = N; p.K = K; p.group = group;
+      llmk::cuda::int4_matmul(p, ws.p, wsb, nullptr, nullptr);
     };
     try {
       launch();
@@ -281,8 +283,10 @@ void nan_case(int64_t M, int64_t N, int64_t K, int64_t group, DType xdt, bool pr
   DevBuf<uint8_t> ws(size_t(std::max<int64_t>(wsb, 1)));
   int splits = 1;
   const char* path = llmk::cuda::int4_matmul_path(M, N, K, int(xdt), prep, dx.p, &splits);
-  llmk::cuda::int4_matmul(dx.p, int(xdt), dw.q.p, dw.s.p, int(xdt), dw.z.p, prep, nullptr, 0, nullptr, dy.p, M, N, K,
-                          group, ws.p, wsb, nullptr, nullptr);
+  llmk::Int4MatmulParams p;
+  p.x = dx.p; p.xdt = xdt; p.qweight = dw.q.p; p.scales = dw.s.p; p.sdt = xdt; p.zeros = dw.z.p; p.prepared = prep;
+  p.y = dy.p; p.M = M; p.N = N; p.K = K; p.group = group;
+  llmk::cuda::int4_matmul(p, ws.p, wsb, nullptr, nullptr);
   TCUDA(cudaDeviceSynchronize());
   const auto got = as_f32(dy.download(), xdt);
   bool nan_ok = true;
@@ -313,8 +317,10 @@ void bad_perm_case() {
   const int64_t wsb = llmk::cuda::int4_matmul_workspace(M, N, K, 32, int(DType::F16), true, true);
   DevBuf<uint8_t> ws(static_cast<size_t>(wsb));
   DevBuf<int> flag(std::vector<int>{0});
-  llmk::cuda::int4_matmul(dx.p, int(DType::F16), dw.q.p, dw.s.p, int(DType::F16), nullptr, true, nullptr, 0, dp.p,
-                          dy.p, M, N, K, 32, ws.p, wsb, flag.p, nullptr);
+  llmk::Int4MatmulParams p;
+  p.x = dx.p; p.xdt = DType::F16; p.qweight = dw.q.p; p.scales = dw.s.p; p.sdt = DType::F16; p.prepared = true;
+  p.perm = dp.p; p.y = dy.p; p.M = M; p.N = N; p.K = K; p.group = 32;
+  llmk::cuda::int4_matmul(p, ws.p, wsb, flag.p, nullptr);
   TCUDA(cudaDeviceSynchronize());
   report("out-of-range act-order permutation raises the device error flag", flag.download()[0] != 0);
 }

@@ -90,38 +90,29 @@ function shardInt4(w: Int4Weight, dim: number, rank: number, worldSize: number):
   try {
     if (d === 0) {
       check(w.n % worldSize === 0, 'ERR_LLMK_SHAPE', () => `dist.shard: the weight has ${w.n} rows (N), not a multiple of worldSize ${worldSize}`);
-      const parts = {
+      return new q.Int4Weight({
+        layout: 'canonical', groupSize: w.groupSize, op: 'dist.shard',
         qweight: shardTensor(c.qweight, 0, rank, worldSize),
         scales: shardTensor(c.scales, 0, rank, worldSize),
         zeros: c.zeros ? shardTensor(c.zeros, 0, rank, worldSize) : null,
         perm: c.perm ? c.perm.to(c.perm.device) : null,
-        groupSize: w.groupSize,
-      };
-      return adopt(q.fromCanonical(parts), parts);
+        invPerm: c.invPerm ? c.invPerm.to(c.invPerm.device) : null,
+      });
     }
     check(!c.perm, 'ERR_LLMK_ARG', 'dist.shard: an act-order INT4 weight cannot be split along K (split it along N, or requantize without act-order)');
     const kp = w.k / worldSize;
     check(Number.isInteger(kp) && kp % w.groupSize === 0 && kp % 2 === 0, 'ERR_LLMK_SHAPE',
       () => `dist.shard: K = ${w.k} split ${worldSize} ways must leave a multiple of the group size ${w.groupSize} per rank`);
-    const parts = {
+    return new q.Int4Weight({
+      layout: 'canonical', groupSize: w.groupSize, op: 'dist.shard',
       qweight: shardTensor(c.qweight, 1, rank, worldSize),
       scales: shardTensor(c.scales, 1, rank, worldSize),
       zeros: c.zeros ? shardTensor(c.zeros, 1, rank, worldSize) : null,
-      groupSize: w.groupSize,
-    };
-    return adopt(q.fromCanonical(parts), parts);
+      perm: null, invPerm: null,
+    });
   } finally {
     if (c !== w) c.dispose();
   }
-}
-
-// fromCanonical takes views of the parts; drop our handles so that only the weight owns them.
-function adopt(w: Int4Weight, parts: { qweight: Tensor; scales: Tensor; zeros?: Tensor | null; perm?: Tensor | null }): Int4Weight {
-  parts.qweight.dispose();
-  parts.scales.dispose();
-  parts.zeros?.dispose();
-  parts.perm?.dispose();
-  return w;
 }
 
 // [R, C] → [C, R] through host memory (one-time, for dense weights: matmul takes b as [K, N]).

@@ -636,37 +636,38 @@ const char* int4_matmul_path(int64_t M, int64_t N, int64_t K, int xdt, bool prep
   return p.cfg >= 0 ? kTiles[p.cfg].name : "general";
 }
 
-void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt, const uint8_t* zeros,
-                 bool prepared, const void* bias, int bdt, const int32_t* perm, void* y, int64_t M, int64_t N,
-                 int64_t K, int64_t group, void* workspace, int64_t workspace_bytes, int* err_flag, void* stream) {
+void int4_matmul(const Int4MatmulParams& a, void* workspace, int64_t workspace_bytes, int* err_flag, void* stream) {
+  const int64_t M = a.M, N = a.N, K = a.K;
   if (M <= 0 || N <= 0) return;
   cudaStream_t st = as_stream(stream);
   char* ws = static_cast<char*>(workspace);
   LLMK_CHECK(ws == nullptr || aligned16(ws), Internal, "int4 matmul: workspace must be 16-byte aligned");
+  const int xdt = int(a.xdt), sdt = int(a.sdt), bdt = int(a.bdt);
+  const void* x = a.x;
   int64_t used = 0;
-  const int64_t xbytes = M * K * int64_t(dtype_size(DType(xdt)));
-  if (perm) {
+  const int64_t xbytes = M * K * int64_t(dtype_size(a.xdt));
+  if (a.perm) {
     LLMK_CHECK(workspace_bytes >= align256(xbytes), Internal, "int4 matmul: workspace too small");
     void* xp = ws;
     const int grid = grid_for(M * K, 256);
-    LLMK_DISPATCH_FLOAT(xdt, T, gather_cols_kernel<T><<<grid, 256, 0, st>>>(static_cast<const T*>(x), perm,
+    LLMK_DISPATCH_FLOAT(xdt, T, gather_cols_kernel<T><<<grid, 256, 0, st>>>(static_cast<const T*>(x), a.perm,
                                                                              static_cast<T*>(xp), M, K, err_flag));
     check_launch("int4 gather_cols_kernel");
     x = xp;
     used = align256(xbytes);
   }
-  if (int4_lean_matmul(x, xdt, qweight, scales, sdt, zeros, prepared, bias, bdt, y, M, N, K, group, ws + used,
-                       workspace_bytes - used, stream))
-    return;
-  const bool wal = aligned16(qweight) && aligned16(scales) && (zeros == nullptr || aligned16(zeros));
-  const Plan p = make_plan(M, N, K, xdt, prepared, x, sm_count(), wal);
+  Int4MatmulParams gathered = a;  // x' (the gathered copy when act-order)
+  gathered.x = x;
+  if (int4_lean_matmul(gathered, ws + used, workspace_bytes - used, stream)) return;
+  const bool wal = aligned16(a.qweight) && aligned16(a.scales) && (a.zeros == nullptr || aligned16(a.zeros));
+  const Plan p = make_plan(M, N, K, xdt, a.prepared, x, sm_count(), wal);
   float* partial = nullptr;
   if (p.splits > 1) {
     LLMK_CHECK(workspace_bytes >= used + int64_t(p.splits) * M * N * 4, Internal, "int4 matmul: workspace too small");
     partial = reinterpret_cast<float*>(ws + used);
   }
-  LLMK_DISPATCH_FLOAT(xdt, T, run_matmul<T>(p, static_cast<const T*>(x), qweight, scales, sdt, zeros, prepared, bias,
-                                            bdt, static_cast<T*>(y), partial, M, N, K, group, st));
+  LLMK_DISPATCH_FLOAT(xdt, T, run_matmul<T>(p, static_cast<const T*>(x), a.qweight, a.scales, sdt, a.zeros, a.prepared,
+                                            a.bias, bdt, static_cast<T*>(a.y), partial, M, N, K, a.group, st));
 }
 
 }  // namespace llmk::cuda

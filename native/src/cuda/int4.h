@@ -3,6 +3,7 @@
 // `stream` (a cudaStream_t) and return at once; each checks its launch.
 #pragma once
 #include <cstdint>
+#include "../core/int4_params.h"
 
 namespace llmk::cuda {
 
@@ -34,14 +35,10 @@ void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int6
 int64_t int4_matmul_workspace(int64_t M, int64_t N, int64_t K, int64_t group, int xdt, bool prepared,
                               bool has_perm);
 
-// y[M,N] (dtype = xdt) = x'[M,K] · dequant(W)ᵀ + bias. `prepared` says which layout qweight/scales/
-// zeros use (prepared layouts need int4_fast_layout). perm: act-order column permutation of x
-// (device int32 [K]; out-of-range entries raise err_flag and read as 0). workspace: at least
-// int4_matmul_workspace(...) bytes, 256-byte aligned.
-void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
-                 const uint8_t* zeros, bool prepared, const void* bias, int bdt, const int32_t* perm,
-                 void* y, int64_t M, int64_t N, int64_t K, int64_t group, void* workspace,
-                 int64_t workspace_bytes, int* err_flag, void* stream);
+// p.y = x'·dequant(W)ᵀ + bias as core/int4_params.h describes (p.prepared layouts need int4_fast_layout).
+// p.perm entries out of range raise err_flag and read as 0. workspace: at least int4_matmul_workspace(...)
+// bytes, 256-byte aligned.
+void int4_matmul(const Int4MatmulParams& p, void* workspace, int64_t workspace_bytes, int* err_flag, void* stream);
 
 // Which kernel int4_matmul would run ("general" or an mma tile name such as "mma16n128"), and its split-K count.
 const char* int4_matmul_path(int64_t M, int64_t N, int64_t K, int xdt, bool prepared, const void* x,

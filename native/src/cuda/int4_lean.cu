@@ -423,17 +423,19 @@ bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 
 }  // namespace
 
-bool int4_lean_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
-                      const uint8_t* zeros, bool prepared, const void* bias, int bdt, void* y, int64_t M,
-                      int64_t N, int64_t K, int64_t group, void* workspace, int64_t workspace_bytes, void* stream) {
-  const Int4LeanPlan p = int4_lean_plan(M, N, K, group, xdt, prepared, x, sdt, zeros != nullptr);
-  if (!p.name || !aligned16(qweight) || !aligned16(scales) || (zeros && !aligned16(zeros))) return false;
+bool int4_lean_matmul(const Int4MatmulParams& a, void* workspace, int64_t workspace_bytes, void* stream) {
+  const int xdt = int(a.xdt), sdt = int(a.sdt);
+  const Int4LeanPlan p = int4_lean_plan(a.M, a.N, a.K, a.group, xdt, a.prepared, a.x, sdt, a.zeros != nullptr);
+  if (!p.name || !aligned16(a.qweight) || !aligned16(a.scales) || (a.zeros && !aligned16(a.zeros))) return false;
   LLMK_CHECK(workspace_bytes >= p.workspace && (p.workspace == 0 || aligned16(workspace)), Internal,
              "int4 lean: workspace too small");
   float* partial = p.splits > 1 ? static_cast<float*>(workspace) : nullptr;
   cudaStream_t st = as_stream(stream);
-  if (xdt == int(DType::F16)) pick_scales<__half>(sdt, p, x, qweight, scales, zeros, bias, bdt, y, partial, M, N, K, group, st);
-  else pick_scales<__nv_bfloat16>(sdt, p, x, qweight, scales, zeros, bias, bdt, y, partial, M, N, K, group, st);
+  if (xdt == int(DType::F16))
+    pick_scales<__half>(sdt, p, a.x, a.qweight, a.scales, a.zeros, a.bias, int(a.bdt), a.y, partial, a.M, a.N, a.K, a.group, st);
+  else
+    pick_scales<__nv_bfloat16>(sdt, p, a.x, a.qweight, a.scales, a.zeros, a.bias, int(a.bdt), a.y, partial, a.M, a.N, a.K,
+                               a.group, st);
   return true;
 }
 

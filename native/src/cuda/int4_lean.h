@@ -3,6 +3,7 @@
 // Plain C++ header (includers need no CUDA headers).
 #pragma once
 #include <cstdint>
+#include "../core/int4_params.h"
 
 namespace llmk::cuda {
 
@@ -21,8 +22,6 @@ Int4LeanPlan int4_lean_plan(int64_t M, int64_t N, int64_t K, int64_t group, int 
 
 // Runs the lean kernel when int4_lean_plan applies (and the weights are 16-byte aligned); returns false,
 // having enqueued nothing, otherwise. workspace: int4_lean_plan(...).workspace bytes, 16-byte aligned.
-bool int4_lean_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
-                      const uint8_t* zeros, bool prepared, const void* bias, int bdt, void* y, int64_t M,
-                      int64_t N, int64_t K, int64_t group, void* workspace, int64_t workspace_bytes, void* stream);
+bool int4_lean_matmul(const Int4MatmulParams& p, void* workspace, int64_t workspace_bytes, void* stream);  // p.perm ignored
 
 }  // namespace llmk::cuda

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "../core/cuda_runtime.h"
+#include "../core/int4_params.h"
 #include "../core/stream.h"
 #include "../cpu/int4.h"
 #include "tensor_ops.h"
@@ -15,19 +16,15 @@ namespace {
 
 bool fast_shape(int64_t N, int64_t K) { return N > 0 && K > 0 && N % 16 == 0 && K % 16 == 0; }
 
-void check_group(int64_t N, int64_t K, int64_t group, const char* op) {
-  LLMK_CHECK(N >= 0, Shape, "%s: n must be >= 0, got %lld", op, (long long)N);
-  LLMK_CHECK(K > 0, Shape, "%s: k must be > 0, got %lld", op, (long long)K);
-  LLMK_CHECK(group == 32 || group == 64 || group == 128 || group == 256 || group == K, Arg,
-             "%s: groupSize must be 32, 64, 128, 256 or k (%lld), got %lld", op, (long long)K, (long long)group);
-  LLMK_CHECK(K % group == 0, Shape, "%s: k = %lld is not a multiple of groupSize %lld", op, (long long)K,
-             (long long)group);
-  LLMK_CHECK(K % 2 == 0, Shape, "%s: k must be even (two 4-bit values per byte), got %lld", op, (long long)K);
-}
-
 void check_shape(const Tensor& t, const Shape& want, const char* op, const char* name) {
   LLMK_CHECK(t.shape() == want, Shape, "%s: %s must have shape %s, got %s", op, name, shape_str(want).c_str(),
              shape_str(t.shape()).c_str());
+}
+
+// The device of part `name` must be qweight's.
+void check_device_of(const Tensor& t, const Tensor& q, const char* op, const char* name) {
+  LLMK_CHECK(t.device() == q.device(), Device, "%s: %s is on %s but qweight is on %s", op, name, t.device().str().c_str(),
+             q.device().str().c_str());
 }
 
 void require_cuda_build(Device d, const char* op) {
@@ -42,17 +39,27 @@ void require_cuda_build(Device d, const char* op) {
 
 }  // namespace
 
+void int4_check_group(int64_t N, int64_t K, int64_t group, const char* op) {
+  LLMK_CHECK(N >= 0, Shape, "%s: n must be >= 0, got %lld", op, (long long)N);
+  LLMK_CHECK(K > 0, Shape, "%s: k must be > 0, got %lld", op, (long long)K);
+  LLMK_CHECK(group == 32 || group == 64 || group == 128 || group == 256 || group == K, Arg,
+             "%s: groupSize must be 32, 64, 128, 256 or k (%lld), got %lld", op, (long long)K, (long long)group);
+  LLMK_CHECK(K % group == 0, Shape, "%s: k = %lld is not a multiple of groupSize %lld", op, (long long)K,
+             (long long)group);
+  LLMK_CHECK(K % 2 == 0, Shape, "%s: k must be even (two 4-bit values per byte), got %lld", op, (long long)K);
+}
+
 bool int4_uses_tuned_layout(Device device, int64_t N, int64_t K) { return device.is_cuda() && fast_shape(N, K); }
 
 void int4_check_weight(const Tensor& q, const Tensor& scales, const Tensor& zeros, int64_t N, int64_t K,
                        int64_t group, bool prepared, const char* op) {
-  check_group(N, K, group, op);
+  int4_check_group(N, K, group, op);
   check_dtype(q, DType::U8, op, "qweight");
   check_float_dtype(scales, op, "scales");
-  check_same_device(q, scales, op);
+  check_device_of(scales, q, op, "scales");
   if (zeros.defined()) {
     check_dtype(zeros, DType::U8, op, "zeros");
-    check_same_device(q, zeros, op);
+    check_device_of(zeros, q, op, "zeros");
   }
   const int64_t G = K / group;
   if (prepared && int4_uses_tuned_layout(q.device(), N, K)) {
@@ -73,7 +80,7 @@ Int4Parts int4_quantize(const Tensor& w, int64_t group, bool symmetric, DType sd
   LLMK_CHECK(is_floating(sdt), DType, "%s: scale dtype must be float32, float16 or bfloat16, got %s", op,
              dtype_name(sdt));
   const int64_t N = w.dim(0), K = w.dim(1);
-  check_group(N, K, group, op);
+  int4_check_group(N, K, group, op);
   require_cuda_build(w.device(), op);
   if (N > 0) {
     // Data-dependent contract, checked on the host before any output is written: quantisation is a
@@ -104,16 +111,77 @@ Int4Parts int4_quantize(const Tensor& w, int64_t group, bool symmetric, DType sd
   return p;
 }
 
-Tensor int4_dequantize(const Tensor& q, const Tensor& scales, const Tensor& zeros, int64_t N, int64_t K,
-                       int64_t group, DType odt) {
+namespace {
+
+// The canonical parts of a checked weight (w's own tensors unless it holds the tuned layout).
+Int4Parts canonical_parts(const Int4Weight& w, const char* op) {
+  if (!w.tuned) return {w.qweight, w.scales, w.zeros};
+  const Device device = w.device();
+  require_cuda_build(device, op);
+  const int64_t N = w.N, K = w.K, G = K / w.group;
+  Int4Parts p;
+  p.qweight = Tensor::empty({N, K / 2}, DType::U8, device);
+  p.scales = Tensor::empty({N, G}, w.scales.dtype(), device);
+  if (w.zeros.defined()) p.zeros = Tensor::empty({N, G}, DType::U8, device);
+#ifdef LLMK_WITH_CUDA
+  cuda_set_device(device.index);
+  cuda::int4_unprepare(w.qweight.data_as<uint8_t>(), w.scales.data(), esize(w.scales.dtype()),
+                       w.zeros.defined() ? w.zeros.data_as<uint8_t>() : nullptr, N, K, w.group,
+                       p.qweight.data_as<uint8_t>(), p.scales.data(),
+                       w.zeros.defined() ? p.zeros.data_as<uint8_t>() : nullptr, current_stream(device)->cuda());
+#endif
+  return p;
+}
+
+void check_perm_tensor(const Tensor& perm, const Tensor& q, int64_t K, const char* op, const char* name) {
+  if (!perm.defined()) return;
+  check_dtype(perm, DType::I32, op, name);
+  check_device_of(perm, q, op, name);
+  check_shape(perm, {K}, op, name);
+}
+
+}  // namespace
+
+Int4Weight int4_weight(const Tensor& q, const Tensor& s, const Tensor& z, const Tensor& perm, const Tensor& inv_perm,
+                       int64_t N, int64_t K, int64_t group, bool prepared, const char* op) {
+  check_dtype(q, DType::U8, op, "qweight");
+  check_float_dtype(s, op, "scales");
+  if (z.defined()) check_dtype(z, DType::U8, op, "zeros");
+  if (N < 0 || K < 0) {  // canonical qweight [N, K/2]
+    LLMK_CHECK(q.ndim() == 2, Shape, "%s: qweight must be 2-D [N, K/2], got %s", op, shape_str(q.shape()).c_str());
+    N = q.dim(0);
+    K = 2 * q.dim(1);
+    LLMK_CHECK(K > 0, Shape, "%s: qweight must have at least one byte per row, got %s", op,
+               shape_str(q.shape()).c_str());
+  }
+  const bool tuned = prepared && int4_uses_tuned_layout(q.device(), N, K);
+  if (group < 0) {  // canonical scales [N, K/group]
+    LLMK_CHECK(!tuned, Internal, "%s: the group size of a prepared weight must be given", op);
+    LLMK_CHECK(s.ndim() == 2 && s.dim(0) == N && s.dim(1) > 0, Shape, "%s: scales must have shape [%lld, K/groupSize], got %s",
+               op, (long long)N, shape_str(s.shape()).c_str());
+    LLMK_CHECK(K % s.dim(1) == 0, Shape, "%s: k = %lld is not a multiple of scales.shape[1] = %lld", op, (long long)K,
+               (long long)s.dim(1));
+    group = K / s.dim(1);
+  }
+  int4_check_weight(q, s, z, N, K, group, prepared, op);
+  check_perm_tensor(perm, q, K, op, "perm");
+  check_perm_tensor(inv_perm, q, K, op, "inverse perm");
+  Int4Weight w;
+  w.qweight = q; w.scales = s; w.zeros = z; w.perm = perm; w.inv_perm = inv_perm;
+  w.N = N; w.K = K; w.group = group; w.prepared = prepared; w.tuned = tuned;
+  return w;
+}
+
+Tensor int4_dequantize(const Int4Weight& w, DType odt) {
   const char* op = "quant.dequantize";
-  int4_check_weight(q, scales, zeros, N, K, group, false, op);
-  LLMK_CHECK(is_floating(odt), DType, "%s: output dtype must be float32, float16 or bfloat16, got %s", op,
-             dtype_name(odt));
-  require_cuda_build(q.device(), op);
-  Tensor out = Tensor::empty({N, K}, odt, q.device());
+  LLMK_CHECK(is_floating(odt), DType, "%s: dtype must be float32, float16 or bfloat16, got %s", op, dtype_name(odt));
+  require_cuda_build(w.device(), op);
+  const Int4Parts c = canonical_parts(w, op);
+  const int64_t N = w.N, K = w.K, group = w.group;
+  Tensor out = Tensor::empty({N, K}, odt, w.device());
   if (N == 0) return out;
-  if (q.device().is_cpu()) {
+  const Tensor q = c.qweight, scales = c.scales, zeros = c.zeros;
+  if (w.device().is_cpu()) {
     enqueue_cpu([q, scales, zeros, out, N, K, group, odt] {
       cpu::int4_dequantize(q.data_as<uint8_t>(), scales.data(), int(scales.dtype()),
                            zeros.defined() ? zeros.data_as<uint8_t>() : nullptr, N, K, group, out.data(), int(odt));
@@ -126,70 +194,47 @@ Tensor int4_dequantize(const Tensor& q, const Tensor& scales, const Tensor& zero
                           current_stream(q.device())->cuda());
 #endif
   }
-  return out;
+  return w.inv_perm.defined() ? int4_permute_cols(out, w.inv_perm) : out;
 }
 
-Int4Parts int4_prepare(const Tensor& q0, const Tensor& s0, const Tensor& z0, int64_t N, int64_t K, int64_t group,
-                       Device device) {
+std::vector<Tensor> int4_prepare(const Int4Weight& w, Device device) {
   const char* op = "quant.prepare";
-  int4_check_weight(q0, s0, z0, N, K, group, false, op);
   require_cuda_build(device, op);
+  const Int4Parts c = canonical_parts(w, op);
+  const int64_t N = w.N, K = w.K, group = w.group, G = K / group;
   // Bring the canonical parts to the target device (a copy, so the prepared weight owns its memory).
-  Tensor q = to_device(q0, device), s = to_device(s0, device), z = z0.defined() ? to_device(z0, device) : Tensor();
-  if (!int4_uses_tuned_layout(device, N, K)) return {q, s, z};
-  const int64_t G = K / group;
-  Int4Parts p;
-  p.qweight = Tensor::empty({cpu::int4_prepared_qbytes(N, K)}, DType::U8, device);
-  p.scales = Tensor::empty({G, N}, s.dtype(), device);
-  if (z.defined()) p.zeros = Tensor::empty({G, N}, DType::U8, device);
+  auto moved = [&](const Tensor& t) { return t.defined() ? to_device(t, device) : Tensor(); };
+  Tensor q = moved(c.qweight), s = moved(c.scales), z = moved(c.zeros);
+  std::vector<Tensor> out = {q, s, z, moved(w.perm), moved(w.inv_perm)};
+  if (!int4_uses_tuned_layout(device, N, K)) return out;
+  out[0] = Tensor::empty({cpu::int4_prepared_qbytes(N, K)}, DType::U8, device);
+  out[1] = Tensor::empty({G, N}, s.dtype(), device);
+  if (z.defined()) out[2] = Tensor::empty({G, N}, DType::U8, device);
 #ifdef LLMK_WITH_CUDA
   cuda_set_device(device.index);
   cuda::int4_prepare(q.data_as<uint8_t>(), s.data(), esize(s.dtype()), z.defined() ? z.data_as<uint8_t>() : nullptr, N,
-                     K, group, p.qweight.data_as<uint8_t>(), p.scales.data(),
-                     z.defined() ? p.zeros.data_as<uint8_t>() : nullptr, current_stream(device)->cuda());
+                     K, group, out[0].data_as<uint8_t>(), out[1].data(),
+                     z.defined() ? out[2].data_as<uint8_t>() : nullptr, current_stream(device)->cuda());
 #endif
-  return p;
+  return out;
 }
 
-Int4Parts int4_to_canonical(const Tensor& q, const Tensor& s, const Tensor& z, int64_t N, int64_t K, int64_t group) {
-  const char* op = "Int4Weight.toCanonical";
-  int4_check_weight(q, s, z, N, K, group, true, op);
-  const Device device = q.device();
-  if (!int4_uses_tuned_layout(device, N, K)) return {q, s, z};
-  require_cuda_build(device, op);
-  const int64_t G = K / group;
-  Int4Parts p;
-  p.qweight = Tensor::empty({N, K / 2}, DType::U8, device);
-  p.scales = Tensor::empty({N, G}, s.dtype(), device);
-  if (z.defined()) p.zeros = Tensor::empty({N, G}, DType::U8, device);
-#ifdef LLMK_WITH_CUDA
-  cuda_set_device(device.index);
-  cuda::int4_unprepare(q.data_as<uint8_t>(), s.data(), esize(s.dtype()), z.defined() ? z.data_as<uint8_t>() : nullptr,
-                       N, K, group, p.qweight.data_as<uint8_t>(), p.scales.data(),
-                       z.defined() ? p.zeros.data_as<uint8_t>() : nullptr, current_stream(device)->cuda());
-#endif
-  return p;
-}
+Int4Parts int4_to_canonical(const Int4Weight& w) { return canonical_parts(w, "Int4Weight.toCanonical"); }
 
-Tensor int4_matmul(const Tensor& x, const Tensor& q, const Tensor& s, const Tensor& z, const Tensor& perm,
-                   const Tensor& bias, int64_t N, int64_t K, int64_t group, bool prepared, bool int8) {
+Tensor int4_matmul(const Tensor& x, const Int4Weight& w, const Tensor& bias, bool int8) {
   const char* op = "quant.matmul";
-  int4_check_weight(q, s, z, N, K, group, prepared, op);
+  const int64_t N = w.N, K = w.K;
   check_float_dtype(x, op, "x");
-  check_ndim(x, 2, op, "x");
-  LLMK_CHECK(x.device() == q.device(), Device, "%s: x is on %s but the weight is on %s (prepare it for %s)", op,
-             x.device().str().c_str(), q.device().str().c_str(), x.device().str().c_str());
+  LLMK_CHECK(x.ndim() == 2, Shape, "%s: x must be 2-D [M, K], got %s", op, shape_str(x.shape()).c_str());
+  LLMK_CHECK(x.device() == w.device(), Device, "%s: x is on %s but the weight is on %s (use quant.prepare(w, '%s'))", op,
+             x.device().str().c_str(), w.device().str().c_str(), x.device().str().c_str());
   LLMK_CHECK(x.dim(1) == K, Shape, "%s: x has %lld columns but the weight has k = %lld", op, (long long)x.dim(1),
              (long long)K);
   if (bias.defined()) {
     check_float_dtype(bias, op, "bias");
-    check_same_device(x, bias, op);
+    LLMK_CHECK(bias.device() == x.device(), Device, "%s: bias is on %s but x is on %s", op,
+               bias.device().str().c_str(), x.device().str().c_str());
     check_shape(bias, {N}, op, "bias");
-  }
-  if (perm.defined()) {
-    check_dtype(perm, DType::I32, op, "perm");
-    check_same_device(x, perm, op);
-    check_shape(perm, {K}, op, "perm");
   }
   require_cuda_build(x.device(), op);
   // The int8 mode is a CPU kernel only: on a GPU the float math would give other results than the CPU
@@ -200,25 +245,30 @@ Tensor int4_matmul(const Tensor& x, const Tensor& q, const Tensor& s, const Tens
   const int64_t M = x.dim(0);
   Tensor y = Tensor::empty({M, N}, x.dtype(), x.device());
   if (M == 0 || N == 0) return y;
+  const Tensor &q = w.qweight, &s = w.scales, &z = w.zeros, &perm = w.perm;
+  Int4MatmulParams p;
+  p.x = x.data(); p.xdt = x.dtype();
+  p.qweight = q.data_as<uint8_t>(); p.scales = s.data(); p.sdt = s.dtype();
+  p.zeros = z.defined() ? z.data_as<uint8_t>() : nullptr;
+  p.prepared = w.tuned;
+  p.bias = bias.defined() ? bias.data() : nullptr; p.bdt = bias.defined() ? bias.dtype() : DType::F32;
+  p.perm = perm.defined() ? perm.data_as<int32_t>() : nullptr;
+  p.y = y.data();
+  p.M = M; p.N = N; p.K = K; p.group = w.group;
   if (x.device().is_cpu()) {
-    enqueue_cpu([x, q, s, z, perm, bias, y, M, N, K, group, int8] {
-      (int8 ? cpu::int4_matmul_int8 : cpu::int4_matmul)(x.data(), int(x.dtype()), q.data_as<uint8_t>(), s.data(), int(s.dtype()),
-                       z.defined() ? z.data_as<uint8_t>() : nullptr, bias.defined() ? bias.data() : nullptr,
-                       bias.defined() ? int(bias.dtype()) : 0, perm.defined() ? perm.data_as<int32_t>() : nullptr,
-                       y.data(), int(y.dtype()), M, N, K, group);
+    // The lambda keeps every tensor alive until the job ran (p holds only their pointers).
+    enqueue_cpu([x, q, s, z, perm, bias, y, p, int8] {
+      (int8 ? cpu::int4_matmul_int8 : cpu::int4_matmul)(p.x, int(p.xdt), p.qweight, p.scales, int(p.sdt), p.zeros,
+                                                          p.bias, int(p.bdt), p.perm, p.y, int(p.xdt), p.M, p.N, p.K,
+                                                          p.group);
     }, int64_t(std::min(double(M) * double(N) * double(K), 9e18)));  // compute-bound: count multiply-adds
   } else {
 #ifdef LLMK_WITH_CUDA
     const Device dev = x.device();
     cuda_set_device(dev.index);
-    const bool tuned = prepared && int4_uses_tuned_layout(dev, N, K);
-    const int64_t wsb = cuda::int4_matmul_workspace(M, N, K, group, int(x.dtype()), tuned, perm.defined());
+    const int64_t wsb = cuda::int4_matmul_workspace(M, N, K, w.group, int(x.dtype()), w.tuned, perm.defined());
     Tensor ws = wsb > 0 ? Tensor::empty({wsb}, DType::U8, dev) : Tensor();
-    cuda::int4_matmul(x.data(), int(x.dtype()), q.data_as<uint8_t>(), s.data(), int(s.dtype()),
-                      z.defined() ? z.data_as<uint8_t>() : nullptr, tuned, bias.defined() ? bias.data() : nullptr,
-                      bias.defined() ? int(bias.dtype()) : 0, perm.defined() ? perm.data_as<int32_t>() : nullptr,
-                      y.data(), M, N, K, group, ws.defined() ? ws.data() : nullptr, wsb, cuda_error_flag(dev.index),
-                      current_stream(dev)->cuda());
+    cuda::int4_matmul(p, ws.defined() ? ws.data() : nullptr, wsb, cuda_error_flag(dev.index), current_stream(dev)->cuda());
 #endif
   }
   return y;
@@ -249,14 +299,14 @@ Tensor int4_permute_cols(const Tensor& x, const Tensor& perm) {
   return out;
 }
 
-std::string int4_matmul_path(const Tensor& x, int64_t N, int64_t K, bool prepared, bool act_order) {
+std::string int4_matmul_path(const Tensor& x, const Int4Weight& w) {
   if (!x.device().is_cuda()) return "cpu";
 #ifdef LLMK_WITH_CUDA
   cuda_set_device(x.device().index);
-  return cuda::int4_matmul_path(x.dim(0), N, K, int(x.dtype()), prepared && int4_uses_tuned_layout(x.device(), N, K),
-                                act_order ? nullptr : x.data(), nullptr);
+  return cuda::int4_matmul_path(x.dim(0), w.N, w.K, int(x.dtype()), w.tuned, w.perm.defined() ? nullptr : x.data(),
+                                nullptr);
 #else
-  (void)N; (void)K; (void)prepared; (void)act_order;
+  (void)w;
   return "unavailable";
 #endif
 }
