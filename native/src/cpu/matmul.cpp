@@ -1,5 +1,5 @@
-// Dense CPU matmul: a register-blocked GEMM (matmul_kernel.h) compiled for AVX-512, AVX2+FMA and portable
-// code, picked at run time (shipped binaries carry no host-specific -march flags).
+// Dense CPU matmul: a register-blocked GEMM (micro-kernel matmul_kernel.h, blocking matmul_driver.h) compiled
+// for AVX-512, AVX2+FMA and portable code, picked at run time (shipped binaries carry no host-specific -march flags).
 #include "matmul.h"
 
 #include <algorithm>
@@ -15,8 +15,14 @@
 namespace llmk::cpu {
 namespace {
 
-// Rows of A, columns of B per task; depth per packed block (a KC×NR panel of B fits L1 with room).
-constexpr int64_t MC = 128, NC = 256, KC = 128;
+// Rows per packed A block (128×256 floats, L2-resident), depth per packed block (256: C is read and written once
+// per depth block; 128 and 384 measured 2-7 % slower at 1024-2048³, 1 thread, AMD EPYC Zen 4, near the noise).
+constexpr int64_t MC = 128, KC = 256;
+// Columns per task: up to NT_MAX (the task's packed B block, KC×NT_MAX floats = 2 MB, lives in L2/L3 and is
+// reused by all its rows; A is packed once per column block, so wide blocks keep that copy rare); small M: SMALL_NT.
+constexpr int64_t NT_MAX = 2048, SMALL_NT = 256;
+// Rows per task at least MIN_MT (B is packed once per task and K block).
+constexpr int64_t MIN_MT = 64;
 // Up to SMALL_M_MAX rows, the small-M kernel: slivers of SMALL_M rows with wider tiles (fewer, longer reads
 // of B, which for float32 is read in place: there it is streamed from memory once).
 constexpr int SMALL_M = 4;
@@ -28,7 +34,6 @@ constexpr int64_t PACK_B_MIN_M = 32;
 // most GEMV_NC_MAX columns (y[rows][chunk] stays in L2; longer row slices measured faster than 512-1024).
 constexpr int64_t GEMV_M_MAX = 4, GEMV_NC_MAX = 4096;
 constexpr int GEMV_U = 8;
-#define LLMK_MATMUL_GEMV 1
 
 struct Job {
   const void* a;
@@ -37,7 +42,22 @@ struct Job {
   int64_t M, N, K;
   int dt;       // DType as int: 0 float32, 1 float16, 2 bfloat16
   bool pack_b;  // pack float32 B panels too
+  int64_t mt, nt;  // rows and columns per task of the blocked path
 };
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// The blocked path's task grid: column blocks as wide as NT_MAX allows (small M: SMALL_NT), then rows split
+// so that there are about two tasks per thread (some slack for threads descheduled on a loaded machine).
+void set_grid(Job& j) {
+  if (j.M <= SMALL_M_MAX) { j.mt = j.M; j.nt = SMALL_NT; return; }
+  const int64_t threads = num_threads();
+  j.nt = std::min(NT_MAX, round_up(j.N, 64));
+  const int64_t col_tasks = (j.N + j.nt - 1) / j.nt;
+  const int64_t want = threads > 1 ? 2 * threads : 1;
+  const int64_t row_tasks = std::max<int64_t>(1, std::min((want + col_tasks - 1) / col_tasks, j.M / MIN_MT));
+  j.mt = round_up((j.M + row_tasks - 1) / row_tasks, 16);
+}
 
 // Columns per streaming-path task: N split evenly over the threads, whole vectors, capped.
 int64_t gemv_chunk(int64_t N) {
@@ -68,9 +88,10 @@ namespace avx512 {
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx2,fma,f16c")
 #include "simd_avx512.inc"
-constexpr int MR = 8, NV = 2, NVS = 4;  // 8×32 main tile (16 zmm), 4×64 small-M tile
+constexpr int MR = 6, NV = 4, NVS = 4;  // 6×64 main tile (24 zmm; ≥ 8×32, 12×32, 14×32 here), 4×64 small-M tile
 #include "matmul_f16c.h"
 #include "matmul_kernel.h"
+#include "matmul_driver.h"
 #pragma GCC pop_options
 }  // namespace avx512
 
@@ -81,6 +102,7 @@ namespace avx2 {
 constexpr int MR = 6, NV = 2, NVS = 2;  // 6×16 main tile (12 ymm), 4×16 small-M tile
 #include "matmul_f16c.h"
 #include "matmul_kernel.h"
+#include "matmul_driver.h"
 #pragma GCC pop_options
 }  // namespace avx2
 #endif
@@ -89,6 +111,7 @@ namespace generic {
 #include "simd_generic.inc"
 constexpr int MR = 4, NV = 2, NVS = 2;  // 4×8 tile: 8 vectors of 4 (SSE2 / NEON)
 #include "matmul_kernel.h"
+#include "matmul_driver.h"
 }  // namespace generic
 
 using RunFn = void (*)(const Job&, int64_t, int64_t);
@@ -121,10 +144,12 @@ void matmul(const void* a, const void* b, void* out, int64_t M, int64_t N, int64
     });
     return;
   }
-  const Job job{a, b, out, M, N, K, dt, M >= PACK_B_MIN_M};
+  Job job{a, b, out, M, N, K, dt, M >= PACK_B_MIN_M, 0, 0};
+  set_grid(job);
   const bool gemv = M <= GEMV_M_MAX;
   const RunFn run = pick_kernel(gemv);
-  const int64_t tasks = gemv ? (N + gemv_chunk(N) - 1) / gemv_chunk(N) : ((M + MC - 1) / MC) * ((N + NC - 1) / NC);
+  const int64_t tasks = gemv ? (N + gemv_chunk(N) - 1) / gemv_chunk(N)
+                             : ((M + job.mt - 1) / job.mt) * ((N + job.nt - 1) / job.nt);
   parallel_for(tasks, 1, [&](int64_t s, int64_t e) { run(job, s, e); });
 }
 

@@ -1,5 +1,5 @@
-// Streaming GEMV-style float32 matmul for M <= GEMV_M_MAX, included by matmul_kernel.h (same ISA region and
-// preamble) when the including file defines LLMK_MATMUL_GEMV, with GEMV_M_MAX, GEMV_U and gemv_chunk(N).
+// Streaming GEMV-style float32 matmul for M <= GEMV_M_MAX, included by matmul_driver.h (same ISA region and
+// preamble; uses GEMV_M_MAX, GEMV_U and gemv_chunk(N) from matmul.cpp, store_tile from the driver).
 // No include guard on purpose.
 // With so few rows B is read once from memory and that read is the whole cost, so B is walked row by row
 // (each row slice read contiguously, GEMV_U rows at a time) into a cache-resident float32 y[rows][nc], instead
