@@ -72,48 +72,43 @@ void gemm(int64_t m, int64_t n, int64_t kc, const float* const* arow, int64_t ak
 }
 
 // Sᵀ[j][c·gm + i] = K_j,c · Q_c·gm+i for few query rows (decode), token-major over the groups c (a token's K
-// rows of all KV heads are adjacent in memory, so they are read in address order): each K row is read once as
-// vectors against up to 4 rows of Q (row-major, scaled) at a time, one horizontal sum per (key, row). K row of
-// (c, j) at krow[c * bk + j]; before_token(j) runs before token j (the caller's prefetch). D a multiple of L.
+// rows of all KV heads are adjacent in memory, so they are read in address order): two keys at a time against
+// up to 4 rows of Q (row-major, scaled), so each Q vector loaded serves two keys; one horizontal sum per (key,
+// row). K row of (c, j) at krow[c * bk + j]; before_token(j) runs before token j is read (the caller's
+// prefetch). D a multiple of L.
 template <class F>
 void scores_few_rows(int64_t nk, int64_t groups, int64_t gm, const float* const* krow, int64_t bk, const float* qr,
                      int64_t D, float* s, int64_t mp, F&& before_token) {
-  for (int64_t j = 0; j < nk; j++) {
+  for (int64_t j = 0; j < nk; j += 2) {
+    const int64_t j1 = std::min(j + 1, nk - 1);  // an odd last key is computed twice
     before_token(j);
+    if (j1 != j) before_token(j1);
     for (int64_t c = 0; c < groups; c++) {
-      const float* kj = krow[c * bk + j];
+      const float* k0 = krow[c * bk + j];
+      const float* k1 = krow[c * bk + j1];
       const float* qc = qr + c * gm * D;
-      float* sj = s + j * mp + c * gm;
+      float* s0 = s + j * mp + c * gm;
+      float* s1 = s + j1 * mp + c * gm;
       for (int64_t i0 = 0; i0 < gm; i0 += 4) {
         const int64_t rows = std::min<int64_t>(4, gm - i0);
-        V acc[4] = {vzero(), vzero(), vzero(), vzero()};
+        V a0[4] = {vzero(), vzero(), vzero(), vzero()}, a1[4] = {vzero(), vzero(), vzero(), vzero()};
         for (int64_t d = 0; d < D; d += L) {
-          const V kv = vload(kj + d);
+          const V kv0 = vload(k0 + d), kv1 = vload(k1 + d);
 #pragma GCC unroll 4
           for (int ii = 0; ii < 4; ii++)
-            if (ii < rows) acc[ii] = vfma(vload(qc + (i0 + ii) * D + d), kv, acc[ii]);
+            if (ii < rows) {
+              const V qv = vload(qc + (i0 + ii) * D + d);
+              a0[ii] = vfma(qv, kv0, a0[ii]);
+              a1[ii] = vfma(qv, kv1, a1[ii]);
+            }
         }
-        for (int64_t ii = 0; ii < rows; ii++) sj[i0 + ii] = vhsum(acc[ii]);
+        for (int64_t ii = 0; ii < rows; ii++) {
+          s0[i0 + ii] = vhsum(a0[ii]);
+          s1[i0 + ii] = vhsum(a1[ii]);
+        }
       }
     }
   }
-}
-
-// O[c·gm + i] += Pᵀ[j][c·gm + i] · V_j,c for few rows (decode), token-major like scores_few_rows so V is read in
-// address order; O rows [m][dp] stay in L1. V row of (c, j) at vrow[c * bk + j], dp floats.
-void pv_few_rows(int64_t nk, int64_t groups, int64_t gm, const float* const* vrow, int64_t bk, const float* s,
-                 int64_t mp, float* o, int64_t dp) {
-  for (int64_t j = 0; j < nk; j++)
-    for (int64_t c = 0; c < groups; c++) {
-      const float* vj = vrow[c * bk + j];
-      const float* pj = s + j * mp + c * gm;
-      float* oc = o + c * gm * dp;
-      for (int64_t i = 0; i < gm; i++) {
-        const V p = vset(pj[i]);
-        float* oi = oc + i * dp;
-        for (int64_t d = 0; d < dp; d += L) vstore(oi + d, vfma(p, vload(vj + d), vload(oi + d)));
-      }
-    }
 }
 
 // exp(x) for x <= 0 per lane (x = -inf gives exactly 0); relative error about 2e-7 (exp2 of the fraction
@@ -332,9 +327,6 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
         if (ahead < nk) prefetch_token(at, ahead);
         else if (pn < pe && ahead - nk < nnk) prefetch_token(at_next, ahead - nk);
       });
-      const bool full = j0 >= w.lo[nr - 1] && j0 + nk - 1 <= w.hi[0];
-      fold_tile(a, w, m, nr, j0, nk, full);
-      pv_few_rows(nk, groups, gm, w.vrow, bk, w.s, mp, w.o, dp);
     } else {
       for (int64_t c = 0; c < groups; c++) {
         if (pn < pe) prefetch_group(at_next, nnk, c);
@@ -358,14 +350,15 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
         if (few) scores_few_rows(nk, 1, gm, krow, bk, w.qr + c * gm * D, D, w.s + c * gm, mp, [](int64_t) {});
         else gemm(nk, mp, D, krow, 1, w.qtrow, w.s, mp, false);  // one group: every row
       }
-      const bool full = j0 >= w.lo[nr - 1] && j0 + nk - 1 <= w.hi[0];
-      fold_tile(a, w, m, nr, j0, nk, full);
-      // O[group rows] += P·V: A = Pᵀ stored [key][row] (row i at s + i, stride mp per key), B = the group's V tile.
-      const float* prow[MAXM];
-      for (int64_t i = 0; i < m; i++) prow[i] = w.s + i;
-      for (int64_t c = 0; c < groups; c++)
-        gemm(gm, dp, nk, prow + c * gm, mp, w.vrow + c * bk, w.o + c * gm * dp, dp, true);
     }
+    const bool full = j0 >= w.lo[nr - 1] && j0 + nk - 1 <= w.hi[0];
+    fold_tile(a, w, m, nr, j0, nk, full);
+    // O[group rows] += P·V: A = Pᵀ stored [key][row] (row i at s + i, stride mp per key), B = the group's V tile
+    // (register-blocked: the rows' O stays in registers across the tile's keys).
+    const float* prow[MAXM];
+    for (int64_t i = 0; i < m; i++) prow[i] = w.s + i;
+    for (int64_t c = 0; c < groups; c++)
+      gemm(gm, dp, nk, prow + c * gm, mp, w.vrow + c * bk, w.o + c * gm * dp, dp, true);
     pi = pn;
     j0 = nj0;
     nk = nnk;
