@@ -3,7 +3,7 @@
 // varlen on a contiguous cache (what paging costs); and chunked prefill of 512-token chunks. Bytes are the
 // K/V the kernel must read (the window's keys only), so GB/s compares with the copy-bandwidth ceiling.
 // Sizes are scaled to a 2-core machine: lengths 512–4096 (the 1k–32k) and window 1024 (its 4096).
-import { empty, synchronizeSync, tensor, type DeviceName, type Tensor } from '../ts';
+import { randn, synchronizeSync, tensor, type DeviceName, type Tensor } from '../ts';
 import * as attention from '../ts/attention';
 import type { BenchCase, Result, Suite } from './harness';
 import { field, loadOrt, msModel, str, vsOrt } from './onnx';
@@ -112,7 +112,7 @@ async function decodeVsCopy(device: DeviceName): Promise<Result[]> {
     const q = tensor(fill(B * Hq * D, 3), { shape: [B, Hq, D] });
     const cuQ = i32(Array.from({ length: B + 1 }, (_, i) => i));
     const bytes = lens.reduce((a, l) => a + l, 0) * Hkv * D * 4 * 2;
-    const src = empty([bytes / 4]);
+    const src = randn([bytes / 4], { seed: 5 });  // written pages: an untouched buffer reads the shared zero page
     const dec = () => { attention.paged(q, x.cache, { causal: true, blockTables: x.bt, seqLens: x.sl, cuSeqlensQ: cuQ }).out.dispose(); synchronizeSync('cpu'); };
     const copy = () => { src.to('cpu').dispose(); synchronizeSync('cpu'); };
     // ratio per round = (bytes / dec) / (2·bytes / copy) = copy / (2·dec) = speedup / 2
