@@ -188,7 +188,7 @@ void attention_core(const AttnCoreArgs& a) {
   const bool split = max_nq <= SPLIT_MAX_NQ;
   // LLMK_CPU_ATTN_SPLIT_KEYS=n: chunks of n keys whatever the size (so tests reach many chunks on short contexts)
   const char* forced = std::getenv("LLMK_CPU_ATTN_SPLIT_KEYS");
-  const int64_t forced_chunk = forced ? std::max<int64_t>(0, std::atoll(forced)) : 0;
+  const int64_t forced_chunk = forced ? std::clamp<int64_t>(std::atoll(forced), 0, int64_t(1) << 40) : 0;
   const int64_t min_chunk = forced_chunk > 0 ? forced_chunk : MIN_CHUNK;
   // Decode (a few queries per sequence, enough sequences for the threads or keys enough to split): one task per
   // sequence over every KV head, so each token's K/V rows of all heads are read together (contiguous) instead
