@@ -3,11 +3,13 @@
 // blocks, vertical stride 8), globalLocal (2 global + 3 local blocks each side); plus decode (Nq=1, Nk=65536).
 // FLOPs are counted on the token-visible pairs of the kept blocks (4·D per pair per head), so TFLOP/s is
 // comparable across layouts. Peers: bench/peers/attention.py (PyTorch SDPA flash / FlexAttention BlockMask).
-// On the CPU the same layouts run at reduced sizes (float32, Hq=8, Hkv=2).
-import { randn, synchronizeSync, type DeviceName } from '../ts';
+// On the CPU the same layouts run at reduced sizes (float32, Hq=8, Hkv=2), and the issue-13 goals are measured against
+// onnxruntime-node SparseAttention and against our own matmul's GFLOP/s (cpuPeer).
+import { matmul, randn, synchronizeSync, type DeviceName } from '../ts';
 import * as attention from '../ts/attention';
 import type { BenchCase, Result, Suite } from './harness';
-import { field, loadOrt, msModel, str, vsOrt } from './onnx';
+import { field, loadOrt, msModel, str } from './onnx';
+import { cpuInfo, cpuTimeMode, paired, timingNote } from './paired';
 
 type Layout = attention.BlockLayout;
 const { BlockLayout } = attention;
@@ -91,24 +93,35 @@ function sparseAttentionModel(S: number, Hq: number, Hkv: number, D: number, blo
   return msModel(graph);
 }
 
-/** Ours vs ORT SparseAttention at S=2048, Hq=8, Hkv=2, D=128, float32, block 64 (causal and local-4), interleaved. */
+/**
+ * Ours vs ORT SparseAttention at S=2048, Hq=8, Hkv=2, D=128, float32, block 64 (causal and local-4), interleaved and
+ * repeated (paired.ts: wall clock with 2 threads each, or with LLMK_BENCH_CPU_TIME=1 LLMK_NUM_THREADS=1 the CPU
+ * time per call with 1 thread each). Also our GFLOP/s on the kept pairs (4·D FLOPs per visible score per head)
+ * against our CPU matmul's GFLOP/s at one head's Q·Kᵀ shape ([S, D]·[D, S]), paired the same way in the same run.
+ */
 async function cpuPeer(device: DeviceName): Promise<Result[]> {
   if (device !== 'cpu') return [];
   const ort = loadOrt();
   if (!ort) return [{ suite: 'attention', case: 'onnxruntime-node SparseAttention peer', device, ms: NaN, note: 'onnxruntime-node is not installed: no CPU peer' }];
   const S = Number(process.env.LLMK_BENCH_ATTN_S ?? 2048), Hq = 8, Hkv = 2, D = 128, bs = 64, nb = S / bs;
   const reps = Number(process.env.LLMK_BENCH_REPS ?? 5);
+  const ortThreads = cpuTimeMode ? Number(process.env.LLMK_NUM_THREADS ?? 1) : 2;
   const q = randn([1, S, Hq, D], { device, seed: 1 }), k = randn([1, S, Hkv, D], { device, seed: 2 }), v = randn([1, S, Hkv, D], { device, seed: 3 });
   const qa = q.toArraySync() as Float32Array, ka = k.toArraySync() as Float32Array, va = v.toArraySync() as Float32Array;
+  const ma = randn([S, D], { device, seed: 4 }), mb = randn([D, S], { device, seed: 5 });
+  const mm = () => { matmul(ma, mb).dispose(); synchronizeSync('cpu'); };
+  const mmFlops = 2 * S * S * D;
+  const { model } = cpuInfo();
   const res: Result[] = [];
   for (const [name, local] of [['causal', nb], ['local-4', 4]] as const) {
     const mask = Array.from({ length: nb }, (_, r) => Array.from({ length: nb }, (_, c) => c <= r && c > r - local));
     const L = BlockLayout.fromBlockMask(mask, { blockSize: bs });
     const rowPtr = Int32Array.from(L.rowPtr), colIdx = Int32Array.from(L.colIdx);
     const ours = () => { attention.blockSparse(q, k, v, L, { causal: true }).out.dispose(); synchronizeSync('cpu'); };
+    const flops = 4 * D * Hq * keptPairs(L, { causal: true, left: -1, right: -1 });
     const caseName = `cpu S=${S} Hq=8 Hkv=2 D=128 f32 ${name} vs ORT SparseAttention`;
     try {
-      const sess = await ort.InferenceSession.create(sparseAttentionModel(S, Hq, Hkv, D, bs, nb, colIdx.length), { intraOpNumThreads: 2 });
+      const sess = await ort.InferenceSession.create(sparseAttentionModel(S, Hq, Hkv, D, bs, nb, colIdx.length), { intraOpNumThreads: ortThreads });
       const pk = new ort.Tensor('float32', new Float32Array(Hkv * S * D), [1, Hkv, S, D]);
       const pv = new ort.Tensor('float32', new Float32Array(Hkv * S * D), [1, Hkv, S, D]);
       const feeds = {
@@ -123,14 +136,24 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
       const o = attention.blockSparse(q, k, v, L, { causal: true }).out;
       const oa = o.toArraySync() as Float32Array;
       o.dispose();
-      const p = await vsOrt(ours, peer, oa, peerOut, reps);
-      res.push({ suite: 'attention', case: caseName, device, ms: p.ms, peer: 'onnxruntime-node 1.30.0 SparseAttention (2 threads)',
-        peerMs: p.peerMs, speedup: p.speedup, note: `${p.note}; ISA ${attention.cpuIsa()}` });
+      let num = 0, den = 0;
+      for (let i = 0; i < oa.length; i++) { num += (oa[i] - peerOut[i]) ** 2; den += peerOut[i] ** 2; }
+      const p = await paired(ours, peer, reps, 300);
+      // kept-pair GFLOP/s over matmul GFLOP/s per round = (flops / ours) / (mmFlops / mm) = flops / mmFlops · mm / ours
+      const m = await paired(ours, mm, reps, 300);
+      const frac = (flops / mmFlops) * m.speedup, gflops = flops / m.ms / 1e6, mmGflops = mmFlops / m.peerMs / 1e6;
+      res.push({ suite: 'attention', case: caseName, device, ms: p.ms, peer: `onnxruntime-node 1.30.0 SparseAttention (${ortThreads} thread${ortThreads > 1 ? 's' : ''})`,
+        peerMs: p.peerMs, speedup: p.speedup, tflops: gflops / 1e3,
+        note: `${timingNote()}; median of ${p.rounds} interleaved ratios (range ${p.minSpeedup.toFixed(2)}–${p.maxSpeedup.toFixed(2)}); ` +
+          `rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}; kept pairs ${(flops / 1e9).toFixed(2)} GFLOP at ${gflops.toFixed(1)} GFLOP/s = ` +
+          `${(100 * frac).toFixed(0)}% of our matmul [${S},${D}]·[${D},${S}] at ${mmGflops.toFixed(1)} GFLOP/s (median of ${m.rounds} paired ratios, ` +
+          `range ${(100 * (flops / mmFlops) * m.minSpeedup).toFixed(0)}–${(100 * (flops / mmFlops) * m.maxSpeedup).toFixed(0)}%); ` +
+          `ISA ${attention.cpuIsa()} (matmul ${process.env.LLMK_CPU_MATMUL_ISA ?? 'default'}); ${model}` });
     } catch (e) {
       res.push({ suite: 'attention', case: caseName, device, ms: NaN, note: `ORT peer failed: ${(e as Error).message.split('\n')[0]}` });
     }
   }
-  q.dispose(); k.dispose(); v.dispose();
+  [q, k, v, ma, mb].forEach((t) => t.dispose());
   return res;
 }
 
@@ -149,7 +172,7 @@ const suite: Suite & { extra: (d: DeviceName) => Promise<Result[]> } = {
       }
       const dec = BlockLayout.dense({ qLen: 1, kLen: 65536, blockSize: 128 });
       cases.push(makeCase(device, 'bfloat16', 'decode Nk=65536', 1, 65536, 32, 8, 128, dec, { causal: false, left: -1, right: -1 }));
-    } else {
+    } else if (process.env.LLMK_BENCH_ATTN_GOALS !== '1') {  // 1: only the goal comparisons (extra)
       const sizes = quick ? [1024] : [1024, 4096];
       for (const N of sizes) {
         for (const { name, L, m } of layouts(N, 64, 256)) {

@@ -24,19 +24,29 @@ constexpr int64_t MAXM = 256;   // rows (query rows × heads of a group) of one 
 constexpr int64_t MAXBK = 128;  // key tile (layout blockK)
 constexpr int64_t MAXD = 256;
 constexpr int64_t FEW_ROWS = 8;  // up to this many rows per KV head (decode): scores as row dot products
+constexpr int64_t PREFETCH_BYTES = 16384;  // decode: K/V bytes prefetched ahead of the row being read
 constexpr int64_t MAX_WIDE_KV = 16;  // decode tasks take every KV head of a sequence, up to this many
+// Split-K (flash-decoding): calls with at most SPLIT_MAX_NQ queries per sequence cut each task's visible keys
+// into chunks of at least MIN_CHUNK keys, about SPLIT_PER_THREAD chunks per thread in all, merged by LSE.
+constexpr int64_t SPLIT_MAX_NQ = 16;
+constexpr int64_t MIN_CHUNK = 256;
+constexpr int64_t SPLIT_PER_THREAD = 8;
 
-// One task: query rows [r0, r0 + nr) of sequence `seq`, query heads h0 .. h0 + g - 1 (g/G KV heads, or one).
+// One task: query rows [r0, r0 + nr) of sequence `seq`, query heads h0 .. h0 + g - 1 (g/G KV heads, or one),
+// keys [klo, khi] of the rows' visible ones; part: null, or where a split task's partial state goes.
 struct Task {
   int64_t seq, h0, g, r0, nr;
+  int64_t klo = 0, khi = INT64_MAX;
+  float* part = nullptr;
 };
 
 // Per-thread buffers of one task, allocated once at their largest (64-byte aligned).
 struct Work {
   float *qt, *qr, *s, *o, *kt, *vt, *m, *l, *alpha, *rowsum, *tmp;
   int64_t lo[MAXM], hi[MAXM];
-  int64_t at[MAX_WIDE_KV * MAXBK];  // element offsets of the current key tile's rows, per KV head group
+  int64_t at[2 * MAX_WIDE_KV * MAXBK];  // element offsets of the current and the next key tile's rows, per group
   const float* vrow[MAX_WIDE_KV * MAXBK];  // the tile's V rows (in place or converted), per group
+  const float* krow[MAX_WIDE_KV * MAXBK];  // the tile's K rows (in place or converted), per group
   const float* qtrow[MAXD];                // rows of qt
   int64_t mp = 0, dp = 0;  // rows and head size rounded up to the vector width
   float* base = nullptr;
@@ -130,8 +140,10 @@ LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
 }  // namespace generic
 
 using TaskFn = void (*)(const AttnCoreArgs&, const Task&, Work&);
+using MergeFn = void (*)(const AttnCoreArgs&, const Task&, const float* const*, int64_t, Work&);
 struct Kernel {
   TaskFn fn;
+  MergeFn merge;
   const char* name;
 };
 
@@ -141,49 +153,127 @@ Kernel pick_kernel() {
 #if defined(LLMK_CPU_X86)
   __builtin_cpu_init();
   const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
-  if (has2 && __builtin_cpu_supports("avx512f") && (w.empty() || w == "avx512")) return {avx512::run_task, "avx512"};
-  if (has2 && w != "generic") return {avx2::run_task, "avx2"};
+  if (has2 && __builtin_cpu_supports("avx512f") && (w.empty() || w == "avx512")) return {avx512::run_task, avx512::merge_task, "avx512"};
+  if (has2 && w != "generic") return {avx2::run_task, avx2::merge_task, "avx2"};
 #endif
   (void)w;
-  return {generic::run_task, "generic"};
+  return {generic::run_task, generic::merge_task, "generic"};
 }
 
 }  // namespace
 
 const char* attention_core_isa() { return pick_kernel().name; }
 
+// This thread's work buffers (allocated on first use, kept for the thread's life).
+Work& thread_work() {
+  thread_local Work w;
+  return w;
+}
+
+// A split task: its chunks are items [first, first + n) of the item list.
+struct Split {
+  Task task;
+  int64_t first, n;
+};
+
 void attention_core(const AttnCoreArgs& a) {
   const bool shared = a.layout_heads == 1 || a.row_ptr == nullptr;
   const int64_t G = a.Hq / a.Hkv;
-  // Decode (a few queries per sequence, enough sequences for the threads): one task per sequence over every
-  // KV head, so each token's K/V rows of all heads are read together (contiguous) instead of Hkv strided passes.
-  int64_t max_nq = 0;
-  for (int64_t s = 0; s < a.nseq; s++) max_nq = std::max(max_nq, a.seqs[s].nq);
-  const bool wide = shared && a.Hkv > 1 && a.Hkv <= MAX_WIDE_KV && a.D % 16 == 0 && G * max_nq <= FEW_ROWS && a.Hq * max_nq <= MAXM &&
-                    a.nseq >= num_threads();
+  const int64_t threads = num_threads();
+  int64_t max_nq = 0, max_nk = 0;
+  for (int64_t s = 0; s < a.nseq; s++) {
+    max_nq = std::max(max_nq, a.seqs[s].nq);
+    max_nk = std::max(max_nk, a.seqs[s].nk);
+  }
+  const bool split = max_nq <= SPLIT_MAX_NQ;
+  // LLMK_CPU_ATTN_SPLIT_KEYS=n: chunks of n keys whatever the size (so tests reach many chunks on short contexts)
+  const char* forced = std::getenv("LLMK_CPU_ATTN_SPLIT_KEYS");
+  const int64_t forced_chunk = forced ? std::clamp<int64_t>(std::atoll(forced), 0, int64_t(1) << 40) : 0;
+  const int64_t min_chunk = forced_chunk > 0 ? forced_chunk : MIN_CHUNK;
+  // Decode (a few queries per sequence, enough sequences for the threads or keys enough to split): one task per
+  // sequence over every KV head, so each token's K/V rows of all heads are read together (contiguous) instead
+  // of Hkv strided passes.
+  const bool wide = shared && a.Hkv > 1 && a.Hkv <= MAX_WIDE_KV && a.D % 16 == 0 && G * max_nq <= FEW_ROWS &&
+                    a.Hq * max_nq <= MAXM && (a.nseq >= threads || (split && max_nk >= 2 * min_chunk));
   const int64_t g = wide ? a.Hq : shared ? G : 1, units = wide ? 1 : shared ? a.Hkv : a.Hq;
   // Query rows per task: a power of two (so a tile never straddles two layout rows) with g·rows <= MAXM.
   int64_t rq = 1;
   while (rq * 2 <= a.block_q && rq * 2 * g <= MAXM) rq *= 2;
-  std::vector<int64_t> first(size_t(a.nseq + 1), 0);  // first task of each sequence
-  for (int64_t s = 0; s < a.nseq; s++) first[size_t(s + 1)] = first[size_t(s)] + units * ((a.seqs[s].nq + rq - 1) / rq);
-  const int64_t total = first.back();
-  if (total == 0) return;
-  const Kernel k = pick_kernel();
-  parallel_for(total, 1, [&](int64_t t0, int64_t t1) {
-    thread_local Work w;
-    for (int64_t t = t0; t < t1; t++) {
-      const int64_t s = std::upper_bound(first.begin(), first.end(), t) - first.begin() - 1;
-      const AttnSeq& sq = a.seqs[s];
-      const int64_t local = t - first[size_t(s)], tiles = (sq.nq + rq - 1) / rq;
+  std::vector<Task> tasks;
+  for (int64_t s = 0; s < a.nseq; s++) {
+    const AttnSeq& sq = a.seqs[s];
+    const int64_t tiles = (sq.nq + rq - 1) / rq;
+    for (int64_t local = 0; local < units * tiles; local++) {
       const int64_t unit = local % units, tile = tiles - 1 - local / units;  // longest (causal) rows first
-      Task task;
-      task.seq = s;
-      task.g = g;
-      task.h0 = wide ? 0 : shared ? unit * G : unit;
-      task.r0 = tile * rq;
-      task.nr = std::min(rq, sq.nq - task.r0);
-      k.fn(a, task, w);
+      Task t;
+      t.seq = s;
+      t.g = g;
+      t.h0 = wide ? 0 : shared ? unit * G : unit;
+      t.r0 = tile * rq;
+      t.nr = std::min(rq, sq.nq - t.r0);
+      tasks.push_back(t);
+    }
+  }
+  if (tasks.empty()) return;
+  const Kernel k = pick_kernel();
+  // Split-K: chunks of the visible key range (aligned to key blocks), sized so that all tasks give about
+  // SPLIT_PER_THREAD chunks per thread (at least two threads' worth, so the split path runs everywhere).
+  std::vector<Task> items;
+  std::vector<Split> splits;
+  std::vector<KeyRange> vis(tasks.size());
+  int64_t keys = 0;
+  for (size_t i = 0; i < tasks.size(); i++) {
+    const Task& t = tasks[i];
+    const AttnSeq& sq = a.seqs[t.seq];
+    const KeyRange first = key_range(t.r0, sq.nq, sq.nk, a.causal, a.win_left, a.win_right);
+    const KeyRange last = key_range(t.r0 + t.nr - 1, sq.nq, sq.nk, a.causal, a.win_left, a.win_right);
+    vis[i] = {std::max<int64_t>(first.lo, 0), last.hi};
+    keys += std::max<int64_t>(0, vis[i].hi - vis[i].lo + 1);
+  }
+  const int64_t target = SPLIT_PER_THREAD * std::max<int64_t>(threads, 2);
+  int64_t chunk = forced_chunk > 0 ? forced_chunk : std::max(MIN_CHUNK, (keys + target - 1) / target);
+  chunk = (chunk + a.block_k - 1) / a.block_k * a.block_k;
+  const int64_t part_floats = [&] {
+    const int64_t m = g * rq, dp = (a.D + 15) / 16 * 16;  // dp: rows padded for the widest vector
+    return (m * (dp + 2) + 15) / 16 * 16;
+  }();
+  std::vector<int64_t> nchunks(tasks.size(), 1);
+  int64_t nparts = 0;
+  for (size_t i = 0; i < tasks.size(); i++) {
+    if (split && vis[i].hi >= vis[i].lo) nchunks[i] = (vis[i].hi - vis[i].lo / a.block_k * a.block_k) / chunk + 1;
+    if (nchunks[i] > 1) nparts += nchunks[i];
+  }
+  std::vector<float> parts(size_t(nparts * part_floats));
+  float* next_part = parts.data();
+  for (size_t i = 0; i < tasks.size(); i++) {
+    if (nchunks[i] == 1) {
+      items.push_back(tasks[i]);
+      continue;
+    }
+    splits.push_back({tasks[i], int64_t(items.size()), nchunks[i]});
+    const int64_t start = vis[i].lo / a.block_k * a.block_k;
+    for (int64_t c = 0; c < nchunks[i]; c++) {
+      Task t = tasks[i];
+      t.klo = start + c * chunk;
+      t.khi = t.klo + chunk - 1;
+      t.part = next_part;
+      next_part += part_floats;
+      items.push_back(t);
+    }
+  }
+  parallel_for(int64_t(items.size()), 1, [&](int64_t t0, int64_t t1) {
+    Work& w = thread_work();
+    for (int64_t t = t0; t < t1; t++) k.fn(a, items[size_t(t)], w);
+  });
+  if (splits.empty()) return;
+  parallel_for(int64_t(splits.size()), 1, [&](int64_t s0, int64_t s1) {
+    Work& w = thread_work();
+    std::vector<const float*> ptrs;
+    for (int64_t s = s0; s < s1; s++) {
+      const Split& sp = splits[size_t(s)];
+      ptrs.clear();
+      for (int64_t c = 0; c < sp.n; c++) ptrs.push_back(items[size_t(sp.first + c)].part);
+      k.merge(a, sp.task, ptrs.data(), sp.n, w);
     }
   });
 }

@@ -1,7 +1,8 @@
 // The one CPU attention core behind attention.blockSparse, attention.varlen and attention.paged: per task
 // (sequence, KV head group or query head, tile of query rows) it walks the kept key tiles and computes
 // Sᵀ = K·Qᵀ and O += P·V as small register-blocked GEMMs with an online softmax between them
-// (FlashAttention's loop). K/V rows are read in place from a contiguous tensor or from cache pages.
+// (FlashAttention's loop). K/V rows are read in place from a contiguous tensor or from cache pages. Calls with
+// at most 16 queries per sequence split each task's keys into chunks merged by log-sum-exp (flash-decoding).
 // The caller has validated every shape and option; page ids are checked here as they are read.
 #pragma once
 #include <cstdint>

@@ -5,6 +5,8 @@
 //   vzero, vload, vstore, vbcast, vfma, vset, vmax, vfloor, vpow2 (2^n of integral lanes), vzero_where_ninf, vhsum
 //   (always inline); cvt_f16 / cvt_to_f16 (a row of float16 to / from float32).
 // It uses from attention_core.cpp: AttnCoreArgs, AttnSeq, Task, Work, key_range, kv_row, FEW_ROWS.
+// A task may cover only a key chunk [klo, khi] of its rows (split-K decode): it then leaves its unnormalised
+// O, running max and sum in t.part and merge_task combines the chunks (log-sum-exp), as flash-decoding does.
 
 // C[0:RR, 0:NV*L] (acc ? += : =) A·B over kc steps. Row i of A is read as arow[i][k * ak] (ak = 1: rows in
 // place, e.g. K; ak = stride: A stored transposed, e.g. Pᵀ); row k of B from brow[k] + bcol (rows in place, e.g.
@@ -69,21 +71,42 @@ void gemm(int64_t m, int64_t n, int64_t kc, const float* const* arow, int64_t ak
   }
 }
 
-// Sᵀ[j][i] = K_j · Q_i for few query rows (decode): each K row is read once as vectors against up to 4 rows
-// of Q (row-major, scaled) at a time, one horizontal sum per (key, row). D a multiple of L.
-void scores_few_rows(int64_t nk, int64_t m, const float* const* krow, const float* qr, int64_t D, float* s, int64_t mp) {
-  for (int64_t j = 0; j < nk; j++) {
-    const float* kj = krow[j];
-    for (int64_t i0 = 0; i0 < m; i0 += 4) {
-      const int64_t rows = std::min<int64_t>(4, m - i0);
-      V acc[4] = {vzero(), vzero(), vzero(), vzero()};
-      for (int64_t d = 0; d < D; d += L) {
-        const V kv = vload(kj + d);
+// Sᵀ[j][c·gm + i] = K_j,c · Q_c·gm+i for few query rows (decode), token-major over the groups c (a token's K
+// rows of all KV heads are adjacent in memory, so they are read in address order): two keys at a time against
+// up to 4 rows of Q (row-major, scaled), so each Q vector loaded serves two keys; one horizontal sum per (key,
+// row). K row of (c, j) at krow[c * bk + j]; before_token(j) runs before token j is read (the caller's
+// prefetch). D a multiple of L.
+template <class F>
+void scores_few_rows(int64_t nk, int64_t groups, int64_t gm, const float* const* krow, int64_t bk, const float* qr,
+                     int64_t D, float* s, int64_t mp, F&& before_token) {
+  for (int64_t j = 0; j < nk; j += 2) {
+    const int64_t j1 = std::min(j + 1, nk - 1);  // an odd last key is computed twice
+    before_token(j);
+    if (j1 != j) before_token(j1);
+    for (int64_t c = 0; c < groups; c++) {
+      const float* k0 = krow[c * bk + j];
+      const float* k1 = krow[c * bk + j1];
+      const float* qc = qr + c * gm * D;
+      float* s0 = s + j * mp + c * gm;
+      float* s1 = s + j1 * mp + c * gm;
+      for (int64_t i0 = 0; i0 < gm; i0 += 4) {
+        const int64_t rows = std::min<int64_t>(4, gm - i0);
+        V a0[4] = {vzero(), vzero(), vzero(), vzero()}, a1[4] = {vzero(), vzero(), vzero(), vzero()};
+        for (int64_t d = 0; d < D; d += L) {
+          const V kv0 = vload(k0 + d), kv1 = vload(k1 + d);
 #pragma GCC unroll 4
-        for (int ii = 0; ii < 4; ii++)
-          if (ii < rows) acc[ii] = vfma(vload(qr + (i0 + ii) * D + d), kv, acc[ii]);
+          for (int ii = 0; ii < 4; ii++)
+            if (ii < rows) {
+              const V qv = vload(qc + (i0 + ii) * D + d);
+              a0[ii] = vfma(qv, kv0, a0[ii]);
+              a1[ii] = vfma(qv, kv1, a1[ii]);
+            }
+        }
+        for (int64_t ii = 0; ii < rows; ii++) {
+          s0[i0 + ii] = vhsum(a0[ii]);
+          s1[i0 + ii] = vhsum(a1[ii]);
+        }
       }
-      for (int64_t ii = 0; ii < rows; ii++) s[j * mp + i0 + ii] = vhsum(acc[ii]);
     }
   }
 }
@@ -169,6 +192,26 @@ void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t nr, int64_t j0
     }
 }
 
+// Normalised rows of a task (O / l) into out, and their LSE: row i = head-major (head t.h0 + i / t.nr,
+// query row t.r0 + i % t.nr) of o [m][dp] with running max mx and sum l.
+void store_rows(const AttnCoreArgs& a, const Task& t, const float* o, int64_t dp, const float* mx, const float* l, Work& w) {
+  const AttnSeq& sq = a.seqs[t.seq];
+  const int64_t D = a.D, m = t.g * t.nr, nr = t.nr;
+  const int dt = a.dtype;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < m; i++) {
+    const int64_t r = i % nr, h = t.h0 + i / nr;
+    const float li = l[i], inv = li > 0.f ? 1.f / li : 0.f;
+    const int64_t at = ((sq.q0 + t.r0 + r) * a.Hq + h) * D;
+    for (int64_t d = 0; d < D; d++) w.tmp[d] = o[i * dp + d] * inv;
+    if (dt == 0) std::memcpy(static_cast<float*>(a.out) + at, w.tmp, size_t(D) * sizeof(float));
+    else if (dt == 1) cvt_to_f16(w.tmp, static_cast<uint16_t*>(a.out) + at, D);
+    else
+      for (int64_t d = 0; d < D; d++) static_cast<uint16_t*>(a.out)[at + d] = f32_to_bf16(w.tmp[d]);
+    if (a.lse) a.lse[sq.lse0 + h * a.lse_hstride + t.r0 + r] = li > 0.f ? mx[i] + std::log(li) : ninf;
+  }
+}
+
 // One task: query rows [r0, r0 + nr) of sequence t.seq for the g heads h0 .. h0+g-1. Rows are head-major
 // (i = head · nr + r); the heads form groups of gk sharing one KV head (one group, or every KV head of the
 // sequence in decode, where reading all heads of a token at once keeps the K/V reads contiguous).
@@ -206,7 +249,8 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   std::fill(w.o, w.o + m * dp, 0.f);
   for (int64_t j = 0; j < groups * bk; j++)
     for (int64_t d = D; d < dp; d++) w.vt[j * dp + d] = 0.f;
-  const int64_t lo_all = w.lo[0], hi_all = w.hi[nr - 1];  // lo and hi are non-decreasing in r
+  // lo and hi are non-decreasing in r; a split task sees only its key chunk [klo, khi]
+  const int64_t lo_all = std::max(w.lo[0], t.klo), hi_all = std::min(w.hi[nr - 1], t.khi);
 
   // Key tiles: the layout row's kept blocks, or tiles of bk keys from lo_all; each clamped to [lo_all, hi_all]
   // so no key (and no page) that no row of the task sees is read.
@@ -219,64 +263,142 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   } else if (hi_all >= lo_all) {
     pe = (hi_all - lo_all) / bk + 1;
   }
-  const float* krow[MAXBK];
-  for (int64_t pi = pb; pi < pe; pi++) {
-    const int64_t first = a.row_ptr ? int64_t(a.col_idx[pi]) * bk : lo_all + pi * bk;
-    const int64_t j0 = std::max(first, lo_all), j1 = std::min(first + bk - 1, hi_all);
-    if (j1 < j0) continue;  // no row sees this block
-    const int64_t nk = j1 - j0 + 1;
-    // Row offsets first (token-major, so the groups' rows of a token are adjacent), with every line of the
-    // tile's K and V rows prefetched: rows are Hkv·D elements apart, which the hardware prefetchers do not follow.
-    const int64_t esz = dt == 0 ? 4 : 2;
+  const float** krow = w.krow;
+  // Tiles in order; a tile's row offsets are computed one tile ahead and its K/V lines prefetched while the
+  // tile before it computes, group by group, so loads stream (rows are Hkv·D elements apart, which the hardware
+  // prefetchers do not follow, and a whole tile prefetched at once stalls on the miss buffers).
+  const int64_t esz = dt == 0 ? 4 : 2;
+  auto tile_keys = [&](int64_t pi, int64_t& j0, int64_t& nk) {
+    for (; pi < pe; pi++) {
+      const int64_t first = a.row_ptr ? int64_t(a.col_idx[pi]) * bk : lo_all + pi * bk;
+      j0 = std::max(first, lo_all);
+      nk = std::min(first + bk - 1, hi_all) - j0 + 1;
+      if (nk > 0) return pi;  // else no row sees this block
+    }
+    return pe;
+  };
+  auto offsets = [&](int64_t* at, int64_t j0, int64_t nk) {
     for (int64_t j = 0; j < nk; j++)
-      for (int64_t c = 0; c < groups; c++) {
-        const int64_t at = kv_row(a, sq, j0 + j, (t.h0 + c * gk) / G);
-        w.at[c * bk + j] = at;
-        const char* kp = static_cast<const char*>(a.k) + at * esz;
-        const char* vp = static_cast<const char*>(a.v) + at * esz;
-        for (int64_t b = 0; b < D * esz; b += 64) {
-          __builtin_prefetch(kp + b);
-          __builtin_prefetch(vp + b);
-        }
+      for (int64_t c = 0; c < groups; c++) at[c * bk + j] = kv_row(a, sq, j0 + j, (t.h0 + c * gk) / G);
+  };
+  auto prefetch_group = [&](const int64_t* at, int64_t nk, int64_t c) {
+    for (int64_t j = 0; j < nk; j++) {
+      const char* kp = static_cast<const char*>(a.k) + at[c * bk + j] * esz;
+      const char* vp = static_cast<const char*>(a.v) + at[c * bk + j] * esz;
+      for (int64_t b = 0; b < D * esz; b += 64) {
+        __builtin_prefetch(kp + b);
+        __builtin_prefetch(vp + b);
       }
+    }
+  };
+  int64_t* at = w.at;
+  int64_t* at_next = w.at + MAX_WIDE_KV * MAXBK;
+  int64_t j0 = 0, nk = 0, nj0 = 0, nnk = 0;
+  int64_t pi = tile_keys(pb, j0, nk);
+  if (pi < pe) {
+    offsets(at, j0, nk);
+    for (int64_t c = 0; c < groups; c++) prefetch_group(at, nk, c);
+  }
+  // Few rows with float32 rows read in place (decode): the tile runs token-major over all groups and prefetches
+  // the rows PD tokens ahead (about PREFETCH_BYTES of K and V), continuing into the next tile.
+  const bool stream = few && v_in_place;
+  const int64_t PD = std::clamp<int64_t>(PREFETCH_BYTES / (2 * groups * D * esz), 1, bk);
+  auto prefetch_token = [&](const int64_t* row_at, int64_t j) {
     for (int64_t c = 0; c < groups; c++) {
-      for (int64_t j = 0; j < nk; j++) {
-        const int64_t at = w.at[c * bk + j];
-        if (dt == 0) {
-          krow[j] = static_cast<const float*>(a.k) + at;
-        } else {
-          load_row(a.k, dt, at, D, w.kt + j * D);
-          krow[j] = w.kt + j * D;
-        }
-        // V rows: float32 with D a multiple of L is read in place; else converted (and zero-padded) into vt.
-        if (v_in_place) {
-          w.vrow[c * bk + j] = static_cast<const float*>(a.v) + at;
-        } else {
-          load_row(a.v, dt, at, D, w.vt + (c * bk + j) * dp);
-          w.vrow[c * bk + j] = w.vt + (c * bk + j) * dp;
-        }
+      const char* kp = static_cast<const char*>(a.k) + row_at[c * bk + j] * esz;
+      const char* vp = static_cast<const char*>(a.v) + row_at[c * bk + j] * esz;
+      for (int64_t b = 0; b < D * esz; b += 64) {
+        __builtin_prefetch(kp + b);
+        __builtin_prefetch(vp + b);
       }
-      // Sᵀ[:, group rows] = K·(scale·Qᵀ)
-      if (few) scores_few_rows(nk, gm, krow, w.qr + c * gm * D, D, w.s + c * gm, mp);
-      else gemm(nk, mp, D, krow, 1, w.qtrow, w.s, mp, false);  // one group: every row
+    }
+  };
+  while (pi < pe) {
+    const int64_t pn = tile_keys(pi + 1, nj0, nnk);
+    if (pn < pe) offsets(at_next, nj0, nnk);
+    if (stream) {
+      for (int64_t c = 0; c < groups; c++)
+        for (int64_t j = 0; j < nk; j++) {
+          krow[c * bk + j] = static_cast<const float*>(a.k) + at[c * bk + j];
+          w.vrow[c * bk + j] = static_cast<const float*>(a.v) + at[c * bk + j];
+        }
+      scores_few_rows(nk, groups, gm, krow, bk, w.qr, D, w.s, mp, [&](int64_t j) {
+        const int64_t ahead = j + PD;
+        if (ahead < nk) prefetch_token(at, ahead);
+        else if (pn < pe && ahead - nk < nnk) prefetch_token(at_next, ahead - nk);
+      });
+    } else {
+      for (int64_t c = 0; c < groups; c++) {
+        if (pn < pe) prefetch_group(at_next, nnk, c);
+        for (int64_t j = 0; j < nk; j++) {
+          const int64_t o = at[c * bk + j];
+          if (dt == 0) {
+            krow[j] = static_cast<const float*>(a.k) + o;
+          } else {
+            load_row(a.k, dt, o, D, w.kt + j * D);
+            krow[j] = w.kt + j * D;
+          }
+          // V rows: float32 with D a multiple of L is read in place; else converted (and zero-padded) into vt.
+          if (v_in_place) {
+            w.vrow[c * bk + j] = static_cast<const float*>(a.v) + o;
+          } else {
+            load_row(a.v, dt, o, D, w.vt + (c * bk + j) * dp);
+            w.vrow[c * bk + j] = w.vt + (c * bk + j) * dp;
+          }
+        }
+        // Sᵀ[:, group rows] = K·(scale·Qᵀ)
+        if (few) scores_few_rows(nk, 1, gm, krow, bk, w.qr + c * gm * D, D, w.s + c * gm, mp, [](int64_t) {});
+        else gemm(nk, mp, D, krow, 1, w.qtrow, w.s, mp, false);  // one group: every row
+      }
     }
     const bool full = j0 >= w.lo[nr - 1] && j0 + nk - 1 <= w.hi[0];
     fold_tile(a, w, m, nr, j0, nk, full);
-    // O[group rows] += P·V: A = Pᵀ stored [key][row] (row i at s + i, stride mp per key), B = the group's V tile.
+    // O[group rows] += P·V: A = Pᵀ stored [key][row] (row i at s + i, stride mp per key), B = the group's V tile
+    // (register-blocked: the rows' O stays in registers across the tile's keys).
     const float* prow[MAXM];
     for (int64_t i = 0; i < m; i++) prow[i] = w.s + i;
     for (int64_t c = 0; c < groups; c++)
       gemm(gm, dp, nk, prow + c * gm, mp, w.vrow + c * bk, w.o + c * gm * dp, dp, true);
+    pi = pn;
+    j0 = nj0;
+    nk = nnk;
+    std::swap(at, at_next);
   }
-  for (int64_t i = 0; i < m; i++) {
-    const int64_t r = i % nr, h = t.h0 + i / nr;
-    const float li = w.l[i], inv = li > 0.f ? 1.f / li : 0.f;
-    const int64_t at = ((sq.q0 + t.r0 + r) * a.Hq + h) * D;
-    for (int64_t d = 0; d < D; d++) w.tmp[d] = w.o[i * dp + d] * inv;
-    if (dt == 0) std::memcpy(static_cast<float*>(a.out) + at, w.tmp, size_t(D) * sizeof(float));
-    else if (dt == 1) cvt_to_f16(w.tmp, static_cast<uint16_t*>(a.out) + at, D);
-    else
-      for (int64_t d = 0; d < D; d++) static_cast<uint16_t*>(a.out)[at + d] = f32_to_bf16(w.tmp[d]);
-    if (a.lse) a.lse[sq.lse0 + h * a.lse_hstride + t.r0 + r] = li > 0.f ? w.m[i] + std::log(li) : ninf;
+  if (t.part) {  // one key chunk of a split task: leave O (unnormalised), max and sum for merge_task
+    float* po = t.part;
+    std::memcpy(po, w.o, size_t(m * dp) * sizeof(float));
+    std::memcpy(po + m * dp, w.m, size_t(m) * sizeof(float));
+    std::memcpy(po + m * dp + m, w.l, size_t(m) * sizeof(float));
+    return;
   }
+  store_rows(a, t, w.o, dp, w.m, w.l, w);
 }
+
+// Combines the key chunks of a split task (parts[c]: O [m][dp], max [m], sum [m], as run_task leaves them)
+// by log-sum-exp and stores the rows: M = max m_c, L = Σ l_c·e^(m_c−M), O = Σ O_c·e^(m_c−M).
+void merge_task(const AttnCoreArgs& a, const Task& t, const float* const* parts, int64_t nparts, Work& w) {
+  const int64_t m = t.g * t.nr, dp = (a.D + L - 1) / L * L;
+  const float ninf = -std::numeric_limits<float>::infinity();
+  std::fill(w.o, w.o + m * dp, 0.f);
+  for (int64_t i = 0; i < m; i++) {
+    float mx = ninf;
+    for (int64_t c = 0; c < nparts; c++) mx = std::max(mx, parts[c][m * dp + i]);
+    float l = 0.f;
+    if (mx != ninf) {
+      float* oi = w.o + i * dp;
+      for (int64_t c = 0; c < nparts; c++) {
+        const float* pc = parts[c];
+        const float lc = pc[m * dp + m + i];
+        if (!(lc > 0.f)) continue;  // this chunk saw no key of the row
+        const float e = exp_nonpos(pc[m * dp + i] - mx);
+        l += lc * e;
+        const V ev = vset(e);
+        for (int64_t d = 0; d < dp; d += L) vstore(oi + d, vfma(ev, vload(pc + i * dp + d), vload(oi + d)));
+      }
+    }
+    w.m[i] = mx;
+    w.l[i] = l;
+  }
+  store_rows(a, t, w.o, dp, w.m, w.l, w);
+}
+
