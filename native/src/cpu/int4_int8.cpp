@@ -48,7 +48,8 @@ void row_params(const Args& a, int64_t n, int nr, int R, RowParams& p) {
   }
 }
 
-// p.cs and p.zc (int4_int8.h) of R weight rows (p.sw, p.z) × MT activation rows from m0.
+// p.cs and p.zc (int4_int8.h) of R weight rows (p.sw, p.z) × MT activation rows from m0: the portable
+// set-up, for groups of several activation blocks (the SIMD tiles vectorise the common case, setup()).
 void tile_params(const Args& a, RowParams& p, int R, int MT, int64_t m0) {
   const QuantX& x = *a.x;
   const int64_t NB = x.NB;
@@ -58,7 +59,7 @@ void tile_params(const Args& a, RowParams& p, int R, int MT, int64_t m0) {
     for (int m = 0; m < MT; m++) {
       const int64_t i = (r * MT + m) * NB, xm = (m0 + m) * NB;
       for (int64_t b = 0; b < NB; b++) {
-        p.cs[size_t(i + b)] = x.sa[size_t(xm + b)] * p.sw[size_t(r * NB + b)];
+        p.cs[size_t(i + b)] = p.sw[size_t(r * NB + b)] * x.sa[size_t(xm + b)];
         p.zc[size_t(i + b)] = -p.z[size_t(r * NB + b)] * x.sum[size_t(xm + b)];
       }
     }
@@ -109,11 +110,43 @@ namespace avx2 {
 // against the 32 even k, high nibbles against the 32 odd k; CH = 32 (BA = 32): 16 bytes, both nibble halves
 // in one register. Int16 sums: ≤ 2·3810 per chunk, ≤ 4 chunks per block (BA ≤ 256): no saturation. Block
 // ends as in int4_int8_avx512.h: (int32 sum − zero·Σxq) · (sa · scale) into acc, factors from tile_params.
+// p.cs / p.zc of rows n.. × activation rows m0.. (int4_int8.h), 8 blocks per step when each block has its own
+// group and the scales are float32 or bfloat16 (F16C is not assumed here); else the portable set-up.
+template <int R, int MT>
+void setup(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0) {
+  const QuantX& x = *a.x;
+  const int64_t NB = x.NB, G = a.K / a.group;
+  if (G != NB || NB % 8 != 0 || a.sdt == int(DType::F16)) {
+    row_params(a, n, nr, R, p);
+    tile_params(a, p, R, MT, m0);
+    return;
+  }
+  p.cs.resize(size_t(R * MT * NB));
+  p.zc.resize(size_t(R * MT * NB));
+  for (int r = 0; r < R; r++) {
+    const int64_t off = (n + std::min(r, nr - 1)) * G;
+    for (int64_t b = 0; b < NB; b += 8) {
+      const __m256 sw = a.sdt == int(DType::F32)
+          ? _mm256_loadu_ps(static_cast<const float*>(a.scales) + off + b)
+          : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(
+                reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(a.scales) + off + b))), 16));
+      const __m256i z = a.zeros ? _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.zeros + off + b)))
+                                : _mm256_set1_epi32(8);
+      for (int m = 0; m < MT; m++) {
+        const int64_t xm = (m0 + m) * NB + b, i = (r * MT + m) * NB + b;
+        _mm256_storeu_ps(p.cs.data() + i, _mm256_mul_ps(sw, _mm256_loadu_ps(x.sa.data() + xm)));
+        const __m256i sum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.sum.data() + xm));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.zc.data() + i), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_mullo_epi32(z, sum)));
+      }
+    }
+  }
+}
+
 template <int CH, int R, int MT>
 void tile(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
   const QuantX& x = *a.x;
   const int64_t K = a.K, NB = x.NB, cpb = x.BA / CH;
-  tile_params(a, p, R, MT, m0);
+  setup<R, MT>(a, p, n, nr, m0);
   const float* cs = p.cs.data();
   const int32_t* zc = p.zc.data();
   const uint8_t* qr[R];
@@ -201,7 +234,7 @@ Kernel pick(Int4Isa isa, int64_t M, QuantX& x) {
     if (wide)
       k = {4, 2, {v ? (two ? tile<4, 1, 2> : tile<4, 1, 1>) : (two ? avx512bw::tile<4, 1, 2> : avx512bw::tile<4, 1, 1>),
                   v ? (two ? tile<4, 2, 2> : tile<4, 2, 1>) : (two ? avx512bw::tile<4, 2, 2> : avx512bw::tile<4, 2, 1>)}};
-    else k = {8, 1, {v ? (two ? tile<8, 1, 2> : tile<8, 1, 1>) : (two ? avx512bw::tile<8, 1, 2> : avx512bw::tile<8, 1, 1>), nullptr}};
+    else k = {4, 1, {v ? (two ? tile<4, 1, 2> : tile<4, 1, 1>) : (two ? avx512bw::tile<4, 1, 2> : avx512bw::tile<4, 1, 1>), nullptr}};
     return k;
   }
   if (isa != Int4Isa::Generic && x.BA % 32 == 0) {
@@ -302,7 +335,6 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
     RowParams p;
     for (int64_t n = n0; n < n1; n += kern.R) {
       const int nr = int(std::min<int64_t>(kern.R, n1 - n));
-      row_params(a, n, nr, kern.R, p);
       for (int64_t m0 = 0; m0 < M; m0 += kern.MT) {
         const int mt = int(std::min<int64_t>(kern.MT, M - m0));
         kern.tile[mt - 1](a, p, n, nr, m0, out);

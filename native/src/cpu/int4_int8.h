@@ -22,9 +22,9 @@ struct QuantX {
 };
 
 // Per row tile of the SIMD kernels (R weight rows × MT activation rows, index i = r·MT + m), set up once per
-// tile so that the inner loop reads only these and the codes: cs[i·NB + b] = sa · scale (the block's float
+// tile so that the inner loop reads only these and the codes: cs[i·NB + b] = scale · sa (the block's float
 // factor) and zc[i·NB + b] = −zero · Σ xq (the zero point's integer term, which starts the block's integer sum).
-// sw and z are the rows' scales and zero points per block (row_params), the inputs of the two.
+// sw and z are the rows' scales and zero points per block (row_params), the portable set-up's inputs.
 struct RowParams {
   std::vector<float> sw, cs;
   std::vector<int32_t> z, zc;

@@ -6,14 +6,48 @@
 // Per block: the integer sum starts at −zero·Σxq (lane 0; exact in int32) and ends as
 // acc += float(Σ xq·(code − zero)) · (sa · scale), both factors from tile_params, so the loop holds nothing
 // but the codes, the dot products and one FMA per block. Needs from the includer: Args, QuantX, RowParams,
-// VNNI, tile_params.
+// VNNI, row_params, tile_params.
+
+// p.cs / p.zc of rows n.. × activation rows m0.. (int4_int8.h), 16 blocks per step when each block has its
+// own group (bpg = 1: every group of 32…256); else the portable set-up.
+template <int R, int MT>
+void setup(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0) {
+  const QuantX& x = *a.x;
+  const int64_t NB = x.NB, G = a.K / a.group;
+  if (G != NB) {
+    row_params(a, n, nr, R, p);
+    tile_params(a, p, R, MT, m0);
+    return;
+  }
+  p.cs.resize(size_t(R * MT * NB));
+  p.zc.resize(size_t(R * MT * NB));
+  for (int r = 0; r < R; r++) {
+    const int64_t off = (n + std::min(r, nr - 1)) * G;
+    for (int64_t b = 0; b < NB; b += 16) {
+      const __mmask16 mk = NB - b >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (NB - b)) - 1u);
+      __m512 sw;
+      if (a.sdt == int(DType::F32)) {
+        sw = _mm512_maskz_loadu_ps(mk, static_cast<const float*>(a.scales) + off + b);
+      } else {
+        const __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(a.scales) + off + b);
+        sw = a.sdt == int(DType::F16) ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      }
+      const __m512i z = a.zeros ? _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, a.zeros + off + b)) : _mm512_set1_epi32(8);
+      for (int m = 0; m < MT; m++) {
+        const int64_t xm = (m0 + m) * NB + b, i = (r * MT + m) * NB + b;
+        _mm512_mask_storeu_ps(p.cs.data() + i, mk, _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(mk, x.sa.data() + xm)));
+        const __m512i sum = _mm512_maskz_loadu_epi32(mk, x.sum.data() + xm);
+        _mm512_mask_storeu_epi32(p.zc.data() + i, mk, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(z, sum)));
+      }
+    }
+  }
+}
 
 template <int R, int MT, int CPB>
 void tile(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
   const QuantX& x = *a.x;
   const int64_t K = a.K, NB = x.NB;
-  constexpr int cpb = CPB;
-  tile_params(a, p, R, MT, m0);
+  setup<R, MT>(a, p, n, nr, m0);
   const float* cs = p.cs.data();
   const int32_t* zc = p.zc.data();
   const uint8_t* w[R];
@@ -23,21 +57,20 @@ void tile(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0, float* out
   __m512 acc[R][MT];
   for (int r = 0; r < R; r++)
     for (int m = 0; m < MT; m++) acc[r][m] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < NB; b++) {
+  int64_t off = 0;  // into every weight row
+  for (int64_t b = 0; b < NB; b++, cs++, zc++) {
     __m512i s[R][MT];
     for (int r = 0; r < R; r++)
       for (int m = 0; m < MT; m++)
-        s[r][m] = VNNI ? _mm512_zextsi128_si512(_mm_cvtsi32_si128(zc[(r * MT + m) * NB + b])) : _mm512_setzero_si512();
-    for (int c = 0; c < cpb; c++, xp += 128) {
+        s[r][m] = VNNI ? _mm512_zextsi128_si512(_mm_cvtsi32_si128(zc[(r * MT + m) * NB])) : _mm512_setzero_si512();
+    for (int c = 0; c < CPB; c++, xp += 128, off += 64) {
       __m512i xl[MT], xh[MT];
       for (int m = 0; m < MT; m++) {
         xl[m] = _mm512_loadu_si512(xp + m * K);
         xh[m] = _mm512_loadu_si512(xp + m * K + 64);
       }
       for (int r = 0; r < R; r++) {
-        __m512i v = _mm512_loadu_si512(w[r]);
-        asm("" : "+v"(v));  // one load per code vector (GCC would fold it into both the and and the shift)
-        w[r] += 64;
+        const __m512i v = _mm512_loadu_si512(w[r] + off);
         const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         for (int m = 0; m < MT; m++) {
           if constexpr (VNNI) {
@@ -51,12 +84,11 @@ void tile(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0, float* out
     }
     for (int r = 0; r < R; r++)
       for (int m = 0; m < MT; m++) {
-        const int i = r * MT + m;
         __m512i iv = s[r][m];
         if constexpr (!VNNI)
           iv = _mm512_add_epi32(_mm512_madd_epi16(iv, _mm512_set1_epi16(1)),
-                                _mm512_zextsi128_si512(_mm_cvtsi32_si128(zc[i * NB + b])));
-        acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iv), _mm512_set1_ps(cs[i * NB + b]), acc[r][m]);
+                                _mm512_zextsi128_si512(_mm_cvtsi32_si128(zc[(r * MT + m) * NB])));
+        acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iv), _mm512_set1_ps(cs[(r * MT + m) * NB]), acc[r][m]);
       }
   }
   for (int r = 0; r < R; r++)
