@@ -99,6 +99,19 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
   return acc;
 }
 
+// The SIMD tiles' set-up: the portable one (returns true) unless `simd`; else p.cs / p.zc sized for the
+// caller's vector code (returns false).
+bool setup_portable(const Args& a, RowParams& p, int R, int MT, int64_t n, int nr, int64_t m0, bool simd) {
+  if (!simd) {
+    row_params(a, n, nr, R, p);
+    tile_params(a, p, R, MT, m0);
+    return true;
+  }
+  p.cs.resize(size_t(R * MT * a.x->NB));
+  p.zc.resize(size_t(R * MT * a.x->NB));
+  return false;
+}
+
 #if defined(LLMK_CPU_X86)
 namespace avx2 {
 #pragma GCC push_options
@@ -116,13 +129,7 @@ template <int R, int MT>
 void setup(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0) {
   const QuantX& x = *a.x;
   const int64_t NB = x.NB, G = a.K / a.group;
-  if (G != NB || NB % 8 != 0 || a.sdt == int(DType::F16)) {
-    row_params(a, n, nr, R, p);
-    tile_params(a, p, R, MT, m0);
-    return;
-  }
-  p.cs.resize(size_t(R * MT * NB));
-  p.zc.resize(size_t(R * MT * NB));
+  if (setup_portable(a, p, R, MT, n, nr, m0, G == NB && NB % 8 == 0 && a.sdt != int(DType::F16))) return;
   for (int r = 0; r < R; r++) {
     const int64_t off = (n + std::min(r, nr - 1)) * G;
     for (int64_t b = 0; b < NB; b += 8) {

@@ -6,7 +6,7 @@
 // Per block: the integer sum starts at −zero·Σxq (lane 0; exact in int32) and ends as
 // acc += float(Σ xq·(code − zero)) · (sa · scale), both factors from tile_params, so the loop holds nothing
 // but the codes, the dot products and one FMA per block. Needs from the includer: Args, QuantX, RowParams,
-// VNNI, row_params, tile_params.
+// VNNI, setup_portable.
 
 // p.cs / p.zc of rows n.. × activation rows m0.. (int4_int8.h), 16 blocks per step when each block has its
 // own group (bpg = 1: every group of 32…256); else the portable set-up.
@@ -14,13 +14,7 @@ template <int R, int MT>
 void setup(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0) {
   const QuantX& x = *a.x;
   const int64_t NB = x.NB, G = a.K / a.group;
-  if (G != NB) {
-    row_params(a, n, nr, R, p);
-    tile_params(a, p, R, MT, m0);
-    return;
-  }
-  p.cs.resize(size_t(R * MT * NB));
-  p.zc.resize(size_t(R * MT * NB));
+  if (setup_portable(a, p, R, MT, n, nr, m0, G == NB)) return;
   for (int r = 0; r < R; r++) {
     const int64_t off = (n + std::min(r, nr - 1)) * G;
     for (int64_t b = 0; b < NB; b += 16) {
