@@ -54,7 +54,7 @@ function cases(device: DeviceName, quick: boolean): BenchCase[] {
  * ModelProto of Y[M,N] = MatMulNBits(A[M,K], B, scales) (com.microsoft, bits 4, block_size g, no zero
  * points: zero point 8), B and scales as initializers. B[N, K/g, g/2] is exactly the canonical qweight.
  */
-function matMulNBitsModel(M: number, N: number, K: number, g: number, accuracy: number, b: Uint8Array, scales: Float32Array): Uint8Array {
+export function matMulNBitsModel(M: number, N: number, K: number, g: number, accuracy: number, b: Uint8Array, scales: Float32Array): Uint8Array {
   const dims = (ds: number[]) => ds.flatMap((d) => field(1, 2, field(1, 0, d)));
   const vinfo = (no: number, name: string, ds: number[]) =>
     field(no, 2, [...field(1, 2, str(name)), ...field(2, 2, field(1, 2, [...field(1, 0, 1), ...field(2, 2, dims(ds))]))]);

@@ -1,8 +1,10 @@
 // INT4 weights × int8 activations (quant.matmul compute: 'int8'; MatMulNBits accuracy_level 4 semantics).
-// Per activation block of BA k (see int4.h): the integer dot Σ xq·q is exact (|Σ| ≤ 15·127·256 < 2^24, so it
-// also converts to float exactly), then scaled by sa·scale and accumulated in float32; the zero point is
-// subtracted once per output as Σ_blocks (zero·scale)·(sa·Σ xq) (the portable loop subtracts it per block in
-// integers). Both stay within the README's bound, whose rounding term counts codes and zero points apart.
+// Per activation block of BA k (see int4.h): the integer dot Σ xq·(q − zero) = Σ xq·q − zero·Σ xq is exact
+// (|Σ| ≤ 15·127·256 < 2^24, so it also converts to float exactly), then scaled by sa·scale and accumulated in
+// float32 (every kernel, portable and SIMD): the README's error bound, float rounding of the block sums only.
+// The SIMD tiles read the canonical packed rows directly (R rows at a time, no repacked copy): a tile's
+// per-block work is its dot products plus one FMA, with the float factor and the zero-point term prepared
+// per tile (tile_params).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -27,36 +29,40 @@ inline void weight_params(const Args& a, int64_t n, int64_t g, float& sw, int& z
   z = a.zeros ? int(a.zeros[n * G + g]) : 8;
 }
 
-// Σ_blocks (zero · scale) · (sa · Σ xq) of weight row r of p and activation row m.
-inline float zero_term(const Args& a, const RowParams& p, int r, int64_t m) {
-  const QuantX& x = *a.x;
-  const float* z = p.zsw.data() + r * x.NB;
-  const float* f = x.sasum.data() + m * x.NB;
-  float t = 0.f;
-  for (int64_t b = 0; b < x.NB; b++) t += z[b] * f[b];
-  return t;
-}
-
-// p for rows n.. (nr valid; missing ones repeat the last), R of them. Runs once per row tile, so with
-// M = 1 it costs as much as a tile: the dtype dispatch is hoisted out of the loops.
+// p.sw and p.z for rows n.. (nr valid; missing ones repeat the last), R of them. Runs once per row tile:
+// the dtype dispatch is hoisted out of the loops.
 void row_params(const Args& a, int64_t n, int nr, int R, RowParams& p) {
   const int64_t NB = a.x->NB, G = a.K / a.group, bpg = a.group / a.x->BA;
   p.sw.resize(size_t(R * NB));
-  p.zsw.resize(size_t(R * NB));
+  p.z.resize(size_t(R * NB));
   for (int r = 0; r < R; r++) {
     const int64_t off = (n + std::min(r, nr - 1)) * G;
     float* sw = p.sw.data() + r * NB;
-    float* zsw = p.zsw.data() + r * NB;
+    int32_t* z = p.z.data() + r * NB;
     if (a.sdt == int(DType::F32) && bpg == 1) std::memcpy(sw, static_cast<const float*>(a.scales) + off, size_t(G) * sizeof(float));
     else if (a.sdt == int(DType::F32))
       for (int64_t b = 0; b < NB; b++) sw[b] = static_cast<const float*>(a.scales)[off + b / bpg];
     else
       for (int64_t b = 0; b < NB; b++) sw[b] = load_as_f32(a.scales, off + b / bpg, a.sdt);
-    if (a.zeros)
-      for (int64_t b = 0; b < NB; b++) zsw[b] = float(a.zeros[off + b / bpg]) * sw[b];
-    else
-      for (int64_t b = 0; b < NB; b++) zsw[b] = 8.f * sw[b];
+    for (int64_t b = 0; b < NB; b++) z[b] = a.zeros ? int32_t(a.zeros[off + b / bpg]) : 8;
   }
+}
+
+// p.cs and p.zc (int4_int8.h) of R weight rows (p.sw, p.z) × MT activation rows from m0: the portable
+// set-up, for groups of several activation blocks (the SIMD tiles vectorise the common case, setup()).
+void tile_params(const Args& a, RowParams& p, int R, int MT, int64_t m0) {
+  const QuantX& x = *a.x;
+  const int64_t NB = x.NB;
+  p.cs.resize(size_t(R * MT * NB));
+  p.zc.resize(size_t(R * MT * NB));
+  for (int r = 0; r < R; r++)
+    for (int m = 0; m < MT; m++) {
+      const int64_t i = (r * MT + m) * NB, xm = (m0 + m) * NB;
+      for (int64_t b = 0; b < NB; b++) {
+        p.cs[size_t(i + b)] = p.sw[size_t(r * NB + b)] * x.sa[size_t(xm + b)];
+        p.zc[size_t(i + b)] = -p.z[size_t(r * NB + b)] * x.sum[size_t(xm + b)];
+      }
+    }
 }
 
 // Output (n, m) by the definition, any ISA's layout: the portable kernel, and the fix-up of rows with
@@ -75,7 +81,7 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
     if (std::isfinite(sa)) {
       int32_t I = 0;
       for (int64_t c = k0; c < k0 + x.BA; c += x.CH) {
-        const int8_t* xq = x.q.data() + m * K + c;
+        const int8_t* xq = x.q + m * K + c;
         for (int64_t j = 0; j < h; j++) {
           const uint32_t byte = qrow[c / 2 + j];
           I += int32_t(byte & 15u) * xq[j] + int32_t(byte >> 4) * xq[h + j];
@@ -93,11 +99,20 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
   return acc;
 }
 
-#if defined(LLMK_CPU_X86)
-// Software prefetch distance into each weight row (bytes): the tiles read R rows 2 KB+ apart at once, more
-// streams than the hardware prefetcher follows well; a profile showed the loads of the codes as the hot spot.
-constexpr int64_t kPrefetch = 1024;
+// The SIMD tiles' set-up: the portable one (returns true) unless `simd`; else p.cs / p.zc sized for the
+// caller's vector code (returns false).
+bool setup_portable(const Args& a, RowParams& p, int R, int MT, int64_t n, int nr, int64_t m0, bool simd) {
+  if (!simd) {
+    row_params(a, n, nr, R, p);
+    tile_params(a, p, R, MT, m0);
+    return true;
+  }
+  p.cs.resize(size_t(R * MT * a.x->NB));
+  p.zc.resize(size_t(R * MT * a.x->NB));
+  return false;
+}
 
+#if defined(LLMK_CPU_X86)
 namespace avx2 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
@@ -106,11 +121,41 @@ namespace avx2 {
 // R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..): each decoded
 // weight vector feeds MT vpmaddubsw pairs, each x vector R. CH = 64: 32 packed bytes per step, low nibbles
 // against the 32 even k, high nibbles against the 32 odd k; CH = 32 (BA = 32): 16 bytes, both nibble halves
-// in one register. Int16 sums: ≤ 2·3810 per chunk, ≤ 4 chunks per block (BA ≤ 256): no saturation.
+// in one register. Int16 sums: ≤ 2·3810 per chunk, ≤ 4 chunks per block (BA ≤ 256): no saturation. Block
+// ends as in int4_int8_avx512.h: (int32 sum − zero·Σxq) · (sa · scale) into acc, factors from tile_params.
+// p.cs / p.zc of rows n.. × activation rows m0.. (int4_int8.h), 8 blocks per step when each block has its own
+// group and the scales are float32 or bfloat16 (F16C is not assumed here); else the portable set-up.
+template <int R, int MT>
+void setup(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0) {
+  const QuantX& x = *a.x;
+  const int64_t NB = x.NB, G = a.K / a.group;
+  if (setup_portable(a, p, R, MT, n, nr, m0, G == NB && NB % 8 == 0 && a.sdt != int(DType::F16))) return;
+  for (int r = 0; r < R; r++) {
+    const int64_t off = (n + std::min(r, nr - 1)) * G;
+    for (int64_t b = 0; b < NB; b += 8) {
+      const __m256 sw = a.sdt == int(DType::F32)
+          ? _mm256_loadu_ps(static_cast<const float*>(a.scales) + off + b)
+          : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(
+                reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(a.scales) + off + b))), 16));
+      const __m256i z = a.zeros ? _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.zeros + off + b)))
+                                : _mm256_set1_epi32(8);
+      for (int m = 0; m < MT; m++) {
+        const int64_t xm = (m0 + m) * NB + b, i = (r * MT + m) * NB + b;
+        _mm256_storeu_ps(p.cs.data() + i, _mm256_mul_ps(sw, _mm256_loadu_ps(x.sa.data() + xm)));
+        const __m256i sum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.sum.data() + xm));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.zc.data() + i), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_mullo_epi32(z, sum)));
+      }
+    }
+  }
+}
+
 template <int CH, int R, int MT>
-void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
+void tile(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
   const QuantX& x = *a.x;
   const int64_t K = a.K, NB = x.NB, cpb = x.BA / CH;
+  setup<R, MT>(a, p, n, nr, m0);
+  const float* cs = p.cs.data();
+  const int32_t* zc = p.zc.data();
   const uint8_t* qr[R];
   for (int r = 0; r < R; r++) qr[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
   const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
@@ -121,7 +166,7 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
     __m256i s[R][MT];
     for (int r = 0; r < R; r++)
       for (int m = 0; m < MT; m++) s[r][m] = _mm256_setzero_si256();
-    const int8_t* xb = x.q.data() + m0 * K + b * x.BA;
+    const int8_t* xb = x.q + m0 * K + b * x.BA;
     for (int64_t c = 0; c < cpb; c++) {
       __m256i xl[MT], xh[MT];
       for (int m = 0; m < MT; m++) {
@@ -129,31 +174,30 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
         if constexpr (CH == 64) xh[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + m * K + c * CH + 32));
       }
       for (int r = 0; r < R; r++) {
-        const uint8_t* p = qr[r] + (b * x.BA + c * CH) / 2;
-        _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch), _MM_HINT_T0);
+        const uint8_t* wp = qr[r] + (b * x.BA + c * CH) / 2;
         if constexpr (CH == 64) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
           const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
           for (int m = 0; m < MT; m++)
             s[r][m] = _mm256_add_epi16(s[r][m], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl[m]),
                                                                  _mm256_maddubs_epi16(hi, xh[m])));
         } else {
-          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wp));
           const __m256i w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
           for (int m = 0; m < MT; m++) s[r][m] = _mm256_add_epi16(s[r][m], _mm256_maddubs_epi16(w, xl[m]));
         }
       }
     }
-    __m256 sav[MT];
-    for (int m = 0; m < MT; m++) sav[m] = _mm256_set1_ps(x.sa[size_t((m0 + m) * NB + b)]);
-    for (int r = 0; r < R; r++) {
-      const __m256 swv = _mm256_set1_ps(p.sw[size_t(r * NB + b)]);
-      for (int m = 0; m < MT; m++)
-        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s[r][m], ones)), _mm256_mul_ps(swv, sav[m]), acc[r][m]);
-    }
+    for (int r = 0; r < R; r++)
+      for (int m = 0; m < MT; m++) {
+        const int i = r * MT + m;
+        const __m256i iv = _mm256_add_epi32(_mm256_madd_epi16(s[r][m], ones),
+                                            _mm256_zextsi128_si256(_mm_cvtsi32_si128(zc[i * NB + b])));
+        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_set1_ps(cs[i * NB + b]), acc[r][m]);
+      }
   }
   for (int r = 0; r < R; r++)
-    for (int m = 0; m < MT; m++) out[r * MT + m] = hsum(acc[r][m]) - zero_term(a, p, r, m0 + m);
+    for (int m = 0; m < MT; m++) out[r * MT + m] = hsum(acc[r][m]);
 }
 #pragma GCC pop_options
 }  // namespace avx2
@@ -175,7 +219,7 @@ constexpr bool VNNI = false;
 }  // namespace avx512bw
 #endif
 
-using TileFn = void (*)(const Args&, const RowParams&, int64_t, int, int64_t, float*);
+using TileFn = void (*)(const Args&, RowParams&, int64_t, int, int64_t, float*);
 
 // The kernel's tiles: R weight rows × up to MT activation rows (tile[mt - 1] takes mt rows).
 struct Kernel {
@@ -192,9 +236,12 @@ Kernel pick(Int4Isa isa, int64_t M, QuantX& x) {
   const bool wide = M > 1;
   if ((isa == Int4Isa::Avx512Vnni || isa == Int4Isa::Avx512Bw) && x.BA % 128 == 0) {
     x.CH = 128;
-    const bool v = isa == Int4Isa::Avx512Vnni;
-    if (wide) k = {4, 2, {v ? avx512vnni::tile<4, 1> : avx512bw::tile<4, 1>, v ? avx512vnni::tile<4, 2> : avx512bw::tile<4, 2>}};
-    else k = {4, 1, {v ? avx512vnni::tile<4, 1> : avx512bw::tile<4, 1>, nullptr}};
+    const bool v = isa == Int4Isa::Avx512Vnni, two = x.BA == 256;
+    using namespace avx512vnni;
+    if (wide)
+      k = {4, 2, {v ? (two ? tile<4, 1, 2> : tile<4, 1, 1>) : (two ? avx512bw::tile<4, 1, 2> : avx512bw::tile<4, 1, 1>),
+                  v ? (two ? tile<4, 2, 2> : tile<4, 2, 1>) : (two ? avx512bw::tile<4, 2, 2> : avx512bw::tile<4, 2, 1>)}};
+    else k = {4, 1, {v ? (two ? tile<4, 1, 2> : tile<4, 1, 1>) : (two ? avx512bw::tile<4, 1, 2> : avx512bw::tile<4, 1, 1>), nullptr}};
     return k;
   }
   if (isa != Int4Isa::Generic && x.BA % 32 == 0) {
@@ -220,7 +267,7 @@ void quantise_rows(const void* xs, int xdt, const int32_t* perm, int64_t K, int6
   for (int64_t m = m0; m < m1; m++) {
     float* xr = x.xf.data() + m * K;
     for (int64_t k = 0; k < K; k++) xr[k] = load_as_f32(xs, m * K + (perm ? perm[k] : k), xdt);
-    int8_t* q = x.q.data() + m * K;
+    int8_t* q = x.q + m * K;
     for (int64_t b = 0; b < x.NB; b++) {
       const int64_t k0 = b * BA;
       float amax = 0.f;
@@ -233,15 +280,19 @@ void quantise_rows(const void* xs, int xdt, const int32_t* perm, int64_t K, int6
       const float inv = finite && amax > 0.f ? 127.f / amax : 0.f;
       x.sa[mb] = finite ? amax / 127.f : NAN;
       if (!finite) x.bad[size_t(m)] = 1;
+      // Round to nearest even by adding and subtracting 1.5·2^23 (= nearbyint for |v| ≤ 127, no libm call).
+      const auto rnd = [inv, finite](float v) {
+        return finite ? int(std::min(127.f, std::max(-127.f, (v * inv + 12582912.f) - 12582912.f))) : 0;
+      };
       int32_t sum = 0;
-      for (int64_t k = k0; k < k0 + BA; k++) {
-        const int v = finite ? int(std::min(127.f, std::max(-127.f, std::nearbyint(xr[k] * inv)))) : 0;
-        const int64_t c = k - (k % CH), i = k - c;
-        q[c + (i & 1) * (CH / 2) + i / 2] = int8_t(v);
-        sum += v;
-      }
+      for (int64_t c = k0; c < k0 + BA; c += CH)
+        for (int64_t j = 0; j < CH / 2; j++) {
+          const int e = rnd(xr[c + 2 * j]), o = rnd(xr[c + 2 * j + 1]);
+          q[c + j] = int8_t(e);
+          q[c + CH / 2 + j] = int8_t(o);
+          sum += e + o;
+        }
       x.sum[mb] = sum;
-      x.sasum[mb] = finite ? x.sa[mb] * float(sum) : 0.f;
     }
   }
 }
@@ -273,11 +324,11 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
   qx.BA = int4_int8_block(group);
   qx.NB = K / qx.BA;
   const Kernel kern = pick(int4_isa(), M, qx);
-  qx.q.resize(size_t(M * K));
+  qx.buf.resize(size_t(M * K + 64));
+  qx.q = qx.buf.data() + (64 - reinterpret_cast<uintptr_t>(qx.buf.data()) % 64) % 64;
   qx.xf.resize(size_t(M * K));
   qx.sa.resize(size_t(M * qx.NB));
   qx.sum.resize(size_t(M * qx.NB));
-  qx.sasum.resize(size_t(M * qx.NB));
   qx.bad.assign(size_t(M), 0);
   parallel_for(M, std::max<int64_t>(1, 4096 / K), [&](int64_t m0, int64_t m1) { quantise_rows(x, xdt, perm, K, m0, m1, qx); });
   const Args a{qweight, scales, sdt, zeros, M, N, K, group, &qx};
@@ -291,7 +342,6 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
     RowParams p;
     for (int64_t n = n0; n < n1; n += kern.R) {
       const int nr = int(std::min<int64_t>(kern.R, n1 - n));
-      row_params(a, n, nr, kern.R, p);
       for (int64_t m0 = 0; m0 < M; m0 += kern.MT) {
         const int mt = int(std::min<int64_t>(kern.MT, M - m0));
         kern.tile[mt - 1](a, p, n, nr, m0, out);

@@ -12,19 +12,22 @@ namespace llmk::cpu::int8mode {
 // high nibbles the second. A block holding Inf or NaN gets sa = NaN and xq = 0, and its row is marked bad
 // (recomputed with the float math for that block).
 struct QuantX {
-  std::vector<int8_t> q;     // [M][K], chunk layout
+  std::vector<int8_t> buf;   // q's storage (q is 64-byte aligned in it: a SIMD load of x never splits a cache line)
+  int8_t* q = nullptr;       // [M][K], chunk layout
   std::vector<float> sa;     // [M][NB]
   std::vector<int32_t> sum;  // [M][NB]: Σ xq over the block (for the zero point)
-  std::vector<float> sasum;  // [M][NB]: sa · Σ xq (the SIMD tiles' zero-point term, applied once per output)
   std::vector<float> xf;     // [M][K]: x as float32 (act-order applied)
   std::vector<uint8_t> bad;  // [M]
   int64_t BA = 0, CH = 0, NB = 0;
 };
 
-// Weight parameters of R rows expanded per activation block (the SIMD tiles' inner loop reads them
-// without dtype dispatch): sw[r·NB + b] = scale, zsw[r·NB + b] = zero · scale of block b's group.
+// Per row tile of the SIMD kernels (R weight rows × MT activation rows, index i = r·MT + m), set up once per
+// tile so that the inner loop reads only these and the codes: cs[i·NB + b] = scale · sa (the block's float
+// factor) and zc[i·NB + b] = −zero · Σ xq (the zero point's integer term, which starts the block's integer sum).
+// sw and z are the rows' scales and zero points per block (row_params), the portable set-up's inputs.
 struct RowParams {
-  std::vector<float> sw, zsw;
+  std::vector<float> sw, cs;
+  std::vector<int32_t> z, zc;
 };
 
 struct Args {

@@ -3,34 +3,68 @@
 // namespace. No include guard on purpose. Chunks of CH = 128 k: 64 packed bytes, low nibbles against the
 // 64 even k, high nibbles against the 64 odd k. Int16 sums cannot saturate: a byte pair adds at most
 // 2·15·127 = 3810 per vpmaddubsw lane, two per chunk, at most two chunks per block (BA ≤ 256).
-// Block ends: acc += float(Σ xq·code) · (sa · scale); the zero point is applied once per output as
-// − Σ_blocks (zero · scale) · (sa · Σ xq) (zero_term). Needs from the includer: Args, QuantX, RowParams, VNNI, zero_term.
+// Per block: the integer sum starts at −zero·Σxq (lane 0; exact in int32) and ends as
+// acc += float(Σ xq·(code − zero)) · (sa · scale), both factors from tile_params, so the loop holds nothing
+// but the codes, the dot products and one FMA per block. Needs from the includer: Args, QuantX, RowParams,
+// VNNI, setup_portable.
 
+// p.cs / p.zc of rows n.. × activation rows m0.. (int4_int8.h), 16 blocks per step when each block has its
+// own group (bpg = 1: every group of 32…256); else the portable set-up.
 template <int R, int MT>
-void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
+void setup(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0) {
   const QuantX& x = *a.x;
-  const int64_t K = a.K, NB = x.NB, cpb = x.BA / 128;
-  const uint8_t* qr[R];
-  for (int r = 0; r < R; r++) qr[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
-  const __m512i m4 = _mm512_set1_epi8(15), ones = _mm512_set1_epi16(1);
+  const int64_t NB = x.NB, G = a.K / a.group;
+  if (setup_portable(a, p, R, MT, n, nr, m0, G == NB)) return;
+  for (int r = 0; r < R; r++) {
+    const int64_t off = (n + std::min(r, nr - 1)) * G;
+    for (int64_t b = 0; b < NB; b += 16) {
+      const __mmask16 mk = NB - b >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (NB - b)) - 1u);
+      __m512 sw;
+      if (a.sdt == int(DType::F32)) {
+        sw = _mm512_maskz_loadu_ps(mk, static_cast<const float*>(a.scales) + off + b);
+      } else {
+        const __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(a.scales) + off + b);
+        sw = a.sdt == int(DType::F16) ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+      }
+      const __m512i z = a.zeros ? _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, a.zeros + off + b)) : _mm512_set1_epi32(8);
+      for (int m = 0; m < MT; m++) {
+        const int64_t xm = (m0 + m) * NB + b, i = (r * MT + m) * NB + b;
+        _mm512_mask_storeu_ps(p.cs.data() + i, mk, _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(mk, x.sa.data() + xm)));
+        const __m512i sum = _mm512_maskz_loadu_epi32(mk, x.sum.data() + xm);
+        _mm512_mask_storeu_epi32(p.zc.data() + i, mk, _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_mullo_epi32(z, sum)));
+      }
+    }
+  }
+}
+
+template <int R, int MT, int CPB>
+void tile(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
+  const QuantX& x = *a.x;
+  const int64_t K = a.K, NB = x.NB;
+  setup<R, MT>(a, p, n, nr, m0);
+  const float* cs = p.cs.data();
+  const int32_t* zc = p.zc.data();
+  const uint8_t* w[R];
+  for (int r = 0; r < R; r++) w[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
+  const int8_t* xp = x.q + m0 * K;
+  const __m512i m4 = _mm512_set1_epi8(15);
   __m512 acc[R][MT];
   for (int r = 0; r < R; r++)
     for (int m = 0; m < MT; m++) acc[r][m] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < NB; b++) {
+  int64_t off = 0;  // into every weight row
+  for (int64_t b = 0; b < NB; b++, cs++, zc++) {
     __m512i s[R][MT];
     for (int r = 0; r < R; r++)
-      for (int m = 0; m < MT; m++) s[r][m] = _mm512_setzero_si512();
-    const int8_t* xb = x.q.data() + m0 * K + b * x.BA;
-    for (int64_t c = 0; c < cpb; c++) {
+      for (int m = 0; m < MT; m++)
+        s[r][m] = VNNI ? _mm512_zextsi128_si512(_mm_cvtsi32_si128(zc[(r * MT + m) * NB])) : _mm512_setzero_si512();
+    for (int c = 0; c < CPB; c++, xp += 128, off += 64) {
       __m512i xl[MT], xh[MT];
       for (int m = 0; m < MT; m++) {
-        xl[m] = _mm512_loadu_si512(xb + m * K + c * 128);
-        xh[m] = _mm512_loadu_si512(xb + m * K + c * 128 + 64);
+        xl[m] = _mm512_loadu_si512(xp + m * K);
+        xh[m] = _mm512_loadu_si512(xp + m * K + 64);
       }
       for (int r = 0; r < R; r++) {
-        const uint8_t* wp = qr[r] + (b * x.BA + c * 128) / 2;
-        _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetch), _MM_HINT_T0);
-        const __m512i v = _mm512_loadu_si512(wp);
+        const __m512i v = _mm512_loadu_si512(w[r] + off);
         const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         for (int m = 0; m < MT; m++) {
           if constexpr (VNNI) {
@@ -42,16 +76,15 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
         }
       }
     }
-    __m512 sav[MT];
-    for (int m = 0; m < MT; m++) sav[m] = _mm512_set1_ps(x.sa[size_t((m0 + m) * NB + b)]);
-    for (int r = 0; r < R; r++) {
-      const __m512 swv = _mm512_set1_ps(p.sw[size_t(r * NB + b)]);
+    for (int r = 0; r < R; r++)
       for (int m = 0; m < MT; m++) {
-        const __m512i iv = VNNI ? s[r][m] : _mm512_madd_epi16(s[r][m], ones);
-        acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iv), _mm512_mul_ps(swv, sav[m]), acc[r][m]);
+        __m512i iv = s[r][m];
+        if constexpr (!VNNI)
+          iv = _mm512_add_epi32(_mm512_madd_epi16(iv, _mm512_set1_epi16(1)),
+                                _mm512_zextsi128_si512(_mm_cvtsi32_si128(zc[(r * MT + m) * NB])));
+        acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iv), _mm512_set1_ps(cs[(r * MT + m) * NB]), acc[r][m]);
       }
-    }
   }
   for (int r = 0; r < R; r++)
-    for (int m = 0; m < MT; m++) out[r * MT + m] = _mm512_reduce_add_ps(acc[r][m]) - zero_term(a, p, r, m0 + m);
+    for (int m = 0; m < MT; m++) out[r * MT + m] = _mm512_reduce_add_ps(acc[r][m]);
 }
