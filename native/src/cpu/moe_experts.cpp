@@ -81,6 +81,7 @@ PackedTokens pack_tokens(const float* xs, int64_t K, const std::vector<int32_t>&
     const int64_t n = expert_packed_size(off[size_t(e) + 1] - off[size_t(e)], K);
     if (n > 0) { pk.at[size_t(e)] = total; total += n; }
   }
+  if (total == 0) return pk;  // decode: nothing to pack, no pool wake-up
   pk.buf.resize(size_t(total));
   parallel_for(E, 1, [&](int64_t e0, int64_t e1) {
     for (int64_t e = e0; e < e1; e++)
