@@ -1,18 +1,23 @@
 // moe.experts on the CPU against onnxruntime-node's com.microsoft MoE (float32, swiglu, swiglu_fusion = 1,
-// i.e. interleaved gate/up; 2 threads) and QMoE (float16, 4-bit, block_size 128), H = 2048, I = 1024,
-// E = 8, k = 2, T = 1 / 16 / 256, plus the memory floor at T = 1 (bytes of the k chosen experts over the
-// measured copy bandwidth). Ours = moe.topk + moe.experts (ORT's MoE does its own softmax + top-k).
+// i.e. interleaved gate/up; as many threads as ours) and QMoE (float16, 4-bit, block_size 128),
+// H = 2048, I = 1024, E = 8, k = 2, T = 1 / 16 / 256, plus the memory floor at T = 1 (bytes of the k
+// chosen experts over the measured copy bandwidth) and, at T = 256, the CPU matmul (512×2048×2048,
+// float32) in the same rounds. Ours = moe.topk + moe.experts (ORT's MoE does its own softmax + top-k).
 // The machine is shared: ours and the peer are timed alternately, several rounds, and the median of the
 // per-round ratios is reported.
 //   npx tsc -p bench/tsconfig.json && node lib-bench/bench/moe-experts.bench.js [--json FILE] [--rounds N]
+// LLMK_NUM_THREADS=1 runs both sides on one thread (ORT's intraOpNumThreads follows it): the steadier
+// figure on a loaded machine.
 import * as fs from 'fs';
 import * as os from 'os';
 import { synchronizeSync, tensor, type Tensor } from '../ts';
 import * as moe from '../ts/moe';
+import { matmul } from '../ts/ops';
 import * as quant from '../ts/quant';
 import { str, varint } from './onnx';
 
 const H = 2048, I = 1024, E = 8, K = 2, G = 128;
+const THREADS = Number(process.env.LLMK_NUM_THREADS ?? os.cpus().length);
 
 type OrtSession = { run(f: object): Promise<Record<string, { data: ArrayLike<number> }>> };
 type Ort = {
@@ -116,8 +121,14 @@ async function main(): Promise<void> {
     const logits = new Float32Array(T * E).map(() => rnd() * 4);
     using x = tensor(xs, { shape: [T, H] });
     using lg = tensor(logits, { shape: [T, E] });
+    // At T = 1 the same 2 experts every call would leave their 50 MB mostly in the 32 MB L3: calls
+    // rotate over 4 routings that pick experts (2c, 2c+1), so all 8 experts' weights cycle through
+    // memory as in decoding (T = 16 and 256 touch every expert anyway). Both sides rotate alike.
+    const sets = T === 1 ? [0, 1, 2, 3].map((c) => Float32Array.from({ length: E }, (_, e) => (e >> 1 === c ? 4 - (e & 1) : 0))) : [logits];
+    const lgs = sets.map((l) => tensor(l, { shape: [T, E] }));
+    let call = 0;
     const ours = (w: { gateUp: Tensor | quant.Int4Weight; down: Tensor | quant.Int4Weight }) => () => {
-      using r = moe.topk(lg, { k: K });
+      using r = moe.topk(lgs[call++ % lgs.length], { k: K });
       moe.experts(x, r, w, { activation: 'swiglu', layout: 'interleaved' }).dispose();
       synchronizeSync('cpu');
     };
@@ -125,8 +136,9 @@ async function main(): Promise<void> {
     const moeSess = await ort.InferenceSession.create(model('MoE', 1, T, [
       { name: 'W1', type: 1, dims: [E, 2 * I, H], raw: bytes(gu) }, { name: 'W2', type: 1, dims: [E, H, I], raw: bytes(dn) }],
     ['X', 'P', 'W1', '', 'W2'], [['k', K], ['activation_type', 'swiglu'], ['swiglu_fusion', 1], ['normalize_routing_weights', 1]]),
-    { intraOpNumThreads: 2 });
+    { intraOpNumThreads: THREADS });
     const feeds = { X: new ort.Tensor('float32', xs, [T, H]), P: new ort.Tensor('float32', logits, [T, E]) };
+    const feedSets = sets.map((l) => ({ X: feeds.X, P: new ort.Tensor('float32', l, [T, E]) }));
     // accuracy check vs ORT (onnxruntime-node 1.30's CPU swiglu: silu(gate)·up, gate on even rows)
     using r0 = moe.topk(lg, { k: K });
     using y0 = moe.experts(x, r0, { gateUp: gut, down: dnt }, { activation: 'swiglu', layout: 'interleaved' });
@@ -148,18 +160,22 @@ async function main(): Promise<void> {
         { name: 'W2', type: 2, dims: [E, H, I / 2], raw: dq.qweight.toArraySync() as Uint8Array },
         { name: 'S2', type: 10, dims: [E, H, I / G], raw: bytes(s16(dq)) }],
       ['X', 'P', 'W1', 'S1', '', 'W2', 'S2'], [['k', K], ['activation_type', 'swiglu'], ['swiglu_fusion', 1],
-        ['normalize_routing_weights', 1], ['expert_weight_bits', 4], ['block_size', G]]), { intraOpNumThreads: 2 });
+        ['normalize_routing_weights', 1], ['expert_weight_bits', 4], ['block_size', G]]), { intraOpNumThreads: THREADS });
       await qSess.run({ X: new ort.Tensor('float16', x16, [T, H]), P: new ort.Tensor('float16', p16, [T, E]) });
     } catch (e) { qSess = null; qNote = `QMoE peer failed: ${(e as Error).message.split('\n')[0]}`; }
-    const qFeeds = { X: new ort.Tensor('float16', x16, [T, H]), P: new ort.Tensor('float16', p16, [T, E]) };
+    const qFeedSets = sets.map((l) => ({ X: new ort.Tensor('float16', x16, [T, H]), P: new ort.Tensor('float16', Uint16Array.from(l, f16bits), [T, E]) }));
     const budget = T === 256 ? 1500 : 400;
     type M = { wall: number; cpu: number };
-    const rows = { dense: [] as M[], denseOrt: [] as M[], int4: [] as M[], qmoe: [] as M[] };
+    const rows = { dense: [] as M[], denseOrt: [] as M[], int4: [] as M[], qmoe: [] as M[], matmul: [] as M[] };
+    // the dense CPU matmul at a compute-bound shape, the yardstick of the T = 256 goal
+    using ma = T === 256 ? tensor(new Float32Array(512 * H).map(() => rnd()), { shape: [512, H] }) : null;
+    using mb = T === 256 ? tensor(new Float32Array(H * H).map(() => rnd()), { shape: [H, H] }) : null;
     for (let r = 0; r < rounds; r++) {
+      if (ma && mb) rows.matmul.push(await timeMs(() => { matmul(ma, mb).dispose(); synchronizeSync('cpu'); }, budget));
       rows.dense.push(await timeMs(ours({ gateUp: gut, down: dnt }), budget));
-      rows.denseOrt.push(await timeMs(() => moeSess.run(feeds), budget));
+      rows.denseOrt.push(await timeMs(() => moeSess.run(feedSets[call++ % feedSets.length]), budget));
       rows.int4.push(await timeMs(ours({ gateUp: gq, down: dq }), budget));
-      if (qSess) { const s = qSess; rows.qmoe.push(await timeMs(() => s.run(qFeeds), budget)); }
+      if (qSess) { const s = qSess; rows.qmoe.push(await timeMs(() => s.run(qFeedSets[call++ % qFeedSets.length]), budget)); }
     }
     const med = (a: M[], key: keyof M) => median(a.map((v) => v[key]));
     const ratio = (a: M[], b: M[], key: keyof M) => median(a.map((v, i) => b[i][key] / v[key]));
@@ -175,14 +191,19 @@ async function main(): Promise<void> {
       qmoeMs: rows.qmoe.length ? med(rows.qmoe, 'wall') : null, qmoeCpuMs: rows.qmoe.length ? med(rows.qmoe, 'cpu') : null,
       speedupInt4VsQmoe: rows.qmoe.length ? ratio(rows.int4, rows.qmoe, 'wall') : null,
       cpuTimeRatioInt4VsQmoe: rows.qmoe.length ? ratio(rows.int4, rows.qmoe, 'cpu') : null,
+      ...(rows.matmul.length ? {
+        matmulGflopsPerCpuSecond: (2 * 512 * H * H) / (med(rows.matmul, 'cpu') * 1e6),
+        denseOverMatmulGflops: median(rows.dense.map((v, i) => (flops / v.cpu) / ((2 * 512 * H * H) / rows.matmul[i].cpu))),
+      } : {}),
       relL2VsOrtMoe: rel, ...(T === 1 ? { memoryFloorDenseMs: floorMs, denseOverFloor: med(rows.dense, 'wall') / floorMs } : {}),
       note: qNote || undefined,
     };
     console.log(JSON.stringify(res));
+    for (const l of lgs) l.dispose();
     results.push(res);
   }
   const out = {
-    suite: 'moe-experts', date: new Date().toISOString(), cpu: os.cpus()[0]?.model, cores: os.cpus().length,
+    suite: 'moe-experts', date: new Date().toISOString(), cpu: os.cpus()[0]?.model, cores: os.cpus().length, threads: THREADS,
     isa: process.env.LLMK_CPU_MATMUL_ISA ?? 'avx512 (best available)', copyGBs: bw, shape: { H, I, E, k: K, groupSize: G },
     method: `interleaved rounds (${rounds}); per-case medians; speedups are medians of per-round ratios (wall clock, and process CPU time: ORT's threads run in this process too)`, load: os.loadavg(), results,
   };

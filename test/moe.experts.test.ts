@@ -83,6 +83,16 @@ describeDevices(`moe.experts dense (seed ${SEED})`, (device) => {
     await run({ ...base, T: 300, E: 1, k: 1, act: 'gelu', layout: 'concat', bias: false, xdt: 'bfloat16', wdt: 'float16' });
   });
 
+  it('one token, odd H and I (decode path: weight rows not a multiple of the 8 in flight)', async () => {
+    await run({ ...base, T: 1, E: 3, H: 37, I: 13, act: 'swiglu', layout: 'concat', bias: true });
+    await run({ ...base, T: 1, E: 3, H: 37, I: 13, act: 'geglu', layout: 'interleaved', bias: false, wdt: 'bfloat16' });
+  });
+
+  it('35 tokens for one expert, odd I (packed path: a tail panel narrower than the micro-kernel, rows not a multiple of it)', async () => {
+    await run({ ...base, T: 35, E: 1, k: 1, H: 40, I: 29, act: 'swiglu', layout: 'interleaved', bias: true });
+    await run({ ...base, T: 35, E: 1, k: 1, H: 40, I: 29, act: 'relu', layout: 'concat', bias: false });
+  });
+
   it('k = 3 with repeated experts in a row, E = 1', async () => {
     await run({ ...base, T: 5, E: 1, k: 3, act: 'geglu', layout: 'concat', bias: true });
   });

@@ -7,13 +7,15 @@
 //    bias, the activation and the rounding to x's dtype in the epilogue -> h [R, I].
 // 4. GEMM 2 over (expert, block of outputs) items: bias and routing weight in the epilogue -> o [R, H].
 // 5. y[t] = Σ_j o[row(t, j)] in j order (deterministic; skipped slots add nothing), stored in x's dtype.
-// Dense weights go through expert_gemm_tile: dot-product tiles up to 32 tokens per expert; more, the
+// GEMM items are claimed dynamically, the experts with most tokens first; epilogues write h and o along
+// their rows. Dense weights go through expert_gemm_tile: dot-product tiles up to 32 tokens per expert; more, the
 // expert's tokens are packed once per GEMM and every item runs the register-blocked micro-kernel on them. INT4 weights: up to 16 tokens, int4_matmul on the item's rows
 // (its small-M AVX-512/AVX2 kernels); more, the item's rows dequantised into a per-thread float32 tile
 // (never the whole weight) and then expert_gemm_tile.
 #include "moe_experts.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "../core/error.h"
@@ -79,6 +81,7 @@ PackedTokens pack_tokens(const float* xs, int64_t K, const std::vector<int32_t>&
     const int64_t n = expert_packed_size(off[size_t(e) + 1] - off[size_t(e)], K);
     if (n > 0) { pk.at[size_t(e)] = total; total += n; }
   }
+  if (total == 0) return pk;  // decode: nothing to pack, no pool wake-up
   pk.buf.resize(size_t(total));
   parallel_for(E, 1, [&](int64_t e0, int64_t e1) {
     for (int64_t e = e0; e < e1; e++)
@@ -112,6 +115,49 @@ void project(const ExpertWeight& w, int64_t e, int64_t N, int64_t K, int64_t r0,
     dequant_rows(w, e * N + r0, rows, K, deq.data());
     expert_gemm_tile(deq.data(), 0, K, 0, rows, xs, cnt, t.buf.data(), cnt, packed);
   }
+}
+
+// Work items (expert, first row) of a projection with `rows` rows per expert, `per` rows per item,
+// ordered by the expert's token count, largest first, so the dynamic schedule of run_items ends with
+// the cheapest items and both cores finish together.
+std::vector<std::pair<int32_t, int64_t>> work_items(const std::vector<int32_t>& off, int E, int64_t rows, int64_t per) {
+  std::vector<int32_t> order;
+  for (int e = 0; e < E; e++)
+    if (off[size_t(e) + 1] > off[size_t(e)]) order.push_back(e);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) {
+    return off[size_t(a) + 1] - off[size_t(a)] > off[size_t(b) + 1] - off[size_t(b)];
+  });
+  std::vector<std::pair<int32_t, int64_t>> it;
+  for (const int32_t e : order)
+    for (int64_t b = 0; b < rows; b += per) it.push_back({e, b});
+  return it;
+}
+
+// fn(i) for every item i < n, claimed one at a time by each pool thread (a static split into whole
+// experts leaves a core idle when the token counts are skewed).
+template <class Fn>
+void run_items(int64_t n, Fn&& fn) {
+  std::atomic<int64_t> next{0};
+  parallel_for(std::min<int64_t>(n, num_threads()), 1, [&](int64_t, int64_t) {
+    for (int64_t i = next++; i < n; i = next++) fn(i);
+  });
+}
+
+// The layer's float32 buffers (gathered x, h, o), per calling thread and kept between calls so that
+// a decode loop neither zeroes nor faults in fresh pages each call; trim_buffers drops the big ones.
+constexpr size_t kKeepFloats = size_t(16) << 20;
+std::vector<float>& layer_buffer(int slot) {
+  thread_local std::vector<float> bufs[3];
+  return bufs[slot];
+}
+float* reusable(int slot, int64_t n) {
+  std::vector<float>& b = layer_buffer(slot);
+  if (b.size() < size_t(n)) { std::vector<float>().swap(b); b.resize(size_t(n)); }
+  return b.data();
+}
+void trim_buffers() {
+  for (int s = 0; s < 3; s++)
+    if (layer_buffer(s).size() > kKeepFloats) std::vector<float>().swap(layer_buffer(s));
 }
 
 float bias_at(const ExpertWeight& w, int64_t i) { return w.bias ? load_as_f32(w.bias, i, w.bdt) : 0.f; }
@@ -148,75 +194,73 @@ void moe_experts(const void* x, int xdt, const float* weights, const int32_t* id
   for (int64_t r = 0; r < R; r++) row_of_slot[size_t(slot_of[size_t(sorted[size_t(r)])])] = int32_t(r);
 
   // 2. gathered tokens, float32
-  std::vector<float> xg(size_t(R * H)), h(size_t(R * I)), o(size_t(R * H));
+  float* const xg = reusable(0, R * H);
+  float* const h = reusable(1, R * I);
+  float* const o = reusable(2, R * H);
   parallel_for(R, std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1)), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; r++) {
       const int64_t t = slot_of[size_t(sorted[size_t(r)])] / p.k;
-      for (int64_t c = 0; c < H; c++) xg[size_t(r * H + c)] = load_as_f32(x, t * H + c, xdt);
+      for (int64_t c = 0; c < H; c++) xg[r * H + c] = load_as_f32(x, t * H + c, xdt);
     }
   });
 
-  // (expert, row block) work items of a projection with `rows` rows per expert
-  auto items = [&](int64_t rows, int64_t per) {
-    std::vector<std::pair<int32_t, int64_t>> it;
-    for (int e = 0; e < E; e++)
-      if (off[size_t(e) + 1] > off[size_t(e)])
-        for (int64_t b = 0; b < rows; b += per) it.push_back({e, b});
-    return it;
-  };
-
   // 3. GEMM 1 + bias + activation, rounded to x's dtype
   const int64_t per1 = gated ? kRowsPerItem / 2 : kRowsPerItem;
-  const auto it1 = items(I, per1);
-  const PackedTokens px = pack_tokens(xg.data(), H, off, E);
-  parallel_for(int64_t(it1.size()), 1, [&](int64_t i0, int64_t i1) {
-    Tile ga, up;
-    for (int64_t i = i0; i < i1; i++) {
-      const int64_t e = it1[size_t(i)].first, n0 = it1[size_t(i)].second, nb = std::min(per1, I - n0);
-      const int64_t rbeg = off[size_t(e)], cnt = off[size_t(e) + 1] - rbeg;
-      const float* xs = xg.data() + rbeg * H;
-      const float* pk = px.of(e);
-      // row of the gate / up of neuron j (relative to the tile)
-      int64_t gr = 0, gs = 1, ur = 0, us = 1;
-      if (!gated) {
-        project(gate_up, e, N1, H, n0, nb, xs, cnt, pk, ga);
-      } else if (p.interleaved) {
-        project(gate_up, e, N1, H, 2 * n0, 2 * nb, xs, cnt, pk, ga);
-        gs = 2; ur = 1; us = 2;
-      } else {
-        project(gate_up, e, N1, H, n0, nb, xs, cnt, pk, ga);
-        project(gate_up, e, N1, H, I + n0, nb, xs, cnt, pk, up);
-      }
-      const Tile& ut = (gated && !p.interleaved) ? up : ga;
+  const auto it1 = work_items(off, E, I, per1);
+  const PackedTokens px = pack_tokens(xg, H, off, E);
+  run_items(int64_t(it1.size()), [&](int64_t i) {
+    thread_local Tile ga, up;
+    thread_local std::vector<float> bias;
+    const int64_t e = it1[size_t(i)].first, n0 = it1[size_t(i)].second, nb = std::min(per1, I - n0);
+    const int64_t rbeg = off[size_t(e)], cnt = off[size_t(e) + 1] - rbeg;
+    const float* xs = xg + rbeg * H;
+    const float* pk = px.of(e);
+    // row of the gate / up of neuron j (relative to the tile)
+    int64_t gr = 0, gs = 1, ur = 0, us = 1;
+    if (!gated) {
+      project(gate_up, e, N1, H, n0, nb, xs, cnt, pk, ga);
+    } else if (p.interleaved) {
+      project(gate_up, e, N1, H, 2 * n0, 2 * nb, xs, cnt, pk, ga);
+      gs = 2; ur = 1; us = 2;
+    } else {
+      project(gate_up, e, N1, H, n0, nb, xs, cnt, pk, ga);
+      project(gate_up, e, N1, H, I + n0, nb, xs, cnt, pk, up);
+    }
+    const Tile& ut = (gated && !p.interleaved) ? up : ga;
+    bias.resize(size_t(2 * nb));  // gate and up bias of each neuron
+    for (int64_t j = 0; j < nb; j++) {
+      const int64_t n = n0 + j;
+      const int64_t grow = gated && p.interleaved ? 2 * n : n, urow = p.interleaved ? 2 * n + 1 : I + n;
+      bias[size_t(2 * j)] = bias_at(gate_up, e * N1 + grow);
+      bias[size_t(2 * j + 1)] = gated ? bias_at(gate_up, e * N1 + urow) : 0.f;
+    }
+    // token-major, so h is written along its rows (the tile is small and cache-resident)
+    for (int64_t m = 0; m < cnt; m++) {
+      float* hm = h + (rbeg + m) * I + n0;
       for (int64_t j = 0; j < nb; j++) {
-        const int64_t n = n0 + j;
-        const int64_t grow = gated && p.interleaved ? 2 * n : n, urow = p.interleaved ? 2 * n + 1 : I + n;
-        const float gb = bias_at(gate_up, e * N1 + grow), ub = gated ? bias_at(gate_up, e * N1 + urow) : 0.f;
-        for (int64_t m = 0; m < cnt; m++) {
-          const float g = ga.at(gr + j * gs, m) + gb;
-          const float u = gated ? ut.at(ur + j * us, m) + ub : 0.f;
-          h[size_t((rbeg + m) * I + n)] = moe_act::round_to(xdt, moe_act::apply(p.activation, g, u));
-        }
+        const float g = ga.at(gr + j * gs, m) + bias[size_t(2 * j)];
+        const float u = gated ? ut.at(ur + j * us, m) + bias[size_t(2 * j + 1)] : 0.f;
+        hm[j] = moe_act::round_to(xdt, moe_act::apply(p.activation, g, u));
       }
     }
   });
 
   // 4. GEMM 2 + bias, times the routing weight
-  const auto it2 = items(H, kRowsPerItem);
-  const PackedTokens ph = pack_tokens(h.data(), I, off, E);
-  parallel_for(int64_t(it2.size()), 1, [&](int64_t i0, int64_t i1) {
-    Tile d;
-    for (int64_t i = i0; i < i1; i++) {
-      const int64_t e = it2[size_t(i)].first, h0 = it2[size_t(i)].second, hb = std::min(kRowsPerItem, H - h0);
-      const int64_t rbeg = off[size_t(e)], cnt = off[size_t(e) + 1] - rbeg;
-      project(down, e, H, I, h0, hb, h.data() + rbeg * I, cnt, ph.of(e), d);
-      for (int64_t j = 0; j < hb; j++) {
-        const float b = bias_at(down, e * H + h0 + j);
-        for (int64_t m = 0; m < cnt; m++) {
-          const int64_t r = rbeg + m;
-          o[size_t(r * H + h0 + j)] = weights[slot_of[size_t(sorted[size_t(r)])]] * (d.at(j, m) + b);
-        }
-      }
+  const auto it2 = work_items(off, E, H, kRowsPerItem);
+  const PackedTokens ph = pack_tokens(h, I, off, E);
+  run_items(int64_t(it2.size()), [&](int64_t i) {
+    thread_local Tile d;
+    thread_local std::vector<float> bias;
+    const int64_t e = it2[size_t(i)].first, h0 = it2[size_t(i)].second, hb = std::min(kRowsPerItem, H - h0);
+    const int64_t rbeg = off[size_t(e)], cnt = off[size_t(e) + 1] - rbeg;
+    project(down, e, H, I, h0, hb, h + rbeg * I, cnt, ph.of(e), d);
+    bias.resize(size_t(hb));
+    for (int64_t j = 0; j < hb; j++) bias[size_t(j)] = bias_at(down, e * H + h0 + j);
+    for (int64_t m = 0; m < cnt; m++) {  // token-major: o written along its rows
+      const int64_t r = rbeg + m;
+      const float wt = weights[slot_of[size_t(sorted[size_t(r)])]];
+      float* orow = o + r * H + h0;
+      for (int64_t j = 0; j < hb; j++) orow[j] = wt * (d.at(j, m) + bias[size_t(j)]);
     }
   });
 
@@ -228,12 +272,13 @@ void moe_experts(const void* x, int xdt, const float* weights, const int32_t* id
       for (int j = 0; j < p.k; j++) {
         const int32_t r = row_of_slot[size_t(t * p.k + j)];
         if (r < 0) continue;
-        const float* orow = o.data() + int64_t(r) * H;
+        const float* orow = o + int64_t(r) * H;
         for (int64_t c = 0; c < H; c++) acc[size_t(c)] += orow[c];
       }
       for (int64_t c = 0; c < H; c++) store_from_f32(y, t * H + c, xdt, acc[size_t(c)]);
     }
   });
+  trim_buffers();
 }
 
 }  // namespace llmk::cpu
