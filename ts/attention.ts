@@ -71,8 +71,8 @@ export function blockSparse<D extends DType>(q: Tensor<D>, k: Tensor, v: Tensor,
   check(layout instanceof BlockLayout, 'ERR_LLMK_ARG', `${op}: layout must be a BlockLayout (see attention.BlockLayout builders)`);
   // Shapes, dtypes, devices, the layout's fit and the option values are checked natively (ops/attention.cpp).
   const res = native.attention.blockSparse(q.handle, k.handle, v.handle, planOf(layout, q.device), opts);
-  const out = adopt<D>(res[0], q.device);
-  const lse = res[1] ? adopt<'float32'>(res[1], q.device) : undefined;
+  const out = adopt<D>(res[0], q.device, 0);
+  const lse = res[1] !== null ? adopt<'float32'>(res[1], q.device, 1) : undefined;
   const dispose = (): void => { out.dispose(); lse?.dispose(); };
   return { out, lse, dispose, [Symbol.dispose]: dispose };
 }

@@ -148,7 +148,7 @@ export function topk(logits: Tensor, opts: TopkOptions): TopkResult {
   const [w, ids] = native.moe.topk(logits.handle, opts.k, scoring === 'sigmoid', renormalize, bias ? bias.handle : null,
     groups ? groups.count : null, groups ? groups.topk : 0, opts.scale ?? 1);
   const d = logits.device;
-  return new TopkResult(adopt(w, d), adopt(ids, d));
+  return new TopkResult(adopt(w, d, 0), adopt(ids, d, 1));
 }
 
 /**
@@ -166,7 +166,7 @@ export function align(ids: Tensor, opts: { numExperts: number; blockSize: number
   checkOptions(opts, 'moe.align', '{ numExperts, blockSize }');
   const [s, b, np] = native.moe.align(ids.handle, opts.numExperts, opts.blockSize);
   const d = ids.device;
-  return new AlignResult(adopt(s, d), adopt(b, d), adopt(np, d));
+  return new AlignResult(adopt(s, d, 0), adopt(b, d, 1), adopt(np, d, 2));
 }
 
 /**
@@ -183,7 +183,7 @@ export function permute<D extends DType>(x: Tensor<D>, ids: Tensor, opts: { numE
   checkOptions(opts, 'moe.permute', '{ numExperts }');
   const [o, rm, eo] = native.moe.permute(x.handle, ids.handle, opts.numExperts);
   const d = x.device;
-  return new PermuteResult(adopt<D>(o, d), adopt(rm, d), adopt(eo, d));
+  return new PermuteResult(adopt<D>(o, d, 0), adopt(rm, d, 1), adopt(eo, d, 2));
 }
 
 /**

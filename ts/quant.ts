@@ -27,7 +27,7 @@ import { DeviceName, DeviceSpec, parseDevice, assertDeviceAvailable } from './de
 import { DType, dtypeId } from './dtype';
 import { check } from './errors';
 import { native } from './native';
-import { NativeResult, Tensor, adopt, checkTensor, tensor } from './tensor';
+import { Tensor, adopt, checkTensor, tensor } from './tensor';
 
 /** Group sizes `quantize` accepts (any divisor-free choice is also allowed: groupSize = K). */
 export const GROUP_SIZES = [32, 64, 128, 256] as const;
@@ -149,9 +149,9 @@ export class Int4Weight {
   }
 }
 
-/** Tensors of native results ([handle, shape, dtype] or null) on `device`. */
-function adoptAll(rs: (NativeResult | null)[], device: DeviceName): (Tensor | null)[] {
-  return rs.map((r) => (r ? adopt(r, device) : null));
+/** Tensors of a native op's results (handles, null for none; result i described in slot i) on `device`. */
+function adoptAll(rs: (number | null)[], device: DeviceName): (Tensor | null)[] {
+  return rs.map((r, i) => (r !== null ? adopt(r, device, i) : null));
 }
 
 /**

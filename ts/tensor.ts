@@ -295,12 +295,19 @@ export function rand<D extends DType = 'float32'>(shape: readonly number[], opts
 export function randn<D extends DType = 'float32'>(shape: readonly number[], opts?: RandomOptions<D>): Tensor<D> { return random(shape, opts, true); }
 
 /** Throws unless `t` is a live Tensor (ERR_LLMK_ARG / ERR_LLMK_DISPOSED). */
-/** What a native op returns for a result whose shape it decided: [handle, shape, dtype id] (napi/common.h). */
-export type NativeResult = [Handle, number[], number];
+// Dtype and shape of the results of the last native op (napi/common.h wrap_result): RESULT_STRIDE numbers per
+// slot — dtype id, ndim, dims. Read by adopt() right after the op returns, before any other native call.
+const RESULT_STRIDE = 10;
+let resultInfo: Float64Array | undefined;
 
-/** @internal The Tensor of a native op's result (`wrap_result`); the op, not TypeScript, decided its shape. */
-export function adopt<D extends DType = DType>(r: NativeResult, device: DeviceName): Tensor<D> {
-  return new Tensor(r[0], r[1], DTYPES[r[2]] as D, device);
+/** @internal The Tensor of a native op's result: the op, not TypeScript, decided its shape (slot i of the op's results). */
+export function adopt<D extends DType = DType>(handle: Handle, device: DeviceName, slot = 0): Tensor<D> {
+  const info = resultInfo ??= native.resultInfo as Float64Array;
+  const at = slot * RESULT_STRIDE;
+  const ndim = info[at + 1];
+  const shape = new Array<number>(ndim);
+  for (let k = 0; k < ndim; k++) shape[k] = info[at + 2 + k];
+  return new Tensor(handle, shape, DTYPES[info[at]] as D, device);
 }
 
 export function checkTensor(t: unknown, what: string): asserts t is Tensor {

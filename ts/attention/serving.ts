@@ -43,8 +43,8 @@ function maskOptions(op: string, opts: unknown): MaskOptions {
 }
 
 function result(res: [unknown, unknown], q: Tensor): ServingResult {
-  const out = adopt(res[0] as never, q.device);
-  const lse = res[1] ? adopt<'float32'>(res[1] as never, q.device) : undefined;
+  const out = adopt(res[0] as never, q.device, 0);
+  const lse = res[1] !== null ? adopt<'float32'>(res[1] as never, q.device, 1) : undefined;
   const dispose = (): void => { out.dispose(); lse?.dispose(); };
   return { out, lse, dispose, [Symbol.dispose]: dispose };
 }
@@ -113,8 +113,8 @@ export class KvCache {
     const dev = parseDevice(opts.device);
     // The sizes' ranges are the paged op's contract, checked natively when the cache is made.
     const [key, value] = native.attention.kvCache(opts, dtypeId(opts.dtype ?? 'float32'), dev.kind, dev.index);
-    this.key = adopt(key, dev.name);
-    this.value = adopt(value, dev.name);
+    this.key = adopt(key, dev.name, 0);
+    this.value = adopt(value, dev.name, 1);
     [this.numPages, this.pageSize, this.kvHeads, this.headDim] = this.key.shape;
   }
 

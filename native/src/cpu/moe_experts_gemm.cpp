@@ -14,19 +14,8 @@
 
 namespace llmk::cpu::moe_gemm {
 
-// Blocking constants and the job record matmul_kernel.h expects (its whole-matrix driver is compiled
-// here too but only its tile pieces are used).
-constexpr int64_t MC = 128, NC = 256, KC = 128;
-constexpr int SMALL_M = 4;
-constexpr int64_t SMALL_M_MAX = 16;
-struct Job {
-  const void* a;
-  const void* b;
-  void* out;
-  int64_t M, N, K;
-  int dt;
-  bool pack_b;
-};
+// The depth block matmul_kernel.h's packers need (its whole-matrix driver lives in matmul_driver.h).
+constexpr int64_t KC = 128;
 
 // Per-thread buffer `slot` of at least n floats, kept between calls.
 float* scratch(int slot, int64_t n) {

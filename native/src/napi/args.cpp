@@ -64,31 +64,30 @@ std::string arg_bytes(const Napi::CallbackInfo& info, size_t i, const char* name
   return std::string(reinterpret_cast<const char*>(a.Data()), a.ByteLength());
 }
 
-Napi::Array wrap_tensors(Napi::Env env, std::initializer_list<llmk::Tensor> ts) {
-  Napi::Array a = Napi::Array::New(env, ts.size());
-  uint32_t k = 0;
-  for (const llmk::Tensor& t : ts) a.Set(k++, t.defined() ? wrap_tensor(env, t) : env.Null());
-  return a;
-}
-
-Napi::Value wrap_result(Napi::Env env, llmk::Tensor t) {
+Napi::Value wrap_result(Napi::Env env, llmk::Tensor t, size_t slot) {
   if (!t.defined()) return env.Null();
   const llmk::Shape& shape = t.shape();
-  Napi::Array dims = Napi::Array::New(env, shape.size());
-  for (uint32_t k = 0; k < shape.size(); k++) dims.Set(k, double(shape[k]));
-  const double dtype = double(int(t.dtype()));
-  Napi::Array r = Napi::Array::New(env, 3);
-  r.Set(0u, wrap_tensor(env, std::move(t)));
-  r.Set(1u, dims);
-  r.Set(2u, dtype);
-  return r;
+  if (slot >= kResultSlots || shape.size() > kResultMaxDims)
+    throw llmk::Error(ErrCode::Internal, llmk::fmt("wrap_result: slot %zu / rank %zu out of range", slot, shape.size()));
+  double* info = env_data(env).result_slots + slot * kResultStride;
+  info[0] = double(int(t.dtype()));
+  info[1] = double(shape.size());
+  for (size_t k = 0; k < shape.size(); k++) info[2 + k] = double(shape[k]);
+  return wrap_tensor(env, std::move(t));
 }
 
 Napi::Array wrap_results(Napi::Env env, std::initializer_list<llmk::Tensor> ts) {
   Napi::Array a = Napi::Array::New(env, ts.size());
   uint32_t k = 0;
-  for (const llmk::Tensor& t : ts) a.Set(k++, wrap_result(env, t));
+  for (const llmk::Tensor& t : ts) { a.Set(k, wrap_result(env, t, k)); k++; }
   return a;
+}
+
+void init_result_info(Napi::Env env, Napi::Object exports) {
+  Napi::Float64Array buf = Napi::Float64Array::New(env, kResultSlots * kResultStride);
+  env_data(env).result_slots = buf.Data();
+  env_data(env).result_info = Napi::Persistent(buf);
+  exports.Set("resultInfo", buf);
 }
 
 }  // namespace llmk::napi

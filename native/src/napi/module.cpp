@@ -12,6 +12,7 @@ Napi::Object init_module(Napi::Env env, Napi::Object exports) {
   // The thread's CPU stream exists before any tensor: a storage records the stream its allocating op
   // runs on only when the thread already has one (stream workers must not get streams of their own).
   guarded(env, [] { default_stream(Device{}); });
+  init_result_info(env, exports);
   init_tensor_binding(env, exports);
   init_runtime_binding(env, exports);
   init_ops_binding(env, exports);
