@@ -281,15 +281,17 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     for (int64_t j = 0; j < nk; j++)
       for (int64_t c = 0; c < groups; c++) at[c * bk + j] = kv_row(a, sq, j0 + j, (t.h0 + c * gk) / G);
   };
-  auto prefetch_group = [&](const int64_t* at, int64_t nk, int64_t c) {
-    for (int64_t j = 0; j < nk; j++) {
-      const char* kp = static_cast<const char*>(a.k) + at[c * bk + j] * esz;
-      const char* vp = static_cast<const char*>(a.v) + at[c * bk + j] * esz;
-      for (int64_t b = 0; b < D * esz; b += 64) {
-        __builtin_prefetch(kp + b);
-        __builtin_prefetch(vp + b);
-      }
+  // The K and V rows at element offset `row` into the cache.
+  auto prefetch_row = [&](int64_t row) {
+    const char* kp = static_cast<const char*>(a.k) + row * esz;
+    const char* vp = static_cast<const char*>(a.v) + row * esz;
+    for (int64_t b = 0; b < D * esz; b += 64) {
+      __builtin_prefetch(kp + b);
+      __builtin_prefetch(vp + b);
     }
+  };
+  auto prefetch_group = [&](const int64_t* at, int64_t nk, int64_t c) {
+    for (int64_t j = 0; j < nk; j++) prefetch_row(at[c * bk + j]);
   };
   int64_t* at = w.at;
   int64_t* at_next = w.at + MAX_WIDE_KV * MAXBK;
@@ -304,14 +306,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   const bool stream = few && v_in_place;
   const int64_t PD = std::clamp<int64_t>(PREFETCH_BYTES / (2 * groups * D * esz), 1, bk);
   auto prefetch_token = [&](const int64_t* row_at, int64_t j) {
-    for (int64_t c = 0; c < groups; c++) {
-      const char* kp = static_cast<const char*>(a.k) + row_at[c * bk + j] * esz;
-      const char* vp = static_cast<const char*>(a.v) + row_at[c * bk + j] * esz;
-      for (int64_t b = 0; b < D * esz; b += 64) {
-        __builtin_prefetch(kp + b);
-        __builtin_prefetch(vp + b);
-      }
-    }
+    for (int64_t c = 0; c < groups; c++) prefetch_row(row_at[c * bk + j]);
   };
   while (pi < pe) {
     const int64_t pn = tile_keys(pi + 1, nj0, nnk);
