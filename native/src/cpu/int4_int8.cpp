@@ -29,6 +29,41 @@ inline void weight_params(const Args& a, int64_t n, int64_t g, float& sw, int& z
   z = a.zeros ? int(a.zeros[n * G + g]) : 8;
 }
 
+// Output (n, m) by the definition, any ISA's layout: the portable kernel, and the fix-up of rows with
+// non-finite blocks (computed term by term as Σ x·w there, as the float mode does).
+float dot_generic(const Args& a, int64_t n, int64_t m) {
+  const QuantX& x = *a.x;
+  const int64_t K = a.K, bpg = a.group / x.BA, h = x.CH / 2;
+  const uint8_t* qrow = a.q + n * (K / 2);
+  float acc = 0.f;
+  for (int64_t b = 0; b < x.NB; b++) {
+    const int64_t k0 = b * x.BA, mb = m * x.NB + b;
+    float sw;
+    int z;
+    weight_params(a, n, b / bpg, sw, z);
+    const float sa = x.sa[size_t(mb)];
+    if (std::isfinite(sa)) {
+      int32_t I = 0;
+      for (int64_t c = k0; c < k0 + x.BA; c += x.CH) {
+        const int8_t* xq = x.q + m * K + c;
+        for (int64_t j = 0; j < h; j++) {
+          const uint32_t byte = qrow[c / 2 + j];
+          I += int32_t(byte & 15u) * xq[j] + int32_t(byte >> 4) * xq[h + j];
+        }
+      }
+      acc += (sa * sw) * float(I - z * x.sum[size_t(mb)]);
+    } else {
+      const float* xr = x.xf.data() + m * K;
+      float t = 0.f;
+      for (int64_t k = k0; k < k0 + x.BA; k++)
+        t += xr[k] * (sw * (float((qrow[k >> 1] >> ((k & 1) * 4)) & 15u) - float(z)));
+      acc += t;
+    }
+  }
+  return acc;
+}
+
+#if defined(LLMK_CPU_X86)  // set-up of the SIMD tiles (here and in int4_int8_avx512.h)
 // p.sw and p.z for rows n.. (nr valid; missing ones repeat the last), R of them. Runs once per row tile:
 // the dtype dispatch is hoisted out of the loops.
 void row_params(const Args& a, int64_t n, int nr, int R, RowParams& p) {
@@ -65,40 +100,6 @@ void tile_params(const Args& a, RowParams& p, int R, int MT, int64_t m0) {
     }
 }
 
-// Output (n, m) by the definition, any ISA's layout: the portable kernel, and the fix-up of rows with
-// non-finite blocks (computed term by term as Σ x·w there, as the float mode does).
-float dot_generic(const Args& a, int64_t n, int64_t m) {
-  const QuantX& x = *a.x;
-  const int64_t K = a.K, bpg = a.group / x.BA, h = x.CH / 2;
-  const uint8_t* qrow = a.q + n * (K / 2);
-  float acc = 0.f;
-  for (int64_t b = 0; b < x.NB; b++) {
-    const int64_t k0 = b * x.BA, mb = m * x.NB + b;
-    float sw;
-    int z;
-    weight_params(a, n, b / bpg, sw, z);
-    const float sa = x.sa[size_t(mb)];
-    if (std::isfinite(sa)) {
-      int32_t I = 0;
-      for (int64_t c = k0; c < k0 + x.BA; c += x.CH) {
-        const int8_t* xq = x.q + m * K + c;
-        for (int64_t j = 0; j < h; j++) {
-          const uint32_t byte = qrow[c / 2 + j];
-          I += int32_t(byte & 15u) * xq[j] + int32_t(byte >> 4) * xq[h + j];
-        }
-      }
-      acc += (sa * sw) * float(I - z * x.sum[size_t(mb)]);
-    } else {
-      const float* xr = x.xf.data() + m * K;
-      float t = 0.f;
-      for (int64_t k = k0; k < k0 + x.BA; k++)
-        t += xr[k] * (sw * (float((qrow[k >> 1] >> ((k & 1) * 4)) & 15u) - float(z)));
-      acc += t;
-    }
-  }
-  return acc;
-}
-
 // The SIMD tiles' set-up: the portable one (returns true) unless `simd`; else p.cs / p.zc sized for the
 // caller's vector code (returns false).
 bool setup_portable(const Args& a, RowParams& p, int R, int MT, int64_t n, int nr, int64_t m0, bool simd) {
@@ -112,7 +113,6 @@ bool setup_portable(const Args& a, RowParams& p, int R, int MT, int64_t n, int n
   return false;
 }
 
-#if defined(LLMK_CPU_X86)
 namespace avx2 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
