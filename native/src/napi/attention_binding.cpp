@@ -123,7 +123,7 @@ Napi::Value attention_plan(const Napi::CallbackInfo& info) {
   });
 }
 
-// blockSparse(q, k, v, plan, opts) -> [out, lse | null] as [handle, shape, dtype] results
+// blockSparse(q, k, v, plan, opts) -> [out, lse | null] (handles; shapes in native.resultInfo)
 Napi::Value attention_block_sparse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const Tensor& q = arg_tensor(info, 0, "attention.blockSparse: q");

@@ -1,7 +1,7 @@
 // Bindings for MoE routing and the expert layer (`native.moe.*`): read the positional arguments with the
-// vocabulary of common.h, call ops::moe_*, return each result as [handle, shape, dtype]. Every tensor
-// contract (dtypes, shapes, ranges that depend on shapes) is checked once, by the ops layer; ts/moe.ts
-// checks only what is JavaScript (types, enums, option names).
+// vocabulary of common.h, call ops::moe_*, return results with wrap_result(s) (handles; dtype and shape in
+// native.resultInfo). Every tensor contract (dtypes, shapes, ranges that depend on shapes) is checked once,
+// by the ops layer; ts/moe.ts checks only what is JavaScript (types, enums, option names).
 #include <cstdint>
 #include "common.h"
 #include "../cpu/moe.h"
