@@ -211,12 +211,11 @@ void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t nr, int64_t j0
     for (int64_t j = 0; j < nk; j++)
       for (int64_t i = 0; i < m; i++) s[j * mp + i] = c * std::tanh(s[j * mp + i] * ic);
   }
-  if (!full) {
+  if (!full) {  // per key and query row r (rows r, r + nr, ... are its heads): no division per logit
     for (int64_t j = 0; j < nk; j++)
-      for (int64_t i = 0; i < m; i++) {
-        const int64_t r = i % nr, key = j0 + j;
-        if (key < w.lo[r] || key > w.hi[r]) s[j * mp + i] = ninf;
-      }
+      for (int64_t r = 0; r < nr; r++)
+        if (j0 + j < w.lo[r] || j0 + j > w.hi[r])
+          for (int64_t i = r; i < m; i += nr) s[j * mp + i] = ninf;
   }
   // Row loops over the padded width mp (padding rows hold logits 0 and are never stored): restrict
   // pointers so they vectorise.
