@@ -23,6 +23,7 @@ namespace {
 constexpr int64_t MAXM = 256;   // rows (query rows × heads of a group) of one task
 constexpr int64_t MAXBK = 128;  // key tile (layout blockK)
 constexpr int64_t MAXD = 256;
+constexpr int64_t ROW_PAD = 16;  // floats added to the row stride of Qᵀ and the logits (Work::ms)
 constexpr int64_t FEW_ROWS = 8;  // up to this many rows per KV head (decode): scores as row dot products
 constexpr int64_t PREFETCH_BYTES = 16384;  // decode: K/V bytes prefetched ahead of the row being read
 constexpr int64_t MAX_WIDE_KV = 16;  // decode tasks take every KV head of a sequence, up to this many
@@ -49,10 +50,13 @@ struct Work {
   const float* krow[MAX_WIDE_KV * MAXBK];  // the tile's K rows (in place or converted), per group
   const float* qtrow[MAXD];                // rows of qt
   int64_t mp = 0, dp = 0;  // rows and head size rounded up to the vector width
+  // Row stride of Qᵀ and of the logits: mp and one cache line, so that the rows of a GEMM panel (mp a multiple
+  // of 256 floats would put them 1 KB apart, in 4 of L1's 64 sets) do not evict each other.
+  int64_t ms = 0;
   float* base = nullptr;
   Work() {
-    const size_t nqt = MAXD * MAXM, ns = MAXBK * MAXM, no = MAXM * MAXD, nkv = MAXBK * MAXD, row = MAXM + MAXD;
-    const size_t nvt = MAX_WIDE_KV * nkv;
+    const size_t nqt = MAXD * (MAXM + ROW_PAD), ns = MAXBK * (MAXM + ROW_PAD), no = MAXM * MAXD, nkv = MAXBK * MAXD, row = MAXM + MAXD;
+    const size_t nvt = MAX_WIDE_KV * MAXBK * (MAXD + ROW_PAD);
     base = static_cast<float*>(std::aligned_alloc(64, (2 * nqt + ns + no + nkv + nvt + 5 * row) * sizeof(float)));
     if (!base) throw Error(ErrCode::OOM, "attention: cannot allocate the CPU work buffers");
     float* p = base;

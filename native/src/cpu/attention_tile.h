@@ -5,7 +5,7 @@
 //   vzero, vload, vstore, vbcast, vfma, vset, vmax, vfloor, vpow2 (2^n of integral lanes), vzero_where_ninf, vhsum,
 //   vhsum_n (the sums of NACC vectors)
 //   (always inline); cvt_f16 / cvt_to_f16 (a row of float16 to / from float32).
-// It uses from attention_core.cpp: AttnCoreArgs, AttnSeq, Task, Work, key_range, kv_row, FEW_ROWS.
+// It uses from attention_core.cpp: AttnCoreArgs, AttnSeq, Task, Work, key_range, kv_row, FEW_ROWS, ROW_PAD.
 // A task may cover only a key chunk [klo, khi] of its rows (split-K decode): it then leaves its unnormalised
 // O, running max and sum in t.part and merge_task combines the chunks (log-sum-exp), as flash-decoding does.
 
@@ -203,25 +203,25 @@ LLMK_ALWAYS_INLINE void exp_row(float* x, const float* base, float* sum, int64_t
 // then O = O·alpha + P·V. lo/hi: visible key interval of each row (per query row: i / g), `full`: no row
 // masks any key of the tile. The caller then adds P·V.
 void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t nr, int64_t j0, int64_t nk, bool full) {
-  const int64_t mp = w.mp, dp = w.dp;
+  const int64_t mp = w.mp, dp = w.dp, ms = w.ms;
   float* s = w.s;
   const float ninf = -std::numeric_limits<float>::infinity();
   if (a.softcap > 0.f) {
     const float c = a.softcap, ic = 1.f / a.softcap;
     for (int64_t j = 0; j < nk; j++)
-      for (int64_t i = 0; i < m; i++) s[j * mp + i] = c * std::tanh(s[j * mp + i] * ic);
+      for (int64_t i = 0; i < m; i++) s[j * ms + i] = c * std::tanh(s[j * ms + i] * ic);
   }
   if (!full) {  // per key and query row r (rows r, r + nr, ... are its heads): no division per logit
     for (int64_t j = 0; j < nk; j++)
       for (int64_t r = 0; r < nr; r++)
         if (j0 + j < w.lo[r] || j0 + j > w.hi[r])
-          for (int64_t i = r; i < m; i += nr) s[j * mp + i] = ninf;
+          for (int64_t i = r; i < m; i += nr) s[j * ms + i] = ninf;
   }
   // Row loops over the padded width mp (padding rows hold logits 0 and are never stored): restrict
   // pointers so they vectorise.
   float* mx = w.tmp;
   for (int64_t i = 0; i < mp; i++) mx[i] = ninf;
-  for (int64_t j = 0; j < nk; j++) row_max(mx, s + j * mp, mp);
+  for (int64_t j = 0; j < nk; j++) row_max(mx, s + j * ms, mp);
   float* rs = w.rowsum;  // first the rows' old maxima
   for (int64_t i = 0; i < mp; i += L) {
     const V mo = vload(w.m + i), mn = vmax(mo, vload(mx + i));
@@ -237,7 +237,7 @@ void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t nr, int64_t j0
     rescale |= w.alpha[i] != 1.f;
   }
   for (int64_t i = 0; i < mp; i++) rs[i] = 0.f;
-  for (int64_t j = 0; j < nk; j++) exp_row(s + j * mp, mx, rs, mp);
+  for (int64_t j = 0; j < nk; j++) exp_row(s + j * ms, mx, rs, mp);
   for (int64_t i = 0; i < mp; i++) w.l[i] = w.l[i] * w.alpha[i] + rs[i];
   if (rescale)
     for (int64_t i = 0; i < m; i++) {
@@ -281,17 +281,25 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   const float ninf = -std::numeric_limits<float>::infinity();
   w.mp = (m + L - 1) / L * L;
   w.dp = (D + L - 1) / L * L;
-  const int64_t mp = w.mp, dp = w.dp;
-  // Qᵀ scaled: [D][mp], zero beyond row m.
+  w.ms = w.mp + ROW_PAD;
+  const int64_t mp = w.mp, dp = w.dp, ms = w.ms;
+  // Qᵀ scaled: [D][ms], zero beyond row m.
   for (int64_t i = 0; i < m; i++) {
     const int64_t r = i % nr, h = t.h0 + i / nr;
     load_row(a.q, dt, ((sq.q0 + t.r0 + r) * a.Hq + h) * D, D, w.tmp);
-    for (int64_t d = 0; d < D; d++) w.qt[d * mp + i] = w.qr[i * D + d] = w.tmp[d] * a.scale;
+    for (int64_t d = 0; d < D; d++) w.qt[d * ms + i] = w.qr[i * D + d] = w.tmp[d] * a.scale;
   }
-  const bool few = gm <= FEW_ROWS && D % L == 0, v_in_place = dt == 0 && D % L == 0;
-  for (int64_t d = 0; d < D; d++) w.qtrow[d] = w.qt + d * mp;
+  const bool few = gm <= FEW_ROWS && D % L == 0;
+  // V rows read in place (float32): in a decode tile, and in a GEMM tile that walks V in at most two column
+  // panels (AVX-512 at D <= 128). With more panels (AVX2: 16 columns each) every panel re-reads the tile's rows,
+  // which in place are Hkv·D floats apart (often a multiple of 1 KB: a few L1 sets evicting each other), so they
+  // are copied (as other dtypes are converted) to rows vs apart: AVX2 causal S=2048, D=128 ran 9% faster so,
+  // AVX-512 4% slower.
+  const bool v_in_place = dt == 0 && D % L == 0 && (few || dp <= 2 * NVM * L);
+  const int64_t vs = dp + ROW_PAD;
+  for (int64_t d = 0; d < D; d++) w.qtrow[d] = w.qt + d * ms;
   for (int64_t d = 0; d < D; d++)
-    for (int64_t i = m; i < mp; i++) w.qt[d * mp + i] = 0.f;
+    for (int64_t i = m; i < mp; i++) w.qt[d * ms + i] = 0.f;
   for (int64_t r = 0; r < nr; r++) {
     const KeyRange kr = key_range(t.r0 + r, sq.nq, sq.nk, a.causal, a.win_left, a.win_right);
     w.lo[r] = kr.lo;
@@ -303,7 +311,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   }
   std::fill(w.o, w.o + m * dp, 0.f);
   for (int64_t j = 0; j < groups * bk; j++)
-    for (int64_t d = D; d < dp; d++) w.vt[j * dp + d] = 0.f;
+    for (int64_t d = D; d < dp; d++) w.vt[j * vs + d] = 0.f;
   // lo and hi are non-decreasing in r; a split task sees only its key chunk [klo, khi]
   const int64_t lo_all = std::max(w.lo[0], t.klo), hi_all = std::min(w.hi[nr - 1], t.khi);
 
@@ -376,7 +384,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
           krow[c * bk + j] = static_cast<const float*>(a.k) + at[c * bk + j];
           w.vrow[c * bk + j] = static_cast<const float*>(a.v) + at[c * bk + j];
         }
-      scores_few(nk, groups, gm, krow, bk, w.qr, D, w.s, mp, [&](int64_t j, int64_t n) {
+      scores_few(nk, groups, gm, krow, bk, w.qr, D, w.s, ms, [&](int64_t j, int64_t n) {
         for (int64_t ahead = j + n + PD; ahead < j + 2 * n + PD; ahead++) {  // PD tokens beyond this block
           if (ahead < nk) prefetch_token(at, ahead);
           else if (pn < pe && ahead - nk < nnk) prefetch_token(at_next, ahead - nk);
@@ -393,17 +401,17 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
             load_row(a.k, dt, o, D, w.kt + j * D);
             krow[j] = w.kt + j * D;
           }
-          // V rows: float32 with D a multiple of L is read in place; else converted (and zero-padded) into vt.
+          // V rows: in place (v_in_place), else copied or converted (and zero-padded) into vt.
           if (v_in_place) {
             w.vrow[c * bk + j] = static_cast<const float*>(a.v) + o;
           } else {
-            load_row(a.v, dt, o, D, w.vt + (c * bk + j) * dp);
-            w.vrow[c * bk + j] = w.vt + (c * bk + j) * dp;
+            load_row(a.v, dt, o, D, w.vt + (c * bk + j) * vs);
+            w.vrow[c * bk + j] = w.vt + (c * bk + j) * vs;
           }
         }
         // Sᵀ[:, group rows] = K·(scale·Qᵀ)
-        if (few) scores_few(nk, 1, gm, krow, bk, w.qr + c * gm * D, D, w.s + c * gm, mp, [](int64_t, int64_t) {});
-        else gemm(nk, mp, D, krow, 1, w.qtrow, w.s, mp, false);  // one group: every row
+        if (few) scores_few(nk, 1, gm, krow, bk, w.qr + c * gm * D, D, w.s + c * gm, ms, [](int64_t, int64_t) {});
+        else gemm(nk, mp, D, krow, 1, w.qtrow, w.s, ms, false);  // one group: every row
       }
     }
     const bool full = j0 >= w.lo[nr - 1] && j0 + nk - 1 <= w.hi[0];
@@ -413,7 +421,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     const float* prow[MAXM];
     for (int64_t i = 0; i < m; i++) prow[i] = w.s + i;
     for (int64_t c = 0; c < groups; c++)
-      gemm(gm, dp, nk, prow + c * gm, mp, w.vrow + c * bk, w.o + c * gm * dp, dp, true);
+      gemm(gm, dp, nk, prow + c * gm, ms, w.vrow + c * bk, w.o + c * gm * dp, dp, true);
     pi = pn;
     j0 = nj0;
     nk = nnk;
