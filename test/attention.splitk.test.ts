@@ -172,3 +172,35 @@ describe('attention split-K (cpu)', () => {
     }
   });
 });
+
+// The decode tile: scores of a block of keys against 1, 2, 4 or 8 query rows per KV head reduced together
+// (scores_block), other row counts by one dot product per key and row, more rows by the GEMM tile; blocks cut
+// short by odd context lengths and page-sized ones; rows that see no key; a row max that moves in a late tile.
+describe('attention decode tile (cpu)', () => {
+  const lensK = [0, 1, 2, 3, 5, 15, 16, 17, 33, 100, 301];
+  for (const G of [1, 2, 3, 4, 6, 8]) {
+    test(`GQA ${2 * G}:2, one and two queries per sequence (rows per KV head ${G} and ${2 * G}), D 32`, async () => {
+      for (const nq of [1, 2]) {
+        const s = makeSeqs(lensK.map(() => nq), lensK.map((l) => l + nq - 1), 2 * G, 2, 32);
+        const last = sum(s.lensK) - 1;  // the last key of the batch 8× larger: its logits move the row max late
+        for (let i = last * 2 * 32; i < (last + 1) * 2 * 32; i++) s.k[i] *= 8;
+        for (const m of [MASKS[1], MASKS[2], { name: 'window 0/0 (two queries: a row sees one key)', o: { window: { left: 0, right: 0 } } }]) {
+          for (const chunk of [undefined, 16]) {
+            const r = await withChunk(chunk, () => runVarlen(s, m.o));
+            check(s, m.o, r.out, r.lse, `G ${G}, ${nq} queries, chunk ${chunk}, ${m.name}`);
+          }
+        }
+      }
+    });
+  }
+
+  test('causal with more queries than keys: the first rows see no key (0 out, -Inf LSE)', async () => {
+    for (const G of [1, 4, 3]) {
+      const s = makeSeqs([2, 3, 2], [1, 2, 0], 2 * G, 2, 32);
+      const r = await runVarlen(s, { causal: true });
+      check(s, { causal: true }, r.out, r.lse, `G ${G}, nq > nk`);
+      expect(r.lse[0]).toBe(-Infinity);  // head 0, row 0 of sequence 0 sees key ≤ -1
+      expect(Array.from(r.out.subarray(0, 32)).every((x) => x === 0)).toBe(true);
+    }
+  });
+});

@@ -23,6 +23,7 @@ namespace {
 constexpr int64_t MAXM = 256;   // rows (query rows × heads of a group) of one task
 constexpr int64_t MAXBK = 128;  // key tile (layout blockK)
 constexpr int64_t MAXD = 256;
+constexpr int64_t ROW_PAD = 16;  // floats added to the row stride of Qᵀ and the logits (Work::ms)
 constexpr int64_t FEW_ROWS = 8;  // up to this many rows per KV head (decode): scores as row dot products
 constexpr int64_t PREFETCH_BYTES = 16384;  // decode: K/V bytes prefetched ahead of the row being read
 constexpr int64_t MAX_WIDE_KV = 16;  // decode tasks take every KV head of a sequence, up to this many
@@ -49,10 +50,13 @@ struct Work {
   const float* krow[MAX_WIDE_KV * MAXBK];  // the tile's K rows (in place or converted), per group
   const float* qtrow[MAXD];                // rows of qt
   int64_t mp = 0, dp = 0;  // rows and head size rounded up to the vector width
+  // Row stride of Qᵀ and of the logits: mp and one cache line, so that the rows of a GEMM panel (mp a multiple
+  // of 256 floats would put them 1 KB apart, in 4 of L1's 64 sets) do not evict each other.
+  int64_t ms = 0;
   float* base = nullptr;
   Work() {
-    const size_t nqt = MAXD * MAXM, ns = MAXBK * MAXM, no = MAXM * MAXD, nkv = MAXBK * MAXD, row = MAXM + MAXD;
-    const size_t nvt = MAX_WIDE_KV * nkv;
+    const size_t nqt = MAXD * (MAXM + ROW_PAD), ns = MAXBK * (MAXM + ROW_PAD), no = MAXM * MAXD, nkv = MAXBK * MAXD, row = MAXM + MAXD;
+    const size_t nvt = MAX_WIDE_KV * MAXBK * (MAXD + ROW_PAD);
     base = static_cast<float*>(std::aligned_alloc(64, (2 * nqt + ns + no + nkv + nvt + 5 * row) * sizeof(float)));
     if (!base) throw Error(ErrCode::OOM, "attention: cannot allocate the CPU work buffers");
     float* p = base;
@@ -89,6 +93,28 @@ LLMK_ALWAYS_INLINE V vpow2(V n) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
 }
 LLMK_ALWAYS_INLINE float vhsum(V a) { return _mm512_reduce_add_ps(a); }
+// sums[i] = Σ lanes of x[i] for the NACC score accumulators of the decode tile: a transpose-add tree (45 shuffles
+// and adds for 16 sums instead of 16 horizontal sums). Slot 4r+q of the tree takes x[4q+r], so that lane 4q+r
+// of the result holds the sum of x[4q+r].
+constexpr int NACC = 16;
+LLMK_ALWAYS_INLINE void vhsum_n(const V* x, float* sums) {
+  V y[8], z[4], w[2];
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; k++) {  // [a | b] folded to 256 bits each
+    const V a = x[(2 * k) % 4 * 4 + (2 * k) / 4], b = x[(2 * k + 1) % 4 * 4 + (2 * k + 1) / 4];
+    y[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+  }
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; k++)  // 128-bit quad q: slot 4k+q folded to 4 lanes
+    z[k] = _mm512_add_ps(_mm512_shuffle_f32x4(y[2 * k], y[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_f32x4(y[2 * k], y[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+#pragma GCC unroll 2
+  for (int k = 0; k < 2; k++)  // quad q: slots 8k+q and 8k+4+q, 2 lanes each
+    w[k] = _mm512_add_ps(_mm512_unpacklo_ps(z[2 * k], z[2 * k + 1]), _mm512_unpackhi_ps(z[2 * k], z[2 * k + 1]));
+  const V r = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))),
+                            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))));
+  _mm512_storeu_ps(sums, r);  // lane 4q+r: slot 4r+q = x[4q+r]
+}
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vset(-__builtin_inff()), _CMP_EQ_OQ), r, vzero());
 }
@@ -113,6 +139,23 @@ LLMK_ALWAYS_INLINE float vhsum(V a) {
   const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
   return _mm_cvtss_f32(_mm_add_ss(q, _mm_shuffle_ps(q, q, 1)));
 }
+// sums[i] = Σ lanes of x[i] for the NACC (of 16 ymm) score accumulators of the decode tile: a transpose-add tree
+// (21 shuffles and adds for 8 sums). Slot 2r+h of the tree takes x[4h+r]: lane 4h+r of the result is its sum.
+constexpr int NACC = 8;
+LLMK_ALWAYS_INLINE void vhsum_n(const V* x, float* sums) {
+  V y[4], z[2];
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; k++) {  // 128-bit half h: slot 2k+h folded to 4 lanes
+    const V a = x[(2 * k) % 2 * 4 + (2 * k) / 2], b = x[(2 * k + 1) % 2 * 4 + (2 * k + 1) / 2];
+    y[k] = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+  }
+#pragma GCC unroll 2
+  for (int k = 0; k < 2; k++)  // half h: slots 4k+h and 4k+2+h, 2 lanes each
+    z[k] = _mm256_add_ps(_mm256_unpacklo_ps(y[2 * k], y[2 * k + 1]), _mm256_unpackhi_ps(y[2 * k], y[2 * k + 1]));
+  const V r = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(z[0]), _mm256_castps_pd(z[1]))),
+                            _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(z[0]), _mm256_castps_pd(z[1]))));
+  _mm256_storeu_ps(sums, r);  // lane 4h+r: slot 2r+h = x[4h+r]
+}
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm256_blendv_ps(r, vzero(), _mm256_cmp_ps(x, vset(-__builtin_inff()), _CMP_EQ_OQ));
 }
@@ -132,6 +175,10 @@ LLMK_ALWAYS_INLINE V lanes(F f) { return V{f(0), f(1), f(2), f(3)}; }
 LLMK_ALWAYS_INLINE V vmax(V a, V b) { return lanes([&](int i) { return std::max(a[i], b[i]); }); }
 LLMK_ALWAYS_INLINE V vfloor(V a) { return lanes([&](int i) { return std::floor(a[i]); }); }
 LLMK_ALWAYS_INLINE float vhsum(V a) { return (a[0] + a[1]) + (a[2] + a[3]); }
+constexpr int NACC = 8;  // score accumulators of the decode tile
+LLMK_ALWAYS_INLINE void vhsum_n(const V* x, float* sums) {
+  for (int i = 0; i < NACC; i++) sums[i] = vhsum(x[i]);
+}
 LLMK_ALWAYS_INLINE V vpow2(V n) { return lanes([&](int i) { return std::ldexp(1.f, int(n[i])); }); }
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return lanes([&](int i) { return x[i] == -std::numeric_limits<float>::infinity() ? 0.f : r[i]; });

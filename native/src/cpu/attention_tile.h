@@ -2,9 +2,10 @@
 // region and its own namespace, so the GEMM micro-kernels and the softmax loops are compiled for that ISA.
 // No include guard on purpose; it includes nothing. The including namespace defines:
 //   V (a vector of L floats), L; R (rows of a micro-kernel call), NVM (most vectors per row of one call);
-//   vzero, vload, vstore, vbcast, vfma, vset, vmax, vfloor, vpow2 (2^n of integral lanes), vzero_where_ninf, vhsum
+//   vzero, vload, vstore, vbcast, vfma, vset, vmax, vfloor, vpow2 (2^n of integral lanes), vzero_where_ninf, vhsum,
+//   vhsum_n (the sums of NACC vectors)
 //   (always inline); cvt_f16 / cvt_to_f16 (a row of float16 to / from float32).
-// It uses from attention_core.cpp: AttnCoreArgs, AttnSeq, Task, Work, key_range, kv_row, FEW_ROWS.
+// It uses from attention_core.cpp: AttnCoreArgs, AttnSeq, Task, Work, key_range, kv_row, FEW_ROWS, ROW_PAD.
 // A task may cover only a key chunk [klo, khi] of its rows (split-K decode): it then leaves its unnormalised
 // O, running max and sum in t.part and merge_task combines the chunks (log-sum-exp), as flash-decoding does.
 
@@ -71,18 +72,22 @@ void gemm(int64_t m, int64_t n, int64_t kc, const float* const* arow, int64_t ak
   }
 }
 
+// Prefetches the cache lines of [p, p + bytes) into every cache level.
+LLMK_ALWAYS_INLINE void prefetch_span(const char* p, int64_t bytes) {
+  for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b);
+}
+
 // Sᵀ[j][c·gm + i] = K_j,c · Q_c·gm+i for few query rows (decode), token-major over the groups c (a token's K
 // rows of all KV heads are adjacent in memory, so they are read in address order): two keys at a time against
 // up to 4 rows of Q (row-major, scaled), so each Q vector loaded serves two keys; one horizontal sum per (key,
-// row). K row of (c, j) at krow[c * bk + j]; before_token(j) runs before token j is read (the caller's
-// prefetch). D a multiple of L.
+// row). K row of (c, j) at krow[c * bk + j]; before_keys(j, n) runs before keys j .. j+n-1 are read (the
+// caller's prefetch). D a multiple of L. Used for group sizes that scores_block does not take.
 template <class F>
 void scores_few_rows(int64_t nk, int64_t groups, int64_t gm, const float* const* krow, int64_t bk, const float* qr,
-                     int64_t D, float* s, int64_t mp, F&& before_token) {
+                     int64_t D, float* s, int64_t mp, F&& before_keys) {
   for (int64_t j = 0; j < nk; j += 2) {
     const int64_t j1 = std::min(j + 1, nk - 1);  // an odd last key is computed twice
-    before_token(j);
-    if (j1 != j) before_token(j1);
+    before_keys(j, j1 - j + 1);
     for (int64_t c = 0; c < groups; c++) {
       const float* k0 = krow[c * bk + j];
       const float* k1 = krow[c * bk + j1];
@@ -109,6 +114,53 @@ void scores_few_rows(int64_t nk, int64_t groups, int64_t gm, const float* const*
       }
     }
   }
+}
+
+// scores_few_rows for ROWS query rows per group (ROWS divides NACC): NACC/ROWS keys at a time against the ROWS
+// rows, NACC partial-sum vectors kept in registers and reduced together by vhsum_n (a transpose-add tree) —
+// one tree per NACC scores instead of a horizontal sum per score.
+template <int ROWS, class F>
+void scores_block(int64_t nk, int64_t groups, const float* const* krow, int64_t bk, const float* qr, int64_t D,
+                  float* s, int64_t mp, F&& before_keys) {
+  constexpr int KEYS = NACC / ROWS;
+  alignas(64) float sums[NACC];
+  for (int64_t j = 0; j < nk; j += KEYS) {
+    const int64_t nkb = std::min<int64_t>(KEYS, nk - j);
+    before_keys(j, nkb);
+    for (int64_t c = 0; c < groups; c++) {
+      const float* kp[KEYS];
+#pragma GCC unroll 16
+      for (int k = 0; k < KEYS; k++) kp[k] = krow[c * bk + j + std::min<int64_t>(k, nkb - 1)];  // a short last block repeats its last key
+      const float* qc = qr + c * ROWS * D;
+      V acc[NACC];
+#pragma GCC unroll 16
+      for (int i = 0; i < NACC; i++) acc[i] = vzero();
+      for (int64_t d = 0; d < D; d += L) {
+        V kv[KEYS];
+#pragma GCC unroll 16
+        for (int k = 0; k < KEYS; k++) kv[k] = vload(kp[k] + d);
+#pragma GCC unroll 8
+        for (int r = 0; r < ROWS; r++) {
+          const V qv = vload(qc + r * D + d);
+#pragma GCC unroll 16
+          for (int k = 0; k < KEYS; k++) acc[k * ROWS + r] = vfma(qv, kv[k], acc[k * ROWS + r]);
+        }
+      }
+      vhsum_n(acc, sums);
+      for (int64_t k = 0; k < nkb; k++) std::memcpy(s + (j + k) * mp + c * ROWS, sums + k * ROWS, ROWS * sizeof(float));
+    }
+  }
+}
+
+// Sᵀ of few rows (decode): scores_block where gm divides NACC, else scores_few_rows.
+template <class F>
+void scores_few(int64_t nk, int64_t groups, int64_t gm, const float* const* krow, int64_t bk, const float* qr,
+                int64_t D, float* s, int64_t mp, F&& before_keys) {
+  if (gm == 1) return scores_block<1>(nk, groups, krow, bk, qr, D, s, mp, before_keys);
+  if (gm == 2) return scores_block<2>(nk, groups, krow, bk, qr, D, s, mp, before_keys);
+  if (gm == 4) return scores_block<4>(nk, groups, krow, bk, qr, D, s, mp, before_keys);
+  if (gm == 8) return scores_block<8>(nk, groups, krow, bk, qr, D, s, mp, before_keys);
+  scores_few_rows(nk, groups, gm, krow, bk, qr, D, s, mp, before_keys);
 }
 
 // exp(x) for x <= 0 per lane (x = -inf gives exactly 0); relative error about 2e-7 (exp2 of the fraction
@@ -151,38 +203,41 @@ LLMK_ALWAYS_INLINE void exp_row(float* x, const float* base, float* sum, int64_t
 // then O = O·alpha + P·V. lo/hi: visible key interval of each row (per query row: i / g), `full`: no row
 // masks any key of the tile. The caller then adds P·V.
 void fold_tile(const AttnCoreArgs& a, Work& w, int64_t m, int64_t nr, int64_t j0, int64_t nk, bool full) {
-  const int64_t mp = w.mp, dp = w.dp;
+  const int64_t mp = w.mp, dp = w.dp, ms = w.ms;
   float* s = w.s;
   const float ninf = -std::numeric_limits<float>::infinity();
   if (a.softcap > 0.f) {
     const float c = a.softcap, ic = 1.f / a.softcap;
     for (int64_t j = 0; j < nk; j++)
-      for (int64_t i = 0; i < m; i++) s[j * mp + i] = c * std::tanh(s[j * mp + i] * ic);
+      for (int64_t i = 0; i < m; i++) s[j * ms + i] = c * std::tanh(s[j * ms + i] * ic);
   }
-  if (!full) {
+  if (!full) {  // per key and query row r (rows r, r + nr, ... are its heads): no division per logit
     for (int64_t j = 0; j < nk; j++)
-      for (int64_t i = 0; i < m; i++) {
-        const int64_t r = i % nr, key = j0 + j;
-        if (key < w.lo[r] || key > w.hi[r]) s[j * mp + i] = ninf;
-      }
+      for (int64_t r = 0; r < nr; r++)
+        if (j0 + j < w.lo[r] || j0 + j > w.hi[r])
+          for (int64_t i = r; i < m; i += nr) s[j * ms + i] = ninf;
   }
   // Row loops over the padded width mp (padding rows hold logits 0 and are never stored): restrict
   // pointers so they vectorise.
   float* mx = w.tmp;
   for (int64_t i = 0; i < mp; i++) mx[i] = ninf;
-  for (int64_t j = 0; j < nk; j++) row_max(mx, s + j * mp, mp);
+  for (int64_t j = 0; j < nk; j++) row_max(mx, s + j * ms, mp);
+  float* rs = w.rowsum;  // first the rows' old maxima
+  for (int64_t i = 0; i < mp; i += L) {
+    const V mo = vload(w.m + i), mn = vmax(mo, vload(mx + i));
+    const V base = vzero_where_ninf(mn, mn);  // a row that has seen only -inf keeps P = 0
+    vstore(rs + i, mo);
+    vstore(w.alpha + i, vexp_nonpos(mo - base));
+    vstore(w.m + i, mn);
+    vstore(mx + i, base);
+  }
   bool rescale = false;
   for (int64_t i = 0; i < mp; i++) {
-    const float mn = std::max(w.m[i], mx[i]);
-    const float base = mn == ninf ? 0.f : mn;  // a row that has seen only -inf keeps P = 0
-    w.alpha[i] = exp_nonpos(w.m[i] - base);
+    if (rs[i] == w.m[i]) w.alpha[i] = 1.f;  // max unchanged: exactly 1 (the polynomial gives 1 - 2^-24 at 0), no rescale
     rescale |= w.alpha[i] != 1.f;
-    w.m[i] = mn;
-    mx[i] = base;
   }
-  float* rs = w.rowsum;
   for (int64_t i = 0; i < mp; i++) rs[i] = 0.f;
-  for (int64_t j = 0; j < nk; j++) exp_row(s + j * mp, mx, rs, mp);
+  for (int64_t j = 0; j < nk; j++) exp_row(s + j * ms, mx, rs, mp);
   for (int64_t i = 0; i < mp; i++) w.l[i] = w.l[i] * w.alpha[i] + rs[i];
   if (rescale)
     for (int64_t i = 0; i < m; i++) {
@@ -226,17 +281,25 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   const float ninf = -std::numeric_limits<float>::infinity();
   w.mp = (m + L - 1) / L * L;
   w.dp = (D + L - 1) / L * L;
-  const int64_t mp = w.mp, dp = w.dp;
-  // Qᵀ scaled: [D][mp], zero beyond row m.
+  w.ms = w.mp + ROW_PAD;
+  const int64_t mp = w.mp, dp = w.dp, ms = w.ms;
+  // Qᵀ scaled: [D][ms], zero beyond row m.
   for (int64_t i = 0; i < m; i++) {
     const int64_t r = i % nr, h = t.h0 + i / nr;
     load_row(a.q, dt, ((sq.q0 + t.r0 + r) * a.Hq + h) * D, D, w.tmp);
-    for (int64_t d = 0; d < D; d++) w.qt[d * mp + i] = w.qr[i * D + d] = w.tmp[d] * a.scale;
+    for (int64_t d = 0; d < D; d++) w.qt[d * ms + i] = w.qr[i * D + d] = w.tmp[d] * a.scale;
   }
-  const bool few = gm <= FEW_ROWS && D % L == 0, v_in_place = dt == 0 && D % L == 0;
-  for (int64_t d = 0; d < D; d++) w.qtrow[d] = w.qt + d * mp;
+  const bool few = gm <= FEW_ROWS && D % L == 0;
+  // V rows read in place (float32): in a decode tile, and in a GEMM tile that walks V in at most two column
+  // panels (AVX-512 at D <= 128). With more panels (AVX2: 16 columns each) every panel re-reads the tile's rows,
+  // which in place are Hkv·D floats apart (often a multiple of 1 KB: a few L1 sets evicting each other), so they
+  // are copied (as other dtypes are converted) to rows vs apart: AVX2 causal S=2048, D=128 ran 9% faster so,
+  // AVX-512 4% slower.
+  const bool v_in_place = dt == 0 && D % L == 0 && (few || dp <= 2 * NVM * L);
+  const int64_t vs = dp + ROW_PAD;
+  for (int64_t d = 0; d < D; d++) w.qtrow[d] = w.qt + d * ms;
   for (int64_t d = 0; d < D; d++)
-    for (int64_t i = m; i < mp; i++) w.qt[d * mp + i] = 0.f;
+    for (int64_t i = m; i < mp; i++) w.qt[d * ms + i] = 0.f;
   for (int64_t r = 0; r < nr; r++) {
     const KeyRange kr = key_range(t.r0 + r, sq.nq, sq.nk, a.causal, a.win_left, a.win_right);
     w.lo[r] = kr.lo;
@@ -248,7 +311,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   }
   std::fill(w.o, w.o + m * dp, 0.f);
   for (int64_t j = 0; j < groups * bk; j++)
-    for (int64_t d = D; d < dp; d++) w.vt[j * dp + d] = 0.f;
+    for (int64_t d = D; d < dp; d++) w.vt[j * vs + d] = 0.f;
   // lo and hi are non-decreasing in r; a split task sees only its key chunk [klo, khi]
   const int64_t lo_all = std::max(w.lo[0], t.klo), hi_all = std::min(w.hi[nr - 1], t.khi);
 
@@ -278,17 +341,17 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     return pe;
   };
   auto offsets = [&](int64_t* at, int64_t j0, int64_t nk) {
-    for (int64_t j = 0; j < nk; j++)
-      for (int64_t c = 0; c < groups; c++) at[c * bk + j] = kv_row(a, sq, j0 + j, (t.h0 + c * gk) / G);
+    for (int64_t j = 0; j < nk; j++) {
+      const int64_t row = kv_row(a, sq, j0 + j, 0);  // one page look-up per key: head hkv's row is hkv·D further
+      for (int64_t c = 0; c < groups; c++) at[c * bk + j] = row + (t.h0 + c * gk) / G * D;
+    }
   };
   // The K and V rows at element offset `row` into the cache.
   auto prefetch_row = [&](int64_t row) {
     const char* kp = static_cast<const char*>(a.k) + row * esz;
     const char* vp = static_cast<const char*>(a.v) + row * esz;
-    for (int64_t b = 0; b < D * esz; b += 64) {
-      __builtin_prefetch(kp + b);
-      __builtin_prefetch(vp + b);
-    }
+    prefetch_span(kp, D * esz);
+    prefetch_span(vp, D * esz);
   };
   auto prefetch_group = [&](const int64_t* at, int64_t nk, int64_t c) {
     for (int64_t j = 0; j < nk; j++) prefetch_row(at[c * bk + j]);
@@ -305,8 +368,12 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   // the rows PD tokens ahead (about PREFETCH_BYTES of K and V), continuing into the next tile.
   const bool stream = few && v_in_place;
   const int64_t PD = std::clamp<int64_t>(PREFETCH_BYTES / (2 * groups * D * esz), 1, bk);
+  // A token's K (and V) rows of the task's groups are one span: consecutive KV heads (a decode task takes every
+  // KV head of its sequence, or it has one group).
+  const int64_t span = groups * D * esz;
   auto prefetch_token = [&](const int64_t* row_at, int64_t j) {
-    for (int64_t c = 0; c < groups; c++) prefetch_row(row_at[c * bk + j]);
+    prefetch_span(static_cast<const char*>(a.k) + row_at[j] * esz, span);
+    prefetch_span(static_cast<const char*>(a.v) + row_at[j] * esz, span);
   };
   while (pi < pe) {
     const int64_t pn = tile_keys(pi + 1, nj0, nnk);
@@ -317,10 +384,11 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
           krow[c * bk + j] = static_cast<const float*>(a.k) + at[c * bk + j];
           w.vrow[c * bk + j] = static_cast<const float*>(a.v) + at[c * bk + j];
         }
-      scores_few_rows(nk, groups, gm, krow, bk, w.qr, D, w.s, mp, [&](int64_t j) {
-        const int64_t ahead = j + PD;
-        if (ahead < nk) prefetch_token(at, ahead);
-        else if (pn < pe && ahead - nk < nnk) prefetch_token(at_next, ahead - nk);
+      scores_few(nk, groups, gm, krow, bk, w.qr, D, w.s, ms, [&](int64_t j, int64_t n) {
+        for (int64_t ahead = j + n + PD; ahead < j + 2 * n + PD; ahead++) {  // PD tokens beyond this block
+          if (ahead < nk) prefetch_token(at, ahead);
+          else if (pn < pe && ahead - nk < nnk) prefetch_token(at_next, ahead - nk);
+        }
       });
     } else {
       for (int64_t c = 0; c < groups; c++) {
@@ -333,17 +401,17 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
             load_row(a.k, dt, o, D, w.kt + j * D);
             krow[j] = w.kt + j * D;
           }
-          // V rows: float32 with D a multiple of L is read in place; else converted (and zero-padded) into vt.
+          // V rows: in place (v_in_place), else copied or converted (and zero-padded) into vt.
           if (v_in_place) {
             w.vrow[c * bk + j] = static_cast<const float*>(a.v) + o;
           } else {
-            load_row(a.v, dt, o, D, w.vt + (c * bk + j) * dp);
-            w.vrow[c * bk + j] = w.vt + (c * bk + j) * dp;
+            load_row(a.v, dt, o, D, w.vt + (c * bk + j) * vs);
+            w.vrow[c * bk + j] = w.vt + (c * bk + j) * vs;
           }
         }
         // Sᵀ[:, group rows] = K·(scale·Qᵀ)
-        if (few) scores_few_rows(nk, 1, gm, krow, bk, w.qr + c * gm * D, D, w.s + c * gm, mp, [](int64_t) {});
-        else gemm(nk, mp, D, krow, 1, w.qtrow, w.s, mp, false);  // one group: every row
+        if (few) scores_few(nk, 1, gm, krow, bk, w.qr + c * gm * D, D, w.s + c * gm, ms, [](int64_t, int64_t) {});
+        else gemm(nk, mp, D, krow, 1, w.qtrow, w.s, ms, false);  // one group: every row
       }
     }
     const bool full = j0 >= w.lo[nr - 1] && j0 + nk - 1 <= w.hi[0];
@@ -353,7 +421,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     const float* prow[MAXM];
     for (int64_t i = 0; i < m; i++) prow[i] = w.s + i;
     for (int64_t c = 0; c < groups; c++)
-      gemm(gm, dp, nk, prow + c * gm, mp, w.vrow + c * bk, w.o + c * gm * dp, dp, true);
+      gemm(gm, dp, nk, prow + c * gm, ms, w.vrow + c * bk, w.o + c * gm * dp, dp, true);
     pi = pn;
     j0 = nj0;
     nk = nnk;
