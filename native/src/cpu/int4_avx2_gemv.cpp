@@ -2,7 +2,8 @@
 // zero-extending load, an and and a shift (low and high nibbles, matching x de-interleaved), two int → float
 // conversions and two FMAs; nothing else in the loop. The zero point is applied once per row as
 // Σ_g scale_g · Σ_group x·q − Σ_g scale_g · zero_g · Σ_group x (the group sums of x are given), so the
-// per-group work is one FMA per row into a vector accumulator (no horizontal sums until the row's end).
+// per-group work is one FMA per row into a vector accumulator (no horizontal sums until the row's end) and
+// the zero term is one short vector loop per row.
 // A row whose result is not finite is recomputed term by term as Σ x · (scale · (q − zero)), so Inf / NaN
 // in x (or a cancelling overflow) give what x · dequant(W)ᵀ gives.
 #include <algorithm>
@@ -34,6 +35,26 @@ __attribute__((noinline)) float exact_row(const Int4GemvArgs& a, int64_t n) {
   return d;
 }
 
+// Σ_g scale_g · zero_g · xsum_g over row n's groups: vector code for float32 scales, else scalar.
+float zero_term(const Int4GemvArgs& a, int64_t n) {
+  const int64_t G = a.K / a.group;
+  int64_t g = 0;
+  __m256 v = _mm256_setzero_ps();
+  if (a.sdt == 0) {
+    const float* s = static_cast<const float*>(a.scales) + n * G;
+    for (; g + 8 <= G; g += 8) {
+      const __m256 z = a.zeros ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                     _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.zeros + n * G + g))))
+                               : _mm256_set1_ps(8.f);
+      v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(s + g), z), _mm256_loadu_ps(a.xs + g), v);
+    }
+  }
+  float t = hsum(v);
+  for (; g < G; g++)
+    t = std::fma(load_as_f32(a.scales, n * G + g, a.sdt) * (a.zeros ? float(a.zeros[n * G + g]) : 8.f), a.xs[g], t);
+  return t;
+}
+
 // R rows (n.., nr valid; missing ones repeat the last) share each load of x. Two accumulators per row
 // within a group (independent FMA chains), one across groups. Prefetches may point past the weight's
 // end (harmless: a prefetch never faults).
@@ -49,9 +70,8 @@ void rows(const Int4GemvArgs& a, int64_t n, int nr) {
   }
   const __m256i m15 = _mm256_set1_epi32(15);
   __m256 acc[R];
-  float corr[R];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; r++) { acc[r] = _mm256_setzero_ps(); corr[r] = 0.f; }
+  for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; g++) {
     __m256 sa[R], sb[R];
 #pragma GCC unroll 8
@@ -72,15 +92,14 @@ void rows(const Int4GemvArgs& a, int64_t n, int nr) {
 #pragma GCC unroll 8
     for (int r = 0; r < R; r++) {
       const float s = load_as_f32(a.scales, row[r] * G + g, a.sdt);
-      const float z = a.zeros ? float(a.zeros[row[r] * G + g]) : 8.f;
       acc[r] = _mm256_fmadd_ps(_mm256_add_ps(sa[r], sb[r]), _mm256_set1_ps(s), acc[r]);
-      corr[r] = std::fma(s * z, a.xs[g], corr[r]);
     }
   }
   float out[R];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; r++) out[r] = hsum(acc[r]) - corr[r];
+  for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
   for (int r = 0; r < nr; r++) {
+    out[r] -= zero_term(a, n + r);
     float v = std::isfinite(out[r]) ? out[r] : exact_row(a, n + r);
     if (a.bias) v += load_as_f32(a.bias, n + r, a.bdt);
     store_from_f32(a.y, n + r, a.ydt, v);
