@@ -196,6 +196,11 @@ LLMK_AVX512 void rows_avx512(const Avx512Args& a, int64_t n, int nr, int64_t m0,
       for (int c = 0; c < A; c++) acc[r][m][c] = _mm512_setzero_ps();
   const float* xm = a.xl + m0 * K;
   for (int64_t g = 0; g < G; g++) {
+    // The next R rows' bytes of this group (the next tile's; see int4_avx2_gemv.cpp): a prefetch never faults.
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+      for (int64_t o = 0; o < a.group / 2; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(qrow[r] + R * (K / 2) + g * (a.group / 2) + o), _MM_HINT_T0);
     __m512 tab[R];
   #pragma GCC unroll 16
     for (int r = 0; r < R; r++)
