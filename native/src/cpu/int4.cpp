@@ -67,12 +67,12 @@ __attribute__((noinline)) float exact_group_rm(const float* xr, const uint8_t* q
   return d;
 }
 
-// Small-M path (M ≤ 16): no unpacked copy of the weights at all. x is stored de-interleaved per byte
-// (xe[j] = x[2j], xo[j] = x[2j+1]), so each packed byte b contributes xe·(b & 15) + xo·(b >> 4); the
-// loop over bytes is 16 independent lanes, which the compiler vectorises (SSE2 baseline, or AVX2+FMA
-// through the target-specific clone picked at run time).
+// Portable small-M path (M ≤ 16): no unpacked copy of the weights at all. x is stored de-interleaved per
+// byte (xe[j] = x[2j], xo[j] = x[2j+1]), so each packed byte b contributes xe·(b & 15) + xo·(b >> 4); the
+// loop over bytes is 16 independent lanes, which the compiler vectorises (SSE2 baseline). With AVX2+FMA,
+// M = 1 takes int4_avx2_gemv.cpp and M ≥ 2 int4_avx2.cpp.
 constexpr int64_t kSmallM = 16;  // the small-M path serves M ≤ kSmallM
-constexpr int64_t kTileM = 64;   // the AVX-512 and AVX2 tiled kernels serve M ≤ kTileM (AVX2: from M = 2)
+constexpr int64_t kTileM = 64;   // the AVX-512 and AVX2 tiled kernels serve M ≤ kTileM
 
 // x [M][K] de-interleaved per row: x[2j] at j, x[2j+1] at K/2 + j.
 std::vector<float> deinterleave(const std::vector<float>& xf, int64_t M, int64_t K) {
@@ -130,57 +130,6 @@ __attribute__((always_inline)) inline void small_rows(const SmallArgs& a, int64_
 
 void small_rows_generic(const SmallArgs& a, int64_t n0, int64_t n1) { small_rows(a, n0, n1); }
 #if defined(__x86_64__) && defined(__GNUC__)
-__attribute__((target("avx2,fma"))) inline float hsum256(__m256 v) {
-  __m128 lo = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  __m128 sh = _mm_movehdup_ps(lo);
-  lo = _mm_add_ps(lo, sh);
-  sh = _mm_movehl_ps(sh, lo);
-  return _mm_cvtss_f32(_mm_add_ss(lo, sh));
-}
-
-// AVX2 + FMA, M = 1 (2 ≤ M ≤ 64 take int4_avx2.cpp): four weight rows at a time share each load of x; 8 packed bytes (16 codes) per row per
-// step, nibbles widened to int32 and converted to float in registers; two accumulators per row.
-__attribute__((target("avx2,fma"))) void small_rows_avx2(const SmallArgs& a, int64_t n0, int64_t n1) {
-  const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;
-  if (gp % 8 != 0) return small_rows(a, n0, n1);
-  const __m256i m15 = _mm256_set1_epi32(15);
-  for (int64_t n = n0; n < n1; n += 4) {
-    const int R = int(std::min<int64_t>(4, n1 - n));
-    float acc[4][kSmallM] = {{0.f}};  // [row][m]
-    for (int64_t g = 0; g < G; g++) {
-      const uint8_t* qb[4];
-      for (int r = 0; r < 4; r++) qb[r] = a.q + (n + std::min(r, R - 1)) * K2 + g * gp;
-      for (int64_t m = 0; m < a.M; m++) {
-        const float* xe = a.xeo + m * a.K + g * gp;
-        const float* xo = xe + K2;
-        __m256 sa[4], sb[4];
-        for (int r = 0; r < 4; r++) { sa[r] = _mm256_setzero_ps(); sb[r] = _mm256_setzero_ps(); }
-        for (int64_t j = 0; j < gp; j += 8) {
-          const __m256 e = _mm256_loadu_ps(xe + j), o = _mm256_loadu_ps(xo + j);
-          for (int r = 0; r < 4; r++) {
-            const __m256i bi = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qb[r] + j)));
-            sa[r] = _mm256_fmadd_ps(e, _mm256_cvtepi32_ps(_mm256_and_si256(bi, m15)), sa[r]);
-            sb[r] = _mm256_fmadd_ps(o, _mm256_cvtepi32_ps(_mm256_srli_epi32(bi, 4)), sb[r]);
-          }
-        }
-        for (int r = 0; r < R; r++) {
-          const float d = hsum256(_mm256_add_ps(sa[r], sb[r]));
-          const float s = load_as_f32(a.scales, (n + r) * G + g, a.sdt);
-          const float z = a.zeros ? float(a.zeros[(n + r) * G + g]) : 8.f;
-          float t = s * (d - z * a.xs[m * G + g]);
-          if (!std::isfinite(t)) t = exact_group_eo(xe, xo, qb[r], gp, s, z);
-          acc[r][m] += t;
-        }
-      }
-    }
-    for (int r = 0; r < R; r++)
-      for (int64_t m = 0; m < a.M; m++) {
-        float v = acc[r][m];
-        if (a.bias) v += load_as_f32(a.bias, n + r, a.bdt);
-        store_from_f32(a.y, m * a.N + n + r, a.ydt, v);
-      }
-  }
-}
 // ---- AVX-512 small-M path: exactly Σ x · w with w = scale · (q − zero), float32 FMA accumulation.
 // Codes are taken P nibbles per 32-bit lane (P = 8: 64 packed bytes as they are; P = 4 / 2: 32 / 16 bytes
 // zero-extended from 16 / 8 bits), so 16·P consecutive k of a row form one block and nibble t of the 16
@@ -247,6 +196,11 @@ LLMK_AVX512 void rows_avx512(const Avx512Args& a, int64_t n, int nr, int64_t m0,
       for (int c = 0; c < A; c++) acc[r][m][c] = _mm512_setzero_ps();
   const float* xm = a.xl + m0 * K;
   for (int64_t g = 0; g < G; g++) {
+    // The next R rows' bytes of this group (the next tile's; see int4_avx2_gemv.cpp): a prefetch never faults.
+#pragma GCC unroll 16
+    for (int r = 0; r < R; r++)
+      for (int64_t o = 0; o < a.group / 2; o += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(qrow[r] + R * (K / 2) + g * (a.group / 2) + o), _MM_HINT_T0);
     __m512 tab[R];
   #pragma GCC unroll 16
     for (int r = 0; r < R; r++)
@@ -466,9 +420,20 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
     }
   });
 
-  if (M >= 2 && M <= kTileM && group % 16 == 0 && have_avx2()) {
+  if (M == 1 && group % 16 == 0 && have_avx2()) {
     const std::vector<float> xeo = deinterleave(xf, M, K);
-    const Int4Avx2Args a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xeo.data()};
+    std::vector<float> buf(size_t(K + 16));
+    float* xa = int4_aligned64(buf);
+    std::copy(xeo.begin(), xeo.end(), xa);
+    const Int4GemvArgs a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xa, xs.data()};
+    parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K, 1)),
+                 [&](int64_t n0, int64_t n1) { int4_gemv_avx2(a, n0, n1); });
+    return;
+  }
+  if (M >= 2 && M <= kTileM && group % 16 == 0 && have_avx2()) {
+    const float* xt = nullptr;
+    const std::vector<float> buf = int4_avx2_pack_x(xf.data(), M, K, &xt);
+    const Int4Avx2Args a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xt};
     parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)),
                  [&](int64_t n0, int64_t n1) { int4_rows_avx2(a, n0, n1); });
     return;
@@ -476,18 +441,8 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
   if (M <= kSmallM) {
     const std::vector<float> xeo = deinterleave(xf, M, K);
     const SmallArgs a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xeo.data(), xs.data()};
-#if defined(__x86_64__) && defined(__GNUC__)
-    const bool avx2 = have_avx2();
-#else
-    const bool avx2 = false;
-#endif
-    parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
-#if defined(__x86_64__) && defined(__GNUC__)
-      if (avx2) return small_rows_avx2(a, n0, n1);
-#endif
-      (void)avx2;
-      small_rows_generic(a, n0, n1);
-    });
+    parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K * M, 1)),
+                 [&](int64_t n0, int64_t n1) { small_rows_generic(a, n0, n1); });
     return;
   }
 
