@@ -109,6 +109,16 @@ bool setup_portable(const Args& a, RowParams& p, int R, int64_t n, int nr, bool 
   return true;
 }
 
+// Prefetch distances in row tiles: the codes (in the tiles' first pass) and the scales and zero points (in
+// the set-up), far enough ahead to cover a memory access at the tiles' pace.
+#ifndef LLMK_INT8_PF_TILES
+#define LLMK_INT8_PF_TILES 2
+#endif
+#ifndef LLMK_INT8_PF_PARAM_TILES
+#define LLMK_INT8_PF_PARAM_TILES 4
+#endif
+constexpr int64_t kPrefetchTiles = LLMK_INT8_PF_TILES, kPrefetchParamTiles = LLMK_INT8_PF_PARAM_TILES;
+
 // Prefetches the scales and zero points of rows n.. (R of them, those below N): read by the next set-up.
 void prefetch_params(const Args& a, int64_t n, int R) {
   const int64_t G = a.K / a.group, ss = a.sdt == int(DType::F32) ? 4 : 2;
@@ -136,7 +146,7 @@ template <int R>
 void setup(const Args& a, RowParams& p, int64_t n, int nr) {
   const QuantX& x = *a.x;
   const int64_t NB = x.NB, G = a.K / a.group, M = a.M;
-  prefetch_params(a, n + R, R);
+  prefetch_params(a, n + kPrefetchParamTiles * R, R);
   if (setup_portable(a, p, R, n, nr, G == NB && NB % 8 == 0 && a.sdt != int(DType::F16))) return;
   for (int r = 0; r < R; r++) {
     const int64_t off = (n + std::min(r, nr - 1)) * G;
@@ -158,50 +168,50 @@ void setup(const Args& a, RowParams& p, int64_t n, int nr) {
   }
 }
 
-// As the AVX-512 tile (int4_int8_avx512.h), PF included.
-template <int CH, int R, int MT, bool PF>
+// As the AVX-512 tile (int4_int8_avx512.h), PF included; CPB chunks of CH k per block.
+template <int CH, int CPB, int R, int MT, bool PF>
 void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
   const QuantX& x = *a.x;
-  const int64_t K = a.K, NB = x.NB, M = a.M, cpb = x.BA / CH;
+  const int64_t K = a.K, NB = x.NB, M = a.M;
   const float* cs = p.cs.data() + m0 * NB;
   const int32_t* zc = p.zc.data() + m0 * NB;
-  const uint8_t* qr[R];
-  for (int r = 0; r < R; r++) qr[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
+  const uint8_t* w[R];
+  for (int r = 0; r < R; r++) w[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
+  const int8_t* xp = x.q + m0 * K;
   const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   __m256 acc[R][MT];
   for (int r = 0; r < R; r++)
     for (int m = 0; m < MT; m++) acc[r][m] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < NB; b++) {
+  int64_t off = 0;  // into every weight row
+  for (int64_t b = 0; b < NB; b++, cs++, zc++) {
     __m256i s[R][MT];
     for (int r = 0; r < R; r++)
       for (int m = 0; m < MT; m++) s[r][m] = _mm256_setzero_si256();
-    const int8_t* xb = x.q + m0 * K + b * x.BA;
-    for (int64_t c = 0; c < cpb; c++) {
+    for (int c = 0; c < CPB; c++, xp += CH, off += CH / 2) {
       __m256i xl[MT], xh[MT];
       for (int m = 0; m < MT; m++) {
-        xl[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + m * K + c * CH));
-        if constexpr (CH == 64) xh[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + m * K + c * CH + 32));
+        xl[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + m * K));
+        if constexpr (CH == 64) xh[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + m * K + 32));
       }
       for (int r = 0; r < R; r++) {
-        const uint8_t* wp = qr[r] + (b * x.BA + c * CH) / 2;
-        if constexpr (PF)  // one line of the next row tile per 64 bytes of this one
-          if ((wp - qr[r]) % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(wp + R * (K / 2)), _MM_HINT_T0);
+        if constexpr (PF)  // one line of a later row tile per 64 bytes of this one
+          if (off % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(w[r] + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T0);
         if constexpr (CH == 64) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r] + off));
           const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
           for (int m = 0; m < MT; m++)
             s[r][m] = _mm256_add_epi16(s[r][m], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl[m]),
                                                                  _mm256_maddubs_epi16(hi, xh[m])));
         } else {
-          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wp));
-          const __m256i w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-          for (int m = 0; m < MT; m++) s[r][m] = _mm256_add_epi16(s[r][m], _mm256_maddubs_epi16(w, xl[m]));
+          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r] + off));
+          const __m256i wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+          for (int m = 0; m < MT; m++) s[r][m] = _mm256_add_epi16(s[r][m], _mm256_maddubs_epi16(wv, xl[m]));
         }
       }
     }
     for (int r = 0; r < R; r++)
       for (int m = 0; m < MT; m++) {
-        const int64_t i = (r * M + m) * NB + b;
+        const int64_t i = (r * M + m) * NB;
         const __m256i iv = _mm256_add_epi32(_mm256_madd_epi16(s[r][m], ones),
                                             _mm256_zextsi128_si256(_mm_cvtsi32_si128(zc[i])));
         acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_set1_ps(cs[i]), acc[r][m]);
@@ -260,11 +270,11 @@ struct Avx512Tile {
   };
 };
 
-template <int CH, int R>
+template <int CH, int CPB, int R>
 struct Avx2Tile {
   template <int MT, bool PF>
   struct T {
-    static constexpr TileFn fn = avx2::tile<CH, R, MT, PF>;
+    static constexpr TileFn fn = avx2::tile<CH, CPB, R, MT, PF>;
   };
 };
 
@@ -278,14 +288,20 @@ Kernel avx512_kernel() {
   return k;
 }
 
-template <int CH, int R, int MT>
+template <int CH, int CPB, int R, int MT>
 Kernel avx2_kernel() {
   Kernel k;
   k.R = R;
   k.MT = MT;
   k.setup = avx2::setup<R>;
-  fill_tiles<Avx2Tile<CH, R>::template T, MT>(k);
+  fill_tiles<Avx2Tile<CH, CPB, R>::template T, MT>(k);
   return k;
+}
+
+// CH = 64 (BA = 64, 128 or 256: CPB = 1, 2, 4) or 32 (BA = 32); R × MT as in pick().
+template <int CH, int CPB>
+Kernel avx2_pick(bool wide) {
+  return wide ? avx2_kernel<CH, CPB, 2, 2>() : avx2_kernel<CH, CPB, 4, 1>();
 }
 #endif
 
@@ -306,8 +322,12 @@ Kernel pick(Int4Isa isa, int64_t M, QuantX& x) {
   }
   if (isa != Int4Isa::Generic && x.BA % 32 == 0) {
     x.CH = x.BA % 64 == 0 ? 64 : 32;
-    if (x.CH == 64) return wide ? avx2_kernel<64, 2, 2>() : avx2_kernel<64, 4, 1>();
-    return wide ? avx2_kernel<32, 2, 2>() : avx2_kernel<32, 4, 1>();
+    switch (x.BA) {
+      case 32: return avx2_pick<32, 1>(wide);
+      case 64: return avx2_pick<64, 1>(wide);
+      case 128: return avx2_pick<64, 2>(wide);
+      default: return avx2_pick<64, 4>(wide);  // 256
+    }
   }
 #else
   (void)isa; (void)M;

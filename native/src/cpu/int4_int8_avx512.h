@@ -15,27 +15,39 @@ template <int R>
 void setup(const Args& a, RowParams& p, int64_t n, int nr) {
   const QuantX& x = *a.x;
   const int64_t NB = x.NB, G = a.K / a.group, M = a.M;
-  prefetch_params(a, n + R, R);
+  prefetch_params(a, n + kPrefetchParamTiles * R, R);
   if (setup_portable(a, p, R, n, nr, G == NB)) return;
-  for (int r = 0; r < R; r++) {
-    const int64_t off = (n + std::min(r, nr - 1)) * G;
-    for (int64_t b = 0; b < NB; b += 16) {
-      const __mmask16 mk = NB - b >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (NB - b)) - 1u);
-      __m512 sw;
-      if (a.sdt == int(DType::F32)) {
-        sw = _mm512_maskz_loadu_ps(mk, static_cast<const float*>(a.scales) + off + b);
+  // Unmasked loads and stores for whole vectors (masked stores are slow on some CPUs), masked for the tail.
+  const auto step = [&](int64_t off, int r, int64_t b, __mmask16 mk, bool whole) {
+    __m512 sw;
+    if (a.sdt == int(DType::F32)) {
+      const float* sp = static_cast<const float*>(a.scales) + off + b;
+      sw = whole ? _mm512_loadu_ps(sp) : _mm512_maskz_loadu_ps(mk, sp);
+    } else {
+      const uint16_t* sp = static_cast<const uint16_t*>(a.scales) + off + b;
+      const __m256i h = whole ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(sp)) : _mm256_maskz_loadu_epi16(mk, sp);
+      sw = a.sdt == int(DType::F16) ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    const __m512i nz = a.zeros ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_cvtepu8_epi32(
+                                     whole ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(a.zeros + off + b))
+                                           : _mm_maskz_loadu_epi8(mk, a.zeros + off + b)))
+                               : _mm512_set1_epi32(-8);
+    for (int64_t m = 0; m < M; m++) {
+      const int64_t xm = m * NB + b, i = (r * M + m) * NB + b;
+      if (whole) {
+        _mm512_storeu_ps(p.cs.data() + i, _mm512_mul_ps(sw, _mm512_loadu_ps(x.sa.data() + xm)));
+        _mm512_storeu_si512(p.zc.data() + i, _mm512_mullo_epi32(nz, _mm512_loadu_si512(x.sum.data() + xm)));
       } else {
-        const __m256i h = _mm256_maskz_loadu_epi16(mk, static_cast<const uint16_t*>(a.scales) + off + b);
-        sw = a.sdt == int(DType::F16) ? _mm512_cvtph_ps(h) : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-      }
-      const __m512i nz = a.zeros ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mk, a.zeros + off + b)))
-                                 : _mm512_set1_epi32(-8);
-      for (int64_t m = 0; m < M; m++) {
-        const int64_t xm = m * NB + b, i = (r * M + m) * NB + b;
         _mm512_mask_storeu_ps(p.cs.data() + i, mk, _mm512_mul_ps(sw, _mm512_maskz_loadu_ps(mk, x.sa.data() + xm)));
         _mm512_mask_storeu_epi32(p.zc.data() + i, mk, _mm512_mullo_epi32(nz, _mm512_maskz_loadu_epi32(mk, x.sum.data() + xm)));
       }
     }
+  };
+  for (int r = 0; r < R; r++) {
+    const int64_t off = (n + std::min(r, nr - 1)) * G;
+    int64_t b = 0;
+    for (; b + 16 <= NB; b += 16) step(off, r, b, 0xFFFF, true);
+    if (b < NB) step(off, r, b, __mmask16((1u << (NB - b)) - 1u), false);
   }
 }
 
@@ -69,7 +81,7 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
         xh[m] = _mm512_loadu_si512(xp + m * K + 64);
       }
       for (int r = 0; r < R; r++) {
-        if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(w[r] + off + R * (K / 2)), _MM_HINT_T0);
+        if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(w[r] + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T0);
         const __m512i v = _mm512_loadu_si512(w[r] + off);
         const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         for (int m = 0; m < MT; m++) {
