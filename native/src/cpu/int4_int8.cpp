@@ -4,7 +4,9 @@
 // float32 (every kernel, portable and SIMD): the README's error bound, float rounding of the block sums only.
 // The SIMD tiles read the canonical packed rows directly (R rows at a time, no repacked copy): a tile's
 // per-block work is its dot products plus one FMA, with the float factor and the zero-point term prepared
-// per tile (tile_params).
+// once per row tile for all activation rows (setup / tile_params). The first pass over a row tile
+// prefetches the codes of a later one, and the set-up its scales (the rows are short streams, 2 KiB at
+// K = 4096, that the hardware prefetcher picks up late).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -110,16 +112,11 @@ bool setup_portable(const Args& a, RowParams& p, int R, int64_t n, int nr, bool 
 }
 
 // Prefetch distances in row tiles: the codes (in the tiles' first pass) and the scales and zero points (in
-// the set-up), far enough ahead to cover a memory access at the tiles' pace.
-#ifndef LLMK_INT8_PF_TILES
-#define LLMK_INT8_PF_TILES 2
-#endif
-#ifndef LLMK_INT8_PF_PARAM_TILES
-#define LLMK_INT8_PF_PARAM_TILES 4
-#endif
-constexpr int64_t kPrefetchTiles = LLMK_INT8_PF_TILES, kPrefetchParamTiles = LLMK_INT8_PF_PARAM_TILES;
+// the set-up), far enough ahead to cover a memory access at the tiles' pace (1, 2 and 4 measured alike in
+// the noise of this shared machine).
+constexpr int64_t kPrefetchTiles = 2, kPrefetchParamTiles = 4;
 
-// Prefetches the scales and zero points of rows n.. (R of them, those below N): read by the next set-up.
+// Prefetches the scales and zero points of rows n.. (R of them, those below N): read by a later set-up.
 void prefetch_params(const Args& a, int64_t n, int R) {
   const int64_t G = a.K / a.group, ss = a.sdt == int(DType::F32) ? 4 : 2;
   for (int64_t r = n; r < std::min<int64_t>(n + R, a.N); r++) {
@@ -135,11 +132,6 @@ namespace avx2 {
 #pragma GCC target("avx2,fma")
 #include "hsum_avx2.h"
 
-// R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..): each decoded
-// weight vector feeds MT vpmaddubsw pairs, each x vector R. CH = 64: 32 packed bytes per step, low nibbles
-// against the 32 even k, high nibbles against the 32 odd k; CH = 32 (BA = 32): 16 bytes, both nibble halves
-// in one register. Int16 sums: ≤ 2·3810 per chunk, ≤ 4 chunks per block (BA ≤ 256): no saturation. Block
-// ends as in int4_int8_avx512.h: (int32 sum − zero·Σxq) · (sa · scale) into acc, factors from tile_params.
 // p.cs / p.zc of rows n.. × all M activation rows (int4_int8.h), 8 blocks per step when each block has its
 // own group and the scales are float32 or bfloat16 (F16C is not assumed here); else the portable set-up.
 template <int R>
@@ -168,7 +160,12 @@ void setup(const Args& a, RowParams& p, int64_t n, int nr) {
   }
 }
 
-// As the AVX-512 tile (int4_int8_avx512.h), PF included; CPB chunks of CH k per block.
+// R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..) into
+// out[r·M + m0 + m], PF as in int4_int8_avx512.h: each decoded weight vector feeds MT vpmaddubsw pairs, each
+// x vector R. CPB chunks of CH k per block. CH = 64: 32 packed bytes per step, low nibbles against the 32 even
+// k, high nibbles against the 32 odd k; CH = 32 (BA = 32): 16 bytes, both nibble halves in one register.
+// Int16 sums: ≤ 2·3810 per chunk, ≤ 4 chunks per block (BA ≤ 256): no saturation. Block ends as in
+// int4_int8_avx512.h: (int32 sum − zero·Σxq) · (sa · scale) into acc, factors from the set-up.
 template <int CH, int CPB, int R, int MT, bool PF>
 void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
   const QuantX& x = *a.x;

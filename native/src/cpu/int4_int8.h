@@ -24,9 +24,10 @@ struct QuantX {
   int64_t BA = 0, CH = 0, NB = 0;
 };
 
-// Per row tile of the SIMD kernels (R weight rows × MT activation rows, index i = r·MT + m), set up once per
-// tile so that the inner loop reads only these and the codes: cs[i·NB + b] = scale · sa (the block's float
-// factor) and zc[i·NB + b] = −zero · Σ xq (the zero point's integer term, which starts the block's integer sum).
+// Per row tile of the SIMD kernels (R weight rows × all M activation rows, index i = r·M + m), set up once
+// per row tile so that the inner loop reads only these and the codes: cs[i·NB + b] = scale · sa (the block's
+// float factor) and zc[i·NB + b] = −zero · Σ xq (the zero point's integer term, which starts the block's
+// integer sum).
 // sw and z are the rows' scales and zero points per block (row_params), the portable set-up's inputs.
 struct RowParams {
   std::vector<float> sw, cs;
