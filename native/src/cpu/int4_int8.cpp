@@ -127,6 +127,20 @@ void prefetch_params(const Args& a, int64_t n, int R) {
   }
 }
 
+// Where a tile of R weight rows (n.., nr valid; missing ones repeat the last) × activation rows m0.. reads:
+// its set-up factors, the weight rows and the quantised x.
+template <int R>
+struct TilePtrs {
+  const float* cs;
+  const int32_t* zc;
+  const uint8_t* w[R];
+  const int8_t* xp;
+  TilePtrs(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0)
+      : cs(p.cs.data() + m0 * a.x->NB), zc(p.zc.data() + m0 * a.x->NB), xp(a.x->q + m0 * a.K) {
+    for (int r = 0; r < R; r++) w[r] = a.q + (n + std::min(r, nr - 1)) * (a.K / 2);
+  }
+};
+
 namespace avx2 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
@@ -168,13 +182,8 @@ void setup(const Args& a, RowParams& p, int64_t n, int nr) {
 // int4_int8_avx512.h: (int32 sum − zero·Σxq) · (sa · scale) into acc, factors from the set-up.
 template <int CH, int CPB, int R, int MT, bool PF>
 void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
-  const QuantX& x = *a.x;
-  const int64_t K = a.K, NB = x.NB, M = a.M;
-  const float* cs = p.cs.data() + m0 * NB;
-  const int32_t* zc = p.zc.data() + m0 * NB;
-  const uint8_t* w[R];
-  for (int r = 0; r < R; r++) w[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
-  const int8_t* xp = x.q + m0 * K;
+  const int64_t K = a.K, NB = a.x->NB, M = a.M;
+  auto [cs, zc, w, xp] = TilePtrs<R>(a, p, n, nr, m0);
   const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   __m256 acc[R][MT];
   for (int r = 0; r < R; r++)

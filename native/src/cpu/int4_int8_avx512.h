@@ -6,7 +6,7 @@
 // Per block: the integer sum starts at −zero·Σxq (lane 0; exact in int32) and ends as
 // acc += float(Σ xq·(code − zero)) · (sa · scale), both factors from tile_params, so the loop holds nothing
 // but the codes, the dot products and one FMA per block. Needs from the includer: Args, QuantX, RowParams,
-// VNNI, setup_portable, prefetch_params.
+// VNNI, setup_portable, prefetch_params, TilePtrs.
 
 // p.cs / p.zc of rows n.. × all M activation rows (int4_int8.h), 16 blocks per step when each block has its
 // own group (bpg = 1: every group of 32…256); else the portable set-up. Also prefetches the next row tile's
@@ -57,13 +57,8 @@ void setup(const Args& a, RowParams& p, int64_t n, int nr) {
 // that the hardware prefetcher picks up late).
 template <int R, int MT, int CPB, bool PF>
 void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
-  const QuantX& x = *a.x;
-  const int64_t K = a.K, NB = x.NB, M = a.M;
-  const float* cs = p.cs.data() + m0 * NB;
-  const int32_t* zc = p.zc.data() + m0 * NB;
-  const uint8_t* w[R];
-  for (int r = 0; r < R; r++) w[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
-  const int8_t* xp = x.q + m0 * K;
+  const int64_t K = a.K, NB = a.x->NB, M = a.M;
+  auto [cs, zc, w, xp] = TilePtrs<R>(a, p, n, nr, m0);
   const __m512i m4 = _mm512_set1_epi8(15);
   __m512 acc[R][MT];
   for (int r = 0; r < R; r++)
