@@ -111,10 +111,10 @@ bool setup_portable(const Args& a, RowParams& p, int R, int64_t n, int nr, bool 
   return true;
 }
 
-// Prefetch distances in row tiles: the codes (in the tiles' first pass) and the scales and zero points (in
-// the set-up), far enough ahead to cover a memory access at the tiles' pace (1, 2 and 4 measured alike in
-// the noise of this shared machine).
-constexpr int64_t kPrefetchTiles = 2, kPrefetchParamTiles = 4;
+// Prefetch distances in row tiles: the codes (in the tiles' first pass, into L2: prefetched into L1 they
+// crowd out the tile's own lines; 1.1x at M = 1 and 16 against L1) and the scales and zero points (in the
+// set-up), far enough ahead to cover a memory access at the tiles' pace.
+constexpr int64_t kPrefetchTiles = 4, kPrefetchParamTiles = 4;
 
 // Prefetches the scales and zero points of rows n.. (R of them, those below N): read by a later set-up.
 void prefetch_params(const Args& a, int64_t n, int R) {
@@ -201,7 +201,7 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
       }
       for (int r = 0; r < R; r++) {
         if constexpr (PF)  // one line of a later row tile per 64 bytes of this one
-          if (off % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(w[r] + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T0);
+          if (off % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(w[r] + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
         if constexpr (CH == 64) {
           const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r] + off));
           const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);

@@ -52,7 +52,7 @@ void setup(const Args& a, RowParams& p, int64_t n, int nr) {
 }
 
 // R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..) into
-// out[r·M + m0 + m]. PF (the first pass over these rows): prefetch the next row tile's codes, one line per
+// out[r·M + m0 + m]. PF (the first pass over these rows): prefetch a later row tile's codes into L2, one line per
 // row per chunk, so that they arrive while this tile computes (the rows are short streams, 2 KiB at K = 4096,
 // that the hardware prefetcher picks up late).
 template <int R, int MT, int CPB, bool PF>
@@ -76,7 +76,7 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
         xh[m] = _mm512_loadu_si512(xp + m * K + 64);
       }
       for (int r = 0; r < R; r++) {
-        if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(w[r] + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T0);
+        if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(w[r] + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
         const __m512i v = _mm512_loadu_si512(w[r] + off);
         const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
         for (int m = 0; m < MT; m++) {
