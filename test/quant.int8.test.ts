@@ -93,10 +93,11 @@ describeDevices(`quant.matmul compute 'int8' (seed ${SEED})`, (device) => {
     return;
   }
   // [N, K, groupSize, symmetric]: activation blocks of 128/256 (AVX-512 chunks), 64 (AVX2 64-k chunks), 32
-  // (AVX2 32-k chunks), and groupSize = K with blocks of 32 (K = 96) or 16 (K = 48: the portable loop only).
+  // (AVX2 32-k chunks), and groupSize = K with blocks of 32 (K = 96) or 16 (K = 48: the portable loop only);
+  // K = 2304: 18 blocks per row, more than one 16-block step of the AVX-512 set-up (whole vector + tail).
   const shapes: [number, number, number, boolean][] = [
     [13, 512, 128, true], [10, 512, 256, false], [11, 384, 64, false], [9, 160, 32, true],
-    [9, 384, 384, false], [6, 96, 96, true], [7, 48, 48, false], [22, 256, 128, false],
+    [9, 384, 384, false], [6, 96, 96, true], [7, 48, 48, false], [22, 256, 128, false], [5, 2304, 128, false],
   ];
   for (const isa of ISAS) {
     const name = isa || 'best';

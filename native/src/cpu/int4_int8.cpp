@@ -4,7 +4,9 @@
 // float32 (every kernel, portable and SIMD): the README's error bound, float rounding of the block sums only.
 // The SIMD tiles read the canonical packed rows directly (R rows at a time, no repacked copy): a tile's
 // per-block work is its dot products plus one FMA, with the float factor and the zero-point term prepared
-// per tile (tile_params).
+// once per row tile for all activation rows (setup / tile_params). The first pass over a row tile
+// prefetches the codes of a later one, and the set-up its scales (the rows are short streams, 2 KiB at
+// K = 4096, that the hardware prefetcher picks up late).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -53,7 +55,7 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
       }
       acc += (sa * sw) * float(I - z * x.sum[size_t(mb)]);
     } else {
-      const float* xr = x.xf.data() + m * K;
+      const float* xr = x.xr + m * K;
       float t = 0.f;
       for (int64_t k = k0; k < k0 + x.BA; k++)
         t += xr[k] * (sw * (float((qrow[k >> 1] >> ((k & 1) * 4)) & 15u) - float(z)));
@@ -83,53 +85,75 @@ void row_params(const Args& a, int64_t n, int nr, int R, RowParams& p) {
   }
 }
 
-// p.cs and p.zc (int4_int8.h) of R weight rows (p.sw, p.z) × MT activation rows from m0: the portable
-// set-up, for groups of several activation blocks (the SIMD tiles vectorise the common case, setup()).
-void tile_params(const Args& a, RowParams& p, int R, int MT, int64_t m0) {
+// p.cs and p.zc (int4_int8.h) of R weight rows (p.sw, p.z) × all M activation rows: the portable set-up,
+// for groups of several activation blocks (the SIMD tiles vectorise the common case, setup()).
+void tile_params(const Args& a, RowParams& p, int R) {
   const QuantX& x = *a.x;
-  const int64_t NB = x.NB;
-  p.cs.resize(size_t(R * MT * NB));
-  p.zc.resize(size_t(R * MT * NB));
+  const int64_t NB = x.NB, M = a.M;
   for (int r = 0; r < R; r++)
-    for (int m = 0; m < MT; m++) {
-      const int64_t i = (r * MT + m) * NB, xm = (m0 + m) * NB;
+    for (int64_t m = 0; m < M; m++) {
+      const int64_t i = (r * M + m) * NB;
       for (int64_t b = 0; b < NB; b++) {
-        p.cs[size_t(i + b)] = p.sw[size_t(r * NB + b)] * x.sa[size_t(xm + b)];
-        p.zc[size_t(i + b)] = -p.z[size_t(r * NB + b)] * x.sum[size_t(xm + b)];
+        p.cs[size_t(i + b)] = p.sw[size_t(r * NB + b)] * x.sa[size_t(m * NB + b)];
+        p.zc[size_t(i + b)] = -p.z[size_t(r * NB + b)] * x.sum[size_t(m * NB + b)];
       }
     }
 }
 
-// The SIMD tiles' set-up: the portable one (returns true) unless `simd`; else p.cs / p.zc sized for the
-// caller's vector code (returns false).
-bool setup_portable(const Args& a, RowParams& p, int R, int MT, int64_t n, int nr, int64_t m0, bool simd) {
-  if (!simd) {
-    row_params(a, n, nr, R, p);
-    tile_params(a, p, R, MT, m0);
-    return true;
-  }
-  p.cs.resize(size_t(R * MT * a.x->NB));
-  p.zc.resize(size_t(R * MT * a.x->NB));
-  return false;
+// The SIMD tiles' set-up: p.cs / p.zc sized for R rows × M; then the portable set-up (returns true) unless
+// `simd` (returns false: the caller's vector code fills them).
+bool setup_portable(const Args& a, RowParams& p, int R, int64_t n, int nr, bool simd) {
+  p.cs.resize(size_t(R * a.M * a.x->NB));
+  p.zc.resize(size_t(R * a.M * a.x->NB));
+  if (simd) return false;
+  row_params(a, n, nr, R, p);
+  tile_params(a, p, R);
+  return true;
 }
+
+// Prefetch distances in row tiles: the codes (in the tiles' first pass, into L2: prefetched into L1 they
+// crowd out the tile's own lines; 1.1x at M = 1 and 16 against L1) and the scales and zero points (in the
+// set-up), far enough ahead to cover a memory access at the tiles' pace.
+constexpr int64_t kPrefetchTiles = 4, kPrefetchParamTiles = 4;
+
+// Prefetches the scales and zero points of rows n.. (R of them, those below N): read by a later set-up.
+void prefetch_params(const Args& a, int64_t n, int R) {
+  const int64_t G = a.K / a.group, ss = a.sdt == int(DType::F32) ? 4 : 2;
+  for (int64_t r = n; r < std::min<int64_t>(n + R, a.N); r++) {
+    const char* sp = static_cast<const char*>(a.scales) + r * G * ss;
+    for (int64_t o = 0; o < G * ss; o += 64) __builtin_prefetch(sp + o);
+    if (a.zeros)
+      for (int64_t o = 0; o < G; o += 64) __builtin_prefetch(a.zeros + r * G + o);
+  }
+}
+
+// Where a tile of R weight rows (n.., nr valid; missing ones repeat the last) × activation rows m0.. reads:
+// its set-up factors, the weight rows and the quantised x.
+template <int R>
+struct TilePtrs {
+  const float* cs;
+  const int32_t* zc;
+  const uint8_t* w[R];
+  const int8_t* xp;
+  TilePtrs(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0)
+      : cs(p.cs.data() + m0 * a.x->NB), zc(p.zc.data() + m0 * a.x->NB), xp(a.x->q + m0 * a.K) {
+    for (int r = 0; r < R; r++) w[r] = a.q + (n + std::min(r, nr - 1)) * (a.K / 2);
+  }
+};
 
 namespace avx2 {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #include "hsum_avx2.h"
 
-// R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..): each decoded
-// weight vector feeds MT vpmaddubsw pairs, each x vector R. CH = 64: 32 packed bytes per step, low nibbles
-// against the 32 even k, high nibbles against the 32 odd k; CH = 32 (BA = 32): 16 bytes, both nibble halves
-// in one register. Int16 sums: ≤ 2·3810 per chunk, ≤ 4 chunks per block (BA ≤ 256): no saturation. Block
-// ends as in int4_int8_avx512.h: (int32 sum − zero·Σxq) · (sa · scale) into acc, factors from tile_params.
-// p.cs / p.zc of rows n.. × activation rows m0.. (int4_int8.h), 8 blocks per step when each block has its own
-// group and the scales are float32 or bfloat16 (F16C is not assumed here); else the portable set-up.
-template <int R, int MT>
-void setup(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0) {
+// p.cs / p.zc of rows n.. × all M activation rows (int4_int8.h), 8 blocks per step when each block has its
+// own group and the scales are float32 or bfloat16 (F16C is not assumed here); else the portable set-up.
+template <int R>
+void setup(const Args& a, RowParams& p, int64_t n, int nr) {
   const QuantX& x = *a.x;
-  const int64_t NB = x.NB, G = a.K / a.group;
-  if (setup_portable(a, p, R, MT, n, nr, m0, G == NB && NB % 8 == 0 && a.sdt != int(DType::F16))) return;
+  const int64_t NB = x.NB, G = a.K / a.group, M = a.M;
+  prefetch_params(a, n + kPrefetchParamTiles * R, R);
+  if (setup_portable(a, p, R, n, nr, G == NB && NB % 8 == 0 && a.sdt != int(DType::F16))) return;
   for (int r = 0; r < R; r++) {
     const int64_t off = (n + std::min(r, nr - 1)) * G;
     for (int64_t b = 0; b < NB; b += 8) {
@@ -137,67 +161,70 @@ void setup(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0) {
           ? _mm256_loadu_ps(static_cast<const float*>(a.scales) + off + b)
           : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(
                 reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(a.scales) + off + b))), 16));
-      const __m256i z = a.zeros ? _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.zeros + off + b)))
-                                : _mm256_set1_epi32(8);
-      for (int m = 0; m < MT; m++) {
-        const int64_t xm = (m0 + m) * NB + b, i = (r * MT + m) * NB + b;
+      const __m256i nz = a.zeros ? _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_cvtepu8_epi32(_mm_loadl_epi64(
+                                       reinterpret_cast<const __m128i*>(a.zeros + off + b))))
+                                 : _mm256_set1_epi32(-8);
+      for (int64_t m = 0; m < M; m++) {
+        const int64_t xm = m * NB + b, i = (r * M + m) * NB + b;
         _mm256_storeu_ps(p.cs.data() + i, _mm256_mul_ps(sw, _mm256_loadu_ps(x.sa.data() + xm)));
         const __m256i sum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.sum.data() + xm));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.zc.data() + i), _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_mullo_epi32(z, sum)));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.zc.data() + i), _mm256_mullo_epi32(nz, sum));
       }
     }
   }
 }
 
-template <int CH, int R, int MT>
-void tile(const Args& a, RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
-  const QuantX& x = *a.x;
-  const int64_t K = a.K, NB = x.NB, cpb = x.BA / CH;
-  setup<R, MT>(a, p, n, nr, m0);
-  const float* cs = p.cs.data();
-  const int32_t* zc = p.zc.data();
-  const uint8_t* qr[R];
-  for (int r = 0; r < R; r++) qr[r] = a.q + (n + std::min(r, nr - 1)) * (K / 2);
+// R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..) into
+// out[r·M + m0 + m], PF as in int4_int8_avx512.h: each decoded weight vector feeds MT vpmaddubsw pairs, each
+// x vector R. CPB chunks of CH k per block. CH = 64: 32 packed bytes per step, low nibbles against the 32 even
+// k, high nibbles against the 32 odd k; CH = 32 (BA = 32): 16 bytes, both nibble halves in one register.
+// Int16 sums: ≤ 2·3810 per chunk, ≤ 4 chunks per block (BA ≤ 256): no saturation. Block ends as in
+// int4_int8_avx512.h: (int32 sum − zero·Σxq) · (sa · scale) into acc, factors from the set-up.
+template <int CH, int CPB, int R, int MT, bool PF>
+void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
+  const int64_t K = a.K, NB = a.x->NB, M = a.M;
+  auto [cs, zc, w, xp] = TilePtrs<R>(a, p, n, nr, m0);
   const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   __m256 acc[R][MT];
   for (int r = 0; r < R; r++)
     for (int m = 0; m < MT; m++) acc[r][m] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < NB; b++) {
+  int64_t off = 0;  // into every weight row
+  for (int64_t b = 0; b < NB; b++, cs++, zc++) {
     __m256i s[R][MT];
     for (int r = 0; r < R; r++)
       for (int m = 0; m < MT; m++) s[r][m] = _mm256_setzero_si256();
-    const int8_t* xb = x.q + m0 * K + b * x.BA;
-    for (int64_t c = 0; c < cpb; c++) {
+    for (int c = 0; c < CPB; c++, xp += CH, off += CH / 2) {
       __m256i xl[MT], xh[MT];
       for (int m = 0; m < MT; m++) {
-        xl[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + m * K + c * CH));
-        if constexpr (CH == 64) xh[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb + m * K + c * CH + 32));
+        xl[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + m * K));
+        if constexpr (CH == 64) xh[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + m * K + 32));
       }
       for (int r = 0; r < R; r++) {
-        const uint8_t* wp = qr[r] + (b * x.BA + c * CH) / 2;
+        if constexpr (PF)  // one line of a later row tile per 64 bytes of this one
+          if (off % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(w[r] + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
         if constexpr (CH == 64) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
+          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r] + off));
           const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
           for (int m = 0; m < MT; m++)
             s[r][m] = _mm256_add_epi16(s[r][m], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl[m]),
                                                                  _mm256_maddubs_epi16(hi, xh[m])));
         } else {
-          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wp));
-          const __m256i w = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-          for (int m = 0; m < MT; m++) s[r][m] = _mm256_add_epi16(s[r][m], _mm256_maddubs_epi16(w, xl[m]));
+          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r] + off));
+          const __m256i wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+          for (int m = 0; m < MT; m++) s[r][m] = _mm256_add_epi16(s[r][m], _mm256_maddubs_epi16(wv, xl[m]));
         }
       }
     }
     for (int r = 0; r < R; r++)
       for (int m = 0; m < MT; m++) {
-        const int i = r * MT + m;
+        const int64_t i = (r * M + m) * NB;
         const __m256i iv = _mm256_add_epi32(_mm256_madd_epi16(s[r][m], ones),
-                                            _mm256_zextsi128_si256(_mm_cvtsi32_si128(zc[i * NB + b])));
-        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_set1_ps(cs[i * NB + b]), acc[r][m]);
+                                            _mm256_zextsi128_si256(_mm_cvtsi32_si128(zc[i])));
+        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_set1_ps(cs[i]), acc[r][m]);
       }
   }
   for (int r = 0; r < R; r++)
-    for (int m = 0; m < MT; m++) out[r * MT + m] = hsum(acc[r][m]);
+    for (int m = 0; m < MT; m++) out[r * M + m0 + m] = hsum(acc[r][m]);
 }
 #pragma GCC pop_options
 }  // namespace avx2
@@ -219,13 +246,70 @@ constexpr bool VNNI = false;
 }  // namespace avx512bw
 #endif
 
-using TileFn = void (*)(const Args&, RowParams&, int64_t, int, int64_t, float*);
+using SetupFn = void (*)(const Args&, RowParams&, int64_t, int);
+using TileFn = void (*)(const Args&, const RowParams&, int64_t, int, int64_t, float*);
 
-// The kernel's tiles: R weight rows × up to MT activation rows (tile[mt - 1] takes mt rows).
+// The kernel's row tile: set-up for R weight rows × all M activation rows, then tiles of R rows × up to MT
+// activation rows (tile[mt - 1] takes mt rows; first[]: the same, prefetching the next row tile's codes, for
+// the first pass over the rows).
+constexpr int kMaxMT = 4;
 struct Kernel {
   int R = 1, MT = 1;
-  TileFn tile[2] = {nullptr, nullptr};
+  SetupFn setup = nullptr;
+  TileFn first[kMaxMT] = {}, tile[kMaxMT] = {};
 };
+
+#if defined(LLMK_CPU_X86)
+// Fills k.first / k.tile for mt = 1..MT from T<mt, PF>::fn.
+template <template <int, bool> class T, int MT>
+void fill_tiles(Kernel& k) {
+  if constexpr (MT > 1) fill_tiles<T, MT - 1>(k);
+  k.first[MT - 1] = T<MT, true>::fn;
+  k.tile[MT - 1] = T<MT, false>::fn;
+}
+
+template <int R, int CPB, bool V>
+struct Avx512Tile {
+  template <int MT, bool PF>
+  struct T {
+    static constexpr TileFn fn = V ? avx512vnni::tile<R, MT, CPB, PF> : avx512bw::tile<R, MT, CPB, PF>;
+  };
+};
+
+template <int CH, int CPB, int R>
+struct Avx2Tile {
+  template <int MT, bool PF>
+  struct T {
+    static constexpr TileFn fn = avx2::tile<CH, CPB, R, MT, PF>;
+  };
+};
+
+template <int R, int MT, int CPB, bool V>
+Kernel avx512_kernel() {
+  Kernel k;
+  k.R = R;
+  k.MT = MT;
+  k.setup = V ? avx512vnni::setup<R> : avx512bw::setup<R>;
+  fill_tiles<Avx512Tile<R, CPB, V>::template T, MT>(k);
+  return k;
+}
+
+template <int CH, int CPB, int R, int MT>
+Kernel avx2_kernel() {
+  Kernel k;
+  k.R = R;
+  k.MT = MT;
+  k.setup = avx2::setup<R>;
+  fill_tiles<Avx2Tile<CH, CPB, R>::template T, MT>(k);
+  return k;
+}
+
+// CH = 64 (BA = 64, 128 or 256: CPB = 1, 2, 4) or 32 (BA = 32); R × MT as in pick().
+template <int CH, int CPB>
+Kernel avx2_pick(bool wide) {
+  return wide ? avx2_kernel<CH, CPB, 2, 2>() : avx2_kernel<CH, CPB, 4, 1>();
+}
+#endif
 
 // Kernel for this ISA and block / chunk size; R = 0 means the portable loop. Sets x.CH.
 Kernel pick(Int4Isa isa, int64_t M, QuantX& x) {
@@ -237,64 +321,24 @@ Kernel pick(Int4Isa isa, int64_t M, QuantX& x) {
   if ((isa == Int4Isa::Avx512Vnni || isa == Int4Isa::Avx512Bw) && x.BA % 128 == 0) {
     x.CH = 128;
     const bool v = isa == Int4Isa::Avx512Vnni, two = x.BA == 256;
-    using namespace avx512vnni;
-    if (wide)
-      k = {4, 2, {v ? (two ? tile<4, 1, 2> : tile<4, 1, 1>) : (two ? avx512bw::tile<4, 1, 2> : avx512bw::tile<4, 1, 1>),
-                  v ? (two ? tile<4, 2, 2> : tile<4, 2, 1>) : (two ? avx512bw::tile<4, 2, 2> : avx512bw::tile<4, 2, 1>)}};
-    else k = {4, 1, {v ? (two ? tile<4, 1, 2> : tile<4, 1, 1>) : (two ? avx512bw::tile<4, 1, 2> : avx512bw::tile<4, 1, 1>), nullptr}};
-    return k;
+    if (v) return two ? (wide ? avx512_kernel<4, 2, 2, true>() : avx512_kernel<4, 1, 2, true>())
+                      : (wide ? avx512_kernel<4, 2, 1, true>() : avx512_kernel<4, 1, 1, true>());
+    return two ? (wide ? avx512_kernel<4, 2, 2, false>() : avx512_kernel<4, 1, 2, false>())
+               : (wide ? avx512_kernel<4, 2, 1, false>() : avx512_kernel<4, 1, 1, false>());
   }
   if (isa != Int4Isa::Generic && x.BA % 32 == 0) {
-    if (x.BA % 64 == 0) {
-      x.CH = 64;
-      if (wide) k = {2, 2, {avx2::tile<64, 2, 1>, avx2::tile<64, 2, 2>}};
-      else k = {4, 1, {avx2::tile<64, 4, 1>, nullptr}};
-    } else {
-      x.CH = 32;
-      if (wide) k = {2, 2, {avx2::tile<32, 2, 1>, avx2::tile<32, 2, 2>}};
-      else k = {4, 1, {avx2::tile<32, 4, 1>, nullptr}};
+    x.CH = x.BA % 64 == 0 ? 64 : 32;
+    switch (x.BA) {
+      case 32: return avx2_pick<32, 1>(wide);
+      case 64: return avx2_pick<64, 1>(wide);
+      case 128: return avx2_pick<64, 2>(wide);
+      default: return avx2_pick<64, 4>(wide);  // 256
     }
   }
 #else
   (void)isa; (void)M;
 #endif
   return k;
-}
-
-// Rows [m0, m1) of x quantised into x (whose BA, CH, NB are set).
-void quantise_rows(const void* xs, int xdt, const int32_t* perm, int64_t K, int64_t m0, int64_t m1, QuantX& x) {
-  const int64_t BA = x.BA, CH = x.CH;
-  for (int64_t m = m0; m < m1; m++) {
-    float* xr = x.xf.data() + m * K;
-    for (int64_t k = 0; k < K; k++) xr[k] = load_as_f32(xs, m * K + (perm ? perm[k] : k), xdt);
-    int8_t* q = x.q + m * K;
-    for (int64_t b = 0; b < x.NB; b++) {
-      const int64_t k0 = b * BA;
-      float amax = 0.f;
-      bool finite = true;
-      for (int64_t k = k0; k < k0 + BA; k++) {
-        finite = finite && std::isfinite(xr[k]);
-        amax = std::max(amax, std::fabs(xr[k]));
-      }
-      const size_t mb = size_t(m * x.NB + b);
-      const float inv = finite && amax > 0.f ? 127.f / amax : 0.f;
-      x.sa[mb] = finite ? amax / 127.f : NAN;
-      if (!finite) x.bad[size_t(m)] = 1;
-      // Round to nearest even by adding and subtracting 1.5·2^23 (= nearbyint for |v| ≤ 127, no libm call).
-      const auto rnd = [inv, finite](float v) {
-        return finite ? int(std::min(127.f, std::max(-127.f, (v * inv + 12582912.f) - 12582912.f))) : 0;
-      };
-      int32_t sum = 0;
-      for (int64_t c = k0; c < k0 + BA; c += CH)
-        for (int64_t j = 0; j < CH / 2; j++) {
-          const int e = rnd(xr[c + 2 * j]), o = rnd(xr[c + 2 * j + 1]);
-          q[c + j] = int8_t(e);
-          q[c + CH / 2 + j] = int8_t(o);
-          sum += e + o;
-        }
-      x.sum[mb] = sum;
-    }
-  }
 }
 
 void store(void* y, int ydt, const void* bias, int bdt, int64_t N, int64_t m, int64_t n, float v) {
@@ -323,14 +367,14 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
   QuantX qx;
   qx.BA = int4_int8_block(group);
   qx.NB = K / qx.BA;
-  const Kernel kern = pick(int4_isa(), M, qx);
+  const Int4Isa isa = int4_isa();
+  const Kernel kern = pick(isa, M, qx);
   qx.buf.resize(size_t(M * K + 64));
   qx.q = qx.buf.data() + (64 - reinterpret_cast<uintptr_t>(qx.buf.data()) % 64) % 64;
-  qx.xf.resize(size_t(M * K));
   qx.sa.resize(size_t(M * qx.NB));
   qx.sum.resize(size_t(M * qx.NB));
   qx.bad.assign(size_t(M), 0);
-  parallel_for(M, std::max<int64_t>(1, 4096 / K), [&](int64_t m0, int64_t m1) { quantise_rows(x, xdt, perm, K, m0, m1, qx); });
+  quantise_x(x, xdt, perm, M, K, isa, qx);
   const Args a{qweight, scales, sdt, zeros, M, N, K, group, &qx};
   parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
     if (kern.R == 0) {
@@ -338,17 +382,21 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
         for (int64_t m = 0; m < M; m++) store(y, ydt, bias, bdt, N, m, n, dot_generic(a, n, m));
       return;
     }
-    float out[8];
     RowParams p;
+    std::vector<float> out(size_t(kern.R * M));
+    const bool plain = ydt == int(DType::F32) && !bias;
     for (int64_t n = n0; n < n1; n += kern.R) {
       const int nr = int(std::min<int64_t>(kern.R, n1 - n));
+      kern.setup(a, p, n, nr);
       for (int64_t m0 = 0; m0 < M; m0 += kern.MT) {
         const int mt = int(std::min<int64_t>(kern.MT, M - m0));
-        kern.tile[mt - 1](a, p, n, nr, m0, out);
-        for (int r = 0; r < nr; r++)
-          for (int m = 0; m < mt; m++)
-            if (!qx.bad[size_t(m0 + m)]) store(y, ydt, bias, bdt, N, m0 + m, n + r, out[r * mt + m]);
+        (m0 == 0 ? kern.first : kern.tile)[mt - 1](a, p, n, nr, m0, out.data());
       }
+      for (int r = 0; r < nr; r++)
+        for (int64_t m = 0; m < M; m++)
+          if (qx.bad[size_t(m)]) continue;
+          else if (plain) static_cast<float*>(y)[m * N + n + r] = out[size_t(r * M + m)];
+          else store(y, ydt, bias, bdt, N, m, n + r, out[size_t(r * M + m)]);
     }
     for (int64_t m = 0; m < M; m++)
       if (qx.bad[size_t(m)])

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "int4_isa.h"
+
 namespace llmk::cpu::int8mode {
 
 // Activations quantised per row m and block b of BA consecutive k (after act-order): sa = amax / 127,
@@ -16,19 +18,25 @@ struct QuantX {
   int8_t* q = nullptr;       // [M][K], chunk layout
   std::vector<float> sa;     // [M][NB]
   std::vector<int32_t> sum;  // [M][NB]: Σ xq over the block (for the zero point)
-  std::vector<float> xf;     // [M][K]: x as float32 (act-order applied)
+  std::vector<float> xf;     // [M][K]: x as float32 (act-order applied), unless x is that already
+  const float* xr = nullptr; // xf, or x itself (float32 without act-order)
   std::vector<uint8_t> bad;  // [M]
   int64_t BA = 0, CH = 0, NB = 0;
 };
 
-// Per row tile of the SIMD kernels (R weight rows × MT activation rows, index i = r·MT + m), set up once per
-// tile so that the inner loop reads only these and the codes: cs[i·NB + b] = scale · sa (the block's float
-// factor) and zc[i·NB + b] = −zero · Σ xq (the zero point's integer term, which starts the block's integer sum).
+// Per row tile of the SIMD kernels (R weight rows × all M activation rows, index i = r·M + m), set up once
+// per row tile so that the inner loop reads only these and the codes: cs[i·NB + b] = scale · sa (the block's
+// float factor) and zc[i·NB + b] = −zero · Σ xq (the zero point's integer term, which starts the block's
+// integer sum).
 // sw and z are the rows' scales and zero points per block (row_params), the portable set-up's inputs.
 struct RowParams {
   std::vector<float> sw, cs;
   std::vector<int32_t> z, zc;
 };
+
+// Quantises x [M][K] (dtype xdt, columns permuted by perm when non-null) into x, whose BA, CH, NB, q, sa,
+// sum and bad are set up (int4_int8_quant_x.cpp); vector code for the ISAs at or below `isa`.
+void quantise_x(const void* xs, int xdt, const int32_t* perm, int64_t M, int64_t K, Int4Isa isa, QuantX& x);
 
 struct Args {
   const uint8_t* q;  // canonical packed weight [N][K/2]
