@@ -18,10 +18,9 @@ namespace {
 // Rows per packed A block (128×256 floats, L2-resident), depth per packed block (256: C is read and written once
 // per depth block; 128 and 384 measured 2-7 % slower at 1024-2048³, 1 thread, AMD EPYC Zen 4, near the noise).
 constexpr int64_t MC = 128, KC = 256;
-// Columns per task: up to NT_MAX (the task's packed B block, KC×NT_MAX floats = 1 MB, about L2, reused by all
-// its rows; A is packed once per column block: since that copy is a transpose, 1024 beat 2048 by 1-4 % at 2048³,
-// 1 thread, AVX-512 and AVX2, AMD EPYC Zen 4); small M: SMALL_NT.
-constexpr int64_t NT_MAX = 1024, SMALL_NT = 256;
+// Columns per task: up to NT_MAX (the task's packed B block, KC×NT_MAX floats = 2 MB, lives in L2/L3 and is
+// reused by all its rows; A is packed once per column block, so wide blocks keep that copy rare); small M: SMALL_NT.
+constexpr int64_t NT_MAX = 2048, SMALL_NT = 256;
 // Rows per task at least MIN_MT (B is packed once per task and K block).
 constexpr int64_t MIN_MT = 64;
 // Up to SMALL_M_MAX rows, the small-M kernel: slivers of SMALL_M rows with wider tiles (fewer, longer reads
