@@ -25,7 +25,6 @@ constexpr int64_t MAXBK = 128;  // key tile (layout blockK)
 constexpr int64_t MAXD = 256;
 constexpr int64_t ROW_PAD = 16;  // floats added to the row stride of Qᵀ and the logits (Work::ms)
 constexpr int64_t FEW_ROWS = 8;  // up to this many rows per KV head (decode): scores as row dot products
-constexpr int64_t PREFETCH_BYTES = 16384;  // decode: K/V bytes prefetched ahead of the row being read
 constexpr int64_t MAX_WIDE_KV = 16;  // decode tasks take every KV head of a sequence, up to this many
 // Split-K (flash-decoding): calls with at most SPLIT_MAX_NQ queries per sequence cut each task's visible keys
 // into chunks of at least MIN_CHUNK keys, about SPLIT_PER_THREAD chunks per thread in all, merged by LSE.
