@@ -74,15 +74,13 @@ __attribute__((noinline)) float exact_group_rm(const float* xr, const uint8_t* q
 constexpr int64_t kSmallM = 16;  // the small-M path serves M ≤ kSmallM
 constexpr int64_t kTileM = 64;   // the AVX-512 and AVX2 tiled kernels serve M ≤ kTileM
 
-// x [M][K] de-interleaved per row: x[2j] at j, x[2j+1] at K/2 + j.
-std::vector<float> deinterleave(const std::vector<float>& xf, int64_t M, int64_t K) {
-  std::vector<float> xeo(size_t(M * K));
+// x [M][K] de-interleaved per row into xeo (M·K floats): x[2j] at j, x[2j+1] at K/2 + j.
+void deinterleave(const std::vector<float>& xf, int64_t M, int64_t K, float* xeo) {
   for (int64_t m = 0; m < M; m++)
     for (int64_t j = 0; j < K / 2; j++) {
-      xeo[size_t(m * K + j)] = xf[size_t(m * K + 2 * j)];
-      xeo[size_t(m * K + K / 2 + j)] = xf[size_t(m * K + 2 * j + 1)];
+      xeo[m * K + j] = xf[size_t(m * K + 2 * j)];
+      xeo[m * K + K / 2 + j] = xf[size_t(m * K + 2 * j + 1)];
     }
-  return xeo;
 }
 
 // Weight, bias, output and sizes of one int4_matmul call, as the small-M kernels see them.
@@ -421,10 +419,9 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
   });
 
   if (M == 1 && group % 16 == 0 && have_avx2()) {
-    const std::vector<float> xeo = deinterleave(xf, M, K);
     std::vector<float> buf(size_t(K + 16));
     float* xa = int4_aligned64(buf);
-    std::copy(xeo.begin(), xeo.end(), xa);
+    deinterleave(xf, M, K, xa);
     const Int4GemvArgs a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xa, xs.data()};
     parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K, 1)),
                  [&](int64_t n0, int64_t n1) { int4_gemv_avx2(a, n0, n1); });
@@ -439,7 +436,8 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
     return;
   }
   if (M <= kSmallM) {
-    const std::vector<float> xeo = deinterleave(xf, M, K);
+    std::vector<float> xeo(size_t(M * K));
+    deinterleave(xf, M, K, xeo.data());
     const SmallArgs a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xeo.data(), xs.data()};
     parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K * M, 1)),
                  [&](int64_t n0, int64_t n1) { small_rows_generic(a, n0, n1); });

@@ -83,9 +83,10 @@ void rows(const Int4Avx2Args& a, int64_t n0, int64_t n1) {
       for (int64_t g0 = 0; g0 < G; g0 += cg) fn(a, nb, nr, m0, g0, std::min(G, g0 + cg), acc);
       for (int64_t r = 0; r < nr; r++) {
         const float bv = a.bias ? load_as_f32(a.bias, nb + r, a.bdt) : 0.f;
-        for (int64_t m = 0; m < mt; m++)
-          store_from_f32(a.y, (m0 + m) * a.N + nb + r, a.ydt, a.bias ? hsum(_mm256_load_ps(acc[r] + 8 * m)) + bv
-                                                                     : hsum(_mm256_load_ps(acc[r] + 8 * m)));
+        for (int64_t m = 0; m < mt; m++) {
+          const float v = hsum(_mm256_load_ps(acc[r] + 8 * m));
+          store_from_f32(a.y, (m0 + m) * a.N + nb + r, a.ydt, a.bias ? v + bv : v);  // no bias: −0 stays −0
+        }
       }
     }
   }

@@ -15,7 +15,7 @@
 #include <cpuid.h>
 // F16C from CPUID: __builtin_cpu_supports("f16c") needs GCC 11, and the prebuilds are built with GCC 10.
 // Asked once: the kernels pick their ISA per call, and CPUID traps to the hypervisor in a VM (it was about
-// 15 µs, 0.5 % of a 512³ matmul, on the 2-core EPYC VM).
+// 10 µs, 0.5 % of a 512³ matmul, on the 2-core EPYC VM).
 inline bool cpu_has_f16c() {
   static const bool has = [] {
     unsigned a = 0, b = 0, c = 0, d = 0;
