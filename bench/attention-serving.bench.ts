@@ -7,6 +7,7 @@ import { randn, synchronizeSync, tensor, type DeviceName, type Tensor } from '..
 import * as attention from '../ts/attention';
 import type { BenchCase, Result, Suite } from './harness';
 import { field, loadOrt, msModel, str, vsOrt } from './onnx';
+import { peerIsaTag } from './ort-isa';
 import { cpuInfo, paired, timingNote } from './paired';
 
 const Hq = 32, Hkv = 8, D = 128, PAGE = 16, WINDOW = 1024;
@@ -197,7 +198,7 @@ async function gqaPeer(device: DeviceName): Promise<Result[]> {
       const oa = o.toArraySync() as Float32Array;
       o.dispose();
       const p = await vsOrt(ours, peer, oa, peerOut, reps);
-      res.push({ suite: 'attention-serving', case: name, device, ms: p.ms, peer: 'onnxruntime-node 1.30.0 GroupQueryAttention (2 threads)',
+      res.push({ suite: 'attention-serving', case: name, device, ms: p.ms, peer: `onnxruntime-node 1.30.0 GroupQueryAttention (2 threads${peerIsaTag()})`,
         peerMs: p.peerMs, speedup: p.speedup, note: `${p.note}; ISA ${attention.cpuIsa()}` });
     } catch (e) {
       res.push({ suite: 'attention-serving', case: name, device, ms: NaN, note: `ORT peer failed: ${(e as Error).message.split('\n')[0]}` });

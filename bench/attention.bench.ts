@@ -9,6 +9,7 @@ import { matmul, randn, synchronizeSync, type DeviceName } from '../ts';
 import * as attention from '../ts/attention';
 import type { BenchCase, Result, Suite } from './harness';
 import { field, loadOrt, msModel, str } from './onnx';
+import { peerIsaTag } from './ort-isa';
 import { cpuInfo, cpuTimeMode, paired, timingNote } from './paired';
 
 type Layout = attention.BlockLayout;
@@ -142,7 +143,7 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
       // kept-pair GFLOP/s over matmul GFLOP/s per round = (flops / ours) / (mmFlops / mm) = flops / mmFlops · mm / ours
       const m = await paired(ours, mm, reps, 300);
       const frac = (flops / mmFlops) * m.speedup, gflops = flops / m.ms / 1e6, mmGflops = mmFlops / m.peerMs / 1e6;
-      res.push({ suite: 'attention', case: caseName, device, ms: p.ms, peer: `onnxruntime-node 1.30.0 SparseAttention (${ortThreads} thread${ortThreads > 1 ? 's' : ''})`,
+      res.push({ suite: 'attention', case: caseName, device, ms: p.ms, peer: `onnxruntime-node 1.30.0 SparseAttention (${ortThreads} thread${ortThreads > 1 ? 's' : ''}${peerIsaTag()})`,
         peerMs: p.peerMs, speedup: p.speedup, tflops: gflops / 1e3,
         note: `${timingNote()}; median of ${p.rounds} interleaved ratios (range ${p.minSpeedup.toFixed(2)}–${p.maxSpeedup.toFixed(2)}); ` +
           `rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}; kept pairs ${(flops / 1e9).toFixed(2)} GFLOP at ${gflops.toFixed(1)} GFLOP/s = ` +

@@ -10,6 +10,7 @@ import { randn, synchronizeSync, tensor, type DeviceName } from '../ts';
 import * as quant from '../ts/quant';
 import type { BenchCase, Result, Suite } from './harness';
 import { field, str } from './onnx';
+import { ortPackageDir, peerIsaTag } from './ort-isa';
 import { cpuInfo, cpuTimeMode, paired, timingNote } from './paired';
 
 const GPU_SHAPES: [number, number][] = [[4096, 4096], [8192, 8192], [28672, 8192], [8192, 28672], [7392, 8192]];
@@ -79,16 +80,19 @@ type Ort = {
 
 // Ours against MatMulNBits at 4096², g = 128, M = 1 and 16: compute 'float' against accuracy_level 0 (float
 // math) and compute 'int8' against accuracy_level 4 (int8 activations), interleaved and repeated (paired.ts).
-// The ISA is ours as picked (LLMK_CPU_INT4_ISA forces a lesser one); ORT picks its own kernels.
+// The ISA is ours as picked (LLMK_CPU_INT4_ISA forces a lesser one); ORT picks its own kernels
+// (LLMK_BENCH_PEER_ISA=avx2: the ones it picks on an AVX2+FMA CPU, bench/ort-isa.ts).
 async function cpuPeer(device: DeviceName): Promise<Result[]> {
   if (device !== 'cpu') return [];
   let ort: Ort;
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    ort = require('onnxruntime-node');
+    require.resolve('onnxruntime-node');
   } catch {
     return [{ suite: 'int4', case: 'onnxruntime-node MatMulNBits peer', device, ms: NaN, note: 'onnxruntime-node is not installed: no CPU peer' }];
   }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  ort = require(ortPackageDir());
   const res: Result[] = [];
   const isa = process.env.LLMK_CPU_INT4_ISA ?? 'best';
   const { model, isa: flags } = cpuInfo();
@@ -113,7 +117,7 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
         let num = 0, den = 0;
         for (let i = 0; i < yv.length; i++) { num += (yv[i] - out[i]) ** 2; den += out[i] ** 2; }
         const p = await paired(() => { quant.matmul(x, qw, { compute }).dispose(); synchronizeSync('cpu'); }, () => sess.run({ A: a }));
-        res.push({ suite: 'int4', case: name, device, ms: p.ms, peer: `onnxruntime-node MatMulNBits acc${acc}`, peerMs: p.peerMs,
+        res.push({ suite: 'int4', case: name, device, ms: p.ms, peer: `onnxruntime-node MatMulNBits acc${acc}${peerIsaTag()}`, peerMs: p.peerMs,
           speedup: p.speedup,
           note: `ISA ${isa} (${flags.join(' ')}, ${model}); ${timingNote()}; median of ${p.rounds} interleaved ratios, range ${p.minSpeedup.toFixed(2)}–${p.maxSpeedup.toFixed(2)}; rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}` });
       } catch (e) {

@@ -1,11 +1,13 @@
 // Dense matmul (the in-library baseline for INT4): float32 on the CPU, float16/bfloat16 on a GPU.
 // CPU peer: numpy (OpenBLAS) through bench/peers/matmul.py --serve, interleaved with ours round by round
-// (paired.ts) at 512³, 1024³, 2048³ and the small-M shapes; LLMK_CPU_MATMUL_ISA picks our kernel.
+// (paired.ts) at 512³, 1024³, 2048³ and the small-M shapes; LLMK_CPU_MATMUL_ISA picks our kernel,
+// LLMK_BENCH_PEER_ISA=avx2 OpenBLAS's (its Haswell kernels, OPENBLAS_CORETYPE).
 import { spawn } from 'child_process';
 import * as path from 'path';
 import * as readline from 'readline';
 import { matmul, randn, synchronizeSync, type DeviceName } from '../ts';
 import type { Result, Suite } from './harness';
+import { peerIsa } from './ort-isa';
 import { cpuInfo, cpuTimeMode, pairedMs, timeMs, timingNote } from './paired';
 
 const PEER_SHAPES: [number, number, number][] = [[512, 512, 512], [1024, 1024, 1024], [2048, 2048, 2048], [1, 4096, 4096], [16, 4096, 4096]];
@@ -15,7 +17,7 @@ function startNumpy(): { info: Promise<string>; ask: (m: number, n: number, k: n
   // In CPU-time mode numpy gets the same thread count as ours and reports its process CPU time.
   const threads = cpuTimeMode ? { OPENBLAS_NUM_THREADS: process.env.LLMK_NUM_THREADS ?? '', OMP_NUM_THREADS: process.env.LLMK_NUM_THREADS ?? '' } : {};
   const py = spawn('python3', [path.join(__dirname, '..', '..', 'bench', 'peers', 'matmul.py'), '--serve'],
-    { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...threads } });
+    { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...threads, ...(peerIsa() === 'avx2' ? { OPENBLAS_CORETYPE: 'Haswell' } : {}) } });
   const lines = readline.createInterface({ input: py.stdout });
   const waiting: { res: (l: string) => void; rej: (e: Error) => void }[] = [];
   lines.on('line', (l) => waiting.shift()?.res(l));

@@ -1,5 +1,6 @@
 // Minimal protobuf writer for one-node ONNX models (the CPU peers run them in onnxruntime-node) and a
 // wall-clock timer for those peers. Field numbers are onnx.proto's.
+import { ortPackageDir } from './ort-isa';
 
 /** Base-128 varint. */
 export function varint(n: number): number[] {
@@ -35,14 +36,15 @@ export type Ort = {
   Tensor: new (t: string, d: Float32Array | Int32Array, s: number[]) => OrtTensor;
 };
 
-/** onnxruntime-node when installed (`npm run bench:install-peers`), else undefined. */
+/** onnxruntime-node when installed (`npm run bench:install-peers`), else undefined; its AVX2 copy with LLMK_BENCH_PEER_ISA=avx2. */
 export function loadOrt(): Ort | undefined {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('onnxruntime-node');
+    require.resolve('onnxruntime-node');
   } catch {
     return undefined;
   }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(ortPackageDir());
 }
 
 /** Milliseconds per call of an async peer, measured on the wall clock over about budgetMs. */

@@ -21,8 +21,24 @@ def blas_name():
         return "unknown"
 
 
+def openblas_core():
+    """The kernel family OpenBLAS picked at load (CPUID, or OPENBLAS_CORETYPE), e.g. Haswell, SkylakeX."""
+    import ctypes
+    import glob
+    import os
+    for lib in glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "*openblas*")):
+        for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
+            f = getattr(ctypes.CDLL(lib), name, None)
+            if f is not None:
+                f.restype = ctypes.c_char_p
+                return f().decode()
+    return None
+
+
 def main():
-    print(json.dumps({"numpy": np.__version__, "blas": blas_name()}), flush=True)
+    core = openblas_core()
+    blas = blas_name() + (f", {core} kernels" if core else "")
+    print(json.dumps({"numpy": np.__version__, "blas": blas}), flush=True)
     arrays = {}
     rng = np.random.default_rng(1)
     for line in sys.stdin:
