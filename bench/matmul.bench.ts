@@ -1,7 +1,7 @@
 // Dense matmul (the in-library baseline for INT4): float32 on the CPU, float16/bfloat16 on a GPU.
 // CPU peer: numpy (OpenBLAS) through bench/peers/matmul.py --serve, interleaved with ours round by round
 // (paired.ts) at 512³, 1024³, 2048³ and the small-M shapes; LLMK_CPU_MATMUL_ISA picks our kernel,
-// LLMK_BENCH_PEER_ISA=avx2 OpenBLAS's (its Haswell kernels, OPENBLAS_CORETYPE).
+// LLMK_BENCH_PEER_ISA=avx2|avx512 OpenBLAS's (its Haswell or SkylakeX kernels, OPENBLAS_CORETYPE).
 import { spawn } from 'child_process';
 import * as path from 'path';
 import * as readline from 'readline';
@@ -12,12 +12,18 @@ import { cpuInfo, cpuTimeMode, pairedMs, timeMs, timingNote } from './paired';
 
 const PEER_SHAPES: [number, number, number][] = [[512, 512, 512], [1024, 1024, 1024], [2048, 2048, 2048], [1, 4096, 4096], [16, 4096, 4096]];
 
+/** OpenBLAS's kernel family for LLMK_BENCH_PEER_ISA (its OPENBLAS_CORETYPE switch), or its own choice. */
+function openblasCore(): Record<string, string> {
+  const isa = peerIsa();
+  return isa ? { OPENBLAS_CORETYPE: isa === 'avx2' ? 'Haswell' : 'SkylakeX' } : {};
+}
+
 /** A running numpy peer: ask(M, N, K, budget) resolves to its ms per call. */
 function startNumpy(): { info: Promise<string>; ask: (m: number, n: number, k: number, budget: number) => Promise<number>; close: () => void } {
   // In CPU-time mode numpy gets the same thread count as ours and reports its process CPU time.
   const threads = cpuTimeMode ? { OPENBLAS_NUM_THREADS: process.env.LLMK_NUM_THREADS ?? '', OMP_NUM_THREADS: process.env.LLMK_NUM_THREADS ?? '' } : {};
   const py = spawn('python3', [path.join(__dirname, '..', '..', 'bench', 'peers', 'matmul.py'), '--serve'],
-    { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...threads, ...(peerIsa() === 'avx2' ? { OPENBLAS_CORETYPE: 'Haswell' } : {}) } });
+    { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, ...threads, ...openblasCore() } });
   const lines = readline.createInterface({ input: py.stdout });
   const waiting: { res: (l: string) => void; rej: (e: Error) => void }[] = [];
   lines.on('line', (l) => waiting.shift()?.res(l));

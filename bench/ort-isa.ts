@@ -1,4 +1,5 @@
-// onnxruntime-node as it runs on an AVX2+FMA CPU without AVX-512 or AVX-VNNI, for `LLMK_BENCH_PEER_ISA=avx2`.
+// The CPU peers' ISA (LLMK_BENCH_PEER_ISA), and onnxruntime-node as it runs on an AVX2+FMA CPU without AVX-512
+// or AVX-VNNI (`avx2`).
 // ORT picks its kernels once, from CPUID and XGETBV (MLAS's platform table and ORT's CPUIDInfo), and has no
 // switch for it; a VM without CPUID faulting cannot hide AVX-512 from it. So the bench loads a copy of the
 // package whose libonnxruntime.so.1 takes the AVX2 branch at the three places that would pick AVX-512 or
@@ -20,16 +21,20 @@ const PATCHES: Patch[] = [
   { what: 'CPUIDInfo AVX512-BF16 flag', find: '4181fee60000000f45c2884505', at: 7, put: '31c090' },
 ];
 
-/** The peers' ISA the bench asks for: 'avx2' or undefined (the peer's own choice). */
-export function peerIsa(): 'avx2' | undefined {
+/**
+ * The peers' ISA the bench asks for (LLMK_BENCH_PEER_ISA): 'avx2' (their AVX2+FMA kernels), 'avx512' (their
+ * AVX-512 kernels where they have a switch: OpenBLAS, which may not recognise a new CPU; ORT picks AVX-512
+ * itself) or undefined (each peer's own choice).
+ */
+export function peerIsa(): 'avx2' | 'avx512' | undefined {
   const v = process.env.LLMK_BENCH_PEER_ISA;
   if (v === undefined || v === '' || v === 'best') return undefined;
-  if (v === 'avx2') return 'avx2';
-  throw new Error(`LLMK_BENCH_PEER_ISA must be avx2 or best, got ${v}`);
+  if (v === 'avx2' || v === 'avx512') return v;
+  throw new Error(`LLMK_BENCH_PEER_ISA must be avx2, avx512 or best, got ${v}`);
 }
 
-/** Suffix for a peer's name in the results: which kernels it was made to use. */
-export const peerIsaTag = (): string => (peerIsa() ? ', AVX2 dispatch (patched copy)' : '');
+/** Suffix for an ORT peer's name in the results: which kernels it was made to use. */
+export const peerIsaTag = (): string => (peerIsa() === 'avx2' ? ', AVX2 dispatch (patched copy)' : '');
 
 function patchLibrary(bytes: Buffer): void {
   for (const p of PATCHES) {
@@ -57,7 +62,7 @@ function copyDir(from: string, to: string): void {
  */
 export function ortPackageDir(): string {
   const installed = path.dirname(require.resolve('onnxruntime-node/package.json'));
-  if (!peerIsa()) return installed;
+  if (peerIsa() !== 'avx2') return installed;
   if (process.platform !== 'linux' || process.arch !== 'x64') throw new Error('LLMK_BENCH_PEER_ISA=avx2 needs Linux x64');
   const version: string = JSON.parse(fs.readFileSync(path.join(installed, 'package.json'), 'utf8')).version;
   // Under node_modules so that the copy still resolves onnxruntime-common from the real tree.

@@ -54,7 +54,9 @@ export function cpuInfo(): { model: string; isa: string[] } {
   const fs = require('fs') as typeof import('fs');
   let text = '';
   try { text = fs.readFileSync('/proc/cpuinfo', 'utf8'); } catch { /* not Linux */ }
-  const model = /model name\s*:\s*(.*)/.exec(text)?.[1] ?? 'unknown';
+  // A VM's model name can be as bare as "AMD EPYC": family and model tell Zen 4 (25) from Zen 5 (26).
+  const family = /cpu family\s*:\s*(\d+)/.exec(text)?.[1], number = /\nmodel\s*:\s*(\d+)/.exec(text)?.[1];
+  const model = (/model name\s*:\s*(.*)/.exec(text)?.[1] ?? 'unknown') + (family ? ` (family ${family}, model ${number})` : '');
   const flags = new Set((/flags\s*:\s*(.*)/.exec(text)?.[1] ?? '').split(/\s+/));
   const isa = ['avx2', 'fma', 'f16c', 'avx512f', 'avx512bw', 'avx512_vnni', 'avx_vnni'].filter((f) => flags.has(f));
   return { model, isa };

@@ -13,12 +13,15 @@ suites=("$@")
 mkdir -p "$out"
 npx tsc -p bench/tsconfig.json
 for suite in "${suites[@]}"; do
-  # best: every kernel as picked; avx2: ours forced to AVX2, peers as picked; avx2-peers-avx2: ours and the
-  # peers on their AVX2+FMA kernels, as on a CPU without AVX-512 (OpenBLAS via OPENBLAS_CORETYPE, ORT through
-  # the patched copy of bench/ort-isa.ts).
+  # best: every kernel at its best (OpenBLAS on its AVX-512 kernels where the CPU has AVX-512: it may not
+  # recognise a new CPU and fall back to AVX2); avx2: ours forced to AVX2, peers as in best; avx2-peers-avx2:
+  # ours and the peers on their AVX2+FMA kernels, as on a CPU without AVX-512 (OpenBLAS via
+  # OPENBLAS_CORETYPE, ORT through the patched copy of bench/ort-isa.ts).
+  best_peers=()
+  ! grep -qw avx512f /proc/cpuinfo || best_peers=(LLMK_BENCH_PEER_ISA=avx512)
   for run in best avx2 avx2-peers-avx2; do
-    forced=()
-    [ "$run" = best ] || forced=(LLMK_CPU_MATMUL_ISA=avx2 LLMK_CPU_INT4_ISA=avx2 LLMK_CPU_ATTN_ISA=avx2)
+    forced=("${best_peers[@]}")
+    [ "$run" = best ] || forced+=(LLMK_CPU_MATMUL_ISA=avx2 LLMK_CPU_INT4_ISA=avx2 LLMK_CPU_ATTN_ISA=avx2)
     [ "$run" != avx2-peers-avx2 ] || forced+=(LLMK_BENCH_PEER_ISA=avx2)
     echo "== $suite, $run" >&2
     env "${forced[@]}" LLMK_BENCH_CPU_TIME=1 LLMK_NUM_THREADS=1 LLMK_BENCH_ATTN_GOALS=1 \
