@@ -4,8 +4,9 @@
 // + 2 FMAs was 7, and the loop is bound by those pipes, not by memory).
 // The and keeps one nibble per 32-bit lane at nibble position p = lane / 2 of that lane's dword, so lane values
 // are code · 16^p (p ≤ 3: positive, exact in float). Each lane's accumulator thus holds 16^p times its sum:
-// scaling by a power of two commutes with float rounding, so unscaling at the row's end gives the same value
-// as summing x · code directly (only an overflow differs, and a non-finite row is recomputed, see below).
+// scaling by a power of two commutes with float rounding (in the normal range; below it the scaled sums are
+// if anything more precise), so unscaling at the row's end gives the value of summing x · code directly; an
+// overflow of a scaled sum makes the row non-finite, and such a row is recomputed (see below).
 // The zero point is applied once per row as Σ_g scale_g · Σ_group x·q − Σ_g scale_g · zero_g · Σ_group x (the
 // group sums of x are given), so the per-group work is one FMA per row into a vector accumulator.
 // A row whose result is not finite is recomputed term by term as Σ x · (scale · (q − zero)), so Inf / NaN
