@@ -190,7 +190,8 @@ describeDevices(`quant.matmul (seed ${SEED})`, (device) => {
     using qw = await quant.fromCanonical({ qweight: qwt, scales: sc });
     using pw = quant.prepare(qw, device);
     const W = dequantRef(codes, new Float32Array(N).fill(0.01), null, N, K, K);
-    for (const M of [2, 18]) {
+    // M = 1 too: the AVX2 M = 1 kernel keeps some lanes' sums scaled by up to 16³ (int4_avx2_gemv.cpp).
+    for (const M of [1, 2, 18]) {
       const xv = new Float32Array(M * K);
       for (let i = 0; i < M * K; i++) xv[i] = Math.floor(i / K) % 2 === 0 ? 1e37 : (i % 3 === 0 ? -1e37 : 1e37);
       using x = tensor(xv, { shape: [M, K], dtype: 'float32', device });

@@ -420,9 +420,9 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
 
   if (M == 1 && group % 16 == 0 && have_avx2()) {
     std::vector<float> buf(size_t(K + 16));
-    float* xa = int4_aligned64(buf);
-    deinterleave(xf, M, K, xa);
-    const Int4GemvArgs a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xa, xs.data()};
+    float* xb = int4_aligned64(buf);
+    int4_gemv_avx2_pack_x(xf.data(), K, xb);
+    const Int4GemvArgs a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xf.data(), xb, xs.data()};
     parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K, 1)),
                  [&](int64_t n0, int64_t n1) { int4_gemv_avx2(a, n0, n1); });
     return;

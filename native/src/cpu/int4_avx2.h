@@ -40,11 +40,14 @@ inline float* int4_aligned64(std::vector<float>& v) {
 }
 
 struct Int4GemvArgs : Int4MatmulArgs {  // M = 1, group % 16 == 0
-  const float* xeo;  // [K], 32-byte aligned: x[2j] at j, x[2j+1] at K/2 + j (act-order applied)
-  const float* xs;   // [K / group]: the group sums of x
+  const float* x;   // [K] (act-order applied)
+  const float* xb;  // [K], 32-byte aligned: x in the kernel's order (int4_gemv_avx2_pack_x)
+  const float* xs;  // [K / group]: the group sums of x
 };
 
 // Outputs y[0, n0:n1]. Needs AVX2 + FMA (the caller checks).
 void int4_gemv_avx2(const Int4GemvArgs& a, int64_t n0, int64_t n1);
+// x [K] (K % 16 == 0) in the order int4_gemv_avx2 reads it, into xb [K] (plain code: no AVX2 needed).
+void int4_gemv_avx2_pack_x(const float* x, int64_t K, float* xb);
 
 }  // namespace llmk::cpu

@@ -1,19 +1,37 @@
-// AVX2 + FMA kernel of the float INT4 matmul for M = 1 (int4_avx2.h). Per 16 codes of a row: one 8-byte
-// zero-extending load, an and and a shift (low and high nibbles, matching x de-interleaved), two int → float
-// conversions and two FMAs; nothing else in the loop. The zero point is applied once per row as
-// Σ_g scale_g · Σ_group x·q − Σ_g scale_g · zero_g · Σ_group x (the group sums of x are given), so the
-// per-group work is one FMA per row into a vector accumulator (no horizontal sums until the row's end) and
-// the zero term is one short vector loop per row.
+// AVX2 + FMA kernel of the float INT4 matmul for M = 1 (int4_avx2.h). Per 8 bytes (16 codes) of a row: two
+// 8-byte broadcasts straight from memory (load ports only), and per broadcast one and, one int → float
+// conversion and one FMA: 6 vector-pipe ops per 16 codes (a zero-extending load + and + shift + 2 conversions
+// + 2 FMAs was 7, and the loop is bound by those pipes, not by memory).
+// The and keeps one nibble per 32-bit lane at nibble position p = lane / 2 of that lane's dword, so lane values
+// are code · 16^p (p ≤ 3: positive, exact in float). Each lane's accumulator thus holds 16^p times its sum:
+// scaling by a power of two commutes with float rounding (in the normal range; below it the scaled sums are
+// if anything more precise), so unscaling at the row's end gives the value of summing x · code directly; an
+// overflow of a scaled sum makes the row non-finite, and such a row is recomputed (see below).
+// The zero point is applied once per row as Σ_g scale_g · Σ_group x·q − Σ_g scale_g · zero_g · Σ_group x (the
+// group sums of x are given), so the per-group work is one FMA per row into a vector accumulator.
 // A row whose result is not finite is recomputed term by term as Σ x · (scale · (q − zero)), so Inf / NaN
 // in x (or a cancelling overflow) give what x · dequant(W)ᵀ gives.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <vector>
 #include "int4_avx2.h"
 #include "simd_x86.h"
 
 #include "../core/half.h"
 
 namespace llmk::cpu {
+
+// Broadcast A of the 8 bytes at o puts dword L = bytes o..o+3 in even lanes and H = bytes o+4..o+7 in odd
+// lanes; lane l keeps nibble l / 2 of its dword: k = 2o + 8·(l & 1) + l / 2. Broadcast B (bytes o+2..o+9)
+// gives k = 2o + 4 + 8·(l & 1) + l / 2. xb holds, per 8 bytes, the 8 x of A then the 8 x of B.
+void int4_gemv_avx2_pack_x(const float* x, int64_t K, float* xb) {
+  for (int64_t o = 0; o < K / 2; o += 8)
+    for (int l = 0; l < 8; l++) {
+      xb[2 * o + l] = x[2 * o + 8 * (l & 1) + l / 2];
+      xb[2 * o + 8 + l] = x[2 * o + 4 + 8 * (l & 1) + l / 2];
+    }
+}
 
 #if defined(LLMK_CPU_X86)
 namespace {
@@ -22,7 +40,7 @@ namespace {
 
 #include "hsum_avx2.h"
 
-// Off the hot path: row n as x · dequant(W)ᵀ term by term (x de-interleaved: xe = even k, xo = odd k).
+// Off the hot path: row n as x · dequant(W)ᵀ term by term.
 __attribute__((noinline)) float exact_row(const Int4GemvArgs& a, int64_t n) {
   const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;
   const uint8_t* q = a.q + n * K2;
@@ -30,76 +48,75 @@ __attribute__((noinline)) float exact_row(const Int4GemvArgs& a, int64_t n) {
   for (int64_t g = 0; g < G; g++) {
     const float s = load_as_f32(a.scales, n * G + g, a.sdt), z = a.zeros ? float(a.zeros[n * G + g]) : 8.f;
     for (int64_t j = g * gp; j < (g + 1) * gp; j++)
-      d += a.xeo[j] * (s * (float(q[j] & 15u) - z)) + a.xeo[K2 + j] * (s * (float(q[j] >> 4) - z));
+      d += a.x[2 * j] * (s * (float(q[j] & 15u) - z)) + a.x[2 * j + 1] * (s * (float(q[j] >> 4) - z));
   }
   return d;
 }
 
-// Σ_g scale_g · zero_g · xsum_g over row n's groups: vector code for float32 scales, else scalar.
-float zero_term(const Int4GemvArgs& a, int64_t n) {
+// Σ_g scale_g · zero_g · xsum_g over row n's groups (s: its scales as float32).
+float zero_term(const Int4GemvArgs& a, int64_t n, const float* s) {
   const int64_t G = a.K / a.group;
   int64_t g = 0;
   __m256 v = _mm256_setzero_ps();
-  if (a.sdt == 0) {
-    const float* s = static_cast<const float*>(a.scales) + n * G;
-    for (; g + 8 <= G; g += 8) {
-      const __m256 z = a.zeros ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
-                                     _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.zeros + n * G + g))))
-                               : _mm256_set1_ps(8.f);
-      v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(s + g), z), _mm256_loadu_ps(a.xs + g), v);
-    }
+  for (; g + 8 <= G; g += 8) {
+    const __m256 z = a.zeros ? _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(
+                                   _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.zeros + n * G + g))))
+                             : _mm256_set1_ps(8.f);
+    v = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_loadu_ps(s + g), z), _mm256_loadu_ps(a.xs + g), v);
   }
   float t = hsum(v);
-  for (; g < G; g++)
-    t = std::fma(load_as_f32(a.scales, n * G + g, a.sdt) * (a.zeros ? float(a.zeros[n * G + g]) : 8.f), a.xs[g], t);
+  for (; g < G; g++) t = std::fma(s[g] * (a.zeros ? float(a.zeros[n * G + g]) : 8.f), a.xs[g], t);
   return t;
 }
 
-// R rows (n.., nr valid; missing ones repeat the last) share each load of x. Two accumulators per row
-// within a group (independent FMA chains), one across groups. Prefetches may point past the weight's
-// end (harmless: a prefetch never faults).
+// R rows (n.., nr valid; missing ones repeat the last) share each load of x; one FMA chain per row and
+// group (R chains in flight cover the FMA latency). sc: the rows' scales as float32, [nr][G] from row n.
+// Broadcast B reads 2 bytes past a row's end: the caller gives the weight's last row as a padded copy
+// (last). Prefetches may point past the weight's end (harmless: a prefetch never faults).
 template <int R>
-void rows(const Int4GemvArgs& a, int64_t n, int nr) {
+void rows(const Int4GemvArgs& a, int64_t n, int nr, const uint8_t* last, const float* sc) {
   const int64_t K2 = a.K / 2, G = a.K / a.group, gp = a.group / 2;
   const uint8_t* qr[R];
   int64_t row[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; r++) {
     row[r] = n + std::min(r, nr - 1);
-    qr[r] = a.q + row[r] * K2;
+    qr[r] = row[r] == a.N - 1 ? last : a.q + row[r] * K2;
   }
-  const __m256i m15 = _mm256_set1_epi32(15);
+  const __m256i mask = _mm256_setr_epi32(0xF, 0xF, 0xF0, 0xF0, 0xF00, 0xF00, 0xF000, 0xF000);
   __m256 acc[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_ps();
   for (int64_t g = 0; g < G; g++) {
-    __m256 sa[R], sb[R];
+    __m256 sg[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) { sa[r] = _mm256_setzero_ps(); sb[r] = _mm256_setzero_ps(); }
+    for (int r = 0; r < R; r++) sg[r] = _mm256_setzero_ps();
     // The next R rows' bytes of this group: each row is a short stream (K/2 bytes) that the hardware
-    // prefetchers pick up late; fetching them one block ahead took M = 1 at 4096² from 1.1–1.4 ms to 0.8–1.0.
+    // prefetchers pick up late.
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) _mm_prefetch(reinterpret_cast<const char*>(qr[r] + R * K2 + g * gp), _MM_HINT_T0);
+    for (int r = 0; r < R; r++) _mm_prefetch(reinterpret_cast<const char*>(a.q + (row[r] + R) * K2 + g * gp), _MM_HINT_T0);
     for (int64_t j = g * gp; j < (g + 1) * gp; j += 8) {
-      const __m256 e = _mm256_loadu_ps(a.xeo + j), o = _mm256_loadu_ps(a.xeo + K2 + j);
+      const __m256 xa = _mm256_load_ps(a.xb + 2 * j), xbb = _mm256_load_ps(a.xb + 2 * j + 8);
 #pragma GCC unroll 8
       for (int r = 0; r < R; r++) {
-        const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(qr[r] + j)));
-        sa[r] = _mm256_fmadd_ps(e, _mm256_cvtepi32_ps(_mm256_and_si256(b, m15)), sa[r]);
-        sb[r] = _mm256_fmadd_ps(o, _mm256_cvtepi32_ps(_mm256_srli_epi32(b, 4)), sb[r]);
+        long long w0, w1;
+        std::memcpy(&w0, qr[r] + j, 8);
+        std::memcpy(&w1, qr[r] + j + 2, 8);
+        const __m256i c0 = _mm256_and_si256(_mm256_set1_epi64x(w0), mask);
+        const __m256i c1 = _mm256_and_si256(_mm256_set1_epi64x(w1), mask);
+        sg[r] = _mm256_fmadd_ps(xa, _mm256_cvtepi32_ps(c0), sg[r]);
+        sg[r] = _mm256_fmadd_ps(xbb, _mm256_cvtepi32_ps(c1), sg[r]);
       }
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) {
-      const float s = load_as_f32(a.scales, row[r] * G + g, a.sdt);
-      acc[r] = _mm256_fmadd_ps(_mm256_add_ps(sa[r], sb[r]), _mm256_set1_ps(s), acc[r]);
-    }
+    for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(sg[r], _mm256_broadcast_ss(sc + (row[r] - n) * G + g), acc[r]);
   }
+  const __m256 unscale = _mm256_setr_ps(1.f, 1.f, 1.f / 16, 1.f / 16, 1.f / 256, 1.f / 256, 1.f / 4096, 1.f / 4096);
   float out[R];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; r++) out[r] = hsum(acc[r]);
+  for (int r = 0; r < R; r++) out[r] = hsum(_mm256_mul_ps(acc[r], unscale));
   for (int r = 0; r < nr; r++) {
-    out[r] -= zero_term(a, n + r);
+    out[r] -= zero_term(a, n + r, sc + r * G);
     float v = std::isfinite(out[r]) ? out[r] : exact_row(a, n + r);
     if (a.bias) v += load_as_f32(a.bias, n + r, a.bdt);
     store_from_f32(a.y, n + r, a.ydt, v);
@@ -107,11 +124,43 @@ void rows(const Int4GemvArgs& a, int64_t n, int nr) {
 }
 
 #pragma GCC pop_options
+
+// float16 / bfloat16 scales [c] as float32, exactly; 8 at a time (F16C for float16, checked by the caller).
+__attribute__((target("avx2,f16c"))) void scales_to_f32(const uint16_t* s, int sdt, int64_t c, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= c; i += 8) {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+    _mm256_storeu_ps(out + i, sdt == 1 ? _mm256_cvtph_ps(h)
+                                       : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16)));
+  }
+  for (; i < c; i++) out[i] = load_as_f32(s, i, sdt);
+}
 }  // namespace
 
 void int4_gemv_avx2(const Int4GemvArgs& a, int64_t n0, int64_t n1) {
-  constexpr int R = 4;
-  for (int64_t n = n0; n < n1; n += R) rows<R>(a, n, int(std::min<int64_t>(R, n1 - n)));
+  constexpr int R = 8;
+  const int64_t K2 = a.K / 2, G = a.K / a.group;
+  std::vector<uint8_t> last;
+  if (n1 == a.N) {  // the weight's last row, with room for broadcast B's over-read
+    last.assign(size_t(K2 + 8), 0);
+    std::memcpy(last.data(), a.q + (a.N - 1) * K2, size_t(K2));
+  }
+  // Scales as float32 per block of rows (a scalar float16 conversion per row and group cost M = 1 about
+  // 45 % more time than float32 scales).
+  std::vector<float> sbuf(a.sdt == 0 ? 0 : size_t(R * G));
+  for (int64_t n = n0; n < n1; n += R) {
+    const int nr = int(std::min<int64_t>(R, n1 - n));
+    const float* sc = static_cast<const float*>(a.scales) + n * G;
+    if (a.sdt != 0) {
+      const uint16_t* s16 = static_cast<const uint16_t*>(a.scales) + n * G;
+      if (a.sdt == 1 && !cpu_has_f16c())
+        for (int64_t i = 0; i < nr * G; i++) sbuf[size_t(i)] = load_as_f32(s16, i, a.sdt);
+      else
+        scales_to_f32(s16, a.sdt, nr * G, sbuf.data());
+      sc = sbuf.data();
+    }
+    rows<R>(a, n, nr, last.data(), sc);
+  }
 }
 #else
 // Never called: off x86 (or under clang) int4_isa() is Generic.
