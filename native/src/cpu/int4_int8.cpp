@@ -234,38 +234,37 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
   for (int64_t b0 = 0; b0 < NB; b0 += 16) {
     const int64_t nb = std::min<int64_t>(16, NB - b0);
     factors<R, MT>(a, p, t, m0, b0, nb, f);
-    for (int64_t b = 0; b < nb; b++) {
-      __m256i s[R][MT];
-      for (int r = 0; r < R; r++)
-        for (int m = 0; m < MT; m++) s[r][m] = _mm256_setzero_si256();
-      for (int c = 0; c < CPB; c++, xp += CH, off += CH / 2) {
-        __m256i xl[MT], xh[MT];
-        for (int m = 0; m < MT; m++) {
-          xl[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + m * K));
-          if constexpr (CH == 64) xh[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + m * K + 32));
-        }
-        for (int r = 0; r < R; r++) {
+    // One weight row at a time (its decoded chunk feeds all MT activation rows), x loaded where used (from
+    // L1): with 16 ymm registers, holding every row's int16 sums and x vectors spilled the accumulators.
+    for (int64_t b = 0; b < nb; b++, xp += CH * CPB, off += CH / 2 * CPB) {
+      for (int r = 0; r < R; r++) {
+        __m256i s[MT];
+        for (int m = 0; m < MT; m++) s[m] = _mm256_setzero_si256();
+        for (int c = 0; c < CPB; c++) {
+          const int64_t o = off + c * (CH / 2);
+          const int8_t* xc = xp + c * CH;
           if constexpr (PF)  // one line of a later row tile per 64 bytes of this one
-            if (off % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(t.w[r] + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
+            if (o % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(t.w[r] + o + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
           if constexpr (CH == 64) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.w[r] + off));
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.w[r] + o));
             const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
             for (int m = 0; m < MT; m++)
-              s[r][m] = _mm256_add_epi16(s[r][m], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl[m]),
-                                                                   _mm256_maddubs_epi16(hi, xh[m])));
+              s[m] = _mm256_add_epi16(s[m], _mm256_add_epi16(
+                  _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + m * K))),
+                  _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + m * K + 32)))));
           } else {
-            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.w[r] + off));
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.w[r] + o));
             const __m256i wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-            for (int m = 0; m < MT; m++) s[r][m] = _mm256_add_epi16(s[r][m], _mm256_maddubs_epi16(wv, xl[m]));
+            for (int m = 0; m < MT; m++)
+              s[m] = _mm256_add_epi16(s[m], _mm256_maddubs_epi16(wv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + m * K))));
           }
         }
-      }
-      for (int r = 0; r < R; r++)
         for (int m = 0; m < MT; m++) {
-          const __m256i iv = _mm256_add_epi32(_mm256_madd_epi16(s[r][m], ones),
+          const __m256i iv = _mm256_add_epi32(_mm256_madd_epi16(s[m], ones),
                                               _mm256_zextsi128_si256(_mm_cvtsi32_si128(f.zc[r * MT + m][b])));
           acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_set1_ps(f.cs[r * MT + m][b]), acc[r][m]);
         }
+      }
     }
   }
   for (int r = 0; r < R; r++)
