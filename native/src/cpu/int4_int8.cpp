@@ -66,7 +66,7 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
   return acc;
 }
 
-#if defined(LLMK_CPU_X86)  // set-up of the SIMD tiles (here and in int4_int8_avx512.h)
+// The portable set-up of the SIMD tiles' block factors (the x86 tiles below and in int4_int8_avx512.h).
 // p.sw and p.z for rows n.. (nr valid; missing ones repeat the last), R of them. Runs once per row tile:
 // the dtype dispatch is hoisted out of the loops.
 void row_params(const Args& a, int64_t n, int nr, int R, RowParams& p) {
@@ -109,6 +109,7 @@ void setup_portable(const Args& a, RowParams& p, int R, int64_t n, int nr) {
   tile_params(a, p, R);
 }
 
+#if defined(LLMK_CPU_X86)  // the SIMD tiles (here and in int4_int8_avx512.h)
 // Prefetch distances in row tiles (both in the tiles' first pass): the codes (into L2: prefetched into L1 they
 // crowd out the tile's own lines; 1.1x at M = 1 and 16 against L1) and the scales and zero points, far enough
 // ahead to cover a memory access at the tiles' pace.
