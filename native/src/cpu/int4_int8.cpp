@@ -435,11 +435,13 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
         const int mt = int(std::min<int64_t>(kern.MT, M - m0));
         (m0 == 0 ? kern.first : kern.tile)[mt - 1](a, p, n, nr, m0, out.data());
       }
-      for (int r = 0; r < nr; r++)
-        for (int64_t m = 0; m < M; m++)
-          if (qx.bad[size_t(m)]) continue;
-          else if (plain) static_cast<float*>(y)[m * N + n + r] = out[size_t(r * M + m)];
-          else store(y, ydt, bias, bdt, N, m, n + r, out[size_t(r * M + m)]);
+      // Rows of x with non-finite blocks are stored too and overwritten below (no per-element test here).
+      if (plain)
+        for (int r = 0; r < nr; r++)
+          for (int64_t m = 0; m < M; m++) static_cast<float*>(y)[m * N + n + r] = out[size_t(r * M + m)];
+      else
+        for (int r = 0; r < nr; r++)
+          for (int64_t m = 0; m < M; m++) store(y, ydt, bias, bdt, N, m, n + r, out[size_t(r * M + m)]);
     }
     for (int64_t m = 0; m < M; m++)
       if (qx.bad[size_t(m)])
