@@ -3,10 +3,11 @@
 // (|Σ| ≤ 15·127·256 < 2^24, so it also converts to float exactly), then scaled by sa·scale and accumulated in
 // float32 (every kernel, portable and SIMD): the README's error bound, float rounding of the block sums only.
 // The SIMD tiles read the canonical packed rows directly (R rows at a time, no repacked copy): a tile's
-// per-block work is its dot products plus one FMA, with the float factor and the zero-point term prepared
-// once per row tile for all activation rows (setup / tile_params). The first pass over a row tile
-// prefetches the codes of a later one, and the set-up its scales (the rows are short streams, 2 KiB at
-// K = 4096, that the hardware prefetcher picks up late).
+// per-block work is its dot products plus one FMA, with the float factor and the zero-point term made by
+// the tile 16 blocks at a time (factors(); a separate set-up pass per row tile cost 1.1-1.2x at M = 1: its
+// scale loads stalled instead of overlapping the dot products), or by the portable set-up (tile_params)
+// when a group spans several blocks. The first pass over a row tile prefetches the codes and scales of a
+// later one (the rows are short streams, 2 KiB at K = 4096, that the hardware prefetcher picks up late).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -65,7 +66,7 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
   return acc;
 }
 
-#if defined(LLMK_CPU_X86)  // set-up of the SIMD tiles (here and in int4_int8_avx512.h)
+// The portable set-up of the SIMD tiles' block factors (the x86 tiles below and in int4_int8_avx512.h).
 // p.sw and p.z for rows n.. (nr valid; missing ones repeat the last), R of them. Runs once per row tile:
 // the dtype dispatch is hoisted out of the loops.
 void row_params(const Args& a, int64_t n, int nr, int R, RowParams& p) {
@@ -86,7 +87,7 @@ void row_params(const Args& a, int64_t n, int nr, int R, RowParams& p) {
 }
 
 // p.cs and p.zc (int4_int8.h) of R weight rows (p.sw, p.z) × all M activation rows: the portable set-up,
-// for groups of several activation blocks (the SIMD tiles vectorise the common case, setup()).
+// for groups of several activation blocks (the SIMD tiles make the common case's themselves, factors()).
 void tile_params(const Args& a, RowParams& p, int R) {
   const QuantX& x = *a.x;
   const int64_t NB = x.NB, M = a.M;
@@ -100,23 +101,21 @@ void tile_params(const Args& a, RowParams& p, int R) {
     }
 }
 
-// The SIMD tiles' set-up: p.cs / p.zc sized for R rows × M; then the portable set-up (returns true) unless
-// `simd` (returns false: the caller's vector code fills them).
-bool setup_portable(const Args& a, RowParams& p, int R, int64_t n, int nr, bool simd) {
+// The portable set-up of a row tile (R rows from n, nr valid) for the SIMD tiles when !a.inl.
+void setup_portable(const Args& a, RowParams& p, int R, int64_t n, int nr) {
   p.cs.resize(size_t(R * a.M * a.x->NB));
   p.zc.resize(size_t(R * a.M * a.x->NB));
-  if (simd) return false;
   row_params(a, n, nr, R, p);
   tile_params(a, p, R);
-  return true;
 }
 
-// Prefetch distances in row tiles: the codes (in the tiles' first pass, into L2: prefetched into L1 they
-// crowd out the tile's own lines; 1.1x at M = 1 and 16 against L1) and the scales and zero points (in the
-// set-up), far enough ahead to cover a memory access at the tiles' pace.
+#if defined(LLMK_CPU_X86)  // the SIMD tiles (here and in int4_int8_avx512.h)
+// Prefetch distances in row tiles (both in the tiles' first pass): the codes (into L2: prefetched into L1 they
+// crowd out the tile's own lines; 1.1x at M = 1 and 16 against L1) and the scales and zero points, far enough
+// ahead to cover a memory access at the tiles' pace.
 constexpr int64_t kPrefetchTiles = 4, kPrefetchParamTiles = 4;
 
-// Prefetches the scales and zero points of rows n.. (R of them, those below N): read by a later set-up.
+// Prefetches the scales and zero points of rows n.. (R of them, those below N): read by a later tile.
 void prefetch_params(const Args& a, int64_t n, int R) {
   const int64_t G = a.K / a.group, ss = a.sdt == int(DType::F32) ? 4 : 2;
   for (int64_t r = n; r < std::min<int64_t>(n + R, a.N); r++) {
@@ -128,16 +127,51 @@ void prefetch_params(const Args& a, int64_t n, int R) {
 }
 
 // Where a tile of R weight rows (n.., nr valid; missing ones repeat the last) × activation rows m0.. reads:
-// its set-up factors, the weight rows and the quantised x.
+// the weight rows, their scales and zero points (offset roff) and the quantised x.
 template <int R>
 struct TilePtrs {
-  const float* cs;
-  const int32_t* zc;
   const uint8_t* w[R];
+  int64_t roff[R];
   const int8_t* xp;
-  TilePtrs(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0)
-      : cs(p.cs.data() + m0 * a.x->NB), zc(p.zc.data() + m0 * a.x->NB), xp(a.x->q + m0 * a.K) {
-    for (int r = 0; r < R; r++) w[r] = a.q + (n + std::min(r, nr - 1)) * (a.K / 2);
+  TilePtrs(const Args& a, int64_t n, int nr, int64_t m0) : xp(a.x->q + m0 * a.K) {
+    for (int r = 0; r < R; r++) {
+      const int64_t row = n + std::min(r, nr - 1);
+      w[r] = a.q + row * (a.K / 2);
+      roff[r] = row * (a.K / a.group);
+    }
+  }
+};
+
+// A tile's block factors for up to 16 consecutive blocks (local b), index r·MT + m: cs = scale · sa and
+// zc = −zero · Σxq (int4_int8.h), made by the ISA's factors() or, when a group spans several blocks, copied
+// from the portable set-up (RowParams, rows × all M).
+template <int R, int MT>
+struct Factors {
+  alignas(64) float cs[R * MT][16];
+  alignas(64) int32_t zc[R * MT][16];
+  void copy(const Args& a, const RowParams& p, int64_t m0, int64_t b0, int64_t nb) {
+    const int64_t NB = a.x->NB;
+    for (int r = 0; r < R; r++)
+      for (int m = 0; m < MT; m++) {
+        const int64_t i = (r * a.M + m0 + m) * NB + b0;
+        std::memcpy(cs[r * MT + m], p.cs.data() + i, size_t(nb) * sizeof(float));
+        std::memcpy(zc[r * MT + m], p.zc.data() + i, size_t(nb) * sizeof(int32_t));
+      }
+  }
+  // Blocks b0 + j.. (j < nb) one at a time: the tail of the AVX2 factors().
+  void scalar(const Args& a, const TilePtrs<R>& t, int64_t m0, int64_t b0, int64_t j, int64_t nb) {
+    const QuantX& x = *a.x;
+    for (; j < nb; j++)
+      for (int r = 0; r < R; r++) {
+        const int64_t off = t.roff[r] + b0 + j;
+        const float sw = load_as_f32(a.scales, off, a.sdt);
+        const int32_t z = a.zeros ? int32_t(a.zeros[off]) : 8;
+        for (int m = 0; m < MT; m++) {
+          const int64_t xm = (m0 + m) * x.NB + b0 + j;
+          cs[r * MT + m][j] = sw * x.sa[size_t(xm)];
+          zc[r * MT + m][j] = -z * x.sum[size_t(xm)];
+        }
+      }
   }
 };
 
@@ -146,32 +180,38 @@ namespace avx2 {
 #pragma GCC target("avx2,fma")
 #include "hsum_avx2.h"
 
-// p.cs / p.zc of rows n.. × all M activation rows (int4_int8.h), 8 blocks per step when each block has its
-// own group and the scales are float32 or bfloat16 (F16C is not assumed here); else the portable set-up.
-template <int R>
-void setup(const Args& a, RowParams& p, int64_t n, int nr) {
+// The block factors of a tile for blocks b0.. (nb ≤ 16), as in int4_int8_avx512.h: 8 blocks per step (the
+// scales float32 or bfloat16: F16C is not assumed here; a.inl is false for float16 scales), the tail by
+// Factors::scalar.
+template <int R, int MT>
+void factors(const Args& a, const RowParams& p, const TilePtrs<R>& t, int64_t m0, int64_t b0, int64_t nb, Factors<R, MT>& f) {
   const QuantX& x = *a.x;
-  const int64_t NB = x.NB, G = a.K / a.group, M = a.M;
-  prefetch_params(a, n + kPrefetchParamTiles * R, R);
-  if (setup_portable(a, p, R, n, nr, G == NB && NB % 8 == 0 && a.sdt != int(DType::F16))) return;
-  for (int r = 0; r < R; r++) {
-    const int64_t off = (n + std::min(r, nr - 1)) * G;
-    for (int64_t b = 0; b < NB; b += 8) {
+  if (!a.inl) return f.copy(a, p, m0, b0, nb);
+  int64_t j = 0;
+  for (; j + 8 <= nb; j += 8) {
+    __m256 sa[MT];
+    __m256i sum[MT];
+    for (int m = 0; m < MT; m++) {
+      const int64_t xm = (m0 + m) * x.NB + b0 + j;
+      sa[m] = _mm256_loadu_ps(x.sa.data() + xm);
+      sum[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.sum.data() + xm));
+    }
+    for (int r = 0; r < R; r++) {
+      const int64_t off = t.roff[r] + b0 + j;
       const __m256 sw = a.sdt == int(DType::F32)
-          ? _mm256_loadu_ps(static_cast<const float*>(a.scales) + off + b)
+          ? _mm256_loadu_ps(static_cast<const float*>(a.scales) + off)
           : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(
-                reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(a.scales) + off + b))), 16));
+                reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(a.scales) + off))), 16));
       const __m256i nz = a.zeros ? _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                                       reinterpret_cast<const __m128i*>(a.zeros + off + b))))
+                                       reinterpret_cast<const __m128i*>(a.zeros + off))))
                                  : _mm256_set1_epi32(-8);
-      for (int64_t m = 0; m < M; m++) {
-        const int64_t xm = m * NB + b, i = (r * M + m) * NB + b;
-        _mm256_storeu_ps(p.cs.data() + i, _mm256_mul_ps(sw, _mm256_loadu_ps(x.sa.data() + xm)));
-        const __m256i sum = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.sum.data() + xm));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(p.zc.data() + i), _mm256_mullo_epi32(nz, sum));
+      for (int m = 0; m < MT; m++) {
+        _mm256_storeu_ps(f.cs[r * MT + m] + j, _mm256_mul_ps(sw, sa[m]));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(f.zc[r * MT + m] + j), _mm256_mullo_epi32(nz, sum[m]));
       }
     }
   }
+  f.scalar(a, t, m0, b0, j, nb);
 }
 
 // R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..) into
@@ -183,45 +223,50 @@ void setup(const Args& a, RowParams& p, int64_t n, int nr) {
 template <int CH, int CPB, int R, int MT, bool PF>
 void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
   const int64_t K = a.K, NB = a.x->NB, M = a.M;
-  auto [cs, zc, w, xp] = TilePtrs<R>(a, p, n, nr, m0);
+  const TilePtrs<R> t(a, n, nr, m0);
+  const int8_t* xp = t.xp;
+  if constexpr (PF) prefetch_params(a, n + kPrefetchParamTiles * R, R);
   const __m256i m4 = _mm256_set1_epi8(15), ones = _mm256_set1_epi16(1);
   __m256 acc[R][MT];
   for (int r = 0; r < R; r++)
     for (int m = 0; m < MT; m++) acc[r][m] = _mm256_setzero_ps();
+  Factors<R, MT> f;
   int64_t off = 0;  // into every weight row
-  for (int64_t b = 0; b < NB; b++, cs++, zc++) {
-    __m256i s[R][MT];
-    for (int r = 0; r < R; r++)
-      for (int m = 0; m < MT; m++) s[r][m] = _mm256_setzero_si256();
-    for (int c = 0; c < CPB; c++, xp += CH, off += CH / 2) {
-      __m256i xl[MT], xh[MT];
-      for (int m = 0; m < MT; m++) {
-        xl[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + m * K));
-        if constexpr (CH == 64) xh[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + m * K + 32));
-      }
+  for (int64_t b0 = 0; b0 < NB; b0 += 16) {
+    const int64_t nb = std::min<int64_t>(16, NB - b0);
+    factors<R, MT>(a, p, t, m0, b0, nb, f);
+    // One weight row at a time (its decoded chunk feeds all MT activation rows), x loaded where used (from
+    // L1): with 16 ymm registers, holding every row's int16 sums and x vectors spilled the accumulators.
+    for (int64_t b = 0; b < nb; b++, xp += CH * CPB, off += CH / 2 * CPB) {
       for (int r = 0; r < R; r++) {
-        if constexpr (PF)  // one line of a later row tile per 64 bytes of this one
-          if (off % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(w[r] + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
-        if constexpr (CH == 64) {
-          const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[r] + off));
-          const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
-          for (int m = 0; m < MT; m++)
-            s[r][m] = _mm256_add_epi16(s[r][m], _mm256_add_epi16(_mm256_maddubs_epi16(lo, xl[m]),
-                                                                 _mm256_maddubs_epi16(hi, xh[m])));
-        } else {
-          const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[r] + off));
-          const __m256i wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
-          for (int m = 0; m < MT; m++) s[r][m] = _mm256_add_epi16(s[r][m], _mm256_maddubs_epi16(wv, xl[m]));
+        __m256i s[MT];
+        for (int m = 0; m < MT; m++) s[m] = _mm256_setzero_si256();
+        for (int c = 0; c < CPB; c++) {
+          const int64_t o = off + c * (CH / 2);
+          const int8_t* xc = xp + c * CH;
+          if constexpr (PF)  // one line of a later row tile per 64 bytes of this one
+            if (o % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(t.w[r] + o + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
+          if constexpr (CH == 64) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.w[r] + o));
+            const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
+            for (int m = 0; m < MT; m++)
+              s[m] = _mm256_add_epi16(s[m], _mm256_add_epi16(
+                  _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + m * K))),
+                  _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + m * K + 32)))));
+          } else {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.w[r] + o));
+            const __m256i wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
+            for (int m = 0; m < MT; m++)
+              s[m] = _mm256_add_epi16(s[m], _mm256_maddubs_epi16(wv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + m * K))));
+          }
+        }
+        for (int m = 0; m < MT; m++) {
+          const __m256i iv = _mm256_add_epi32(_mm256_madd_epi16(s[m], ones),
+                                              _mm256_zextsi128_si256(_mm_cvtsi32_si128(f.zc[r * MT + m][b])));
+          acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_set1_ps(f.cs[r * MT + m][b]), acc[r][m]);
         }
       }
     }
-    for (int r = 0; r < R; r++)
-      for (int m = 0; m < MT; m++) {
-        const int64_t i = (r * M + m) * NB;
-        const __m256i iv = _mm256_add_epi32(_mm256_madd_epi16(s[r][m], ones),
-                                            _mm256_zextsi128_si256(_mm_cvtsi32_si128(zc[i])));
-        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_set1_ps(cs[i]), acc[r][m]);
-      }
   }
   for (int r = 0; r < R; r++)
     for (int m = 0; m < MT; m++) out[r * M + m0 + m] = hsum(acc[r][m]);
@@ -246,16 +291,15 @@ constexpr bool VNNI = false;
 }  // namespace avx512bw
 #endif
 
-using SetupFn = void (*)(const Args&, RowParams&, int64_t, int);
 using TileFn = void (*)(const Args&, const RowParams&, int64_t, int, int64_t, float*);
 
-// The kernel's row tile: set-up for R weight rows × all M activation rows, then tiles of R rows × up to MT
-// activation rows (tile[mt - 1] takes mt rows; first[]: the same, prefetching the next row tile's codes, for
-// the first pass over the rows).
+// The kernel's row tile: tiles of R weight rows × up to MT activation rows (tile[mt - 1] takes mt rows;
+// first[]: the same, prefetching a later row tile's codes and scales, for the first pass over the rows), after
+// the portable set-up of the block factors when a group spans several blocks (Args::inl false).
 constexpr int kMaxMT = 4;
 struct Kernel {
   int R = 1, MT = 1;
-  SetupFn setup = nullptr;
+  bool f16 = true;  // the tiles make float16 scales' factors themselves (else the portable set-up does)
   TileFn first[kMaxMT] = {}, tile[kMaxMT] = {};
 };
 
@@ -289,7 +333,6 @@ Kernel avx512_kernel() {
   Kernel k;
   k.R = R;
   k.MT = MT;
-  k.setup = V ? avx512vnni::setup<R> : avx512bw::setup<R>;
   fill_tiles<Avx512Tile<R, CPB, V>::template T, MT>(k);
   return k;
 }
@@ -299,15 +342,16 @@ Kernel avx2_kernel() {
   Kernel k;
   k.R = R;
   k.MT = MT;
-  k.setup = avx2::setup<R>;
+  k.f16 = false;  // F16C is not assumed with AVX2
   fill_tiles<Avx2Tile<CH, CPB, R>::template T, MT>(k);
   return k;
 }
 
-// CH = 64 (BA = 64, 128 or 256: CPB = 1, 2, 4) or 32 (BA = 32); R × MT as in pick().
+// CH = 64 (BA = 64, 128 or 256: CPB = 1, 2, 4) or 32 (BA = 32). M ≥ 2: 4 weight rows × 2 activation rows
+// (1.04x over 2 × 2 at M = 16 since the tile holds one row's sums at a time; 16 ymm registers); M = 1: 4 rows.
 template <int CH, int CPB>
 Kernel avx2_pick(bool wide) {
-  return wide ? avx2_kernel<CH, CPB, 2, 2>() : avx2_kernel<CH, CPB, 4, 1>();
+  return wide ? avx2_kernel<CH, CPB, 4, 2>() : avx2_kernel<CH, CPB, 4, 1>();
 }
 #endif
 
@@ -321,8 +365,10 @@ Kernel pick(Int4Isa isa, int64_t M, QuantX& x) {
   if ((isa == Int4Isa::Avx512Vnni || isa == Int4Isa::Avx512Bw) && x.BA % 128 == 0) {
     x.CH = 128;
     const bool v = isa == Int4Isa::Avx512Vnni, two = x.BA == 256;
+    // VNNI, M ≥ 2, BA = 128: 6 weight rows × 2 activation rows (1.03x over 4 × 2 at M = 16; 8 × 1 and 4 × 1
+    // 0.8x). M = 1: 4 rows (8: 0.9x, 3: 0.8x, 2: 0.7x). Measured per call in one process, same weight.
     if (v) return two ? (wide ? avx512_kernel<4, 2, 2, true>() : avx512_kernel<4, 1, 2, true>())
-                      : (wide ? avx512_kernel<4, 2, 1, true>() : avx512_kernel<4, 1, 1, true>());
+                      : (wide ? avx512_kernel<6, 2, 1, true>() : avx512_kernel<4, 1, 1, true>());
     return two ? (wide ? avx512_kernel<4, 2, 2, false>() : avx512_kernel<4, 1, 2, false>())
                : (wide ? avx512_kernel<4, 2, 1, false>() : avx512_kernel<4, 1, 1, false>());
   }
@@ -375,7 +421,7 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
   qx.sum.resize(size_t(M * qx.NB));
   qx.bad.assign(size_t(M), 0);
   quantise_x(x, xdt, perm, M, K, isa, qx);
-  const Args a{qweight, scales, sdt, zeros, M, N, K, group, &qx};
+  const Args a{qweight, scales, sdt, zeros, M, N, K, group, &qx, group == qx.BA && (kern.f16 || sdt != int(DType::F16))};
   parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
     if (kern.R == 0) {
       for (int64_t n = n0; n < n1; n++)
@@ -387,16 +433,18 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
     const bool plain = ydt == int(DType::F32) && !bias;
     for (int64_t n = n0; n < n1; n += kern.R) {
       const int nr = int(std::min<int64_t>(kern.R, n1 - n));
-      kern.setup(a, p, n, nr);
+      if (!a.inl) setup_portable(a, p, kern.R, n, nr);
       for (int64_t m0 = 0; m0 < M; m0 += kern.MT) {
         const int mt = int(std::min<int64_t>(kern.MT, M - m0));
         (m0 == 0 ? kern.first : kern.tile)[mt - 1](a, p, n, nr, m0, out.data());
       }
-      for (int r = 0; r < nr; r++)
-        for (int64_t m = 0; m < M; m++)
-          if (qx.bad[size_t(m)]) continue;
-          else if (plain) static_cast<float*>(y)[m * N + n + r] = out[size_t(r * M + m)];
-          else store(y, ydt, bias, bdt, N, m, n + r, out[size_t(r * M + m)]);
+      // Rows of x with non-finite blocks are stored too and overwritten below (no per-element test here).
+      if (plain)
+        for (int r = 0; r < nr; r++)
+          for (int64_t m = 0; m < M; m++) static_cast<float*>(y)[m * N + n + r] = out[size_t(r * M + m)];
+      else
+        for (int r = 0; r < nr; r++)
+          for (int64_t m = 0; m < M; m++) store(y, ydt, bias, bdt, N, m, n + r, out[size_t(r * M + m)]);
     }
     for (int64_t m = 0; m < M; m++)
       if (qx.bad[size_t(m)])

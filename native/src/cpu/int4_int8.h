@@ -24,11 +24,11 @@ struct QuantX {
   int64_t BA = 0, CH = 0, NB = 0;
 };
 
-// Per row tile of the SIMD kernels (R weight rows × all M activation rows, index i = r·M + m), set up once
-// per row tile so that the inner loop reads only these and the codes: cs[i·NB + b] = scale · sa (the block's
-// float factor) and zc[i·NB + b] = −zero · Σ xq (the zero point's integer term, which starts the block's
-// integer sum).
-// sw and z are the rows' scales and zero points per block (row_params), the portable set-up's inputs.
+// The block factors of the SIMD tiles (R weight rows × all M activation rows, index i = r·M + m) when a
+// group spans several blocks (Args::inl false), set up once per row tile by portable code:
+// cs[i·NB + b] = scale · sa (the block's float factor) and zc[i·NB + b] = −zero · Σ xq (the zero point's
+// integer term, which starts the block's integer sum). sw and z are the rows' scales and zero points per
+// block (row_params), the set-up's inputs.
 struct RowParams {
   std::vector<float> sw, cs;
   std::vector<int32_t> z, zc;
@@ -45,6 +45,7 @@ struct Args {
   const uint8_t* zeros;
   int64_t M, N, K, group;
   const QuantX* x;
+  bool inl;  // every block has its own group: the SIMD tiles make their block factors themselves (no RowParams)
 };
 
 }  // namespace llmk::cpu::int8mode
