@@ -376,8 +376,9 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   // KV head of its sequence, or it has one group). The next tile's lines (K then V of each token) are prefetched
   // a few dozen at a time, before each group of each key block of the scores and each group of P·V: issued a
   // token at a time for all groups (128 lines at 8 heads), they filled the miss buffers and stalled the work
-  // between them (interleaved old/new, 1 thread: 1.07-1.19x AVX-512, 1.02-1.11x AVX2; a few lines per K vector
-  // loaded inside the scores was no faster with AVX-512 and 0.86-0.92x with AVX2).
+  // between them (interleaved old/new, 1 thread, medians of three runs at B = 1, 4, 16: 1.07-1.13x AVX-512,
+  // 1.08-1.18x AVX2). No faster: a few lines per K vector inside the scores (0.86-0.92x with AVX2), or per
+  // column panel of P·V; prefetcht0 or prefetcht2 instead of prefetcht1; 4- or 16-key tiles.
   const int64_t span = groups * D * esz, lps = (span + 63) / 64;  // lines per span
   int64_t pf_done = 0, pf_n = 0;  // lines of the next tile prefetched so far, of pf_n
   auto prefetch_until = [&](int64_t upto) {
