@@ -103,7 +103,7 @@ function cases(device: DeviceName, quick: boolean): BenchCase[] {
  * over every thread); B = 4 and 16 mix lengths 512–4096.
  * The copy is libc's memmove between two host buffers allocated and written once before timing
  * (Float32Array.set): a ceiling without allocation or first-touch page faults. `src.to('cpu')` (a new tensor per
- * call, from the allocator's cache) measured 0.6× of it at 128 and 269 MiB on the 2-core EPYC, and far less once
+ * call, from the allocator's cache) measured 0.55–0.8× of it at 128 and 269 MiB on the 2-core EPYC, and far less once
  * freed blocks passed the cache's limit (each copy then faulted its destination in), so ratios against it were
  * flattered and depended on what ran before.
  */

@@ -8,7 +8,7 @@ export function measureCeilings(device: DeviceName): Ceilings {
   const gpu = device !== 'cpu';
   const n = gpu ? 256 * 1024 * 1024 : 32 * 1024 * 1024; // floats: 1 GiB on a GPU, 128 MiB on the CPU
   // CPU: memmove between two buffers written before timing (no allocation, no first-touch page faults: a new
-  // tensor per copy measured 0.6× of this, see bench/attention-serving.bench.ts); a GPU copies into a new tensor
+  // tensor per copy measured 0.55–0.8× of this, see bench/attention-serving.bench.ts); a GPU copies into a new tensor
   // (stream-ordered allocator, no faults).
   let copyMs: number;
   if (gpu) {
