@@ -42,8 +42,8 @@ describeDevices(`matmul (seed ${SEED})`, (device) => {
 });
 
 // The CPU kernel's edges: streaming path (M <= 4: column tasks of N/threads capped at 4096, 8 rows of B per step, odd K and column
-// tails), small-M path (M <= 16, slivers of 4 rows, 64-column tiles on AVX-512, 256-column tasks, B read
-// in place for float32), the 6x64 / 6x16 / 4x8 register tiles (row and column tails), A blocks of 128 rows (126 in
+// tails), small-M path (M <= 16, slivers of 4 rows, 64-column tiles on AVX-512, 256-column tasks; float32 B read
+// in place, or packed with AVX2), the 6x64 / 6x16 / 4x8 register tiles (row and column tails), A blocks of 128 rows (126 in
 // slivers of 6), depth blocks of 256 (C accumulated in the output across them), column tasks of up to 2048 and
 // row tasks split per thread (one past each), B packed (M >= 32) or read in place, K = 0, N = 1. Run for every
 // instruction-set variant the CPU has (LLMK_CPU_MATMUL_ISA picks a lesser one; read per call).
@@ -51,7 +51,7 @@ const cpuShapes: [number, number, number][] = [
   [1, 4096, 64], [1, 300, 257], [2, 65, 129], [3, 64, 128], [4, 63, 300], [1, 1, 300], [1, 5, 0],
   [3, 47, 131], [2, 1030, 9], [4, 2049, 5], [1, 7, 3], [1, 8200, 3],
   [5, 33, 7], [8, 32, 128], [9, 31, 1], [13, 17, 129], [31, 100, 40], [32, 256, 128], [40, 70, 200],
-  [16, 70, 129], [17, 65, 33], [21, 40, 20], [97, 257, 129], [129, 33, 130], [200, 520, 300], [40, 3, 0], [100, 1, 50],
+  [16, 70, 129], [12, 530, 520], [7, 256, 300], [17, 65, 33], [21, 40, 20], [97, 257, 129], [129, 33, 130], [200, 520, 300], [40, 3, 0], [100, 1, 50],
   [127, 65, 257], [70, 130, 520], [33, 2113, 7], [150, 2049, 3],
 ];
 for (const isa of ['', 'avx2', 'generic']) {

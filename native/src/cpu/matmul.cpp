@@ -27,8 +27,6 @@ constexpr int64_t MIN_MT = 64;
 // of B, which for float32 is read in place: there it is streamed from memory once).
 constexpr int SMALL_M = 4;
 constexpr int64_t SMALL_M_MAX = 16;
-// From this many rows, B is packed into panels even for float32 (enough reuse to pay for the copy).
-constexpr int64_t PACK_B_MIN_M = 32;
 // Up to GEMV_M_MAX rows, the streaming path (matmul_gemv.h): B read GEMV_U contiguous row slices at a time
 // (8 beat 4 by 10-25% at M=1 and 4, N=K=4096, AVX-512 and AVX2, 1 thread), one column task per thread of at
 // most GEMV_NC_MAX columns (y[rows][chunk] stays in L2; longer row slices measured faster than 512-1024).
@@ -41,7 +39,6 @@ struct Job {
   void* out;
   int64_t M, N, K;
   int dt;       // DType as int: 0 float32, 1 float16, 2 bfloat16
-  bool pack_b;  // pack float32 B panels too
   int64_t mt, nt;  // rows and columns per task of the blocked path
 };
 
@@ -89,6 +86,9 @@ namespace avx512 {
 #pragma GCC target("avx512f,avx2,fma,f16c")
 #include "simd_avx512.inc"
 constexpr int MR = 6, NV = 4, NVS = 4;  // 6×64 main tile (24 zmm; ≥ 8×32, 12×32, 14×32 here), 4×64 small-M tile
+// From this many rows float32 B is packed into panels too (below, its 64-float panel rows are read in place:
+// packing them made M = 8 and 16 at N = K = 4096 1.2x slower, 1 thread, Zen 5).
+constexpr int64_t PACK_B_MIN_M = 32;
 #include "matmul_f16c.h"
 #include "matmul_kernel.h"
 #include "matmul_driver.h"
@@ -100,6 +100,10 @@ namespace avx2 {
 #pragma GCC target("avx2,fma,f16c")
 #include "simd_avx2.inc"
 constexpr int MR = 6, NV = 2, NVS = 2;  // 6×16 main tile (12 ymm), 4×16 small-M tile
+// Float32 B is packed from the first row count past the streaming path: read in place, each 16-float panel row
+// is one line 4·N bytes from the next, which the prefetchers do not follow (packing: M = 8 and 16 at
+// N = K = 4096 1.55x faster, 1 thread, Zen 5).
+constexpr int64_t PACK_B_MIN_M = GEMV_M_MAX + 1;
 #include "matmul_f16c.h"
 #include "matmul_kernel.h"
 #include "matmul_driver.h"
@@ -110,6 +114,7 @@ constexpr int MR = 6, NV = 2, NVS = 2;  // 6×16 main tile (12 ymm), 4×16 small
 namespace generic {
 #include "simd_generic.inc"
 constexpr int MR = 4, NV = 2, NVS = 2;  // 4×8 tile: 8 vectors of 4 (SSE2 / NEON)
+constexpr int64_t PACK_B_MIN_M = 32;  // float32 B packed from this many rows (as the AVX-512 variant; not tuned)
 #include "matmul_kernel.h"
 #include "matmul_driver.h"
 }  // namespace generic
@@ -144,7 +149,7 @@ void matmul(const void* a, const void* b, void* out, int64_t M, int64_t N, int64
     });
     return;
   }
-  Job job{a, b, out, M, N, K, dt, M >= PACK_B_MIN_M, 0, 0};
+  Job job{a, b, out, M, N, K, dt, 0, 0};
   set_grid(job);
   const bool gemv = M <= GEMV_M_MAX;
   const RunFn run = pick_kernel(gemv);

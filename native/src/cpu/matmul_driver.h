@@ -1,7 +1,7 @@
 // Whole-matrix driver of the dense CPU matmul, included once per instruction set by matmul.cpp right after
 // matmul_kernel.h (same ISA region and namespace). No include guard on purpose. Uses from matmul.cpp: Job,
-// MC, KC, SMALL_M, SMALL_M_MAX, MR, NV, NVS, scratch, and for the streaming path (matmul_gemv.h) GEMV_M_MAX,
-// GEMV_U, gemv_chunk.
+// MC, KC, SMALL_M, SMALL_M_MAX, scratch, from the ISA's namespace MR, NV, NVS, PACK_B_MIN_M, and for the
+// streaming path (matmul_gemv.h) GEMV_M_MAX, GEMV_U, gemv_chunk.
 //
 // Blocking as in BLIS/GotoBLAS: a task is a block of rows × up to NT_MAX columns of C. Per K block of KC the
 // task packs its B columns once into panels of NR (an L3/L2-resident block, reused by every row of the task),
@@ -40,7 +40,7 @@ void tasks(const Job& j, int64_t t0, int64_t t1) {
     const int64_t n0 = (t % col_tasks) * j.nt, nc = std::min(j.nt, j.N - n0);
     const int64_t panels = (nc + NR - 1) / NR;
     // Panels read in place (float32, B not packed): all full ones; the ragged last one is packed.
-    const int64_t direct = (f32 && !j.pack_b) ? nc / NR : 0;
+    const int64_t direct = (f32 && j.M < PACK_B_MIN_M) ? nc / NR : 0;
     // Float32: every row of the task per K block; otherwise MC rows at a time through cb.
     const int64_t rstep = f32 ? mt : MCB;
     for (int64_t r0 = m0; r0 < m0 + mt; r0 += rstep) {
