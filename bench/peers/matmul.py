@@ -26,9 +26,10 @@ def openblas_core():
     import ctypes
     import glob
     import os
-    for lib in glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "*openblas*")):
+    for path in glob.glob(os.path.join(os.path.dirname(np.__file__), "..", "numpy.libs", "*openblas*")):
+        lib = ctypes.CDLL(path)
         for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename"):
-            f = getattr(ctypes.CDLL(lib), name, None)
+            f = getattr(lib, name, None)
             if f is not None:
                 f.restype = ctypes.c_char_p
                 return f().decode()

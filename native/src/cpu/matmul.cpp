@@ -24,7 +24,7 @@ constexpr int64_t NT_MAX = 2048, SMALL_NT = 256;
 // Rows per task at least MIN_MT (B is packed once per task and K block).
 constexpr int64_t MIN_MT = 64;
 // Up to SMALL_M_MAX rows, the small-M kernel: slivers of SMALL_M rows with wider tiles (fewer, longer reads
-// of B, which for float32 is read in place: there it is streamed from memory once).
+// of B; float32 B is read in place below the ISA's PACK_B_MIN_M, streamed from memory once).
 constexpr int SMALL_M = 4;
 constexpr int64_t SMALL_M_MAX = 16;
 // Up to GEMV_M_MAX rows, the streaming path (matmul_gemv.h): B read GEMV_U contiguous row slices at a time
@@ -101,8 +101,8 @@ namespace avx2 {
 #include "simd_avx2.inc"
 constexpr int MR = 6, NV = 2, NVS = 2;  // 6×16 main tile (12 ymm), 4×16 small-M tile
 // Float32 B is packed from the first row count past the streaming path: read in place, each 16-float panel row
-// is one line 4·N bytes from the next, which the prefetchers do not follow (packing: M = 8 and 16 at
-// N = K = 4096 1.55x faster, 1 thread, Zen 5).
+// is one line 4·N bytes from the next (N = 4096: all in one L1 set). Packing: M = 5 and 16 at N = K = 4096
+// 1.3-1.6x faster, M = 8 at N = 11008 within the noise (0.9-1.06x), 1 thread, Zen 5.
 constexpr int64_t PACK_B_MIN_M = GEMV_M_MAX + 1;
 #include "matmul_f16c.h"
 #include "matmul_kernel.h"
