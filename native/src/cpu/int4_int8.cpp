@@ -1,7 +1,10 @@
 // INT4 weights × int8 activations (quant.matmul compute: 'int8'; MatMulNBits accuracy_level 4 semantics).
-// Per activation block of BA k (see int4.h): the integer dot Σ xq·(q − zero) = Σ xq·q − zero·Σ xq is exact
-// (|Σ| ≤ 15·127·256 < 2^24, so it also converts to float exactly), then scaled by sa·scale and accumulated in
-// float32 (every kernel, portable and SIMD): the README's error bound, float rounding of the block sums only.
+// Per activation block of BA k (see int4.h): the integer dot Σ xq·q is exact (|Σ| ≤ 15·127·256 < 2^24, so it
+// also converts to float exactly), then scaled by sa·scale and accumulated in float32; the zero point's term
+// −zero·Σ xq (exact) is scaled by the same factor and summed apart (every kernel, portable and SIMD): the
+// README's error bound, float rounding of block terms of magnitude ≤ (15 + zero)·Σ|xq|·sa·|scale| only. Keeping
+// the zero point out of the integer sum (as ONNX Runtime does) spares the SIMD tiles a scalar insert per block
+// and activation row: 1.xx at M = 16 (AVX-512 VNNI).
 // The SIMD tiles read the canonical packed rows directly (R rows at a time, no repacked copy): a tile's
 // per-block work is its dot products plus one FMA, with the float factor and the zero-point term made by
 // the tile 16 blocks at a time (factors(); a separate set-up pass per row tile cost 1.1-1.2x at M = 1: its
@@ -38,7 +41,7 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
   const QuantX& x = *a.x;
   const int64_t K = a.K, bpg = a.group / x.BA, h = x.CH / 2;
   const uint8_t* qrow = a.q + n * (K / 2);
-  float acc = 0.f;
+  float acc = 0.f, zacc = 0.f;
   for (int64_t b = 0; b < x.NB; b++) {
     const int64_t k0 = b * x.BA, mb = m * x.NB + b;
     float sw;
@@ -54,7 +57,9 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
           I += int32_t(byte & 15u) * xq[j] + int32_t(byte >> 4) * xq[h + j];
         }
       }
-      acc += (sa * sw) * float(I - z * x.sum[size_t(mb)]);
+      const float cs = sa * sw;
+      acc += cs * float(I);
+      zacc += cs * float(-z * x.sum[size_t(mb)]);
     } else {
       const float* xr = x.xr + m * K;
       float t = 0.f;
@@ -63,7 +68,7 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
       acc += t;
     }
   }
-  return acc;
+  return acc + zacc;
 }
 
 // The portable set-up of the SIMD tiles' block factors (the x86 tiles below and in int4_int8_avx512.h).
@@ -157,6 +162,15 @@ struct Factors {
         std::memcpy(cs[r * MT + m], p.cs.data() + i, size_t(nb) * sizeof(float));
         std::memcpy(zc[r * MT + m], p.zc.data() + i, size_t(nb) * sizeof(int32_t));
       }
+    clear_from(nb);
+  }
+  // Lanes nb.. get cs = 0 and zc = 0, so that the zero-point terms (zero_terms) can read all 16.
+  void clear_from(int64_t nb) {
+    for (int i = 0; i < R * MT; i++)
+      for (int64_t j = nb; j < 16; j++) {
+        cs[i][j] = 0.f;
+        zc[i][j] = 0;
+      }
   }
   // Blocks b0 + j.. (j < nb) one at a time: the tail of the AVX2 factors().
   void scalar(const Args& a, const TilePtrs<R>& t, int64_t m0, int64_t b0, int64_t j, int64_t nb) {
@@ -172,6 +186,7 @@ struct Factors {
           zc[r * MT + m][j] = -z * x.sum[size_t(xm)];
         }
       }
+    clear_from(nb);
   }
 };
 
@@ -214,12 +229,22 @@ void factors(const Args& a, const RowParams& p, const TilePtrs<R>& t, int64_t m0
   f.scalar(a, t, m0, b0, j, nb);
 }
 
+// acc += float(zc) · cs over the 16 block lanes of f, as in int4_int8_avx512.h.
+template <int R, int MT>
+void zero_terms(const Factors<R, MT>& f, __m256 (&acc)[R][MT]) {
+  for (int r = 0; r < R; r++)
+    for (int m = 0; m < MT; m++)
+      for (int h = 0; h < 16; h += 8)
+        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(f.zc[r * MT + m] + h))),
+                                    _mm256_load_ps(f.cs[r * MT + m] + h), acc[r][m]);
+}
+
 // R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..) into
 // out[r·M + m0 + m], PF as in int4_int8_avx512.h: each decoded weight vector feeds MT vpmaddubsw pairs, each
 // x vector R. CPB chunks of CH k per block. CH = 64: 32 packed bytes per step, low nibbles against the 32 even
 // k, high nibbles against the 32 odd k; CH = 32 (BA = 32): 16 bytes, both nibble halves in one register.
 // Int16 sums: ≤ 2·3810 per chunk, ≤ 4 chunks per block (BA ≤ 256): no saturation. Block ends as in
-// int4_int8_avx512.h: (int32 sum − zero·Σxq) · (sa · scale) into acc, factors from the set-up.
+// int4_int8_avx512.h: int32 sum · (sa · scale) into acc, the zero point's terms 16 blocks at a time.
 template <int CH, int CPB, int R, int MT, bool PF>
 void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, float* out) {
   const int64_t K = a.K, NB = a.x->NB, M = a.M;
@@ -235,6 +260,7 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
   for (int64_t b0 = 0; b0 < NB; b0 += 16) {
     const int64_t nb = std::min<int64_t>(16, NB - b0);
     factors<R, MT>(a, p, t, m0, b0, nb, f);
+    zero_terms<R, MT>(f, acc);
     // One weight row at a time (its decoded chunk feeds all MT activation rows), x loaded where used (from
     // L1): with 16 ymm registers, holding every row's int16 sums and x vectors spilled the accumulators.
     for (int64_t b = 0; b < nb; b++, xp += CH * CPB, off += CH / 2 * CPB) {
@@ -261,9 +287,8 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
           }
         }
         for (int m = 0; m < MT; m++) {
-          const __m256i iv = _mm256_add_epi32(_mm256_madd_epi16(s[m], ones),
-                                              _mm256_zextsi128_si256(_mm_cvtsi32_si128(f.zc[r * MT + m][b])));
-          acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iv), _mm256_set1_ps(f.cs[r * MT + m][b]), acc[r][m]);
+          acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s[m], ones)), _mm256_set1_ps(f.cs[r * MT + m][b]),
+                                      acc[r][m]);
         }
       }
     }

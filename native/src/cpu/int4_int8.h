@@ -27,7 +27,7 @@ struct QuantX {
 // The block factors of the SIMD tiles (R weight rows × all M activation rows, index i = r·M + m) when a
 // group spans several blocks (Args::inl false), set up once per row tile by portable code:
 // cs[i·NB + b] = scale · sa (the block's float factor) and zc[i·NB + b] = −zero · Σ xq (the zero point's
-// integer term, which starts the block's integer sum). sw and z are the rows' scales and zero points per
+// integer term, scaled by cs and summed apart from the dot products). sw and z are the rows' scales and zero points per
 // block (row_params), the set-up's inputs.
 struct RowParams {
   std::vector<float> sw, cs;

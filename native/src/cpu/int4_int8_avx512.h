@@ -3,10 +3,10 @@
 // namespace. No include guard on purpose. Chunks of CH = 128 k: 64 packed bytes, low nibbles against the
 // 64 even k, high nibbles against the 64 odd k. Int16 sums cannot saturate: a byte pair adds at most
 // 2·15·127 = 3810 per vpmaddubsw lane, two per chunk, at most two chunks per block (BA ≤ 256).
-// Per block: the integer sum starts at −zero·Σxq (lane 0; exact in int32) and ends as
-// acc += float(Σ xq·(code − zero)) · (sa · scale), both factors made per 16 blocks (factors()), so the loop
-// holds nothing but the codes, the dot products and one FMA per block. Needs from the includer: Args, QuantX,
-// RowParams, VNNI, Factors, prefetch_params, TilePtrs.
+// Per block: acc += float(Σ xq·code) · (sa · scale), the loop holding nothing but the codes, the dot products
+// and one FMA per block; the zero point's term (−zero·Σxq) · (sa · scale) is added 16 blocks at a time
+// (zero_terms), both factors made per 16 blocks (factors()). Needs from the includer: Args, QuantX, RowParams,
+// VNNI, Factors, prefetch_params, TilePtrs.
 
 // The block factors of a tile (int4_int8.h, Factors) for blocks b0.. (nb ≤ 16 of them): 16 blocks per step
 // when each block has its own group (a.inl), else copied from the portable set-up's p.cs / p.zc.
@@ -47,6 +47,16 @@ void factors(const Args& a, const RowParams& p, const TilePtrs<R>& t, int64_t m0
   }
 }
 
+// acc += float(zc) · cs, lane j holding block j of f (lanes past the step's blocks hold cs = 0): the zero
+// points' terms of 16 blocks, into the lanes that the end of the tile sums anyway.
+template <int R, int MT>
+void zero_terms(const Factors<R, MT>& f, __m512 (&acc)[R][MT]) {
+  for (int r = 0; r < R; r++)
+    for (int m = 0; m < MT; m++)
+      acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(f.zc[r * MT + m])),
+                                  _mm512_load_ps(f.cs[r * MT + m]), acc[r][m]);
+}
+
 // R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..) into
 // out[r·M + m0 + m]. PF (the first pass over these rows): prefetch a later row tile's codes into L2, one line per
 // row per chunk, so that they arrive while this tile computes (the rows are short streams, 2 KiB at K = 4096,
@@ -67,11 +77,11 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
   for (int64_t b0 = 0; b0 < NB; b0 += 16) {
     const int64_t nb = std::min<int64_t>(16, NB - b0);
     factors<R, MT>(a, p, t, m0, b0, nb, f);
+    zero_terms<R, MT>(f, acc);
     for (int64_t b = 0; b < nb; b++) {
       __m512i s[R][MT];
       for (int r = 0; r < R; r++)
-        for (int m = 0; m < MT; m++)
-          s[r][m] = VNNI ? _mm512_zextsi128_si512(_mm_cvtsi32_si128(f.zc[r * MT + m][b])) : _mm512_setzero_si512();
+        for (int m = 0; m < MT; m++) s[r][m] = _mm512_setzero_si512();
       for (int c = 0; c < CPB; c++, xp += 128, off += 64) {
         __m512i xl[MT], xh[MT];
         for (int m = 0; m < MT; m++) {
@@ -94,10 +104,7 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
       }
       for (int r = 0; r < R; r++)
         for (int m = 0; m < MT; m++) {
-          __m512i iv = s[r][m];
-          if constexpr (!VNNI)
-            iv = _mm512_add_epi32(_mm512_madd_epi16(iv, _mm512_set1_epi16(1)),
-                                  _mm512_zextsi128_si512(_mm_cvtsi32_si128(f.zc[r * MT + m][b])));
+          const __m512i iv = VNNI ? s[r][m] : _mm512_madd_epi16(s[r][m], _mm512_set1_epi16(1));
           acc[r][m] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iv), _mm512_set1_ps(f.cs[r * MT + m][b]), acc[r][m]);
         }
     }
