@@ -1,5 +1,6 @@
 // Shared test helpers: the device matrix, seeded random data and error metrics.
-import { backends, type DeviceName } from '../ts';
+import { backends, synchronizeSync, type DeviceName } from '../ts';
+import { native } from '../ts/native';
 
 export interface TestDevice { device: DeviceName; skip: string | null }
 
@@ -25,6 +26,18 @@ export function describeDevices(name: string, fn: (device: DeviceName) => void):
     const title = `${name} [${d.device}]${d.skip ? ` (skipped: ${d.skip})` : ''}`;
     (d.skip ? describe.skip : describe)(title, () => fn(d.device));
   }
+}
+
+/**
+ * Sets (value undefined: unsets) an environment variable for this file's process.env and for the addon's
+ * getenv: Jest gives each test file a copy of process.env that native code never sees, so this is how a test
+ * forces LLMK_CPU_*_ISA. Runs on the CPU stream after the kernels already queued, and returns once it has.
+ */
+export function setEnv(name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name];
+  else process.env[name] = value;
+  native.debugSetEnv(name, value);
+  synchronizeSync('cpu');
 }
 
 /** The run's seed: LLMK_TEST_SEED or a fresh one. Put it in test titles so failures show it. */

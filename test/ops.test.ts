@@ -1,5 +1,5 @@
 import { add, matmul, tensor, type DeviceName } from '../ts';
-import { describeDevices, relL2, rng, randnArray, SEED, tol } from './helpers';
+import { describeDevices, relL2, rng, randnArray, SEED, setEnv, tol } from './helpers';
 import { roundTo } from './reference/half';
 import { matmulRef } from './reference/matmul';
 
@@ -57,8 +57,8 @@ const cpuShapes: [number, number, number][] = [
 for (const isa of ['', 'avx2', 'generic']) {
   describe(`cpu matmul kernel edges, ISA ${isa || 'best'} (seed ${SEED})`, () => {
     let saved: string | undefined;
-    beforeAll(() => { saved = process.env.LLMK_CPU_MATMUL_ISA; if (isa) process.env.LLMK_CPU_MATMUL_ISA = isa; });
-    afterAll(() => { if (saved === undefined) delete process.env.LLMK_CPU_MATMUL_ISA; else process.env.LLMK_CPU_MATMUL_ISA = saved; });
+    beforeAll(() => { saved = process.env.LLMK_CPU_MATMUL_ISA; if (isa) setEnv('LLMK_CPU_MATMUL_ISA', isa); });
+    afterAll(() => setEnv('LLMK_CPU_MATMUL_ISA', saved));
     for (const dtype of ['float32', 'float16', 'bfloat16'] as const) {
       it.each(cpuShapes)(`${dtype} M=%d N=%d K=%d matches the float64 reference`, (M, N, K) => checkMatmul('cpu', dtype, M, N, K));
     }
@@ -68,13 +68,15 @@ for (const isa of ['', 'avx2', 'generic']) {
 // float16 <-> float32 in the x86 kernels uses F16C; it must round exactly like the portable scalar code
 // (the generic variant): single products (exact in float32) over normal, subnormal and overflowing results.
 describe(`cpu matmul float16 conversions match across ISA variants (seed ${SEED})`, () => {
-  afterAll(() => { delete process.env.LLMK_CPU_MATMUL_ISA; });
+  let saved: string | undefined;
+  beforeAll(() => { saved = process.env.LLMK_CPU_MATMUL_ISA; });
+  afterAll(() => setEnv('LLMK_CPU_MATMUL_ISA', saved));
   it('gives bit-identical float16 results', async () => {
     const r = rng(SEED);
     const N = 4099;
     const b = randnArray(N, r).map((x, i) => x * 2 ** ((i % 40) - 24));
     const run = async (isa: string) => {
-      process.env.LLMK_CPU_MATMUL_ISA = isa;
+      setEnv('LLMK_CPU_MATMUL_ISA', isa);
       using ta = tensor(Float32Array.from([1.3330078125, -0.7001953125]), { dtype: 'float16', device: 'cpu', shape: [2, 1] });
       using tb = tensor(b, { dtype: 'float16', device: 'cpu', shape: [1, N] });
       using out = matmul(ta, tb);

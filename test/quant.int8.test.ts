@@ -5,7 +5,7 @@
 // checked on the same variants for its usual tolerance.
 import { tensor, type DType } from '../ts';
 import * as quant from '../ts/quant';
-import { describeDevices, expectCode, randnArray, relL2, rng, SEED, tol } from './helpers';
+import { describeDevices, expectCode, randnArray, relL2, rng, SEED, setEnv, tol } from './helpers';
 import { roundBF16, roundF16 } from './reference/half';
 import { dequantRef, linearRef, unpackCanonical } from './reference/quant';
 import { int8Block, int8LinearRef } from './reference/quant_int8';
@@ -26,9 +26,9 @@ async function parts(w: quant.Int4Weight): Promise<{ codes: Uint8Array; scales: 
 function withIsa(isa: string, fn: () => Promise<void>): () => Promise<void> {
   return async () => {
     const saved = process.env.LLMK_CPU_INT4_ISA;
-    if (isa) process.env.LLMK_CPU_INT4_ISA = isa; else delete process.env.LLMK_CPU_INT4_ISA;
+    setEnv('LLMK_CPU_INT4_ISA', isa || undefined);
     try { await fn(); } finally {
-      if (saved === undefined) delete process.env.LLMK_CPU_INT4_ISA; else process.env.LLMK_CPU_INT4_ISA = saved;
+      setEnv('LLMK_CPU_INT4_ISA', saved);
     }
   };
 }

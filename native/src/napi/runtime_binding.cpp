@@ -1,7 +1,10 @@
 // Bindings for the runtime: backends, streams, synchronisation, allocator stats, device timing.
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include "common.h"
 #include "../core/cuda_runtime.h"
@@ -154,6 +157,23 @@ Napi::Value debug_sleep(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Test hook: sets (value a string) or unsets (value undefined) an environment variable of the process, as a
+// task on the current CPU stream, so kernels queued before it see the old value and those after it the new one
+// (and no kernel's getenv runs beside the setenv). Jest gives each test file a copy of process.env, so
+// assigning process.env there never reaches the native getenv of LLMK_CPU_*_ISA.
+Napi::Value debug_set_env(const Napi::CallbackInfo& info) {
+  if (!info[0].IsString() || !(info[1].IsString() || info[1].IsUndefined()))
+    throw_js(info.Env(), llmk::Error(ErrCode::Arg, "debugSetEnv: name must be a string, value a string or undefined"));
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  std::optional<std::string> value;
+  if (info[1].IsString()) value = info[1].As<Napi::String>().Utf8Value();
+  enqueue_cpu([name, value] {
+    if (value) setenv(name.c_str(), value->c_str(), 1);
+    else unsetenv(name.c_str());
+  });
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void init_runtime_binding(Napi::Env env, Napi::Object exports) {
@@ -169,6 +189,7 @@ void init_runtime_binding(Napi::Env env, Napi::Object exports) {
   exports.Set("deviceTime", Napi::Function::New(env, device_time));
   exports.Set("isCurrentStream", Napi::Function::New(env, is_current_stream));
   exports.Set("debugSleep", Napi::Function::New(env, debug_sleep));
+  exports.Set("debugSetEnv", Napi::Function::New(env, debug_set_env));
 }
 
 }  // namespace llmk::napi
