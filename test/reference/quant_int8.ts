@@ -56,7 +56,7 @@ export function int8LinearRef(x: ArrayLike<number>, codes: ArrayLike<number>, sc
         }
         s += sa[i * NB + b] * sw * dot;
         qb += (amaxs[i * NB + b] / 254) * absw;
-        // The kernels sum raw codes (0…15) per lane and subtract zero · Σxq once: magnitudes ≤ (15 + z) · Σ|xq|.
+        // The kernels scale Σ xq·code (codes 0…15) and −zero·Σxq apart and sum both: magnitudes ≤ (15 + z) · Σ|xq|.
         mag += sa[i * NB + b] * Math.abs(sw) * (15 + z) * absq;
       }
       const bv = bias ? bias[j] : 0;
