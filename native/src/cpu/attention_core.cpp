@@ -1,6 +1,7 @@
 // The CPU attention core (attention_core.h): task enumeration, K/V row addressing (contiguous or paged)
 // and the tile body (attention_tile.h) compiled for AVX-512, AVX2+FMA and portable code, picked at run
-// time (shipped binaries carry no -march flags); LLMK_CPU_ATTN_ISA=avx2|generic forces a lesser one.
+// time (shipped binaries carry no -march flags); LLMK_CPU_ATTN_ISA=avx2|generic forces a lesser one. Float32
+// decode tasks take the decode body (attention_decode.h) on AVX-512 and AVX2.
 #include "attention_core.h"
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 #include "simd_x86.h"
 
@@ -96,7 +98,7 @@ LLMK_ALWAYS_INLINE float vhsum(V a) { return _mm512_reduce_add_ps(a); }
 // and adds for 16 sums instead of 16 horizontal sums). Slot 4r+q of the tree takes x[4q+r], so that lane 4q+r
 // of the result holds the sum of x[4q+r].
 constexpr int NACC = 16;
-LLMK_ALWAYS_INLINE void vhsum_n(const V* x, float* sums) {
+LLMK_ALWAYS_INLINE V vhsum_v(const V* x) {
   V y[8], z[4], w[2];
 #pragma GCC unroll 8
   for (int k = 0; k < 8; k++) {  // [a | b] folded to 256 bits each
@@ -110,15 +112,33 @@ LLMK_ALWAYS_INLINE void vhsum_n(const V* x, float* sums) {
 #pragma GCC unroll 2
   for (int k = 0; k < 2; k++)  // quad q: slots 8k+q and 8k+4+q, 2 lanes each
     w[k] = _mm512_add_ps(_mm512_unpacklo_ps(z[2 * k], z[2 * k + 1]), _mm512_unpackhi_ps(z[2 * k], z[2 * k + 1]));
-  const V r = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))),
-                            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))));
-  _mm512_storeu_ps(sums, r);  // lane 4q+r: slot 4r+q = x[4q+r]
+  return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))),
+                       _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))));
+  // lane 4q+r: slot 4r+q = x[4q+r]
 }
+LLMK_ALWAYS_INLINE void vhsum_n(const V* x, float* sums) { _mm512_storeu_ps(sums, vhsum_v(x)); }
+// Lane l of the result: the max / sum of x's lanes ≡ l mod ROWS (ROWS a power of two up to 16): halves, quads,
+// pairs and neighbours folded in turn.
+template <bool MAX>
+LLMK_ALWAYS_INLINE V vop(V a, V b) { return MAX ? _mm512_max_ps(a, b) : _mm512_add_ps(a, b); }
+template <int ROWS, bool MAX>
+LLMK_ALWAYS_INLINE V vfold(V x) {
+  if constexpr (ROWS < 16) x = vop<MAX>(x, _mm512_shuffle_f32x4(x, x, _MM_SHUFFLE(1, 0, 3, 2)));
+  if constexpr (ROWS < 8) x = vop<MAX>(x, _mm512_shuffle_f32x4(x, x, _MM_SHUFFLE(2, 3, 0, 1)));
+  if constexpr (ROWS < 4) x = vop<MAX>(x, _mm512_permute_ps(x, _MM_SHUFFLE(1, 0, 3, 2)));
+  if constexpr (ROWS < 2) x = vop<MAX>(x, _mm512_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)));
+  return x;
+}
+template <int ROWS> LLMK_ALWAYS_INLINE V vfold_max(V x) { return vfold<ROWS, true>(x); }
+template <int ROWS> LLMK_ALWAYS_INLINE V vfold_add(V x) { return vfold<ROWS, false>(x); }
+LLMK_ALWAYS_INLINE bool vany_gt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) != 0; }
+constexpr int PV_ACC = 16;  // O accumulators of the decode P·V block (of 32 zmm)
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vset(-__builtin_inff()), _CMP_EQ_OQ), r, vzero());
 }
 #include "matmul_f16c.h"
 #include "attention_tile.h"
+#include "attention_decode.h"
 #pragma GCC pop_options
 }  // namespace avx512
 
@@ -141,7 +161,7 @@ LLMK_ALWAYS_INLINE float vhsum(V a) {
 // sums[i] = Σ lanes of x[i] for the NACC (of 16 ymm) score accumulators of the decode tile: a transpose-add tree
 // (21 shuffles and adds for 8 sums). Slot 2r+h of the tree takes x[4h+r]: lane 4h+r of the result is its sum.
 constexpr int NACC = 8;
-LLMK_ALWAYS_INLINE void vhsum_n(const V* x, float* sums) {
+LLMK_ALWAYS_INLINE V vhsum_v(const V* x) {
   V y[4], z[2];
 #pragma GCC unroll 4
   for (int k = 0; k < 4; k++) {  // 128-bit half h: slot 2k+h folded to 4 lanes
@@ -151,15 +171,31 @@ LLMK_ALWAYS_INLINE void vhsum_n(const V* x, float* sums) {
 #pragma GCC unroll 2
   for (int k = 0; k < 2; k++)  // half h: slots 4k+h and 4k+2+h, 2 lanes each
     z[k] = _mm256_add_ps(_mm256_unpacklo_ps(y[2 * k], y[2 * k + 1]), _mm256_unpackhi_ps(y[2 * k], y[2 * k + 1]));
-  const V r = _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(z[0]), _mm256_castps_pd(z[1]))),
-                            _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(z[0]), _mm256_castps_pd(z[1]))));
-  _mm256_storeu_ps(sums, r);  // lane 4h+r: slot 2r+h = x[4h+r]
+  return _mm256_add_ps(_mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(z[0]), _mm256_castps_pd(z[1]))),
+                       _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(z[0]), _mm256_castps_pd(z[1]))));
+  // lane 4h+r: slot 2r+h = x[4h+r]
 }
+LLMK_ALWAYS_INLINE void vhsum_n(const V* x, float* sums) { _mm256_storeu_ps(sums, vhsum_v(x)); }
+// Lane l of the result: the max / sum of x's lanes ≡ l mod ROWS (ROWS a power of two up to 8).
+template <bool MAX>
+LLMK_ALWAYS_INLINE V vop(V a, V b) { return MAX ? _mm256_max_ps(a, b) : _mm256_add_ps(a, b); }
+template <int ROWS, bool MAX>
+LLMK_ALWAYS_INLINE V vfold(V x) {
+  if constexpr (ROWS < 8) x = vop<MAX>(x, _mm256_permute2f128_ps(x, x, 1));
+  if constexpr (ROWS < 4) x = vop<MAX>(x, _mm256_permute_ps(x, _MM_SHUFFLE(1, 0, 3, 2)));
+  if constexpr (ROWS < 2) x = vop<MAX>(x, _mm256_permute_ps(x, _MM_SHUFFLE(2, 3, 0, 1)));
+  return x;
+}
+template <int ROWS> LLMK_ALWAYS_INLINE V vfold_max(V x) { return vfold<ROWS, true>(x); }
+template <int ROWS> LLMK_ALWAYS_INLINE V vfold_add(V x) { return vfold<ROWS, false>(x); }
+LLMK_ALWAYS_INLINE bool vany_gt(V a, V b) { return _mm256_movemask_ps(_mm256_cmp_ps(a, b, _CMP_GT_OQ)) != 0; }
+constexpr int PV_ACC = 8;  // O accumulators of the decode P·V block (of 16 ymm)
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm256_blendv_ps(r, vzero(), _mm256_cmp_ps(x, vset(-__builtin_inff()), _CMP_EQ_OQ));
 }
 #include "matmul_f16c.h"
 #include "attention_tile.h"
+#include "attention_decode.h"
 #pragma GCC pop_options
 }  // namespace avx2
 #endif
@@ -199,8 +235,8 @@ Kernel pick_kernel() {
 #if defined(LLMK_CPU_X86)
   __builtin_cpu_init();
   const bool has2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
-  if (has2 && __builtin_cpu_supports("avx512f") && (w.empty() || w == "avx512")) return {avx512::run_task, avx512::merge_task, "avx512"};
-  if (has2 && w != "generic") return {avx2::run_task, avx2::merge_task, "avx2"};
+  if (has2 && __builtin_cpu_supports("avx512f") && (w.empty() || w == "avx512")) return {avx512::decode_or_tile_task, avx512::merge_task, "avx512"};
+  if (has2 && w != "generic") return {avx2::decode_or_tile_task, avx2::merge_task, "avx2"};
 #endif
   (void)w;
   return {generic::run_task, generic::merge_task, "generic"};
