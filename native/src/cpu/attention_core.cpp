@@ -94,28 +94,11 @@ LLMK_ALWAYS_INLINE V vpow2(V n) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23));
 }
 LLMK_ALWAYS_INLINE float vhsum(V a) { return _mm512_reduce_add_ps(a); }
-// sums[i] = Σ lanes of x[i] for the NACC score accumulators of the decode tile: a transpose-add tree (45 shuffles
-// and adds for 16 sums instead of 16 horizontal sums). Slot 4r+q of the tree takes x[4q+r], so that lane 4q+r
-// of the result holds the sum of x[4q+r].
+// The NACC score accumulators of the decode tiles summed together (hsum_avx512.h: a transpose-add tree, lane i
+// of the result is the sum of x[i]).
 constexpr int NACC = 16;
-LLMK_ALWAYS_INLINE V vhsum_v(const V* x) {
-  V y[8], z[4], w[2];
-#pragma GCC unroll 8
-  for (int k = 0; k < 8; k++) {  // [a | b] folded to 256 bits each
-    const V a = x[(2 * k) % 4 * 4 + (2 * k) / 4], b = x[(2 * k + 1) % 4 * 4 + (2 * k + 1) / 4];
-    y[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)), _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
-  }
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; k++)  // 128-bit quad q: slot 4k+q folded to 4 lanes
-    z[k] = _mm512_add_ps(_mm512_shuffle_f32x4(y[2 * k], y[2 * k + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_f32x4(y[2 * k], y[2 * k + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-#pragma GCC unroll 2
-  for (int k = 0; k < 2; k++)  // quad q: slots 8k+q and 8k+4+q, 2 lanes each
-    w[k] = _mm512_add_ps(_mm512_unpacklo_ps(z[2 * k], z[2 * k + 1]), _mm512_unpackhi_ps(z[2 * k], z[2 * k + 1]));
-  return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))),
-                       _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))));
-  // lane 4q+r: slot 4r+q = x[4q+r]
-}
+#include "hsum_avx512.h"
+LLMK_ALWAYS_INLINE V vhsum_v(const V* x) { return vhsum16_v(x); }
 LLMK_ALWAYS_INLINE void vhsum_n(const V* x, float* sums) { _mm512_storeu_ps(sums, vhsum_v(x)); }
 // Lane l of the result: the max / sum of x's lanes ≡ l mod ROWS (ROWS a power of two up to 16): halves, quads,
 // pairs and neighbours folded in turn.

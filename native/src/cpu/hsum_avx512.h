@@ -1,9 +1,9 @@
 // Horizontal sums of up to 16 zmm vectors at once, for AVX-512 regions: included inside a `#pragma GCC target`
 // region that enables AVX-512F, in the including file's namespace. No include guard on purpose.
-// sums[i] = Σ lanes of x[i], i < 16: a transpose-add tree (45 shuffles and adds for 16 sums instead of 16
-// horizontal sums of 8-10 instructions each). Slot 4r+q of the tree takes x[4q+r], so that lane 4q+r of the
-// result holds the sum of x[4q+r].
-LLMK_ALWAYS_INLINE void vhsum16(const __m512* x, float* sums) {
+// Lane i of the result = Σ lanes of x[i], i < 16: a transpose-add tree (45 shuffles and adds for 16 sums instead
+// of 16 horizontal sums of 8-10 instructions each). Slot 4r+q of the tree takes x[4q+r], so that lane 4q+r of
+// the result holds the sum of x[4q+r].
+LLMK_ALWAYS_INLINE __m512 vhsum16_v(const __m512* x) {
   __m512 y[8], z[4], w[2];
 #pragma GCC unroll 8
   for (int k = 0; k < 8; k++) {  // [a | b] folded to 256 bits each
@@ -17,7 +17,10 @@ LLMK_ALWAYS_INLINE void vhsum16(const __m512* x, float* sums) {
 #pragma GCC unroll 2
   for (int k = 0; k < 2; k++)  // quad q: slots 8k+q and 8k+4+q, 2 lanes each
     w[k] = _mm512_add_ps(_mm512_unpacklo_ps(z[2 * k], z[2 * k + 1]), _mm512_unpackhi_ps(z[2 * k], z[2 * k + 1]));
-  const __m512 r = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))),
-                                 _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))));
-  _mm512_storeu_ps(sums, r);  // lane 4q+r: slot 4r+q = x[4q+r]
+  return _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))),
+                       _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(w[0]), _mm512_castps_pd(w[1]))));
+  // lane 4q+r: slot 4r+q = x[4q+r]
 }
+
+// sums[i] = Σ lanes of x[i], i < 16.
+LLMK_ALWAYS_INLINE void vhsum16(const __m512* x, float* sums) { _mm512_storeu_ps(sums, vhsum16_v(x)); }
