@@ -4,7 +4,7 @@
 // in a late tile. Run on the ISA in use (the suite is run with LLMK_CPU_ATTN_ISA=generic / avx2 too).
 import * as attention from '../ts/attention';
 import { tensor } from '../ts/tensor';
-import { randnArray, relL2, rng, SEED } from './helpers';
+import { randnArray, relL2, rng, SEED, setEnv } from './helpers';
 import { attentionRef, RefOptions } from './reference/attention';
 
 const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
@@ -27,11 +27,11 @@ function makeSeqs(lensQ: number[], lensK: number[], Hq: number, Hkv: number, D: 
 /** Runs fn with LLMK_CPU_ATTN_SPLIT_KEYS = keys (undefined: the kernel's own chunking). */
 async function withChunk<T>(keys: number | undefined, fn: () => Promise<T>): Promise<T> {
   const name = 'LLMK_CPU_ATTN_SPLIT_KEYS';
-  if (keys === undefined) delete process.env[name]; else process.env[name] = String(keys);
+  setEnv(name, keys === undefined ? undefined : String(keys));  // through the addon: Jest's process.env is a copy
   try {
     return await fn();
   } finally {
-    delete process.env[name];
+    setEnv(name, undefined);
   }
 }
 

@@ -7,7 +7,7 @@ import * as attention from '../ts/attention';
 import { BlockLayout } from '../ts/attention';
 import { tensor, type Tensor } from '../ts/tensor';
 import type { DType } from '../ts/dtype';
-import { randnArray, relL2, rng, SEED, tol } from './helpers';
+import { randnArray, relL2, rng, SEED, setEnv, tol } from './helpers';
 import { attentionRef, RefOptions } from './reference/attention';
 
 interface Seqs {
@@ -31,11 +31,11 @@ function makeSeqs(lensQ: number[], lensK: number[], Hq: number, Hkv: number, D: 
 /** Runs fn with LLMK_CPU_ATTN_SPLIT_KEYS = keys (undefined: the kernel's own chunking). */
 async function withChunk<T>(keys: number | undefined, fn: () => Promise<T>): Promise<T> {
   const name = 'LLMK_CPU_ATTN_SPLIT_KEYS';
-  if (keys === undefined) delete process.env[name]; else process.env[name] = String(keys);
+  setEnv(name, keys === undefined ? undefined : String(keys));  // through the addon: Jest's process.env is a copy
   try {
     return await fn();
   } finally {
-    delete process.env[name];
+    setEnv(name, undefined);
   }
 }
 
