@@ -4,7 +4,7 @@
 // in a late tile. Run on the ISA in use (the suite is run with LLMK_CPU_ATTN_ISA=generic / avx2 too).
 import * as attention from '../ts/attention';
 import { tensor } from '../ts/tensor';
-import { randnArray, relL2, rng, SEED, setEnv } from './helpers';
+import { randnArray, relL2, rng, SEED, withSplitKeys } from './helpers';
 import { attentionRef, RefOptions } from './reference/attention';
 
 const sum = (a: number[]) => a.reduce((x, y) => x + y, 0);
@@ -22,17 +22,6 @@ function makeSeqs(lensQ: number[], lensK: number[], Hq: number, Hkv: number, D: 
     if (lensK[b] > 0) for (let i = (k0 + lensK[b] - 1) * Hkv * D; i < (k0 + lensK[b]) * Hkv * D; i++) s.k[i] *= 8;
   });
   return s;
-}
-
-/** Runs fn with LLMK_CPU_ATTN_SPLIT_KEYS = keys (undefined: the kernel's own chunking). */
-async function withChunk<T>(keys: number | undefined, fn: () => Promise<T>): Promise<T> {
-  const name = 'LLMK_CPU_ATTN_SPLIT_KEYS';
-  setEnv(name, keys === undefined ? undefined : String(keys));  // through the addon: Jest's process.env is a copy
-  try {
-    return await fn();
-  } finally {
-    setEnv(name, undefined);
-  }
 }
 
 /** Checks out [totalQ, Hq, D] and lse [Hq, totalQ] against the reference, one sequence at a time. */
@@ -84,7 +73,7 @@ describe('attention decode, serving shapes (cpu)', () => {
       cache.append(k, v, sm);
       for (const m of MASKS) {
         for (const chunk of [undefined, 16]) {
-          const [out, lse] = await withChunk(chunk, async () => {
+          const [out, lse] = await withSplitKeys(chunk, async () => {
             const r = attention.paged(q, cache, { ...m.o, blockTables: bt, seqLens: sl, cuSeqlensQ: cq, returnLse: true });
             const got = await Promise.all([r.out.toArray(), r.lse!.toArray()]) as Float32Array[];
             r[Symbol.dispose]();
@@ -110,7 +99,7 @@ describe('attention decode, serving shapes (cpu)', () => {
       try {
         for (const m of MASKS) {
           for (const chunk of [undefined, 16]) {
-            const r = await withChunk(chunk, async () => {
+            const r = await withSplitKeys(chunk, async () => {
               const res = attention.varlen(q, k, v, { ...m.o, cuSeqlensQ: cq, cuSeqlensK: ck, returnLse: true });
               const got = await Promise.all([res.out.toArray(), res.lse!.toArray()]) as Float32Array[];
               res[Symbol.dispose]();

@@ -7,7 +7,7 @@ import * as attention from '../ts/attention';
 import { BlockLayout } from '../ts/attention';
 import { tensor, type Tensor } from '../ts/tensor';
 import type { DType } from '../ts/dtype';
-import { randnArray, relL2, rng, SEED, setEnv, tol } from './helpers';
+import { randnArray, relL2, rng, SEED, tol, withSplitKeys } from './helpers';
 import { attentionRef, RefOptions } from './reference/attention';
 
 interface Seqs {
@@ -26,17 +26,6 @@ function makeSeqs(lensQ: number[], lensK: number[], Hq: number, Hkv: number, D: 
     seed, lensQ, lensK, Hq, Hkv, D,
     q: randnArray(sum(lensQ) * Hq * D, r), k: randnArray(sum(lensK) * Hkv * D, r), v: randnArray(sum(lensK) * Hkv * D, r),
   };
-}
-
-/** Runs fn with LLMK_CPU_ATTN_SPLIT_KEYS = keys (undefined: the kernel's own chunking). */
-async function withChunk<T>(keys: number | undefined, fn: () => Promise<T>): Promise<T> {
-  const name = 'LLMK_CPU_ATTN_SPLIT_KEYS';
-  setEnv(name, keys === undefined ? undefined : String(keys));  // through the addon: Jest's process.env is a copy
-  try {
-    return await fn();
-  } finally {
-    setEnv(name, undefined);
-  }
 }
 
 /** Checks out [totalQ, Hq, D] and lse [Hq, totalQ] against the reference, one sequence at a time. */
@@ -96,7 +85,7 @@ describe('attention split-K (cpu)', () => {
     test(`decode batch, GQA 8:2, D 32, chunk ${chunk ?? 'auto'}: every mask`, async () => {
       const s = makeSeqs(lensK.map(() => 1), lensK, 8, 2, 32);
       for (const m of MASKS) {
-        const r = await withChunk(chunk, () => runVarlen(s, m.o));
+        const r = await withSplitKeys(chunk, () => runVarlen(s, m.o));
         check(s, m.o, r.out, r.lse, `decode chunk ${chunk}, ${m.name}`);
       }
     });
@@ -106,7 +95,7 @@ describe('attention split-K (cpu)', () => {
     const s = makeSeqs([16, 16, 16, 3, 16], [5, 0, 700, 1100, 1], 4, 2, 16);
     for (const o of [{ causal: true }, { causal: true, window: { left: 100, right: 0 } }, { window: { left: 40, right: 20 } }] as RefOptions[]) {
       for (const chunk of [16, undefined]) {
-        const r = await withChunk(chunk, () => runVarlen(s, o));
+        const r = await withSplitKeys(chunk, () => runVarlen(s, o));
         check(s, o, r.out, r.lse, `16 queries, chunk ${chunk}, ${JSON.stringify(o)}`);
       }
     }
@@ -141,7 +130,7 @@ describe('attention split-K (cpu)', () => {
       cache.append(k, v, sm);
       for (const m of MASKS) {
         for (const chunk of [undefined, 48]) {
-          const r = await withChunk(chunk, () => results(attention.paged(q, cache, { ...m.o, blockTables: bt, seqLens: sl, cuSeqlensQ: cq, returnLse: true })));
+          const r = await withSplitKeys(chunk, () => results(attention.paged(q, cache, { ...m.o, blockTables: bt, seqLens: sl, cuSeqlensQ: cq, returnLse: true })));
           check(s, m.o, r.out, r.lse, `paged, chunk ${chunk}, ${m.name}`);
         }
       }
@@ -161,7 +150,7 @@ describe('attention split-K (cpu)', () => {
     try {
       for (const chunk of [undefined, 128, 64]) {
         for (const o of [{}, { causal: true, window: { left: 500, right: 0 } }] as RefOptions[]) {
-          const res = await withChunk(chunk, () => results(attention.blockSparse(q, k, v, L, { ...o, returnLse: true })));
+          const res = await withSplitKeys(chunk, () => results(attention.blockSparse(q, k, v, L, { ...o, returnLse: true })));
           const ref = attentionRef(qd, kd, vd, B, Nq, Nk, Hq, Hkv, D, L, o);
           const e = relL2(res.out, ref.out), el = relL2(res.lse.filter((x) => x !== -Infinity), ref.lse.filter((x) => x !== -Infinity));
           if (!(e < 1e-5 && el < 1e-5)) throw new Error(`blockSparse chunk ${chunk} ${JSON.stringify(o)} (seed ${SEED}): out ${e}, lse ${el}`);
@@ -186,7 +175,7 @@ describe('attention decode tile (cpu)', () => {
         for (let i = last * 2 * 32; i < (last + 1) * 2 * 32; i++) s.k[i] *= 8;
         for (const m of [MASKS[1], MASKS[2], { name: 'window 0/0 (two queries: a row sees one key)', o: { window: { left: 0, right: 0 } } }]) {
           for (const chunk of [undefined, 16]) {
-            const r = await withChunk(chunk, () => runVarlen(s, m.o));
+            const r = await withSplitKeys(chunk, () => runVarlen(s, m.o));
             check(s, m.o, r.out, r.lse, `G ${G}, ${nq} queries, chunk ${chunk}, ${m.name}`);
           }
         }

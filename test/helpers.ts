@@ -40,6 +40,16 @@ export function setEnv(name: string, value: string | undefined): void {
   synchronizeSync('cpu');
 }
 
+/** Runs fn with the CPU attention's split-K chunks of `keys` keys (LLMK_CPU_ATTN_SPLIT_KEYS; undefined: its own). */
+export async function withSplitKeys<T>(keys: number | undefined, fn: () => Promise<T>): Promise<T> {
+  setEnv('LLMK_CPU_ATTN_SPLIT_KEYS', keys === undefined ? undefined : String(keys));
+  try {
+    return await fn();
+  } finally {
+    setEnv('LLMK_CPU_ATTN_SPLIT_KEYS', undefined);
+  }
+}
+
 /** The run's seed: LLMK_TEST_SEED or a fresh one. Put it in test titles so failures show it. */
 export const SEED = Number(process.env.LLMK_TEST_SEED ?? Math.floor(Math.random() * 1e9));
 
