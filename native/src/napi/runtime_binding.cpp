@@ -158,8 +158,8 @@ Napi::Value debug_sleep(const Napi::CallbackInfo& info) {
 }
 
 // Test hook: sets (value a string) or unsets (value undefined) an environment variable of the process, as a
-// task on the current CPU stream, so kernels queued before it see the old value and those after it the new one
-// (and no kernel's getenv runs beside the setenv). Jest gives each test file a copy of process.env, so
+// task on the current CPU stream, so kernels queued there before it see the old value and those after it the new
+// one (setenv is not thread-safe against getenv: work on other streams is the caller's to keep idle). Jest gives each test file a copy of process.env, so
 // assigning process.env there never reaches the native getenv of LLMK_CPU_*_ISA.
 Napi::Value debug_set_env(const Napi::CallbackInfo& info) {
   if (!info[0].IsString() || !(info[1].IsString() || info[1].IsUndefined()))
