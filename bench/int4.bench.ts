@@ -79,7 +79,8 @@ type Ort = {
 
 
 // Ours against MatMulNBits at 4096², g = 128, M = 1 and 16: compute 'float' against accuracy_level 0 (float
-// math) and compute 'int8' against accuracy_level 4 (int8 activations), interleaved and repeated (paired.ts).
+// math) and compute 'int8' against accuracy_level 4 (int8 activations), interleaved and repeated (paired.ts);
+// our weight prepared (quant.prepare), as ORT prepacks its initializer.
 // The ISA is ours as picked (LLMK_CPU_INT4_ISA forces a lesser one); ORT picks its own kernels
 // (LLMK_BENCH_PEER_ISA=avx2: the ones it picks on an AVX2+FMA CPU, bench/ort-isa.ts).
 async function cpuPeer(device: DeviceName): Promise<Result[]> {
@@ -102,6 +103,7 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
     const qw = quant.quantize(w, { groupSize: g });
     w.dispose();
     const b = qw.qweight.toArraySync() as Uint8Array, sc = qw.scales.toArraySync() as Float32Array;
+    const pw = quant.prepare(qw, device);  // ours prepared, as ORT prepacks its initializers (the CPU's quads)
     const xs = new Float32Array(M * K).map((_, i) => Math.sin(i * 0.37));
     const x = tensor(xs, { device, shape: [M, K] });
     for (const [compute, acc] of [['float', 0], ['int8', 4]] as const) {
@@ -111,21 +113,22 @@ async function cpuPeer(device: DeviceName): Promise<Result[]> {
           { intraOpNumThreads: cpuTimeMode ? Number(process.env.LLMK_NUM_THREADS ?? 0) : 0 });
         const a = new ort.Tensor('float32', xs, [M, K]);
         const out = (await sess.run({ A: a })).Y.data;
-        const y = quant.matmul(x, qw, { compute });
+        const y = quant.matmul(x, pw, { compute });
         const yv = y.toArraySync() as Float32Array;
         y.dispose();
         let num = 0, den = 0;
         for (let i = 0; i < yv.length; i++) { num += (yv[i] - out[i]) ** 2; den += out[i] ** 2; }
-        const p = await paired(() => { quant.matmul(x, qw, { compute }).dispose(); synchronizeSync('cpu'); }, () => sess.run({ A: a }));
+        const p = await paired(() => { quant.matmul(x, pw, { compute }).dispose(); synchronizeSync('cpu'); }, () => sess.run({ A: a }));
         res.push({ suite: 'int4', case: name, device, ms: p.ms, peer: `onnxruntime-node MatMulNBits acc${acc}${peerIsaTag()}`, peerMs: p.peerMs,
           speedup: p.speedup,
-          note: `ISA ${isa} (${flags.join(' ')}, ${model}); ${timingNote()}; median of ${p.rounds} interleaved ratios, range ${p.minSpeedup.toFixed(2)}–${p.maxSpeedup.toFixed(2)}; rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}` });
+          note: `ISA ${isa} (${flags.join(' ')}, ${model}); weight ${pw.layout}; ${timingNote()}; median of ${p.rounds} interleaved ratios, range ${p.minSpeedup.toFixed(2)}–${p.maxSpeedup.toFixed(2)}; rel L2 vs ORT ${Math.sqrt(num / den).toExponential(1)}` });
       } catch (e) {
         res.push({ suite: 'int4', case: name, device, ms: NaN, note: `ORT peer failed: ${(e as Error).message.split('\n')[0]}` });
       }
     }
     x.dispose();
     qw.dispose();
+    pw.dispose();
   }
   return res;
 }

@@ -174,6 +174,27 @@ describeDevices(`moe.experts INT4 (seed ${SEED})`, (device) => {
         gu.w.dispose(); dn.w.dispose();
       }
     });
+
+  // H = 128: on the CPU the prepared gate/up weight is in quads (README data formats) while each expert has
+  // I = 6 rows (relu: not gated), so experts and work items start inside a quad.
+  it.each([[3, true], [40, false]] as [number, boolean][])('T=%d relu, experts starting inside a prepared quad (symmetric=%s)', async (T, sym) => {
+    const r = rng(SEED + 7 * T);
+    const E = 2, H = 128, I = 6, k = 2;
+    const gu = await stacked(E, I, H, 64, sym, r), dn = await stacked(E, H, I, I, sym, r);
+    try {
+      const x = values(T * H, r, 'float32', 1);
+      const rt = randomRouting(T, k, E, r);
+      using xt = tensor(x, { shape: [T, H], device });
+      using wt = tensor(Float32Array.from(rt.weights), { shape: [T, k], device });
+      using it2 = tensor(Int32Array.from(rt.ids), { shape: [T, k], device });
+      using y = moe.experts(xt, { weights: wt, ids: it2 }, { gateUp: gu.w, down: dn.w }, { activation: 'relu' });
+      const ref = expertsRef({ x, T, H, I, weights: rt.weights, ids: rt.ids, k, gateUp: gu.deq, down: dn.deq,
+        activation: 'relu', layout: 'interleaved', dtype: 'float32' });
+      expect(relL2(await nums(y), ref)).toBeLessThan(2e-5);
+    } finally {
+      gu.w.dispose(); dn.w.dispose();
+    }
+  });
 });
 
 describeDevices('moe.experts hostile inputs', (device) => {

@@ -50,12 +50,6 @@ async function check(M: number, N: number, K: number, g: number, sym: boolean, x
   const bv = randnArray(N, r);
   using x = tensor(xv, { shape: [M, K], dtype: xdt, device });
   using bias = tensor(bv, { device });
-  const opts = withBias ? { bias } : {};
-  using y8 = quant.matmul(x, qw, { ...opts, compute: 'int8' });
-  using yf = quant.matmul(x, qw, opts);
-  expect(y8.shape).toEqual([M, N]);
-  expect(y8.dtype).toBe(xdt);
-  const got = (await y8.toArray()) as Float32Array, gotF = (await yf.toArray()) as Float32Array;
   const xr = Array.from(xv, (v) => roundTo(xdt, v));
   const xk = new Float64Array(M * K);
   for (let m = 0; m < M; m++) for (let j = 0; j < K; j++) xk[m * K + j] = xr[m * K + perm[j]];
@@ -63,23 +57,33 @@ async function check(M: number, N: number, K: number, g: number, sym: boolean, x
   const exact = linearRef(xk, W, M, N, K, withBias ? bv : null);
   const ref = int8LinearRef(xk, codes, scales, zeros, M, N, K, g, withBias ? bv : null);
   const u = unitRound(xdt);
-  const where = `(seed ${SEED}, M ${M}, ${N}x${K} g ${g} sym ${sym}, x ${xdt}, scales ${sdt}, perm ${permute}, ISA ${process.env.LLMK_CPU_INT4_ISA ?? 'best'})`;
-  let differs = false;
-  for (let i = 0; i < M * N; i++) {
-    const outRound = u * (Math.abs(exact[i]) + ref.quantBound[i] + ref.roundBound[i]);
-    const eAlg = Math.abs(got[i] - ref.y[i]), eExact = Math.abs(got[i] - exact[i]);
-    if (!(eAlg <= ref.roundBound[i] + outRound + 1e-30)) {
-      throw new Error(`int8 algorithm: |y − ref| = ${eAlg} > ${ref.roundBound[i] + outRound} at ${i} ${where}`);
+  const opts = withBias ? { bias } : {};
+  // the canonical weight, and the prepared one where its layout differs (the quads: N % 4 == 0, K % 128 == 0)
+  using pw = quant.prepare(qw, device);
+  for (const weight of N % 4 === 0 && K % 128 === 0 ? [qw, pw] : [qw]) {
+    using y8 = quant.matmul(x, weight, { ...opts, compute: 'int8' });
+    using yf = quant.matmul(x, weight, opts);
+    expect(y8.shape).toEqual([M, N]);
+    expect(y8.dtype).toBe(xdt);
+    const got = (await y8.toArray()) as Float32Array, gotF = (await yf.toArray()) as Float32Array;
+    const where = `(seed ${SEED}, M ${M}, ${N}x${K} g ${g} sym ${sym}, x ${xdt}, scales ${sdt}, perm ${permute}, ${weight.layout}, ISA ${process.env.LLMK_CPU_INT4_ISA ?? 'best'})`;
+    let differs = false;
+    for (let i = 0; i < M * N; i++) {
+      const outRound = u * (Math.abs(exact[i]) + ref.quantBound[i] + ref.roundBound[i]);
+      const eAlg = Math.abs(got[i] - ref.y[i]), eExact = Math.abs(got[i] - exact[i]);
+      if (!(eAlg <= ref.roundBound[i] + outRound + 1e-30)) {
+        throw new Error(`int8 algorithm: |y − ref| = ${eAlg} > ${ref.roundBound[i] + outRound} at ${i} ${where}`);
+      }
+      if (!(eExact <= ref.quantBound[i] * (1 + 1e-5) + ref.roundBound[i] + outRound)) {
+        throw new Error(`int8 vs x·Wᵀ: ${eExact} > bound ${ref.quantBound[i]} at ${i} ${where}`);
+      }
+      if (Math.abs(got[i] - gotF[i]) > 1e-4 * (Math.abs(exact[i]) + 1)) differs = true;
     }
-    if (!(eExact <= ref.quantBound[i] * (1 + 1e-5) + ref.roundBound[i] + outRound)) {
-      throw new Error(`int8 vs x·Wᵀ: ${eExact} > bound ${ref.quantBound[i]} at ${i} ${where}`);
-    }
-    if (Math.abs(got[i] - gotF[i]) > 1e-4 * (Math.abs(exact[i]) + 1)) differs = true;
+    // the int8 mode really quantises x (a float path would pass the bound too)
+    expect(differs).toBe(true);
+    const errF = relL2(gotF, exact);
+    if (!(errF < tol(xdt))) throw new Error(`float mode: rel L2 ${errF} ${where}`);
   }
-  // the int8 mode really quantises x (a float path would pass the bound too)
-  expect(differs).toBe(true);
-  const errF = relL2(gotF, exact);
-  if (!(errF < tol(xdt))) throw new Error(`float mode: rel L2 ${errF} ${where}`);
 }
 
 describeDevices(`quant.matmul compute 'int8' (seed ${SEED})`, (device) => {
@@ -95,9 +99,12 @@ describeDevices(`quant.matmul compute 'int8' (seed ${SEED})`, (device) => {
   // [N, K, groupSize, symmetric]: activation blocks of 128/256 (AVX-512 chunks), 64 (AVX2 64-k chunks), 32
   // (AVX2 32-k chunks), and groupSize = K with blocks of 32 (K = 96) or 16 (K = 48: the portable loop only);
   // K = 2304: 18 blocks per row, more than one 16-block step of the AVX-512 set-up (whole vector + tail).
+  // N % 4 == 0 and K % 128 == 0: also the prepared weight (the CPU's quads), with row tiles of 4 and 6 rows
+  // that start inside a quad and a last tile past the weight's end.
   const shapes: [number, number, number, boolean][] = [
     [13, 512, 128, true], [10, 512, 256, false], [11, 384, 64, false], [9, 160, 32, true],
     [9, 384, 384, false], [6, 96, 96, true], [7, 48, 48, false], [22, 256, 128, false], [5, 2304, 128, false],
+    [12, 512, 128, false], [20, 256, 256, true], [8, 384, 64, false], [28, 128, 32, true], [4, 2304, 128, true],
   ];
   for (const isa of ISAS) {
     const name = isa || 'best';
@@ -111,6 +118,8 @@ describeDevices(`quant.matmul compute 'int8' (seed ${SEED})`, (device) => {
       await check(3, 19, 256, 64, false, 'float32', 'float32', true, true);
       await check(64, 9, 128, 32, true, 'float32', 'float32', false);  // the last M of the tiled float kernels
       await check(65, 6, 192, 64, false, 'float32', 'float32', true);
+      await check(65, 8, 256, 64, false, 'float32', 'float32', true);  // prepared, through the float tiles and the blocked path
+      await check(3, 20, 256, 128, false, 'float32', 'float16', true, true);  // prepared with act-order
       await check(260, 5, 256, 128, false, 'float32', 'float16', true);
     }));
   }

@@ -3,7 +3,7 @@ import * as quant from '../ts/quant';
 import { describeDevices, expectCode, relL2, rng, randnArray, SEED, tol } from './helpers';
 import { roundBF16, roundF16 } from './reference/half';
 import {
-  dequantRef, linearRef, maxErrOverScale, packAwq, packCanonical, packGptq, packMatMulNBits, unpackCanonical,
+  dequantRef, linearRef, maxErrOverScale, packAwq, packCanonical, packGptq, packMatMulNBits, quadsRef, unpackCanonical,
 } from './reference/quant';
 
 const roundTo = (dtype: DType, v: number): number =>
@@ -501,6 +501,8 @@ describeDevices(`quant.matmul small M, every M ≤ 16 (seed ${SEED})`, (device) 
   const shapes: [number, number, number, boolean][] = [
     [37, 512, 128, true], [70, 512, 256, false], [45, 384, 64, false], [33, 160, 32, true],
     [9, 384, 384, false], [6, 96, 96, true], [130, 256, 128, false], [3, 64, 64, true],
+    // N % 4 == 0, K % 128 == 0: also the prepared weight (on the CPU the quads of the README's data formats)
+    [36, 512, 128, true], [64, 384, 32, false], [8, 256, 256, false], [12, 768, 64, true],
   ];
   const ms = Array.from({ length: 16 }, (_, i) => i + 1);
 
@@ -518,16 +520,18 @@ describeDevices(`quant.matmul small M, every M ≤ 16 (seed ${SEED})`, (device) 
     const xv = randnArray(M * K, r), bv = randnArray(N, r);
     using x = tensor(xv, { shape: [M, K], dtype: xdt, device });
     using bias = tensor(bv, { device });
-    using y = quant.matmul(x, qw, withBias ? { bias } : {});
-    expect(y.shape).toEqual([M, N]);
-    const got = (await y.toArray()) as Float32Array;
     const xr = Array.from(xv, (v) => roundTo(xdt, v));
     const xk = new Float64Array(M * K);
     for (let m = 0; m < M; m++) for (let j = 0; j < K; j++) xk[m * K + j] = xr[m * K + perm[j]];
     const ref = linearRef(xk, W, M, N, K, withBias ? bv : null);
-    const err = relL2(got, ref);
-    if (!(err < tol(xdt))) {
-      throw new Error(`rel L2 ${err} (seed ${SEED}, M ${M}, ${N}x${K} g ${g} sym ${sym}, x ${xdt}, scales ${sdt}, perm ${permute})`);
+    using pw = quant.prepare(qw, device);
+    for (const weight of N % 4 === 0 && K % 128 === 0 ? [qw, pw] : [qw]) {
+      using y = quant.matmul(x, weight, withBias ? { bias } : {});
+      expect(y.shape).toEqual([M, N]);
+      const err = relL2((await y.toArray()) as Float32Array, ref);
+      if (!(err < tol(xdt))) {
+        throw new Error(`rel L2 ${err} (seed ${SEED}, M ${M}, ${N}x${K} g ${g} sym ${sym}, x ${xdt}, scales ${sdt}, perm ${permute}, ${weight.layout})`);
+      }
     }
   }
 
@@ -578,4 +582,27 @@ describeDevices(`quant.matmul small M, every M ≤ 16 (seed ${SEED})`, (device) 
       }
     }
   });
+});
+
+describe(`quant.prepare on the CPU: the quads layout (seed ${SEED})`, () => {
+  // [N, K, groupSize]: quads (N % 4 == 0, K % 128 == 0), and shapes that stay canonical
+  it.each([[4, 128, 32], [12, 384, 128], [8, 1024, 256], [6, 256, 64], [8, 96, 32], [8, 192, 64]])(
+    'N=%d K=%d g=%d: bytes as documented, toCanonical and dequantize exact', async (N, K, g) => {
+      const r = rng(SEED + N * 31 + K);
+      using w = tensor(randnArray(N * K, r), { shape: [N, K] });
+      using qw = quant.quantize(w, { groupSize: g, symmetric: false });
+      using pw = quant.prepare(qw, 'cpu');
+      const canon = (await qw.qweight.toArray()) as Uint8Array;
+      const quads = N % 4 === 0 && K % 128 === 0;
+      expect(pw.layout).toBe('prepared');
+      expect(pw.qweight.shape).toEqual([N, K / 2]);
+      expect(Array.from((await pw.qweight.toArray()) as Uint8Array)).toEqual(Array.from(quads ? quadsRef(canon, N, K) : canon));
+      using back = pw.toCanonical();
+      expect(Array.from((await back.qweight.toArray()) as Uint8Array)).toEqual(Array.from(canon));
+      expect(await arr(back.scales)).toEqual(await arr(qw.scales));
+      expect(await arr(back.zeros!)).toEqual(await arr(qw.zeros!));
+      using d0 = quant.dequantize(qw);
+      using d1 = quant.dequantize(pw);
+      expect(await arr(d1)).toEqual(await arr(d0));
+    });
 });

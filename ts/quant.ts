@@ -19,8 +19,10 @@
  * `prepare(w, device)` makes the kernel's own layout on a device. On CUDA, for N % 16 == 0 and
  * K % 16 == 0, the codes are re-ordered into the tensor-core fragment order (16 rows × 64 k per
  * 512-byte block, so each lane's 16-byte load is its mma.m16n8k16 B fragments for four k16 steps),
- * scales and zeros are transposed to [G, N]. Elsewhere (the CPU, other shapes) it is the canonical
- * layout. The layout is opaque; `w.toCanonical()` gives the canonical weight back.
+ * scales and zeros are transposed to [G, N]. On the CPU, for N % 4 == 0 and K % 128 == 0, the rows of
+ * the codes are interleaved four at a time by 64-byte chunks (one stream for a four-row kernel tile; same
+ * shape [N, K/2], scales and zeros canonical). Other shapes keep the canonical layout. The layout is
+ * opaque; `w.toCanonical()` gives the canonical weight back.
  * @module
  */
 import { DeviceName, DeviceSpec, parseDevice, assertDeviceAvailable } from './device';
@@ -91,7 +93,7 @@ export class Int4Weight {
   readonly experts: number;
   /** @internal The native weight (contract checked once, when it was made) that the kernels take. */
   readonly handle: unknown;
-  /** The tuned (not the canonical) layout: prepared for a GPU with N % 16 == K % 16 == 0. */
+  /** The tuned (not the canonical) layout: prepared for a GPU (N % 16 == K % 16 == 0) or the CPU (N % 4 == 0, K % 128 == 0). */
   private readonly tuned: boolean;
 
   /**

@@ -33,7 +33,7 @@ export function stackExperts(ws: Int4Weight[]): Int4Weight {
     check(w.groupSize === a.groupSize, 'ERR_LLMK_SHAPE', () => `${op}: experts must have the same group size; got ${w.groupSize} and ${a.groupSize}`);
     check(w.symmetric === a.symmetric, 'ERR_LLMK_ARG', `${op}: experts must all have zero points or all be symmetric`);
   }
-  // Prepared weights are brought back to the canonical layout (a view on the CPU).
+  // Prepared weights are brought back to the canonical layout (a view where it already is).
   const canon = ws.map((w) => w.toCanonical());
   const made: Tensor[] = [];
   const stack = (ts: Tensor[]) => {

@@ -119,3 +119,15 @@ export function packMatMulNBits(codes: ArrayLike<number>, zeros: ArrayLike<numbe
     for (let blk = 0; blk < blocks; blk++) zp[r * per + (blk >> 1)] |= (zeros[r * blocks + blk] & 15) << (4 * (blk & 1));
   return { b, zeroPoints: zp };
 }
+
+/**
+ * The CPU's prepared qweight (README "Data formats"): the canonical rows [n, k/2] four at a time, interleaved
+ * by 64-byte chunks, chunk c of row r at byte floor(r / 4)·4·(k/2) + c·256 + (r % 4)·64. Only for n % 4 == 0
+ * and k % 128 == 0 (else the prepared weight is the canonical one).
+ */
+export function quadsRef(qweight: ArrayLike<number>, n: number, k: number): Uint8Array {
+  const k2 = k / 2, out = new Uint8Array(n * k2);
+  for (let r = 0; r < n; r++)
+    for (let o = 0; o < k2; o++) out[Math.floor(r / 4) * 4 * k2 + Math.floor(o / 64) * 256 + (r % 4) * 64 + (o % 64)] = qweight[r * k2 + o];
+  return out;
+}

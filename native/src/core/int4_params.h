@@ -9,7 +9,7 @@ namespace llmk {
 struct Int4MatmulParams {
   const void* x = nullptr;            // [M, K], dtype xdt (F32, F16 or BF16); y has the same dtype
   DType xdt = DType::F32;
-  const uint8_t* qweight = nullptr;   // canonical [N, K/2] or, when prepared, the tuned layout of cpu/int4.h
+  const uint8_t* qweight = nullptr;   // canonical [N, K/2] or, when prepared, the tuned layout of cpu/int4.h (CUDA)
   const void* scales = nullptr;       // [N, G] (prepared: [G, N]), dtype sdt
   DType sdt = DType::F32;
   const uint8_t* zeros = nullptr;     // like scales, uint8; null = symmetric (zero point 8)

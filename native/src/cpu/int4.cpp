@@ -25,6 +25,7 @@ inline float round_to(int dt, float v) {
 }
 
 inline int nib(const uint8_t* row, int64_t k) { return (row[k >> 1] >> ((k & 1) * 4)) & 15; }
+inline int nib(const QRow& row, int64_t k) { return (*row.at(k >> 1) >> ((k & 1) * 4)) & 15; }
 
 // Sum of a[i] * b[i] over len elements; eight independent lanes so the compiler vectorises it
 // without reassociation flags.
@@ -51,16 +52,18 @@ inline void unpack(const uint8_t* p, int64_t len, float* q) {
 // finite (Inf or NaN in x, or |x| so large that Σ x·q overflows float32 although x · w does not), the
 // group is recomputed term by term as Σ x·w with w = scale·(q − zero), so the result is what
 // x · dequant(W)ᵀ gives (±Inf, or NaN only where the math has Inf·0 or Inf − Inf), as on the GPU.
-// Off the hot path. x de-interleaved (xe = even k, xo = odd k) over gp bytes qb:
-__attribute__((noinline)) float exact_group_eo(const float* xe, const float* xo, const uint8_t* qb, int64_t gp,
+// Off the hot path. x de-interleaved (xe = even k, xo = odd k) over the gp bytes of row qrow from byte o:
+__attribute__((noinline)) float exact_group_eo(const float* xe, const float* xo, const QRow& qrow, int64_t o, int64_t gp,
                                                float s, float z) {
   float d = 0.f;
-  for (int64_t j = 0; j < gp; j++)
-    d += xe[j] * (s * (float(qb[j] & 15u) - z)) + xo[j] * (s * (float(qb[j] >> 4) - z));
+  for (int64_t j = 0; j < gp; j++) {
+    const uint32_t b = *qrow.at(o + j);
+    d += xe[j] * (s * (float(b & 15u) - z)) + xo[j] * (s * (float(b >> 4) - z));
+  }
   return d;
 }
 // x row-major over k in [k0, k1) of the packed row qrow:
-__attribute__((noinline)) float exact_group_rm(const float* xr, const uint8_t* qrow, int64_t k0, int64_t k1, float s,
+__attribute__((noinline)) float exact_group_rm(const float* xr, const QRow& qrow, int64_t k0, int64_t k1, float s,
                                                float z) {
   float d = 0.f;
   for (int64_t k = k0; k < k1; k++) d += xr[k] * (s * (float(nib(qrow, k)) - z));
@@ -94,27 +97,31 @@ struct SmallArgs : MatmulArgs {
 __attribute__((always_inline)) inline void small_rows(const SmallArgs& a, int64_t n0, int64_t n1) {
   const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;
   for (int64_t n = n0; n < n1; n++) {
-    const uint8_t* qrow = a.q + n * K2;
+    const QRow qrow = a.q.row(n);
     float acc[kSmallM] = {0.f};
     for (int64_t g = 0; g < G; g++) {
       const float s = load_as_f32(a.scales, n * G + g, a.sdt);
       const float z = a.zeros ? float(a.zeros[n * G + g]) : 8.f;
-      const uint8_t* qb = qrow + g * gp;
       for (int64_t m = 0; m < a.M; m++) {
         const float* xe = a.xeo + m * a.K + g * gp;
         const float* xo = xe + K2;
         float l[16] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
         int64_t j = 0;
-        for (; j + 16 <= gp; j += 16)
+        for (; j + 16 <= gp; j += 16) {  // 16 bytes from a multiple of 16: one chunk (QRow)
+          const uint8_t* qb = qrow.at(g * gp + j);
           for (int u = 0; u < 16; u++) {
-            const uint32_t b = qb[j + u];
+            const uint32_t b = qb[u];
             l[u] += xe[j + u] * float(b & 15u) + xo[j + u] * float(b >> 4);
           }
+        }
         float d = 0.f;
         for (int u = 0; u < 16; u++) d += l[u];
-        for (; j < gp; j++) d += xe[j] * float(qb[j] & 15u) + xo[j] * float(qb[j] >> 4);
+        for (; j < gp; j++) {
+          const uint32_t b = *qrow.at(g * gp + j);
+          d += xe[j] * float(b & 15u) + xo[j] * float(b >> 4);
+        }
         float t = s * (d - z * a.xs[m * G + g]);
-        if (!std::isfinite(t)) t = exact_group_eo(xe, xo, qb, gp, s, z);
+        if (!std::isfinite(t)) t = exact_group_eo(xe, xo, qrow, g * gp, gp, s, z);
         acc[m] += t;
       }
     }
@@ -178,11 +185,11 @@ LLMK_AVX512 void rows_avx512(const Avx512Args& a, int64_t n, int nr, int64_t m0,
   constexpr int A = MT == 1 ? 2 : 1;
   const int64_t G = a.K / a.group, blocks = a.group / (16 * P), K = a.K;
   const __m512 iota = _mm512_setr_ps(0.f, 1.f, 2.f, 3.f, 4.f, 5.f, 6.f, 7.f, 8.f, 9.f, 10.f, 11.f, 12.f, 13.f, 14.f, 15.f);
-  const uint8_t* qrow[R];
+  QRow qrow[R];
 #pragma GCC unroll 16
   for (int r = 0; r < R; r++) {
     const int64_t row = n + std::min(r, nr - 1);
-    qrow[r] = a.q + row * (K / 2);
+    qrow[r] = a.q.row(row);
     row_params(a, row, G, sz + 2 * r * G);
   }
   __m512 acc[R][MT][A];
@@ -194,11 +201,12 @@ LLMK_AVX512 void rows_avx512(const Avx512Args& a, int64_t n, int nr, int64_t m0,
       for (int c = 0; c < A; c++) acc[r][m][c] = _mm512_setzero_ps();
   const float* xm = a.xl + m0 * K;
   for (int64_t g = 0; g < G; g++) {
-    // The next R rows' bytes of this group (the next tile's; see int4_avx2_gemv.cpp): a prefetch never faults.
+    // The next R rows' bytes of this group (the next tile's; see int4_avx2_gemv.cpp and QWeight): a prefetch
+    // never faults.
 #pragma GCC unroll 16
     for (int r = 0; r < R; r++)
       for (int64_t o = 0; o < a.group / 2; o += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(qrow[r] + R * (K / 2) + g * (a.group / 2) + o), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(qrow[r].at(g * (a.group / 2) + o) + R * (K / 2)), _MM_HINT_T0);
     __m512 tab[R];
   #pragma GCC unroll 16
     for (int r = 0; r < R; r++)
@@ -208,7 +216,7 @@ LLMK_AVX512 void rows_avx512(const Avx512Args& a, int64_t n, int nr, int64_t m0,
       __m512i d[R];
 #pragma GCC unroll 16
       for (int r = 0; r < R; r++) {
-        __m512i v = load_codes<P>(qrow[r] + k0 / 2);
+        __m512i v = load_codes<P>(qrow[r].at(k0 / 2));  // 64, 32 or 16 bytes from a multiple of that
         asm("" : "+v"(v));
         d[r] = v;
       }
@@ -360,22 +368,24 @@ void int4_dequantize(const uint8_t* qweight, const void* scales, int sdt, const 
 
 bool int4_matmul_in_row_blocks(Int4MatmulFn fn, const void* x, int xdt, const uint8_t* qweight, const void* scales,
                                int sdt, const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y,
-                               int ydt, int64_t M, int64_t N, int64_t K, int64_t group) {
+                               int ydt, int64_t M, int64_t N, int64_t K, int64_t group, QLayout lay) {
   constexpr int64_t kMChunk = 256;
   if (M <= kMChunk) return false;
   const int64_t xe = int64_t(dtype_size(DType(xdt))), ye = int64_t(dtype_size(DType(ydt)));
   for (int64_t m0 = 0; m0 < M; m0 += kMChunk)
     fn(static_cast<const char*>(x) + m0 * K * xe, xdt, qweight, scales, sdt, zeros, bias, bdt, perm,
-       static_cast<char*>(y) + m0 * N * ye, ydt, std::min(kMChunk, M - m0), N, K, group);
+       static_cast<char*>(y) + m0 * N * ye, ydt, std::min(kMChunk, M - m0), N, K, group, lay);
   return true;
 }
 
 void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
                  const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
-                 int64_t M, int64_t N, int64_t K, int64_t group) {
+                 int64_t M, int64_t N, int64_t K, int64_t group, QLayout lay) {
   if (M <= 0 || N <= 0) return;
-  if (int4_matmul_in_row_blocks(&int4_matmul, x, xdt, qweight, scales, sdt, zeros, bias, bdt, perm, y, ydt, M, N, K, group))
+  if (int4_matmul_in_row_blocks(&int4_matmul, x, xdt, qweight, scales, sdt, zeros, bias, bdt, perm, y, ydt, M, N, K, group,
+                                lay))
     return;
+  const QWeight qw{qweight, K / 2, lay};
   const int64_t G = K / group;
   // Activations as float32 (permuted for act-order) and their per-group sums: the zero point is
   // applied once per group as scale * (Σ x·q − zero · Σ x).
@@ -396,7 +406,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
             }
       }
     });
-    const Avx512Args a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xl.data()};
+    const Avx512Args a{{qw, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xl.data()};
     parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
       if (P == 8) block_avx512<8>(a, n0, n1);
       else if (P == 4) block_avx512<4>(a, n0, n1);
@@ -422,7 +432,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
     std::vector<float> buf(size_t(K + 16));
     float* xb = int4_aligned64(buf);
     int4_gemv_avx2_pack_x(xf.data(), K, xb);
-    const Int4GemvArgs a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xf.data(), xb, xs.data()};
+    const Int4GemvArgs a{{qw, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xf.data(), xb, xs.data()};
     parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K, 1)),
                  [&](int64_t n0, int64_t n1) { int4_gemv_avx2(a, n0, n1); });
     return;
@@ -430,7 +440,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
   if (M >= 2 && M <= kTileM && group % 16 == 0 && have_avx2()) {
     const float* xt = nullptr;
     const std::vector<float> buf = int4_avx2_pack_x(xf.data(), M, K, &xt);
-    const Int4Avx2Args a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xt};
+    const Int4Avx2Args a{{qw, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xt};
     parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)),
                  [&](int64_t n0, int64_t n1) { int4_rows_avx2(a, n0, n1); });
     return;
@@ -438,7 +448,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
   if (M <= kSmallM) {
     std::vector<float> xeo(size_t(M * K));
     deinterleave(xf, M, K, xeo.data());
-    const SmallArgs a{{qweight, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xeo.data(), xs.data()};
+    const SmallArgs a{{qw, scales, sdt, zeros, bias, bdt, y, ydt, M, N, K, group}, xeo.data(), xs.data()};
     parallel_for(N, std::max<int64_t>(16, 32768 / std::max<int64_t>(K * M, 1)),
                  [&](int64_t n0, int64_t n1) { small_rows_generic(a, n0, n1); });
     return;
@@ -464,7 +474,8 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
             for (int64_t r = 0; r < NT; r++) gacc[i][r] = 0.f;
           for (int64_t k0 = g * group; k0 < (g + 1) * group; k0 += CH) {
             const int64_t len = std::min(CH, (g + 1) * group - k0);
-            for (int64_t r = 0; r < nr; r++) unpack(qweight + (nb + r) * (K / 2) + k0 / 2, len, q[r]);
+            // len ≤ 128 codes from k0, a multiple of len or of 128: one chunk (QRow)
+            for (int64_t r = 0; r < nr; r++) unpack(qw.row(nb + r).at(k0 / 2), len, q[r]);
             for (int64_t i = 0; i < mr; i++) {
               const float* xr = xf.data() + (mb + i) * K + k0;
               for (int64_t r = 0; r < nr; r++) gacc[i][r] += dot(xr, q[r], len);
@@ -477,7 +488,7 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
             for (int64_t i = 0; i < mr; i++) {
               float t = s * (gacc[i][r] - z * xs[size_t((mb + i) * G + g)]);
               if (!std::isfinite(t))
-                t = exact_group_rm(xf.data() + (mb + i) * K, qweight + n * (K / 2), g * group, (g + 1) * group, s, z);
+                t = exact_group_rm(xf.data() + (mb + i) * K, qw.row(n), g * group, (g + 1) * group, s, z);
               acc[i][r] += t;
             }
           }
@@ -509,6 +520,23 @@ void permute_cols(const void* x, const int32_t* perm, void* out, int64_t M, int6
     for (int64_t m = m0; m < m1; m++)
       for (int64_t k = 0; k < K; k++)
         std::memcpy(dst + (m * K + k) * esize, src + (m * K + perm[k]) * esize, size_t(esize));
+  });
+}
+
+void int4_to_quads(const uint8_t* canonical, int64_t N, int64_t K, uint8_t* quads) {
+  const QWeight qw{quads, K / 2, {true, 0}};
+  parallel_for(N, 16, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++)
+      for (int64_t o = 0; o < K / 2; o += kQuadChunk)
+        std::memcpy(const_cast<uint8_t*>(qw.row(n).at(o)), canonical + n * (K / 2) + o, size_t(kQuadChunk));
+  });
+}
+
+void int4_from_quads(const uint8_t* quads, int64_t N, int64_t K, uint8_t* canonical) {
+  const QWeight qw{quads, K / 2, {true, 0}};
+  parallel_for(N, 16, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; n++)
+      for (int64_t o = 0; o < K / 2; o += kQuadChunk) std::memcpy(canonical + n * (K / 2) + o, qw.row(n).at(o), size_t(kQuadChunk));
   });
 }
 

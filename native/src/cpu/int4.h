@@ -10,6 +10,46 @@
 
 namespace llmk::cpu {
 
+// ---- The CPU's prepared layout (quant.prepare on the CPU when int4_quads_fit(N, K)) ----
+// The canonical qweight rows four at a time ("quads"), interleaved by 64-byte chunks: chunk c of row n at
+// byte (n / 4)·4·(K/2) + c·256 + (n % 4)·64. Same bytes and size as the canonical [N, K/2]; scales and
+// zeros stay canonical. Why: the SIMD tiles take four (or more) rows at a time, and four interleaved row
+// streams are a poor pattern for the hardware prefetchers; a quad is one sequential stream (int8 mode,
+// M = 1, 4096², with a second weight of that size in the cache as in the bench: 1.3x; M = 16: 1.07x).
+constexpr int64_t kQuadRows = 4, kQuadChunk = 64;
+inline bool int4_quads_fit(int64_t N, int64_t K) { return N % kQuadRows == 0 && K % (2 * kQuadChunk) == 0; }
+void int4_to_quads(const uint8_t* canonical, int64_t N, int64_t K, uint8_t* quads);
+void int4_from_quads(const uint8_t* quads, int64_t N, int64_t K, uint8_t* canonical);
+
+// The layout of the codes given to int4_matmul / int4_matmul_int8: canonical, or quads with the rows
+// counted from row0 of the quad at the given pointer (a row slice of a prepared weight, as the MoE kernel
+// takes, may start inside a quad).
+struct QLayout {
+  bool quads = false;
+  int64_t row0 = 0;
+};
+
+// One weight row's packed bytes: byte o (of the canonical row's K/2) at at(o). A read of up to 64 bytes
+// from an offset that is a multiple of its length stays in one chunk, so it is contiguous in both layouts.
+struct QRow {
+  const uint8_t* p;  // the row's first chunk
+  int64_t cs;        // bytes between its chunks: 64 canonical, 256 in quads
+  const uint8_t* at(int64_t o) const { return p + (o >> 6) * cs + (o & 63); }
+};
+
+// The packed codes as the kernels address them. Rows D apart, D a multiple of 4, are D·K/2 bytes apart in
+// both layouts (row(n + D).at(o) == row(n).at(o) + D·K2): the kernels' prefetches of later rows use that.
+struct QWeight {
+  const uint8_t* q;
+  int64_t K2;  // K / 2
+  QLayout lay;
+  QRow row(int64_t n) const {
+    if (!lay.quads) return QRow{q + n * K2, kQuadChunk};
+    n += lay.row0;
+    return QRow{q + (n / kQuadRows) * kQuadRows * K2 + (n % kQuadRows) * kQuadChunk, kQuadRows * kQuadChunk};
+  }
+};
+
 // Round-to-nearest quantisation of w[N,K] (dtype wdt) per group of `group` consecutive k.
 // symmetric: scale = amax/7, q = clamp(round(w/scale), -8, 7) + 8 (zeros not written).
 // asymmetric: range widened to include 0, scale = (max-min)/15, zero = clamp(round(-min/scale), 0, 15),
@@ -30,9 +70,10 @@ void int4_dequantize(const uint8_t* qweight, const void* scales, int sdt, const 
 // perm is non-null (act-order). Accumulation in float32; never materialises the dequantised W.
 // perm entries must be a permutation of [0,K) (checked by the caller). Non-finite values follow the
 // math of x · dequant(W)ᵀ: Inf in x gives ±Inf (NaN only for Inf·0 or Inf − Inf), NaN stays in its row.
+// qweight in the layout `lay` (canonical by default).
 void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
                  const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
-                 int64_t M, int64_t N, int64_t K, int64_t group);
+                 int64_t M, int64_t N, int64_t K, int64_t group, QLayout lay = {});
 
 // int4_matmul with int8 activations (quant.matmul compute 'int8', MatMulNBits accuracy_level 4): per row
 // and block of BA = int4_int8_block(group) consecutive k (the largest power of two ≤ 256 dividing the group:
@@ -42,16 +83,16 @@ void int4_matmul(const void* x, int xdt, const uint8_t* qweight, const void* sca
 // Blocks holding Inf / NaN are computed as int4_matmul computes them. Kernel by int4_isa() (int4_isa.h).
 void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
                       const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
-                      int64_t M, int64_t N, int64_t K, int64_t group);
+                      int64_t M, int64_t N, int64_t K, int64_t group, QLayout lay = {});
 int64_t int4_int8_block(int64_t group);
 
 // For M > 256: runs fn (int4_matmul or int4_matmul_int8) on blocks of 256 rows of x and y, so their
 // per-call copies of x stay bounded, and returns true; false (nothing done) for M ≤ 256.
 using Int4MatmulFn = void (*)(const void*, int, const uint8_t*, const void*, int, const uint8_t*, const void*, int,
-                              const int32_t*, void*, int, int64_t, int64_t, int64_t, int64_t);
+                              const int32_t*, void*, int, int64_t, int64_t, int64_t, int64_t, QLayout);
 bool int4_matmul_in_row_blocks(Int4MatmulFn fn, const void* x, int xdt, const uint8_t* qweight, const void* scales,
                                int sdt, const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y,
-                               int ydt, int64_t M, int64_t N, int64_t K, int64_t group);
+                               int ydt, int64_t M, int64_t N, int64_t K, int64_t group, QLayout lay);
 
 // Throws ERR_LLMK_INDEX ("<op>: permutation entry …") when an entry of perm [K] is outside [0, K).
 void check_perm(const int32_t* perm, int64_t K, const char* op);

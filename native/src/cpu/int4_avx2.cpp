@@ -37,7 +37,7 @@ void tile(const Int4Avx2Args& a, int64_t nb, int64_t nr, int64_t m0, int64_t g0,
   const float* xm = a.xt + m0 * K;  // this tile's x: per 8 bytes j, 2·MT vectors (even k of each row, then odd)
   const __m256i m15 = _mm256_set1_epi32(15);
   for (int64_t row = nb; row < nb + nr; row++) {
-    const uint8_t* q = a.q + row * K2;
+    const QRow q = a.q.row(row);
     float* acc = accs[row - nb];
     __m256 ac[MT][A];
 #pragma GCC unroll 8
@@ -48,10 +48,10 @@ void tile(const Int4Avx2Args& a, int64_t nb, int64_t nr, int64_t m0, int64_t g0,
     for (int64_t g = g0; g < g1; g++) {
       const __m256 sv = _mm256_set1_ps(load_as_f32(a.scales, row * G + g, a.sdt));
       const __m256i zv = _mm256_set1_epi32(a.zeros ? int(a.zeros[row * G + g]) : 8);
-      // The same bytes of the next row block (see int4_avx2_gemv.cpp; a prefetch never faults).
-      _mm_prefetch(reinterpret_cast<const char*>(q + kRowBlock * K2 + g * gp), _MM_HINT_T1);
+      // The same bytes of the next row block (see int4_avx2_gemv.cpp and QWeight; a prefetch never faults).
+      _mm_prefetch(reinterpret_cast<const char*>(q.at(g * gp) + kRowBlock * K2), _MM_HINT_T1);
       for (int64_t j = g * gp; j < (g + 1) * gp; j += 8) {
-        const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + j)));
+        const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q.at(j))));
         const __m256 wl = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(b, m15), zv)), sv);
         const __m256 wh = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(b, 4), zv)), sv);
 #pragma GCC unroll 8

@@ -5,11 +5,13 @@
 #include <cstdint>
 #include <vector>
 
+#include "int4.h"
+
 namespace llmk::cpu {
 
-// Weight (canonical packed [N][K/2]), bias, output and sizes of one int4_matmul call, as its kernels see them.
+// Weight (packed codes, canonical or quads), bias, output and sizes of one int4_matmul call, as its kernels see them.
 struct Int4MatmulArgs {
-  const uint8_t* q;
+  QWeight q;
   const void* scales;
   int sdt;
   const uint8_t* zeros;

@@ -42,13 +42,15 @@ namespace {
 
 // Off the hot path: row n as x · dequant(W)ᵀ term by term.
 __attribute__((noinline)) float exact_row(const Int4GemvArgs& a, int64_t n) {
-  const int64_t G = a.K / a.group, gp = a.group / 2, K2 = a.K / 2;
-  const uint8_t* q = a.q + n * K2;
+  const int64_t G = a.K / a.group, gp = a.group / 2;
+  const QRow q = a.q.row(n);
   float d = 0.f;
   for (int64_t g = 0; g < G; g++) {
     const float s = load_as_f32(a.scales, n * G + g, a.sdt), z = a.zeros ? float(a.zeros[n * G + g]) : 8.f;
-    for (int64_t j = g * gp; j < (g + 1) * gp; j++)
-      d += a.x[2 * j] * (s * (float(q[j] & 15u) - z)) + a.x[2 * j + 1] * (s * (float(q[j] >> 4) - z));
+    for (int64_t j = g * gp; j < (g + 1) * gp; j++) {
+      const uint32_t b = *q.at(j);
+      d += a.x[2 * j] * (s * (float(b & 15u) - z)) + a.x[2 * j + 1] * (s * (float(b >> 4) - z));
+    }
   }
   return d;
 }
@@ -71,17 +73,18 @@ float zero_term(const Int4GemvArgs& a, int64_t n, const float* s) {
 
 // R rows (n.., nr valid; missing ones repeat the last) share each load of x; one FMA chain per row and
 // group (R chains in flight cover the FMA latency). sc: the rows' scales as float32, [nr][G] from row n.
-// Broadcast B reads 2 bytes past a row's end: the caller gives the weight's last row as a padded copy
-// (last). Prefetches may point past the weight's end (harmless: a prefetch never faults).
+// Broadcast B reads 2 bytes past each 8 (past a 64-byte chunk of the quads layout: another row's bytes, in
+// lanes it masks off; past the weight's end for its last row, which the caller gives as a padded canonical
+// copy, last). Prefetches may point past the weight's end (harmless: a prefetch never faults).
 template <int R>
 void rows(const Int4GemvArgs& a, int64_t n, int nr, const uint8_t* last, const float* sc) {
   const int64_t K2 = a.K / 2, G = a.K / a.group, gp = a.group / 2;
-  const uint8_t* qr[R];
+  QRow qr[R];
   int64_t row[R];
 #pragma GCC unroll 8
   for (int r = 0; r < R; r++) {
     row[r] = n + std::min(r, nr - 1);
-    qr[r] = row[r] == a.N - 1 ? last : a.q + row[r] * K2;
+    qr[r] = row[r] == a.N - 1 ? QRow{last, kQuadChunk} : a.q.row(row[r]);
   }
   const __m256i mask = _mm256_setr_epi32(0xF, 0xF, 0xF0, 0xF0, 0xF00, 0xF00, 0xF000, 0xF000);
   __m256 acc[R];
@@ -94,14 +97,15 @@ void rows(const Int4GemvArgs& a, int64_t n, int nr, const uint8_t* last, const f
     // The next R rows' bytes of this group: each row is a short stream (K/2 bytes) that the hardware
     // prefetchers pick up late.
 #pragma GCC unroll 8
-    for (int r = 0; r < R; r++) _mm_prefetch(reinterpret_cast<const char*>(a.q + (row[r] + R) * K2 + g * gp), _MM_HINT_T0);
+    for (int r = 0; r < R; r++) _mm_prefetch(reinterpret_cast<const char*>(qr[r].at(g * gp) + R * K2), _MM_HINT_T0);
     for (int64_t j = g * gp; j < (g + 1) * gp; j += 8) {
       const __m256 xa = _mm256_load_ps(a.xb + 2 * j), xbb = _mm256_load_ps(a.xb + 2 * j + 8);
 #pragma GCC unroll 8
       for (int r = 0; r < R; r++) {
         long long w0, w1;
-        std::memcpy(&w0, qr[r] + j, 8);
-        std::memcpy(&w1, qr[r] + j + 2, 8);
+        const uint8_t* p = qr[r].at(j);  // j % 8 == 0: the 8 bytes are in one chunk
+        std::memcpy(&w0, p, 8);
+        std::memcpy(&w1, p + 2, 8);
         const __m256i c0 = _mm256_and_si256(_mm256_set1_epi64x(w0), mask);
         const __m256i c1 = _mm256_and_si256(_mm256_set1_epi64x(w1), mask);
         sg[r] = _mm256_fmadd_ps(xa, _mm256_cvtepi32_ps(c0), sg[r]);
@@ -143,7 +147,8 @@ void int4_gemv_avx2(const Int4GemvArgs& a, int64_t n0, int64_t n1) {
   std::vector<uint8_t> last;
   if (n1 == a.N) {  // the weight's last row, with room for broadcast B's over-read
     last.assign(size_t(K2 + 8), 0);
-    std::memcpy(last.data(), a.q + (a.N - 1) * K2, size_t(K2));
+    const QRow lr = a.q.row(a.N - 1);
+    for (int64_t o = 0; o < K2; o += kQuadChunk) std::memcpy(last.data() + o, lr.at(o), size_t(std::min(kQuadChunk, K2 - o)));
   }
   // Scales as float32 per block of rows (a scalar float16 conversion per row and group cost M = 1 about
   // 45 % more time than float32 scales).

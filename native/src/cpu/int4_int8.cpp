@@ -7,12 +7,14 @@
 // and activation row (a standalone loop of this file's kernel, 1 thread, AVX-512 VNNI, 4096², g = 128:
 // 1.19x at M = 16, 1.09x at M = 1). The tiles inline their factor set-up (a call spilled every accumulator
 // around it: 1.05x at M = 16).
-// The SIMD tiles read the canonical packed rows directly (R rows at a time, no repacked copy): a tile's
-// per-block work is its dot products plus one FMA, with the float factor and the zero-point term made by
+// The SIMD tiles read the packed rows in place (R rows at a time, canonical or the prepared quads of int4.h,
+// through QRow; no repacked copy per call): a tile's per-block work is its dot products plus one FMA, with
+// the float factor and the zero-point term made by
 // the tile 16 blocks at a time (factors(); a separate set-up pass per row tile cost 1.1-1.2x at M = 1: its
 // scale loads stalled instead of overlapping the dot products), or by the portable set-up (tile_params)
 // when a group spans several blocks. The first pass over a row tile prefetches the codes and scales of a
-// later one (the rows are short streams, 2 KiB at K = 4096, that the hardware prefetcher picks up late).
+// later one (the rows are short streams, 2 KiB at K = 4096, that the hardware prefetcher picks up late),
+// unless the rows are quads and M = 1 (one stream: the hardware prefetchers do better alone).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -42,7 +44,7 @@ inline void weight_params(const Args& a, int64_t n, int64_t g, float& sw, int& z
 float dot_generic(const Args& a, int64_t n, int64_t m) {
   const QuantX& x = *a.x;
   const int64_t K = a.K, bpg = a.group / x.BA, h = x.CH / 2;
-  const uint8_t* qrow = a.q + n * (K / 2);
+  const QRow qrow = a.q.row(n);
   float acc = 0.f, zacc = 0.f;
   for (int64_t b = 0; b < x.NB; b++) {
     const int64_t k0 = b * x.BA, mb = m * x.NB + b;
@@ -54,8 +56,9 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
       int32_t I = 0;
       for (int64_t c = k0; c < k0 + x.BA; c += x.CH) {
         const int8_t* xq = x.q + m * K + c;
+        const uint8_t* qc = qrow.at(c / 2);  // CH / 2 ≤ 64 bytes from a multiple of that: one chunk
         for (int64_t j = 0; j < h; j++) {
-          const uint32_t byte = qrow[c / 2 + j];
+          const uint32_t byte = qc[j];
           I += int32_t(byte & 15u) * xq[j] + int32_t(byte >> 4) * xq[h + j];
         }
       }
@@ -66,7 +69,7 @@ float dot_generic(const Args& a, int64_t n, int64_t m) {
       const float* xr = x.xr + m * K;
       float t = 0.f;
       for (int64_t k = k0; k < k0 + x.BA; k++)
-        t += xr[k] * (sw * (float((qrow[k >> 1] >> ((k & 1) * 4)) & 15u) - float(z)));
+        t += xr[k] * (sw * (float((*qrow.at(k >> 1) >> ((k & 1) * 4)) & 15u) - float(z)));
       acc += t;
     }
   }
@@ -134,16 +137,17 @@ void prefetch_params(const Args& a, int64_t n, int R) {
 }
 
 // Where a tile of R weight rows (n.., nr valid; missing ones repeat the last) × activation rows m0.. reads:
-// the weight rows, their scales and zero points (offset roff) and the quantised x.
+// the weight rows (QRow, all with the same chunk stride), their scales and zero points (offset roff) and the
+// quantised x.
 template <int R>
 struct TilePtrs {
-  const uint8_t* w[R];
+  QRow w[R];
   int64_t roff[R];
   const int8_t* xp;
   TilePtrs(const Args& a, int64_t n, int nr, int64_t m0) : xp(a.x->q + m0 * a.K) {
     for (int r = 0; r < R; r++) {
       const int64_t row = n + std::min(r, nr - 1);
-      w[r] = a.q + row * (a.K / 2);
+      w[r] = a.q.row(row);
       roff[r] = row * (a.K / a.group);
     }
   }
@@ -272,17 +276,18 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
         for (int c = 0; c < CPB; c++) {
           const int64_t o = off + c * (CH / 2);
           const int8_t* xc = xp + c * CH;
-          if constexpr (PF)  // one line of a later row tile per 64 bytes of this one
-            if (o % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(t.w[r] + o + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
+          const uint8_t* wp = t.w[r].at(o);  // 32 or 16 bytes from a multiple of that: one chunk
+          if constexpr (PF)  // one line of a later row tile per 64 bytes of this one (QWeight: rows 4j apart)
+            if (o % 64 == 0) _mm_prefetch(reinterpret_cast<const char*>(wp + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
           if constexpr (CH == 64) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t.w[r] + o));
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp));
             const __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
             for (int m = 0; m < MT; m++)
               s[m] = _mm256_add_epi16(s[m], _mm256_add_epi16(
                   _mm256_maddubs_epi16(lo, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + m * K))),
                   _mm256_maddubs_epi16(hi, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + m * K + 32)))));
           } else {
-            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(t.w[r] + o));
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(wp));
             const __m256i wv = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4);
             for (int m = 0; m < MT; m++)
               s[m] = _mm256_add_epi16(s[m], _mm256_maddubs_epi16(wv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xc + m * K))));
@@ -395,7 +400,8 @@ Kernel pick(Int4Isa isa, int64_t M, QuantX& x) {
     x.CH = 128;
     const bool v = isa == Int4Isa::Avx512Vnni, two = x.BA == 256;
     // VNNI, M ≥ 2, BA = 128: 6 weight rows × 2 activation rows (1.03x over 4 × 2 at M = 16; 8 × 1 and 4 × 1
-    // 0.8x). M = 1: 4 rows (8: 0.9x, 3: 0.8x, 2: 0.7x). Measured per call in one process, same weight.
+    // 0.8x; on quads the same as 4 × 2). M = 1: 4 rows (8: 0.9x, 3: 0.8x, 2: 0.7x). Measured per call in one
+    // process, same weight.
     if (v) return two ? (wide ? avx512_kernel<4, 2, 2, true>() : avx512_kernel<4, 1, 2, true>())
                       : (wide ? avx512_kernel<6, 2, 1, true>() : avx512_kernel<4, 1, 1, true>());
     return two ? (wide ? avx512_kernel<4, 2, 2, false>() : avx512_kernel<4, 1, 2, false>())
@@ -432,11 +438,11 @@ int64_t int4_int8_block(int64_t group) {
 
 void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void* scales, int sdt,
                       const uint8_t* zeros, const void* bias, int bdt, const int32_t* perm, void* y, int ydt,
-                      int64_t M, int64_t N, int64_t K, int64_t group) {
+                      int64_t M, int64_t N, int64_t K, int64_t group, QLayout lay) {
   using namespace int8mode;
   if (M <= 0 || N <= 0) return;
   if (int4_matmul_in_row_blocks(&int4_matmul_int8, x, xdt, qweight, scales, sdt, zeros, bias, bdt, perm, y, ydt, M, N, K,
-                                group))
+                                group, lay))
     return;
   if (perm) check_perm(perm, K, "quant.matmul");
   QuantX qx;
@@ -450,7 +456,7 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
   qx.sum.resize(size_t(M * qx.NB));
   qx.bad.assign(size_t(M), 0);
   quantise_x(x, xdt, perm, M, K, isa, qx);
-  const Args a{qweight, scales, sdt, zeros, M, N, K, group, &qx, group == qx.BA && (kern.f16 || sdt != int(DType::F16))};
+  const Args a{QWeight{qweight, K / 2, lay}, scales, sdt, zeros, M, N, K, group, &qx, group == qx.BA && (kern.f16 || sdt != int(DType::F16))};
   parallel_for(N, std::max<int64_t>(16, 65536 / std::max<int64_t>(K * M, 1)), [&](int64_t n0, int64_t n1) {
     if (kern.R == 0) {
       for (int64_t n = n0; n < n1; n++)
@@ -460,12 +466,15 @@ void int4_matmul_int8(const void* x, int xdt, const uint8_t* qweight, const void
     RowParams p;
     std::vector<float> out(size_t(kern.R * M));
     const bool plain = ydt == int(DType::F32) && !bias;
+    // The first pass over a row tile prefetches later ones, except through quads at M = 1: one sequential
+    // stream that the hardware prefetchers follow (1.2x faster without; canonical rows and M = 16 gain from it).
+    const TileFn* first = lay.quads && M == 1 ? kern.tile : kern.first;
     for (int64_t n = n0; n < n1; n += kern.R) {
       const int nr = int(std::min<int64_t>(kern.R, n1 - n));
       if (!a.inl) setup_portable(a, p, kern.R, n, nr);
       for (int64_t m0 = 0; m0 < M; m0 += kern.MT) {
         const int mt = int(std::min<int64_t>(kern.MT, M - m0));
-        (m0 == 0 ? kern.first : kern.tile)[mt - 1](a, p, n, nr, m0, out.data());
+        (m0 == 0 ? first : kern.tile)[mt - 1](a, p, n, nr, m0, out.data());
       }
       // Rows of x with non-finite blocks are stored too and overwritten below (no per-element test here).
       if (plain)

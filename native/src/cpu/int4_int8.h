@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "int4.h"
 #include "int4_isa.h"
 
 namespace llmk::cpu::int8mode {
@@ -39,7 +40,7 @@ struct RowParams {
 void quantise_x(const void* xs, int xdt, const int32_t* perm, int64_t M, int64_t K, Int4Isa isa, QuantX& x);
 
 struct Args {
-  const uint8_t* q;  // canonical packed weight [N][K/2]
+  QWeight q;  // the packed codes (canonical or quads)
   const void* scales;
   int sdt;
   const uint8_t* zeros;

@@ -69,11 +69,12 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
   const int8_t* xp = t.xp;
   if constexpr (PF) prefetch_params(a, n + kPrefetchParamTiles * R, R);
   const __m512i m4 = _mm512_set1_epi8(15);
+  const int64_t cs = t.w[0].cs;  // every row's chunk stride: a chunk of CH = 128 codes is one 64-byte chunk
   __m512 acc[R][MT];
   for (int r = 0; r < R; r++)
     for (int m = 0; m < MT; m++) acc[r][m] = _mm512_setzero_ps();
   Factors<R, MT> f;
-  int64_t off = 0;  // into every weight row
+  int64_t off = 0;  // into every weight row's layout (chunk c at c·cs)
   for (int64_t b0 = 0; b0 < NB; b0 += 16) {
     const int64_t nb = std::min<int64_t>(16, NB - b0);
     factors<R, MT>(a, p, t, m0, b0, nb, f);
@@ -82,15 +83,15 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
       __m512i s[R][MT];
       for (int r = 0; r < R; r++)
         for (int m = 0; m < MT; m++) s[r][m] = _mm512_setzero_si512();
-      for (int c = 0; c < CPB; c++, xp += 128, off += 64) {
+      for (int c = 0; c < CPB; c++, xp += 128, off += cs) {
         __m512i xl[MT], xh[MT];
         for (int m = 0; m < MT; m++) {
           xl[m] = _mm512_loadu_si512(xp + m * K);
           xh[m] = _mm512_loadu_si512(xp + m * K + 64);
         }
         for (int r = 0; r < R; r++) {
-          if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(t.w[r] + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
-          const __m512i v = _mm512_loadu_si512(t.w[r] + off);
+          if constexpr (PF) _mm_prefetch(reinterpret_cast<const char*>(t.w[r].p + off + kPrefetchTiles * R * (K / 2)), _MM_HINT_T1);
+          const __m512i v = _mm512_loadu_si512(t.w[r].p + off);
           const __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
           for (int m = 0; m < MT; m++) {
             if constexpr (VNNI) {

@@ -45,21 +45,25 @@ const void* scale_ptr(const ExpertWeight& w, int64_t at) {
   return static_cast<const char*>(w.scales) + size_t(at) * (w.sdt == 0 ? 4 : 2);
 }
 
+// The INT4 codes as the CPU kernels address them (canonical, or the quads of a prepared weight).
+QWeight codes(const ExpertWeight& w, int64_t K) { return QWeight{w.q, K / 2, {w.tuned, 0}}; }
+
 // Rows [row, row + rows) of an INT4 projection as float32, scale · (code − zero) as int4_dequantize
 // computes it, in a loop the compiler vectorises (one work item's rows, never the whole weight).
 void dequant_rows(const ExpertWeight& w, int64_t row, int64_t rows, int64_t K, float* out) {
   const int64_t G = K / w.group, gp = w.group / 2;
+  const QWeight qw = codes(w, K);
   for (int64_t r = row; r < row + rows; r++) {
-    const uint8_t* q = w.q + r * (K / 2);
+    const QRow q = qw.row(r);
     float* o = out + (r - row) * K;
     for (int64_t g = 0; g < G; g++) {
       const float s = load_as_f32(w.scales, r * G + g, w.sdt);
       const float z = w.zeros ? float(w.zeros[r * G + g]) : 8.f;
-      const uint8_t* qb = q + g * gp;
       float* og = o + g * w.group;
       for (int64_t j = 0; j < gp; j++) {
-        og[2 * j] = s * (float(qb[j] & 15u) - z);
-        og[2 * j + 1] = s * (float(qb[j] >> 4) - z);
+        const uint32_t b = *q.at(g * gp + j);
+        og[2 * j] = s * (float(b & 15u) - z);
+        og[2 * j + 1] = s * (float(b >> 4) - z);
       }
     }
   }
@@ -103,9 +107,10 @@ void project(const ExpertWeight& w, int64_t e, int64_t N, int64_t K, int64_t r0,
   } else if (cnt <= kInt4SmallM) {
     // int4_matmul's small-M kernels write [cnt][rows]
     t.rs = 1; t.ms = rows;
-    const int64_t G = K / w.group, row = e * N + r0;
-    int4_matmul(xs, 0, w.q + row * (K / 2), scale_ptr(w, row * G), w.sdt, w.zeros ? w.zeros + row * G : nullptr,
-                nullptr, 0, nullptr, t.buf.data(), 0, cnt, rows, K, w.group);
+    // rows from `row`: the canonical rows there, or the quad holding it with the rows counted from its place in it
+    const int64_t G = K / w.group, row = e * N + r0, first = w.tuned ? row / kQuadRows * kQuadRows : row;
+    int4_matmul(xs, 0, w.q + first * (K / 2), scale_ptr(w, row * G), w.sdt, w.zeros ? w.zeros + row * G : nullptr,
+                nullptr, 0, nullptr, t.buf.data(), 0, cnt, rows, K, w.group, QLayout{w.tuned, row - first});
   } else {
     // Enough tokens to reuse each weight many times: the item's rows dequantised into a per-thread
     // float32 tile (never the whole weight), then the register-blocked GEMM.

@@ -19,7 +19,7 @@ struct ExpertWeight {
   int64_t group = 0;
   const void* bias = nullptr;   // [E, N] of dtype bdt, or null
   int bdt = 0;
-  bool tuned = false;           // CUDA only: INT4 in the tensor-core layout of int4.h for [total_rows, K]
+  bool tuned = false;           // INT4 prepared for [total_rows, K] (int4.h): CUDA's tensor-core layout, the CPU's quads
   int64_t total_rows = 0;       // CUDA only: E·N
 };
 

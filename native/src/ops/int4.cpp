@@ -49,7 +49,9 @@ void int4_check_group(int64_t N, int64_t K, int64_t group, const char* op) {
   LLMK_CHECK(K % 2 == 0, Shape, "%s: k must be even (two 4-bit values per byte), got %lld", op, (long long)K);
 }
 
-bool int4_uses_tuned_layout(Device device, int64_t N, int64_t K) { return device.is_cuda() && fast_shape(N, K); }
+bool int4_uses_tuned_layout(Device device, int64_t N, int64_t K) {
+  return device.is_cuda() ? fast_shape(N, K) : N > 0 && cpu::int4_quads_fit(N, K);
+}
 
 void int4_check_weight(const Tensor& q, const Tensor& scales, const Tensor& zeros, int64_t N, int64_t K,
                        int64_t group, bool prepared, const char* op) {
@@ -62,7 +64,7 @@ void int4_check_weight(const Tensor& q, const Tensor& scales, const Tensor& zero
     check_device_of(zeros, q, op, "zeros");
   }
   const int64_t G = K / group;
-  if (prepared && int4_uses_tuned_layout(q.device(), N, K)) {
+  if (prepared && q.device().is_cuda() && int4_uses_tuned_layout(q.device(), N, K)) {  // the CPU's quads: canonical shapes
     check_shape(q, {cpu::int4_prepared_qbytes(N, K)}, op, "prepared qweight");
     check_shape(scales, {G, N}, op, "prepared scales");
     if (zeros.defined()) check_shape(zeros, {G, N}, op, "prepared zeros");
@@ -113,10 +115,18 @@ Int4Parts int4_quantize(const Tensor& w, int64_t group, bool symmetric, DType sd
 
 namespace {
 
-// The canonical parts of a checked weight (w's own tensors unless it holds the tuned layout).
+// The canonical parts of a checked weight (w's own tensors unless it holds the tuned layout; the CPU's
+// quads change only the codes' order).
 Int4Parts canonical_parts(const Int4Weight& w, const char* op) {
   if (!w.tuned) return {w.qweight, w.scales, w.zeros};
   const Device device = w.device();
+  if (device.is_cpu()) {
+    const Tensor quads = w.qweight, q = Tensor::empty({w.N, w.K / 2}, DType::U8, device);
+    const int64_t N = w.N, K = w.K;
+    enqueue_cpu([quads, q, N, K] { cpu::int4_from_quads(quads.data_as<uint8_t>(), N, K, q.data_as<uint8_t>()); },
+                2 * q.nbytes());
+    return {q, w.scales, w.zeros};
+  }
   require_cuda_build(device, op);
   const int64_t N = w.N, K = w.K, G = K / w.group;
   Int4Parts p;
@@ -207,6 +217,13 @@ std::vector<Tensor> int4_prepare(const Int4Weight& w, Device device) {
   Tensor q = moved(c.qweight), s = moved(c.scales), z = moved(c.zeros);
   std::vector<Tensor> out = {q, s, z, moved(w.perm), moved(w.inv_perm)};
   if (!int4_uses_tuned_layout(device, N, K)) return out;
+  if (device.is_cpu()) {  // the quads of cpu/int4.h (a new tensor: q may be w's own canonical codes)
+    const Tensor quads = Tensor::empty({N, K / 2}, DType::U8, device);
+    enqueue_cpu([q, quads, N, K] { cpu::int4_to_quads(q.data_as<uint8_t>(), N, K, quads.data_as<uint8_t>()); },
+                2 * q.nbytes());
+    out[0] = quads;
+    return out;
+  }
   out[0] = Tensor::empty({cpu::int4_prepared_qbytes(N, K)}, DType::U8, device);
   out[1] = Tensor::empty({G, N}, s.dtype(), device);
   if (z.defined()) out[2] = Tensor::empty({G, N}, DType::U8, device);
@@ -260,7 +277,7 @@ Tensor int4_matmul(const Tensor& x, const Int4Weight& w, const Tensor& bias, boo
     enqueue_cpu([x, q, s, z, perm, bias, y, p, int8] {
       (int8 ? cpu::int4_matmul_int8 : cpu::int4_matmul)(p.x, int(p.xdt), p.qweight, p.scales, int(p.sdt), p.zeros,
                                                           p.bias, int(p.bdt), p.perm, p.y, int(p.xdt), p.M, p.N, p.K,
-                                                          p.group);
+                                                          p.group, cpu::QLayout{p.prepared, 0});
     }, int64_t(std::min(double(M) * double(N) * double(K), 9e18)));  // compute-bound: count multiply-adds
   } else {
 #ifdef LLMK_WITH_CUDA

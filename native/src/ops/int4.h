@@ -4,8 +4,9 @@
 // Layouts of a weight W[N,K] with G = K / group groups per row:
 //   canonical: qweight uint8 [N, K/2] (low nibble = even k), scales [N, G] float, zeros uint8 [N, G] or none.
 //   prepared (CUDA, N % 16 == 0 and K % 16 == 0): qweight uint8 [int4_prepared_qbytes(N, K)] in the
-//     tensor-core fragment order of cpu/int4.h, scales [G, N], zeros [G, N]. For other shapes, and on
-//     the CPU, the prepared weight is the canonical one.
+//     tensor-core fragment order of cpu/int4.h, scales [G, N], zeros [G, N].
+//   prepared (CPU, N % 4 == 0 and K % 128 == 0): qweight uint8 [N, K/2] holding the rows in the quads of
+//     cpu/int4.h; scales and zeros canonical. For other shapes the prepared weight is the canonical one.
 #pragma once
 #include <cstdint>
 #include <string>
