@@ -605,4 +605,18 @@ describe(`quant.prepare on the CPU: the quads layout (seed ${SEED})`, () => {
       using d1 = quant.dequantize(pw);
       expect(await arr(d1)).toEqual(await arr(d0));
     });
+
+  it('stackExperts of prepared weights stacks their canonical codes', async () => {
+    const r = rng(SEED + 99);
+    using w1 = tensor(randnArray(8 * 256, r), { shape: [8, 256] });
+    using w2 = tensor(randnArray(8 * 256, r), { shape: [8, 256] });
+    using q1 = quant.quantize(w1, { groupSize: 128 });
+    using q2 = quant.quantize(w2, { groupSize: 128 });
+    using p1 = quant.prepare(q1, 'cpu');
+    using p2 = quant.prepare(q2, 'cpu');
+    using fromPrepared = quant.stackExperts([p1, p2]);
+    const want = [...(await arr(q1.qweight)), ...(await arr(q2.qweight))];
+    expect(fromPrepared.layout).toBe('canonical');
+    expect(await arr(fromPrepared.qweight)).toEqual(want);
+  });
 });
