@@ -175,12 +175,14 @@ describeDevices(`moe.experts INT4 (seed ${SEED})`, (device) => {
       }
     });
 
-  // H = 128: on the CPU the prepared gate/up weight is in quads (README data formats) while each expert has
-  // I = 6 rows (relu: not gated), so experts and work items start inside a quad.
-  it.each([[3, true], [40, false]] as [number, boolean][])('T=%d relu, experts starting inside a prepared quad (symmetric=%s)', async (T, sym) => {
+  // H % 128 == 0: on the CPU the prepared gate/up weight is in quads (README data formats) while each expert
+  // has I = 6 rows (relu: not gated), so experts and work items start inside a quad. T = 3: int4_matmul on the
+  // item's rows; T = 40: the rows dequantised, with groups of 256 codes spanning two 64-byte chunks.
+  it.each([[3, true, 128, 64], [40, false, 256, 256]] as [number, boolean, number, number][])(
+    'T=%d relu, experts starting inside a prepared quad (symmetric=%s, H=%d, groupSize=%d)', async (T, sym, H, g) => {
     const r = rng(SEED + 7 * T);
-    const E = 2, H = 128, I = 6, k = 2;
-    const gu = await stacked(E, I, H, 64, sym, r), dn = await stacked(E, H, I, I, sym, r);
+    const E = 2, I = 6, k = 2;
+    const gu = await stacked(E, I, H, g, sym, r), dn = await stacked(E, H, I, I, sym, r);
     try {
       const x = values(T * H, r, 'float32', 1);
       const rt = randomRouting(T, k, E, r);

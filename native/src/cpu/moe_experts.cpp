@@ -60,10 +60,15 @@ void dequant_rows(const ExpertWeight& w, int64_t row, int64_t rows, int64_t K, f
       const float s = load_as_f32(w.scales, r * G + g, w.sdt);
       const float z = w.zeros ? float(w.zeros[r * G + g]) : 8.f;
       float* og = o + g * w.group;
-      for (int64_t j = 0; j < gp; j++) {
-        const uint32_t b = *q.at(g * gp + j);
-        og[2 * j] = s * (float(b & 15u) - z);
-        og[2 * j + 1] = s * (float(b >> 4) - z);
+      for (int64_t j0 = 0; j0 < gp;) {  // the group's bytes a chunk at a time (contiguous there: QRow)
+        const int64_t at = g * gp + j0, len = std::min(gp - j0, kQuadChunk - at % kQuadChunk);
+        const uint8_t* qb = q.at(at);
+        float* oc = og + 2 * j0;
+        for (int64_t j = 0; j < len; j++) {
+          oc[2 * j] = s * (float(qb[j] & 15u) - z);
+          oc[2 * j + 1] = s * (float(qb[j] >> 4) - z);
+        }
+        j0 += len;
       }
     }
   }
