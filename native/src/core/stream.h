@@ -27,7 +27,8 @@ class CpuStream {
   void enqueue(std::function<void()> task, int64_t work_bytes = INT64_MAX);
   // Waits for every queued task; rethrows the first error a task raised since the last sync.
   void synchronize();
-  // Blocks the caller until tasks queued so far ran (no rethrow).
+  // Blocks the caller until tasks queued so far ran (no rethrow). Tasks the worker has not taken yet run on
+  // the calling thread (unless it is a stream worker): a caller that would wait anyway pays no hand-off.
   void drain();
   // Events: record() names the point after the tasks queued so far; query/wait test or wait for it.
   uint64_t record() const { return enqueued_.load(std::memory_order_relaxed); }
@@ -42,13 +43,19 @@ class CpuStream {
  private:
   CpuStream() = default;
   void run();
+  // Runs the tasks of a batch in order; the caller set busy_ (one runner at a time: the worker, or a caller
+  // in drain() or enqueue()'s inline path).
+  void run_batch(std::deque<std::function<void()>>& batch);
+  // Ends a runner's turn (l holds mu_): clears busy_, wakes drain() waiters and, when tasks are queued or a stop
+  // is pending, the worker. Returns whether drain() waiters were there.
+  bool end_turn(std::unique_lock<std::mutex>& l);
   void finish_task(std::exception_ptr err);
   std::mutex mu_;
   std::condition_variable cv_task_, cv_idle_;
   std::deque<std::function<void()>> queue_;
   std::atomic<int64_t> queued_{0};  // queue_.size(), readable without the lock (worker's spin)
   std::atomic<uint64_t> enqueued_{0}, completed_{0};  // tasks ever queued / finished (in order)
-  bool busy_ = false, stop_ = false, sleeping_ = false;
+  bool busy_ = false, stop_ = false, sleeping_ = false;  // busy_: a runner holds the queue's head
   int idle_waiters_ = 0;  // threads in drain()
   std::atomic<int> event_waiters_{0};  // threads in wait(): each finished task wakes them
   std::exception_ptr error_;

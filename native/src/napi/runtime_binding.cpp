@@ -157,6 +157,24 @@ Napi::Value debug_sleep(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Test hook: debugProbe() queues a task on the current CPU stream (never run inline by enqueue) that counts
+// whether it ran on the thread that queued it (synchronize() runs tasks the worker has not taken yet itself);
+// debugProbeCounts() -> [on that thread, on another thread].
+std::atomic<int64_t> probes_on_caller{0}, probes_elsewhere{0};
+Napi::Value debug_probe(const Napi::CallbackInfo& info) {
+  enqueue_cpu([caller = std::this_thread::get_id()] {
+    (std::this_thread::get_id() == caller ? probes_on_caller : probes_elsewhere).fetch_add(1);
+  });
+  return info.Env().Undefined();
+}
+
+Napi::Value debug_probe_counts(const Napi::CallbackInfo& info) {
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(uint32_t(0), Napi::Number::New(info.Env(), double(probes_on_caller.load())));
+  a.Set(uint32_t(1), Napi::Number::New(info.Env(), double(probes_elsewhere.load())));
+  return a;
+}
+
 // Test hook: sets (value a string) or unsets (value undefined) an environment variable of the process, as a
 // task on the current CPU stream, so kernels queued there before it see the old value and those after it the new
 // one (setenv is not thread-safe against getenv: work on other streams is the caller's to keep idle). Jest gives each test file a copy of process.env, so
@@ -190,6 +208,8 @@ void init_runtime_binding(Napi::Env env, Napi::Object exports) {
   exports.Set("isCurrentStream", Napi::Function::New(env, is_current_stream));
   exports.Set("debugSleep", Napi::Function::New(env, debug_sleep));
   exports.Set("debugSetEnv", Napi::Function::New(env, debug_set_env));
+  exports.Set("debugProbe", Napi::Function::New(env, debug_probe));
+  exports.Set("debugProbeCounts", Napi::Function::New(env, debug_probe_counts));
 }
 
 }  // namespace llmk::napi
