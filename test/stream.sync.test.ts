@@ -45,17 +45,18 @@ describe('CPU tasks run by the thread that waits for them', () => {
     const n = 20000;  // 160 KiB of ids: queued for the worker
     const ids = Int32Array.from({ length: 2 * n }, (_, i) => i % 64);
     ids[n] = 64;
-    const it = tensor(ids, { shape: [n, 2] });
+    const idt = tensor(ids, { shape: [n, 2] });
     for (let rep = 0; rep < 5; rep++) {
-      const c = moe.expertCounts(it, 64);
+      const c = moe.expertCounts(idt, 64);
       expectCode(() => synchronizeSync('cpu'), 'ERR_LLMK_INDEX');
       expect(() => synchronizeSync('cpu')).not.toThrow();
       c.dispose();
-      const x = full([1 << 15], 3);
-      expect((add(x, x).toArraySync() as Float32Array)[7]).toBe(6);
+      const x = full([1 << 15], 3), y = add(x, x);
+      expect((y.toArraySync() as Float32Array)[7]).toBe(6);
       x.dispose();
+      y.dispose();
     }
-    it.dispose();
+    idt.dispose();
   });
 
   it('a batch that waits for another stream, which waits for the start of the same batch, completes', () => {

@@ -43,8 +43,8 @@ class CpuStream {
  private:
   CpuStream() = default;
   void run();
-  // Runs the tasks of a batch in order; the caller set busy_ (one runner at a time: the worker, or a caller
-  // in drain() or enqueue()'s inline path).
+  // Runs the tasks of a batch in order, for the worker or a caller in drain(); the runner set busy_ (one runner
+  // at a time: those two, or enqueue()'s inline path).
   void run_batch(std::deque<std::function<void()>>& batch);
   // Ends a runner's turn (l holds mu_): clears busy_, wakes drain() waiters and, when tasks are queued or a stop
   // is pending, the worker. Returns whether drain() waiters were there.
