@@ -16,8 +16,8 @@ RUNS = ["best", "avx2", "avx2-peers-avx2"]
 def load(run_dir, run):
     out = {}
     for f in glob.glob(os.path.join(run_dir, f"cpu-*-{run}-1thread.json")):
-        if os.path.basename(f)[len("cpu-"):-len(f"-{run}-1thread.json")].count("-"):
-            continue  # cpu-matmul-avx2-peers-avx2-… is not run "avx2"
+        if run != "avx2-peers-avx2" and f.endswith("-avx2-peers-avx2-1thread.json"):
+            continue  # cpu-matmul-avx2-peers-avx2-… is not run "avx2" (suite names may hold hyphens)
         for r in json.load(open(f))["results"]:
             if r.get("speedup") is not None and ("peer" in r or "decode" in r["case"]):
                 out[r["case"]] = r

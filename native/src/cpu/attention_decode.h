@@ -11,8 +11,8 @@
 // where a row's running max grows), and P·V keeps a block of O in registers over DEC_TOKS keys; K and V are
 // read key by key in address order. Measured against the tile path (1 thread, GQA 32/8, D 128, interleaved in one
 // process, medians of 8): 1.40x / 1.47x (AVX-512 / AVX2) with K/V in L2, 1.56x / 1.53x in L3; from DRAM the same
-// speed (0.95-1.01x): one core then waits on the cache misses it can keep in flight, whatever the compute
-// (software prefetch of the first lines of each span, of all lines a tile or a few keys ahead, or none: no faster).
+// speed (0.95-1.01x): one core then waits on the cache misses it can keep in flight. Of the prefetch schemes
+// tried, lines into L1 about one key ahead in reading order was the only one faster from DRAM (decode_rows).
 
 constexpr int64_t DEC_TILE = 16;  // keys per tile: a page of 16 tokens when pages are 16 keys
 // Keys per pass of P·V over a block of O (O read and written once per DEC_TOKS keys): with K/V in L2/L3, 4 and
@@ -98,6 +98,7 @@ LLMK_ALWAYS_INLINE void decode_pv_block(const float* const* vp, const float* p, 
 // O += P·V over a tile's n keys, TOKS keys at a time and key-major within them (each key's V rows of all KV heads in
 // address order): P as decode_scores lays out the scores (pv: the tile's P vectors; p of key j, row r of head
 // block cb's head g at pv + cb·NKB·L + j·P + g·ROWS + r), O rows head-major (head c's at o + c·ROWS·D).
+// before(j, tk, c) runs before KV head c of the block of tk keys from key j.
 template <int ROWS, int NGB, int TOKS, class F>
 void decode_pv(const float* const* vp, int64_t n, int64_t groups, const float* pv, float* o, int64_t D, F&& before) {
   constexpr int P = NGB * ROWS, NKB = DEC_TILE * P / NACC;
@@ -105,8 +106,8 @@ void decode_pv(const float* const* vp, int64_t n, int64_t groups, const float* p
   int64_t j = 0;
   auto keys = [&](auto toks) {
     constexpr int TK = decltype(toks)::value;
-    before(j, n);
     for (int64_t c = 0; c < groups; c++) {
+      before(j, TK, c);
       const float* vj[TK];
       for (int x = 0; x < TK; x++) vj[x] = vp[j + x] + c * D;
       const float* p = pv + (c / NGB) * NKB * L + j * P + (c % NGB) * ROWS;
@@ -120,9 +121,16 @@ void decode_pv(const float* const* vp, int64_t n, int64_t groups, const float* p
   for (; j < n; j++) keys(std::integral_constant<int, 1>());
 }
 
+// Prefetches `lines` cache lines from p into L1. As inline asm because GCC 12 -O1 and above dropped these loops
+// when written with __builtin_prefetch (no prefetcht0 left in the object code; cause not found).
+LLMK_ALWAYS_INLINE void prefetch_l1(const float* p, int64_t lines) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t x = 0; x < lines; x++) asm volatile("prefetcht0 %0" : : "m"(c[x * 64]));
+}
+
 // One decode task (see run_task for the task and row layout; ROWS rows per KV head, KV heads in blocks of NGB):
 // key tiles of DEC_TILE keys aligned to multiples of it; per tile the scores of all rows, the online softmax
-// and P·V, each key's K and V rows read in address order; the next tile's spans are prefetched.
+// and P·V, each key's K and V rows read in address order, each line prefetched into L1 shortly before.
 template <int ROWS, int NGB>
 void decode_rows(const AttnCoreArgs& a, const Task& t, Work& w) {
   constexpr int P = NGB * ROWS, KEYS = NACC / P, NKB = DEC_TILE / KEYS;  // P: lanes of distinct rows
@@ -168,40 +176,34 @@ void decode_rows(const AttnCoreArgs& a, const Task& t, Work& w) {
     }
     return jb - ja + 1;
   };
-  // The next tile's K and V lines (a key's rows of the task's KV heads are one span; K then V of each key) are
-  // prefetched into L2 a share at a time, half over this tile's scores and half over its P·V, as run_task does.
+  // Each line is prefetched into L1 shortly before it is read, in the order it is read: the next key block's K
+  // spans (a key's rows of the task's KV heads are one span) before each block of scores (the next tile's first
+  // keys after the last), head c's V rows of the next P·V block before head c's P·V, and head c's K rows of the
+  // next tile's first keys during the last block; only the first tile goes to L2 ahead, at once. From DRAM,
+  // 1.11-1.14x the former scheme (the next tile's lines into L2, spread over this tile), 0.95-0.98x in L2/L3
+  // (1 thread, AVX-512, GQA 32/8, D 128, both in one process).
   const int64_t lps = (groups * D * 4 + 63) / 64;  // lines per span
-  int64_t pf_done = 0, pf_n = 0;  // lines of the next tile prefetched so far, of pf_n
-  const int64_t* pf_tok = nullptr;
-  auto prefetch_until = [&](int64_t upto) {
-    while (pf_done < upto) {
-      const int64_t sp = pf_done / lps, ln = pf_done % lps, cnt = std::min(upto - pf_done, lps - ln);
-      const char* p = reinterpret_cast<const char*>((sp & 1 ? Vc : K) + pf_tok[sp >> 1]) + ln * 64;
-      for (int64_t x = 0; x < cnt; x++) __builtin_prefetch(p + x * 64, 0, 2);
-      pf_done += cnt;
-    }
-  };
+  const int64_t lph = (D * 4 + 63) / 64;  // lines per row of one KV head
   int64_t* tok = w.at;
   int64_t* tok_next = w.at + DEC_TILE;
   V* s = reinterpret_cast<V*>(w.s);  // the tile's scores, then P: cbs · NKB vectors
   const float* kp[DEC_TILE];
   const float* vp[DEC_TILE];
   int64_t ja = lo_all, n = hi_all >= lo_all ? tile_at(ja, tok) : 0;
-  if (n > 0) {  // the first tile at once
-    pf_tok = tok;
-    pf_n = 2 * n * lps;
-    prefetch_until(pf_n);
-  }
+  for (int64_t j = 0; j < n; j++)
+    for (const float* span : {K + tok[j], Vc + tok[j]})
+      for (int64_t x = 0; x < lps; x++) __builtin_prefetch(reinterpret_cast<const char*>(span) + x * 64, 0, 2);
   while (n > 0) {
     const int64_t jn = ja + n, nn = jn <= hi_all ? tile_at(jn, tok_next) : 0;
-    pf_done = 0;
-    pf_tok = tok_next;
-    pf_n = 2 * nn * lps;
     for (int64_t j = 0; j < n; j++) {
       kp[j] = K + tok[j];
       vp[j] = Vc + tok[j];
     }
-    decode_scores<ROWS, NGB>(kp, n, cbs, w.qr, D, s, [&](int64_t kb, int64_t nkb) { prefetch_until(pf_n / 2 * kb / nkb); });
+    decode_scores<ROWS, NGB>(kp, n, cbs, w.qr, D, s, [&](int64_t kb, int64_t) {
+      for (int64_t x = (kb + 1) * KEYS; x < (kb + 2) * KEYS; x++)
+        if (x < n) prefetch_l1(kp[x], lps);
+        else if (x - n < nn) prefetch_l1(K + tok_next[x - n], lps);
+    });
     // A whole tile that no row masks (lo and hi are non-decreasing in r), and no softcap: scores as computed.
     // Else softcap and masks per score (lane l of a vector: key x = l / P of its block, row l % P of the head
     // block, whose query row is l % ROWS % nr); no key past n.
@@ -248,8 +250,12 @@ void decode_rows(const AttnCoreArgs& a, const Task& t, Work& w) {
       }
       vstore(w.l + cb * L, vload(w.l + cb * L) + vfold_add<P>(sum));
     }
-    decode_pv<ROWS, NGB, DEC_TOKS>(vp, n, groups, w.s, w.o, D,
-                                   [&](int64_t j, int64_t nj) { prefetch_until(pf_n / 2 + (pf_n - pf_n / 2) * j / nj); });
+    decode_pv<ROWS, NGB, DEC_TOKS>(vp, n, groups, w.s, w.o, D, [&](int64_t j, int64_t tk, int64_t c) {
+      if (j + tk < n)
+        for (int64_t x = j + tk; x < std::min(j + 2 * tk, n); x++) prefetch_l1(vp[x] + c * D, lph);
+      else
+        for (int64_t x = 0; x < std::min<int64_t>(KEYS, nn); x++) prefetch_l1(K + tok_next[x] + c * D, lph);
+    });
     ja = jn;
     n = nn;
     std::swap(tok, tok_next);
