@@ -180,8 +180,8 @@ void decode_rows(const AttnCoreArgs& a, const Task& t, Work& w) {
   // spans (a key's rows of the task's KV heads are one span) before each block of scores (the next tile's first
   // keys after the last), head c's V rows of the next P·V block before head c's P·V, and head c's K rows of the
   // next tile's first keys during the last block; only the first tile goes to L2 ahead, at once. From DRAM,
-  // 1.11-1.14x the former scheme (the next tile's lines into L2, spread over this tile), 0.95-0.98x in L2/L3
-  // (1 thread, AVX-512, GQA 32/8, D 128, both in one process).
+  // 1.11-1.14x the former scheme (the next tile's lines into L2, spread over this tile), 0.90-0.98x with K/V in
+  // L2/L3 (1 thread, AVX-512, GQA 32/8, D 128, both in one process).
   const int64_t lps = (groups * D * 4 + 63) / 64;  // lines per span
   const int64_t lph = (D * 4 + 63) / 64;  // lines per row of one KV head
   int64_t* tok = w.at;
@@ -191,8 +191,7 @@ void decode_rows(const AttnCoreArgs& a, const Task& t, Work& w) {
   const float* vp[DEC_TILE];
   int64_t ja = lo_all, n = hi_all >= lo_all ? tile_at(ja, tok) : 0;
   for (int64_t j = 0; j < n; j++)
-    for (const float* span : {K + tok[j], Vc + tok[j]})
-      for (int64_t x = 0; x < lps; x++) __builtin_prefetch(reinterpret_cast<const char*>(span) + x * 64, 0, 2);
+    for (const float* span : {K + tok[j], Vc + tok[j]}) prefetch_span<2>(reinterpret_cast<const char*>(span), lps * 64);
   while (n > 0) {
     const int64_t jn = ja + n, nn = jn <= hi_all ? tile_at(jn, tok_next) : 0;
     for (int64_t j = 0; j < n; j++) {
