@@ -1,0 +1,89 @@
+// Why CPU paged decode sits where it does against its goal (≥ 0.7 of copy bandwidth): in one process, on one
+// core, after the same cache flush each, the decode kernel (attention_core, paged, B = 1, GQA 32/8, D 128,
+// page 16, pages shuffled, 128 MiB of K/V) against plain reads of the same bytes — the pages in the same
+// scattered order and in address order — and a memmove of the same bytes (read + write counted, as the bench).
+// Build and run: bench/native/decode-read-ceiling.sh (LLMK_CPU_ATTN_ISA=avx2 forces the AVX2 kernel).
+#include <immintrin.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "cpu/attention_core.h"
+
+namespace {
+
+constexpr size_t PAGE_KEYS = 16, HKV = 8, HQ = 32, D = 128, NPAGES = 1024;
+constexpr size_t PAGE_BYTES = PAGE_KEYS * HKV * D * 4;  // 64 KiB of K (and of V) per page
+
+double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
+
+// Sum of every float of the K and V pages in `order` (K page then V page), 256-bit loads, 8 accumulators.
+__attribute__((target("avx2"), noinline)) float read_pages(const char* k, const char* v, const std::vector<int32_t>& order) {
+  __m256 acc[8] = {};
+  for (int32_t p : order)
+    for (const char* base : {k + p * PAGE_BYTES, v + p * PAGE_BYTES})
+      for (size_t b = 0; b < PAGE_BYTES; b += 256)
+        for (int u = 0; u < 8; u++) acc[u] = _mm256_add_ps(acc[u], _mm256_load_ps(reinterpret_cast<const float*>(base + b + 32 * u)));
+  float out[8], s = 0;
+  for (int u = 1; u < 8; u++) acc[0] = _mm256_add_ps(acc[0], acc[u]);
+  _mm256_storeu_ps(out, acc[0]);
+  for (float x : out) s += x;
+  return s;
+}
+
+void decode(const float* q, float* out, const float* k, const float* v, const int32_t* pages) {
+  llmk::cpu::AttnSeq seq;
+  seq.nq = 1;
+  seq.nk = NPAGES * PAGE_KEYS;
+  seq.pages = pages;
+  llmk::cpu::AttnCoreArgs a;
+  a.Hq = HQ; a.Hkv = HKV; a.D = D; a.q = q; a.out = out; a.k = k; a.v = v;
+  a.page_size = PAGE_KEYS; a.num_pages = NPAGES; a.seqs = &seq; a.nseq = 1; a.causal = true;
+  a.scale = 1.f / std::sqrt(float(D));
+  llmk::cpu::attention_core(a);
+}
+
+}  // namespace
+
+int main() {
+  const size_t bytes = NPAGES * PAGE_BYTES;
+  std::vector<float> kc(bytes / 4, 0.5f), vc(bytes / 4, 0.25f), q(HQ * D, 0.01f), out(HQ * D);
+  std::vector<char> src(2 * bytes, 1), dst(2 * bytes, 2), flush(256u << 20, 3);
+  std::vector<int32_t> scattered(NPAGES), in_order(NPAGES);
+  for (size_t i = 0; i < NPAGES; i++) scattered[i] = in_order[i] = int32_t(i);
+  std::shuffle(scattered.begin(), scattered.end(), std::mt19937(1));
+  const char* k = reinterpret_cast<const char*>(kc.data());
+  const char* v = reinterpret_cast<const char*>(vc.data());
+  auto timed = [&](auto&& fn) {  // one call after evicting the caches (a memmove through 256 MiB)
+    std::memmove(flush.data(), flush.data() + 64, flush.size() - 64);
+    const double t0 = now();
+    fn();
+    return now() - t0;
+  };
+  float sink = 0;
+  std::printf("ISA %s, 1 thread (LLMK_NUM_THREADS), 2 x %zu MiB of K/V; GB/s of K/V read (copy: read + write)\n",
+              llmk::cpu::attention_core_isa(), bytes >> 20);
+  std::vector<double> dec_copy, read_copy;
+  const int reps = 12;
+  for (int rep = 0; rep < reps; rep++) {
+    const double td = timed([&] { decode(q.data(), out.data(), kc.data(), vc.data(), scattered.data()); });
+    const double ts = timed([&] { sink += read_pages(k, v, scattered); });
+    const double ta = timed([&] { sink += read_pages(k, v, in_order); });
+    const double tc = timed([&] { std::memmove(dst.data(), src.data(), src.size()); });
+    if (rep < 2) continue;  // warm-up: thread pool, work buffers, page faults
+    const double b = 2.0 * bytes / 1e9;
+    std::printf("decode %5.1f | read, same page order %5.1f | read, pages in address order %5.1f | copy %5.1f | "
+                "decode/copy %.2f, read/copy %.2f\n", b / td, b / ts, b / ta, 2 * b / tc, tc / (2 * td), tc / (2 * ts));
+    dec_copy.push_back(tc / (2 * td));
+    read_copy.push_back(tc / (2 * ts));
+  }
+  auto median = [](std::vector<double> x) { std::sort(x.begin(), x.end()); return x[x.size() / 2]; };
+  std::printf("medians of %zu rounds: decode/copy %.2f, read in the same page order/copy %.2f\n", dec_copy.size(),
+              median(dec_copy), median(read_copy));
+  return sink == 12345.f;  // keep the reads
+}
