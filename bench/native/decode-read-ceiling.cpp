@@ -1,7 +1,8 @@
 // Why CPU paged decode sits where it does against its goal (≥ 0.7 of copy bandwidth): in one process, on one
 // core, after the same cache flush each, the decode kernel (attention_core, paged, B = 1, GQA 32/8, D 128,
 // page 16, pages shuffled, 128 MiB of K/V) against plain reads of the same bytes — the pages in the same
-// scattered order and in address order — and a memmove of the same bytes (read + write counted, as the bench).
+// scattered order one at a time or 4 at once (interleaved, as decode's tiles read them), and in address order —
+// and a memmove of the same bytes (read + write counted, as the bench).
 // Build and run: bench/native/decode-read-ceiling.sh (LLMK_CPU_ATTN_ISA=avx2 forces the AVX2 kernel).
 #include <immintrin.h>
 
@@ -22,13 +23,18 @@ constexpr size_t PAGE_BYTES = PAGE_KEYS * HKV * D * 4;  // 64 KiB of K (and of V
 
 double now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-// Sum of every float of the K and V pages in `order` (K page then V page), 256-bit loads, 8 accumulators.
-__attribute__((target("avx2"), noinline)) float read_pages(const char* k, const char* v, const std::vector<int32_t>& order) {
+// Sum of every float of the K and V pages in `order`, 256-bit loads, 8 accumulators: `ways` consecutive pages of
+// the order at a time (their K pages, then their V pages), read interleaved in 256-byte steps.
+__attribute__((target("avx2"), noinline)) float read_pages(const char* k, const char* v, const std::vector<int32_t>& order,
+                                                          size_t ways = 1) {
   __m256 acc[8] = {};
-  for (int32_t p : order)
-    for (const char* base : {k + p * PAGE_BYTES, v + p * PAGE_BYTES})
+  for (size_t i = 0; i + ways <= order.size(); i += ways)
+    for (const char* cache : {k, v})
       for (size_t b = 0; b < PAGE_BYTES; b += 256)
-        for (int u = 0; u < 8; u++) acc[u] = _mm256_add_ps(acc[u], _mm256_load_ps(reinterpret_cast<const float*>(base + b + 32 * u)));
+        for (size_t w = 0; w < ways; w++) {
+          const char* base = cache + order[i + w] * PAGE_BYTES;
+          for (int u = 0; u < 8; u++) acc[u] = _mm256_add_ps(acc[u], _mm256_load_ps(reinterpret_cast<const float*>(base + b + 32 * u)));
+        }
   float out[8], s = 0;
   for (int u = 1; u < 8; u++) acc[0] = _mm256_add_ps(acc[0], acc[u]);
   _mm256_storeu_ps(out, acc[0]);
@@ -68,22 +74,25 @@ int main() {
   float sink = 0;
   std::printf("ISA %s, 1 thread (LLMK_NUM_THREADS), 2 x %zu MiB of K/V; GB/s of K/V read (copy: read + write)\n",
               llmk::cpu::attention_core_isa(), bytes >> 20);
-  std::vector<double> dec_copy, read_copy;
+  std::vector<double> dec_copy, read_copy, read4_copy;
   const int reps = 12;
   for (int rep = 0; rep < reps; rep++) {
     const double td = timed([&] { decode(q.data(), out.data(), kc.data(), vc.data(), scattered.data()); });
     const double ts = timed([&] { sink += read_pages(k, v, scattered); });
+    const double t4 = timed([&] { sink += read_pages(k, v, scattered, 4); });
     const double ta = timed([&] { sink += read_pages(k, v, in_order); });
     const double tc = timed([&] { std::memmove(dst.data(), src.data(), src.size()); });
     if (rep < 2) continue;  // warm-up: thread pool, work buffers, page faults
     const double b = 2.0 * bytes / 1e9;
-    std::printf("decode %5.1f | read, same page order %5.1f | read, pages in address order %5.1f | copy %5.1f | "
-                "decode/copy %.2f, read/copy %.2f\n", b / td, b / ts, b / ta, 2 * b / tc, tc / (2 * td), tc / (2 * ts));
+    std::printf("decode %5.1f | read, same page order %5.1f, 4 pages at once %5.1f | read, pages in address order %5.1f | "
+                "copy %5.1f | decode/copy %.2f, read/copy %.2f, 4 at once/copy %.2f\n", b / td, b / ts, b / t4, b / ta,
+                2 * b / tc, tc / (2 * td), tc / (2 * ts), tc / (2 * t4));
     dec_copy.push_back(tc / (2 * td));
     read_copy.push_back(tc / (2 * ts));
+    read4_copy.push_back(tc / (2 * t4));
   }
   auto median = [](std::vector<double> x) { std::sort(x.begin(), x.end()); return x[x.size() / 2]; };
-  std::printf("medians of %zu rounds: decode/copy %.2f, read in the same page order/copy %.2f\n", dec_copy.size(),
-              median(dec_copy), median(read_copy));
+  std::printf("medians of %zu rounds: decode/copy %.2f, read in the same page order/copy %.2f, 4 pages at once/copy %.2f\n",
+              dec_copy.size(), median(dec_copy), median(read_copy), median(read4_copy));
   return sink == 12345.f;  // keep the reads
 }
