@@ -15,10 +15,10 @@
 
 // Keys per tile, and blocks of DEC_TILE keys a tile takes its keys from (decode_rows' key order), so that it
 // streams from DEC_PAGES places in memory (pages) at once: one core keeps more misses in flight over several
-// streams than over one (a plain read of 64 KiB pages in scattered order: 22-26 GB/s one page at a time, 29-34
-// with 4-8 pages interleaved in 256-byte steps). Against 16-key tiles of one block (AVX-512, 1 thread, GQA 32/8,
-// D 128, page 16, pages scattered, medians of 11 in one process): from DRAM 1.10x (B 1, 16384 keys), 1.115x
-// (B 4), 1.2x (B 16); in L3 0.975x; 8 pages and 16-key tiles were slower; AVX2 the same speed (0.98-0.99x).
+// streams than over one (a plain read of scattered 64 KiB pages: 22-26 GB/s one page at a time, 29-34 with 4-8
+// pages interleaved in 256-byte steps). Against 16-key tiles of one block (AVX-512, 1 thread, GQA 32/8, D 128,
+// page 16, pages scattered, medians of 11 in one process): from DRAM 1.09x (B 1), 1.12x (B 4), 1.16x (B 16); with
+// K/V in L2/L3 0.92-0.97x. 16-key tiles, 2 or 8 blocks were slower (README, tenth session).
 constexpr int64_t DEC_TILE = 32;
 constexpr int64_t DEC_PAGES = 4;
 // Keys per pass of P·V over a block of O (O read and written once per DEC_TOKS keys): with K/V in L2/L3, 4 and
@@ -137,8 +137,8 @@ void decode_pv(const float* const* vp, int64_t n, int64_t groups, const float* p
 }
 
 // One decode task (see run_task for the task and row layout; ROWS rows per KV head): tiles of DEC_TILE keys
-// drawn from up to DEC_PAGES blocks of keys (the key order below); per tile the scores of all rows, the online softmax and P·V, each line of K and V
-// prefetched into L1 DEC_PF_BYTES ahead in reading order.
+// drawn from up to DEC_PAGES blocks of keys (the key order below); per tile the scores of all rows, the online
+// softmax and P·V, each line of K and V prefetched into L1 DEC_PF_BYTES ahead in reading order.
 template <int ROWS>
 void decode_rows(const AttnCoreArgs& a, const Task& t, Work& w) {
   constexpr int KEYS = NACC / ROWS, NKB = DEC_TILE / KEYS;  // keys per score vector, score vectors per KV head
