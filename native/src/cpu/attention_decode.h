@@ -15,8 +15,8 @@
 
 // Keys per tile, and blocks of DEC_TILE keys a tile takes its keys from (decode_rows' key order), so that it
 // streams from DEC_PAGES places in memory (pages) at once: one core keeps more misses in flight over several
-// streams than over one (a plain read of scattered 64 KiB pages: 22-26 GB/s one page at a time, 29-34 with 4-8
-// pages interleaved in 256-byte steps). Against 16-key tiles of one block (AVX-512, 1 thread, GQA 32/8, D 128,
+// streams than over one (a plain read of scattered 64 KiB pages, AVX-512 loads: 22-26 GB/s one page at a time,
+// 29-34 with 4-8 pages interleaved in 256-byte steps). Against 16-key tiles of one block (AVX-512, 1 thread, GQA 32/8, D 128,
 // page 16, pages scattered, medians of 11 in one process): from DRAM 1.09x (B 1), 1.12x (B 4), 1.16x (B 16); with
 // K/V in L2/L3 0.92-0.97x. 16-key tiles, 2 or 8 blocks were slower (README, tenth session).
 constexpr int64_t DEC_TILE = 32;
