@@ -2,7 +2,10 @@
 // core, after the same cache flush each, the decode kernel (attention_core, paged, B = 1, GQA 32/8, D 128,
 // page 16, pages shuffled, 128 MiB of K/V) against plain reads of the same bytes — the pages in the same
 // scattered order one at a time or 4 at once (interleaved, as decode's tiles read them), and in address order —
-// and a memmove of the same bytes (read + write counted, as the bench).
+// and a memmove of the same bytes (read + write counted, as the bench). Also what decode's arithmetic alone
+// allows: the same call with every page id 0 (K/V in L2, nothing from DRAM), and the FMA ceiling (one core's
+// measured FMA rate at the kernel's vector width; GQA decode does Hq·D FMAs for the scores and Hq·D for P·V per
+// key, which reads 2·Hkv·D·4 bytes: here 1 byte per FMA).
 // Build and run: bench/native/decode-read-ceiling.sh (LLMK_CPU_ATTN_ISA=avx2 forces the AVX2 kernel).
 #include <immintrin.h>
 
@@ -12,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "cpu/attention_core.h"
@@ -42,6 +46,26 @@ __attribute__((target("avx2"), noinline)) float read_pages(const char* k, const 
   return s;
 }
 
+// Scalar FMAs per second of one core: 12 independent chains (more than FMA latency × pipes) of W-lane
+// multiply-adds (GCC vector types, contracted to FMAs at -O3 in the callers' target regions).
+typedef float F32x16 __attribute__((vector_size(64)));
+typedef float F32x8 __attribute__((vector_size(32)));
+template <class Vec, int W>
+__attribute__((always_inline)) inline double fma_rate() {
+  Vec acc[12], one = Vec{} + 1.f, tiny = Vec{} + 1e-7f;
+  for (auto& x : acc) x = tiny;
+  const long n = 50'000'000;
+  const double t0 = now();
+  for (long i = 0; i < n; i++)
+#pragma GCC unroll 12
+    for (auto& x : acc) x = x * one + tiny;
+  const double t = now() - t0;
+  for (int i = 1; i < 12; i++) acc[0] += acc[i];
+  return double(n) * 12 * W / t * (acc[0][0] == 12345.f ? 2 : 1);  // keeps the chains
+}
+__attribute__((target("avx512f"), noinline)) double fma_rate_avx512() { return fma_rate<F32x16, 16>(); }
+__attribute__((target("avx2,fma"), noinline)) double fma_rate_avx2() { return fma_rate<F32x8, 8>(); }
+
 void decode(const float* q, float* out, const float* k, const float* v, const int32_t* pages) {
   llmk::cpu::AttnSeq seq;
   seq.nq = 1;
@@ -60,7 +84,7 @@ int main() {
   const size_t bytes = NPAGES * PAGE_BYTES;
   std::vector<float> kc(bytes / 4, 0.5f), vc(bytes / 4, 0.25f), q(HQ * D, 0.01f), out(HQ * D);
   std::vector<char> src(2 * bytes, 1), dst(2 * bytes, 2), flush(256u << 20, 3);
-  std::vector<int32_t> scattered(NPAGES), in_order(NPAGES);
+  std::vector<int32_t> scattered(NPAGES), in_order(NPAGES), page0(NPAGES, 0);
   for (size_t i = 0; i < NPAGES; i++) scattered[i] = in_order[i] = int32_t(i);
   std::shuffle(scattered.begin(), scattered.end(), std::mt19937(1));
   const char* k = reinterpret_cast<const char*>(kc.data());
@@ -72,8 +96,23 @@ int main() {
     return now() - t0;
   };
   float sink = 0;
+  const std::string isa = llmk::cpu::attention_core_isa();
   std::printf("ISA %s, 1 thread (LLMK_NUM_THREADS), 2 x %zu MiB of K/V; GB/s of K/V read (copy: read + write)\n",
-              llmk::cpu::attention_core_isa(), bytes >> 20);
+              isa.c_str(), bytes >> 20);
+  if (isa == "avx512" || isa == "avx2") {
+    std::vector<double> arith, fmas;
+    for (int rep = 0; rep < 5; rep++) {
+      decode(q.data(), out.data(), kc.data(), vc.data(), page0.data());  // page 0 into L2
+      const double t0 = now();
+      decode(q.data(), out.data(), kc.data(), vc.data(), page0.data());
+      arith.push_back(2.0 * bytes / 1e9 / (now() - t0));
+      fmas.push_back((isa == "avx512" ? fma_rate_avx512() : fma_rate_avx2()) * (2.0 * HKV * D * 4) / (2.0 * HQ * D) / 1e9);
+    }
+    std::sort(arith.begin(), arith.end());
+    std::sort(fmas.begin(), fmas.end());
+    std::printf("decode's arithmetic alone (every page id 0: K/V in L2) %.1f GB/s; FMA ceiling %.1f GB/s (%.0f G FMA/s); "
+                "medians of 5\n", arith[2], fmas[2], fmas[2] * (2.0 * HQ * D) / (2.0 * HKV * D * 4));
+  }
   std::vector<double> dec_copy, read_copy, read4_copy;
   const int reps = 12;
   for (int rep = 0; rep < reps; rep++) {
