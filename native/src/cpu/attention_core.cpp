@@ -33,9 +33,9 @@ constexpr int64_t SPLIT_MAX_NQ = 16;
 constexpr int64_t MIN_CHUNK = 256;
 constexpr int64_t SPLIT_PER_THREAD = 8;
 // Key chunk of per-KV-head decode tasks run chunk by chunk across the heads (attention_core). Against Hkv passes
-// over the whole context (1 thread, page 16, scattered pages, 16384 keys from DRAM): 1.34-1.67x with Nq 3-16 at
-// GQA 32/8 D 128 and Nq 16 at 32/32 (AVX-512 and AVX2); with K/V in cache 0.93-0.99x. 256 keys: the same from DRAM,
-// 0.86-0.95x in cache; 1024: 1.34-1.59x from DRAM.
+// over the whole context (1 thread, page 16, scattered pages, 16384 keys from DRAM, AVX-512 and AVX2): Nq 3-8 at
+// GQA 32/8 D 128 1.34-1.58x, Nq 16 1.19-1.27x, Nq 16 at 32/32 1.64-1.67x; with K/V in cache 0.93-1.0x. 256 keys:
+// about the same from DRAM, 0.86-0.95x in cache; 1024: 1.34-1.59x from DRAM.
 constexpr int64_t INTERLEAVED_CHUNK = 512;
 
 // One task: query rows [r0, r0 + nr) of sequence `seq`, query heads h0 .. h0 + g - 1 (g/G KV heads, or one),
@@ -120,7 +120,7 @@ template <int ROWS> LLMK_ALWAYS_INLINE V vfold_max(V x) { return vfold<ROWS, tru
 template <int ROWS> LLMK_ALWAYS_INLINE V vfold_add(V x) { return vfold<ROWS, false>(x); }
 LLMK_ALWAYS_INLINE bool vany_gt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ) != 0; }
 // Column vectors per row of the decode P·V block: 16 O accumulators (of 32 zmm); 20 or 24 with 4 rows were
-// 0.92-0.97x.
+// 0.92-1.01x.
 constexpr int pv_cols(int rows) { return rows < 16 ? 16 / rows : 1; }
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vset(-__builtin_inff()), _CMP_EQ_OQ), r, vzero());
