@@ -276,10 +276,13 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   const AttnSeq& sq = a.seqs[t.seq];
   const int64_t D = a.D, g = t.g, nr = t.nr, m = g * nr;
   const int64_t G = a.Hq / a.Hkv, gk = std::min(g, G), groups = g / gk, gm = gk * nr;  // rows of one group
-  // Key tile: the layout's block; without a layout and with several KV heads per task (decode), 8 keys, so the
-  // K/V of a tile (all heads; 64 KB at 8 heads, D 128, float32) and the next one, prefetched, stay in L1/L2
-  // until used (16-key tiles decoded 0–7% slower, median per case, 1 thread AVX-512, noisy shared machine).
-  const int64_t bk = (a.row_ptr || groups == 1) ? a.block_k : std::min<int64_t>(a.block_k, 8);
+  const bool few = gm <= FEW_ROWS && D % L == 0;
+  // Key tile: the layout's block; without a layout, with several KV heads per task and few rows (decode), 8
+  // keys, so the K/V of a tile (all heads; 64 KB at 8 heads, D 128, float32) and the next one, prefetched, stay
+  // in L1/L2 until used (16-key tiles decoded 0–7% slower, median per case, 1 thread AVX-512, noisy shared
+  // machine). Several KV heads with more rows (GEMM scores): the layout's block (16 or 32 keys: 0.85-0.96x with
+  // K/V in cache, from DRAM within the noise of 64).
+  const int64_t bk = (a.row_ptr || groups == 1 || !few) ? a.block_k : std::min<int64_t>(a.block_k, 8);
   const int dt = a.dtype;
   const float ninf = -std::numeric_limits<float>::infinity();
   w.mp = (m + L - 1) / L * L;
@@ -292,7 +295,6 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     load_row(a.q, dt, ((sq.q0 + t.r0 + r) * a.Hq + h) * D, D, w.tmp);
     for (int64_t d = 0; d < D; d++) w.qt[d * ms + i] = w.qr[i * D + d] = w.tmp[d] * a.scale;
   }
-  const bool few = gm <= FEW_ROWS && D % L == 0;
   // V rows read in place (float32): in a decode tile, and in a GEMM tile that walks V in at most two column
   // panels (AVX-512 at D <= 128). With more panels (AVX2: 16 columns each) every panel re-reads the tile's rows,
   // which in place are Hkv·D floats apart (often a multiple of 1 KB: a few L1 sets evicting each other), so they
@@ -434,8 +436,15 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
           }
         }
         // Sᵀ[:, group rows] = K·(scale·Qᵀ)
-        if (few) scores_few(nk, 1, gm, krow, bk, w.qr + c * gm * D, D, w.s + c * gm, ms, [](int64_t, int64_t, int64_t) {});
-        else gemm(nk, mp, D, krow, 1, w.qtrow, w.s, ms, false);  // one group: every row
+        if (few) {
+          scores_few(nk, 1, gm, krow, bk, w.qr + c * gm * D, D, w.s + c * gm, ms, [](int64_t, int64_t, int64_t) {});
+        } else if (groups == 1) {
+          gemm(nk, mp, D, krow, 1, w.qtrow, w.s, ms, false);  // every row
+        } else {  // the group's columns of Qᵀ (gm a multiple of L: attention_core's wide tasks)
+          const float* qc[MAXD];
+          for (int64_t d = 0; d < D; d++) qc[d] = w.qtrow[d] + c * gm;
+          gemm(nk, gm, D, krow, 1, qc, w.s + c * gm, ms, false);
+        }
       }
     }
     const bool full = j0 >= w.lo[nr - 1] && j0 + nk - 1 <= w.hi[0];
