@@ -269,9 +269,9 @@ void attention_core(const AttnCoreArgs& a) {
   // 32 KV heads, 32 passes of 512 bytes per 16 KiB token read 13-14 GB/s from DRAM where two passes of 8 KiB
   // read 1.9x that). The rows per KV head (G · queries) take the decode body (up to FEW_ROWS) or, in split-K
   // calls, the GEMM scores (a multiple of 16, so a head's columns of Qᵀ are whole vectors of every ISA: 4, 8
-  // queries at GQA 4:1 or 16 with MHA, speculative decoding). Against one task per KV head with its key chunks interleaved (paged,
-  // page 16, D 64-128): from DRAM 1.05-1.16x AVX-512 with 1 thread, 1.10-1.22x with 2, AVX2 1.0-1.07x; with K/V
-  // in cache 0.93-1.11x (AVX2 0.97x).
+  // queries at GQA 4:1 or 16 with MHA, speculative decoding). Against one task per KV head with its key chunks
+  // interleaved (paged, page 16, D 64-128): from DRAM 1.05-1.16x AVX-512 with 1 thread, 1.10-1.22x with 2, AVX2
+  // 1.0-1.07x; with K/V in cache 0.93-1.11x (AVX2 0.97x).
   const int64_t gq = G * max_nq;  // rows per KV head
   int64_t wide_kv = std::min(a.Hkv, MAX_WIDE_KV);
   while (wide_kv > 1 && (a.Hkv % wide_kv || wide_kv * gq > MAXM)) wide_kv--;
