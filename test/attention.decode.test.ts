@@ -90,10 +90,11 @@ describe('attention decode, serving shapes (cpu)', () => {
 
   // [Hq, Hkv, D, queries per sequence]: 1 row per KV head over 16 KV heads; 8 rows per KV head (two queries of 4 heads);
   // 4 rows; 2 rows per KV head with D 32 (decode's prefetch then runs 64 rows ahead); more KV heads than one task
-  // takes (32 = 2 tasks of 16, 24 = 2 of 12; 17: one task per KV head); more rows per KV head than a wide task
-  // takes (16 of 4 heads × 4 queries; 16 queries of 1 head): one task per KV head, their key chunks run interleaved
+  // takes (32 = 2 tasks of 16, 24 = 2 of 12; 17: one task per KV head); 16 rows per KV head (4 heads × 4 queries;
+  // 16 queries of 1 head): tasks over every KV head with GEMM scores per head; 9 rows per KV head (3 heads × 3
+  // queries): one task per KV head, their key chunks run interleaved
   for (const [Hq, Hkv, D, nq] of [[16, 16, 64, 1], [32, 8, 128, 2], [32, 8, 64, 1], [16, 8, 32, 1], [32, 32, 32, 1],
-    [48, 24, 32, 2], [34, 17, 32, 1], [32, 8, 64, 4], [8, 8, 32, 16]] as const) {
+    [48, 24, 32, 2], [34, 17, 32, 1], [32, 8, 64, 4], [8, 8, 32, 16], [24, 8, 32, 3]] as const) {
     test(`varlen, GQA ${Hq}/${Hkv}, D ${D}, ${nq} queries per sequence, every mask, chunks of 16 keys or the own`, async () => {
       const lensK = [0, 2, 16, 47, 400, 130, 600];
       const s = makeSeqs(lensK.map(() => nq), lensK.map((l) => l + nq - 1), Hq, Hkv, D);

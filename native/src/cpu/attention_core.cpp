@@ -314,7 +314,7 @@ void attention_core(const AttnCoreArgs& a) {
   }
   const int64_t target = SPLIT_PER_THREAD * std::max<int64_t>(threads, 2);
   int64_t chunk = forced_chunk > 0 ? forced_chunk : std::max(MIN_CHUNK, (keys + target - 1) / target);
-  // Tasks of one KV head each (more decode rows than the wide tasks take): the heads' tasks of a sequence run
+  // Tasks of one KV head each (decode row counts the wide tasks do not take): the heads' tasks of a sequence run
   // chunk by chunk (below), each chunk INTERLEAVED_CHUNK keys, so that the token rows a chunk reads from memory
   // (all heads', Hkv·D apart) are read once and stay in cache for the other heads, instead of Hkv strided passes
   // over the whole context.
