@@ -15,6 +15,7 @@ export interface TopkRef {
   ids: Int32Array;       // [T,k]
   keys: Float64Array;    // [T,E] selection keys (NaN for NaN logits), for tie checks
   excluded: Uint8Array;  // [T,E] 1 where grouped routing removed the expert
+  groupScores: Float64Array; // [T,G] group scores of grouped routing (G = 1 and unused without groups)
 }
 
 /** Ranking: NaN lowest; otherwise larger key first; equal keys: lower index first. */
@@ -40,40 +41,59 @@ function scoresOf(x: ArrayLike<number>, o: TopkRefOptions): number[] {
   return u.map((v) => (s > 0 ? v / s : 0));
 }
 
+/** Group scores of one row's keys: the best key of each group, or the sum of the best two when biased. */
+export function groupScoresRef(key: number[], G: number, biased: boolean): number[] {
+  const gs = key.length / G, gscore: number[] = [];
+  for (let g = 0; g < G; g++) {
+    const idx = Array.from({ length: gs }, (_, i) => g * gs + i);
+    idx.sort((a, b) => (better(key[a], a, key[b], b) ? -1 : 1));
+    gscore.push(biased && gs >= 2 ? key[idx[0]] + key[idx[1]] : key[idx[0]]);
+  }
+  return gscore;
+}
+
+/** Groups best first by score (NaN last, lower index first on ties); grouped routing keeps the first `topk`. */
+export function groupOrderRef(gscore: number[]): number[] {
+  return gscore.map((_, g) => g).sort((a, b) => (better(gscore[a], a, gscore[b], b) ? -1 : 1));
+}
+
+/** The k best experts of one row's keys among the experts of the kept groups (all when `kept` is undefined). */
+export function pickRef(key: number[], k: number, G: number, kept?: Set<number>): number[] {
+  const E = key.length, gs = E / G;
+  const cand = Array.from({ length: E }, (_, e) => e).filter((e) => !kept || kept.has(Math.floor(e / gs)));
+  cand.sort((a, b) => (better(key[a], a, key[b], b) ? -1 : 1));
+  return cand.slice(0, k);
+}
+
 /** moe.topk over T rows of E logits (already rounded to the logits' dtype). */
 export function topkRef(logits: ArrayLike<number>, T: number, E: number, o: TopkRefOptions): TopkRef {
-  const k = o.k, renorm = o.renormalize ?? true, scale = o.scale ?? 1;
+  const k = o.k, renorm = o.renormalize ?? true, scale = o.scale ?? 1, G = o.groups?.count ?? 1;
   const weights = new Float64Array(T * k), ids = new Int32Array(T * k);
-  const keys = new Float64Array(T * E), excluded = new Uint8Array(T * E);
+  const keys = new Float64Array(T * E), excluded = new Uint8Array(T * E), groupScores = new Float64Array(T * G);
   for (let t = 0; t < T; t++) {
     const x = Array.from({ length: E }, (_, e) => logits[t * E + e]);
     const sc = scoresOf(x, o);
     const key = x.map((v, e) => (Number.isNaN(v) ? NaN : o.bias ? sc[e] + o.bias[e] : v));
-    const allowed = new Array<boolean>(E).fill(true);
+    let kept: Set<number> | undefined;
     if (o.groups) {
-      const G = o.groups.count, gs = E / G;
-      const gscore: number[] = [];
-      for (let g = 0; g < G; g++) {
-        const idx = Array.from({ length: gs }, (_, i) => g * gs + i);
-        idx.sort((a, b) => (better(key[a], a, key[b], b) ? -1 : 1));
-        gscore.push(o.bias && gs >= 2 ? key[idx[0]] + key[idx[1]] : key[idx[0]]);
-      }
-      const order = Array.from({ length: G }, (_, g) => g).sort((a, b) => (better(gscore[a], a, gscore[b], b) ? -1 : 1));
-      const kept = new Set(order.slice(0, o.groups.topk));
-      for (let e = 0; e < E; e++) if (!kept.has(Math.floor(e / gs))) allowed[e] = false;
+      const gscore = groupScoresRef(key, G, !!o.bias);
+      gscore.forEach((v, g) => { groupScores[t * G + g] = v; });
+      kept = new Set(groupOrderRef(gscore).slice(0, o.groups.topk));
     }
-    const cand = Array.from({ length: E }, (_, e) => e).filter((e) => allowed[e]);
-    cand.sort((a, b) => (better(key[a], a, key[b], b) ? -1 : 1));
+    const chosen = pickRef(key, k, G, kept);
     let sum = 0;
-    for (let j = 0; j < k; j++) { ids[t * k + j] = cand[j]; sum += sc[cand[j]]; }
+    for (let j = 0; j < k; j++) { ids[t * k + j] = chosen[j]; sum += sc[chosen[j]]; }
     for (let j = 0; j < k; j++) {
-      let w = sc[cand[j]];
+      let w = sc[chosen[j]];
       if (renorm && sum > 0) w /= sum;
       weights[t * k + j] = w * scale;
     }
-    for (let e = 0; e < E; e++) { keys[t * E + e] = key[e]; excluded[t * E + e] = allowed[e] ? 0 : 1; }
+    for (let e = 0; e < E; e++) {
+      keys[t * E + e] = key[e];
+      excluded[t * E + e] = kept && !kept.has(Math.floor(e / (E / G))) ? 1 : 0;
+    }
   }
-  return { weights, ids, keys, excluded };
+  return { weights, ids, keys, excluded, groupScores };
 }
 
 /** moe.align: stable grouping of the n = ids.length slots by expert, runs padded to blockSize. */
