@@ -122,6 +122,9 @@ LLMK_ALWAYS_INLINE bool vany_gt(V a, V b) { return _mm512_cmp_ps_mask(a, b, _CMP
 // Column vectors per row of the decode P·V block: 16 O accumulators (of 32 zmm); 20 or 24 with 4 rows were
 // 0.92-1.01x.
 constexpr int pv_cols(int rows) { return rows < 16 ? 16 / rows : 1; }
+// Decode's prefetch distance in bytes of K/V reading order (attention_decode.h): 10 KiB was 0.96-0.97x, 4 KiB
+// 0.93-0.95x (from DRAM, 1 thread, GQA 32/8, D 128, B = 1 and 4).
+constexpr int64_t DEC_PF_BYTES = 8192;
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vset(-__builtin_inff()), _CMP_EQ_OQ), r, vzero());
 }
@@ -181,6 +184,10 @@ LLMK_ALWAYS_INLINE bool vany_gt(V a, V b) { return _mm256_movemask_ps(_mm256_cmp
 // Column vectors per row of the decode P·V block: 8 O accumulators (of 16 ymm), 12 with 4 rows (1.04x with
 // K/V in L1 and from DRAM, 1 thread, GQA 32/8, D 128; 12 with 1 or 2 rows: 0.8-0.9x).
 constexpr int pv_cols(int rows) { return rows == 4 ? 3 : rows < 8 ? 8 / rows : 1; }
+// Decode's prefetch distance (attention_decode.h): further ahead than AVX-512's 8 KiB. Against 8 KiB, from DRAM
+// (1 thread, GQA 32/8, D 128, page 16, B = 1, 4, 16 in one process, medians of 15, six pairs): 1.04-1.07x; 12
+// KiB 1.01-1.07x, 14 KiB 1.03-1.10x; with K/V in L2 1.01x.
+constexpr int64_t DEC_PF_BYTES = 10240;
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm256_blendv_ps(r, vzero(), _mm256_cmp_ps(x, vset(-__builtin_inff()), _CMP_EQ_OQ));
 }

@@ -2,7 +2,8 @@
 // set by attention_core.cpp after attention_tile.h, inside the same `#pragma GCC target` region and namespace.
 // No include guard on purpose; it includes nothing. Besides what attention_tile.h uses, the including namespace
 // defines: vhsum_v (the NACC sums of vhsum_n as one vector), vfold_max / vfold_add<ROWS> (lane l of the result:
-// max / sum of the lanes ≡ l mod ROWS), vany_gt, pv_cols (column vectors per row of the P·V block).
+// max / sum of the lanes ≡ l mod ROWS), vany_gt, pv_cols (column vectors per row of the P·V block) and
+// DEC_PF_BYTES (the prefetch distance, below).
 //
 // Why a path of its own: the tile body (run_task) stores the scores, runs the softmax over the task's rows in
 // separate passes through memory and adds P·V through the GEMM kernel, bookkeeping that made a 1-query decode
@@ -24,11 +25,11 @@ constexpr int64_t DEC_PAGES = 4;
 // Keys per pass of P·V over a block of O (O read and written once per DEC_TOKS keys): with K/V in L2/L3, 4 and
 // 16 were up to 10% slower than 8 (1 thread, AVX-512).
 constexpr int DEC_TOKS = 8;
-// How far ahead in reading order decode prefetches: each K or V line read prefetches the same line of the row
-// about this many bytes later into L1, so that one prefetch goes out per line read, evenly. Against a burst of
-// whole rows one block ahead (the former scheme), from DRAM (1 thread, AVX-512, GQA 32/8, D 128): 1.34-1.45x at
-// 4 KiB, half of it slower than the bursts, 8 KiB 1.03-1.12x over 4 KiB (0.98x with K/V in L2).
-constexpr int64_t DEC_PF_BYTES = 8192;
+// How far ahead in reading order decode prefetches (DEC_PF_BYTES, per instruction set where this file is
+// included): each K or V line read prefetches the same line of the row about this many bytes later into L1, so
+// that one prefetch goes out per line read, evenly. Against a burst of whole rows one block ahead (the former
+// scheme), from DRAM (1 thread, AVX-512, GQA 32/8, D 128): 1.34-1.45x at 4 KiB, half of it slower than the
+// bursts, 8 KiB 1.03-1.12x over 4 KiB (0.98x with K/V in L2).
 
 // Prefetches the cache line at p into L1. Inline asm because GCC 12 at -O1 and above dropped __builtin_prefetch
 // in these loops (no prefetcht0 left in the object code; cause not found).
