@@ -42,7 +42,7 @@ function scoresOf(x: ArrayLike<number>, o: TopkRefOptions): number[] {
 }
 
 /** Group scores of one row's keys: the best key of each group, or the sum of the best two when biased. */
-export function groupScoresRef(key: number[], G: number, biased: boolean): number[] {
+function groupScoresRef(key: number[], G: number, biased: boolean): number[] {
   const gs = key.length / G, gscore: number[] = [];
   for (let g = 0; g < G; g++) {
     const idx = Array.from({ length: gs }, (_, i) => g * gs + i);
