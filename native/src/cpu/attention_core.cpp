@@ -186,7 +186,8 @@ LLMK_ALWAYS_INLINE bool vany_gt(V a, V b) { return _mm256_movemask_ps(_mm256_cmp
 constexpr int pv_cols(int rows) { return rows == 4 ? 3 : rows < 8 ? 8 / rows : 1; }
 // Decode's prefetch distance (attention_decode.h): further ahead than AVX-512's 8 KiB. Against 8 KiB, from DRAM
 // (1 thread, GQA 32/8, D 128, page 16, B = 1, 4, 16 in one process, medians of 11-15, five pairs per B):
-// 1.04-1.09x; 12 KiB 1.01-1.07x, 14 KiB 1.03-1.10x; with K/V in L2 1.01x.
+// 1.04-1.09x; 12 KiB 1.01-1.07x, 14 KiB 1.03-1.10x; with K/V in L2 1.01x. MHA 32/32 1.06x, 64/8 0.99x, D 256
+// 0.96-1.00x.
 constexpr int64_t DEC_PF_BYTES = 10240;
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm256_blendv_ps(r, vzero(), _mm256_cmp_ps(x, vset(-__builtin_inff()), _CMP_EQ_OQ));
