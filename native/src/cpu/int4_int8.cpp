@@ -201,21 +201,34 @@ namespace avx2 {
 #pragma GCC target("avx2,fma")
 #include "hsum_avx2.h"
 
-// The block factors of a tile for blocks b0.. (nb ≤ 16), as in int4_int8_avx512.h: 8 blocks per step (the
-// scales float32 or bfloat16: F16C is not assumed here; a.inl is false for float16 scales), the tail by
-// Factors::scalar.
+// acc += float(zc) · cs over the block lanes h0.. (a multiple of 8) to 16 of f, as in int4_int8_avx512.h.
 template <int R, int MT>
-LLMK_ALWAYS_INLINE void factors(const Args& a, const RowParams& p, const TilePtrs<R>& t, int64_t m0, int64_t b0, int64_t nb, Factors<R, MT>& f) {
+LLMK_ALWAYS_INLINE void zero_terms(const Factors<R, MT>& f, __m256 (&acc)[R][MT], int64_t h0 = 0) {
+  for (int r = 0; r < R; r++)
+    for (int m = 0; m < MT; m++)
+      for (int64_t h = h0; h < 16; h += 8)
+        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(f.zc[r * MT + m] + h))),
+                                    _mm256_load_ps(f.cs[r * MT + m] + h), acc[r][m]);
+}
+
+// The block factors of a tile for blocks b0.. (nb ≤ 16) and their zero points' terms added to acc, as in
+// int4_int8_avx512.h: 8 blocks per step (the scales float32 or bfloat16: F16C is not assumed here; a.inl is
+// false for float16 scales), the tail by Factors::scalar and zero_terms.
+template <int R, int MT>
+LLMK_ALWAYS_INLINE void factors(const Args& a, const RowParams& p, const TilePtrs<R>& t, int64_t m0, int64_t b0, int64_t nb,
+                                Factors<R, MT>& f, __m256 (&acc)[R][MT]) {
   const QuantX& x = *a.x;
-  if (!a.inl) return f.copy(a, p, m0, b0, nb);
+  if (!a.inl) {
+    f.copy(a, p, m0, b0, nb);
+    return zero_terms<R, MT>(f, acc);
+  }
   int64_t j = 0;
   for (; j + 8 <= nb; j += 8) {
-    __m256 sa[MT];
-    __m256i sum[MT];
+    __m256 sa[MT], sum[MT];
     for (int m = 0; m < MT; m++) {
       const int64_t xm = (m0 + m) * x.NB + b0 + j;
       sa[m] = _mm256_loadu_ps(x.sa.data() + xm);
-      sum[m] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.sum.data() + xm));
+      sum[m] = _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.sum.data() + xm)));
     }
     for (int r = 0; r < R; r++) {
       const int64_t off = t.roff[r] + b0 + j;
@@ -223,26 +236,19 @@ LLMK_ALWAYS_INLINE void factors(const Args& a, const RowParams& p, const TilePtr
           ? _mm256_loadu_ps(static_cast<const float*>(a.scales) + off)
           : _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(
                 reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(a.scales) + off))), 16));
-      const __m256i nz = a.zeros ? _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_cvtepu8_epi32(_mm_loadl_epi64(
-                                       reinterpret_cast<const __m128i*>(a.zeros + off))))
-                                 : _mm256_set1_epi32(-8);
+      const __m256 nz = a.zeros ? _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_cvtepu8_epi32(
+                                      _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a.zeros + off)))))
+                                : _mm256_set1_ps(-8.f);
       for (int m = 0; m < MT; m++) {
-        _mm256_storeu_ps(f.cs[r * MT + m] + j, _mm256_mul_ps(sw, sa[m]));
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(f.zc[r * MT + m] + j), _mm256_mullo_epi32(nz, sum[m]));
+        const __m256 cs = _mm256_mul_ps(sw, sa[m]);
+        _mm256_storeu_ps(f.cs[r * MT + m] + j, cs);
+        acc[r][m] = _mm256_fmadd_ps(_mm256_mul_ps(nz, sum[m]), cs, acc[r][m]);
       }
     }
   }
+  if (j == 16) return;
   f.scalar(a, t, m0, b0, j, nb);
-}
-
-// acc += float(zc) · cs over the 16 block lanes of f, as in int4_int8_avx512.h.
-template <int R, int MT>
-LLMK_ALWAYS_INLINE void zero_terms(const Factors<R, MT>& f, __m256 (&acc)[R][MT]) {
-  for (int r = 0; r < R; r++)
-    for (int m = 0; m < MT; m++)
-      for (int h = 0; h < 16; h += 8)
-        acc[r][m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(f.zc[r * MT + m] + h))),
-                                    _mm256_load_ps(f.cs[r * MT + m] + h), acc[r][m]);
+  zero_terms<R, MT>(f, acc, j);
 }
 
 // R weight rows (n.., nr valid; missing ones repeat the last) × MT activation rows (m0..) into
@@ -265,8 +271,7 @@ void tile(const Args& a, const RowParams& p, int64_t n, int nr, int64_t m0, floa
   int64_t off = 0;  // into every weight row
   for (int64_t b0 = 0; b0 < NB; b0 += 16) {
     const int64_t nb = std::min<int64_t>(16, NB - b0);
-    factors<R, MT>(a, p, t, m0, b0, nb, f);
-    zero_terms<R, MT>(f, acc);
+    factors<R, MT>(a, p, t, m0, b0, nb, f, acc);
     // One weight row at a time (its decoded chunk feeds all MT activation rows), x loaded where used (from
     // L1): with 16 ymm registers, holding every row's int16 sums and x vectors spilled the accumulators.
     for (int64_t b = 0; b < nb; b++, xp += CH * CPB, off += CH / 2 * CPB) {
