@@ -154,8 +154,9 @@ struct TilePtrs {
 };
 
 // A tile's block factors for up to 16 consecutive blocks (local b), index r·MT + m: cs = scale · sa and
-// zc = −zero · Σxq (int4_int8.h), made by the ISA's factors() or, when a group spans several blocks, copied
-// from the portable set-up (RowParams, rows × all M).
+// zc = −zero · Σxq (int4_int8.h), made by the ISA's factors() (whose vector steps add the zero terms to the
+// accumulators themselves and leave zc unset) or, when a group spans several blocks, copied from the
+// portable set-up (RowParams, rows × all M).
 template <int R, int MT>
 struct Factors {
   alignas(64) float cs[R * MT][16];
