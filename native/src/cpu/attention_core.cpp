@@ -37,6 +37,12 @@ constexpr int64_t SPLIT_PER_THREAD = 8;
 // GQA 32/8 D 128 1.34-1.58x, Nq 16 1.19-1.27x, Nq 16 at 32/32 1.64-1.67x; with K/V in cache 0.93-1.0x. 256 keys:
 // about the same from DRAM, 0.86-0.95x in cache; 1024: 1.34-1.59x from DRAM.
 constexpr int64_t INTERLEAVED_CHUNK = 512;
+// Calls reading more K/V bytes than this mark their tasks from_memory: the wide decode tasks then prefetch a
+// unit ahead (attention_tile.h, WIDE_UNIT_PREFETCH). Below it K/V mostly come from the caches, where the
+// prefetches only cost. GQA 32/8, D 128, 4 queries per sequence, AVX-512, against the previous prefetch: 16384
+// keys (128 MiB) 1.15-1.24x with 1 and 2 threads; 8 MiB 0.86-0.88x; 16 MiB 1.02-1.07x with 1 thread, 0.92x with
+// 2; 24 MiB 1.10x / 1.0x; 32 MiB 1.12x / 1.08x.
+constexpr int64_t PREFETCH_MIN_BYTES = int64_t(24) << 20;
 
 // One task: query rows [r0, r0 + nr) of sequence `seq`, query heads h0 .. h0 + g - 1 (g/G KV heads, or one),
 // keys [klo, khi] of the rows' visible ones; part: null, or where a split task's partial state goes.
@@ -44,6 +50,7 @@ struct Task {
   int64_t seq, h0, g, r0, nr;
   int64_t klo = 0, khi = INT64_MAX;
   float* part = nullptr;
+  bool from_memory = false;  // the call reads more K/V than the caches hold (PREFETCH_MIN_BYTES)
 };
 
 // Per-thread buffers of one task, allocated once at their largest (64-byte aligned).
@@ -125,6 +132,8 @@ constexpr int pv_cols(int rows) { return rows < 16 ? 16 / rows : 1; }
 // Decode's prefetch distance in bytes of K/V reading order (attention_decode.h): 10 KiB was 0.96-0.97x, 4 KiB
 // 0.93-0.95x (from DRAM, 1 thread, GQA 32/8, D 128, B = 1 and 4).
 constexpr int64_t DEC_PF_BYTES = 8192;
+// Wide decode tasks from memory prefetch a unit ahead (attention_tile.h, UnitPrefetch).
+constexpr bool WIDE_UNIT_PREFETCH = true;
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(x, vset(-__builtin_inff()), _CMP_EQ_OQ), r, vzero());
 }
@@ -189,6 +198,9 @@ constexpr int pv_cols(int rows) { return rows == 4 ? 3 : rows < 8 ? 8 / rows : 1
 // 1.04-1.09x; 12 KiB 1.01-1.07x, 14 KiB 1.03-1.10x; with K/V in L2 1.01x. MHA 32/32 1.06x, 64/8 0.99x, D 256
 // 0.96-1.00x.
 constexpr int64_t DEC_PF_BYTES = 10240;
+// Wide decode tasks keep the per-group prefetch: AVX2's arithmetic, not memory, bounds them (the unit prefetch
+// was 0.96x from DRAM, 0.89-0.92x in cache, 4 queries at GQA 32/8).
+constexpr bool WIDE_UNIT_PREFETCH = false;
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm256_blendv_ps(r, vzero(), _mm256_cmp_ps(x, vset(-__builtin_inff()), _CMP_EQ_OQ));
 }
@@ -202,6 +214,7 @@ LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
 namespace generic {
 #include "simd_generic.inc"
 constexpr int R = 4, NVM = 2;  // 4×8 tile (SSE2 / NEON registers)
+constexpr bool WIDE_UNIT_PREFETCH = false;
 LLMK_ALWAYS_INLINE V vset(float x) { return V{x, x, x, x}; }
 // Lane-wise helpers of the portable body, written per lane (the compiler vectorises what it can).
 template <class F>
@@ -305,6 +318,9 @@ void attention_core(const AttnCoreArgs& a) {
     }
   }
   if (tasks.empty()) return;
+  int64_t kv_bytes = 0;
+  for (int64_t s = 0; s < a.nseq; s++) kv_bytes += 2 * a.seqs[s].nk * a.Hkv * a.D * (a.dtype == 0 ? 4 : 2);
+  for (Task& t : tasks) t.from_memory = kv_bytes > PREFETCH_MIN_BYTES;
   const Kernel k = pick_kernel();
   // Split-K: chunks of the visible key range (aligned to key blocks), sized so that all tasks give about
   // SPLIT_PER_THREAD chunks per thread (at least two threads' worth, so the split path runs everywhere).

@@ -41,34 +41,50 @@ LLMK_ALWAYS_INLINE void micro(int64_t kc, const float* const* arow, int64_t ak, 
     for (int v = 0; v < NV; v++) vstore(c + i * ldc + v * L, r[i][v]);
 }
 
-// micro<rows, nv> for run-time 1 <= rows <= R and 1 <= nv <= NVM.
-template <int RR = R>
+// micro<rows, nv> for run-time 1 <= rows <= RR and 1 <= nv <= NVX.
+template <int RR = R, int NVX = NVM>
 LLMK_ALWAYS_INLINE void micro_rows(int64_t rows, int nv, int64_t kc, const float* const* arow, int64_t ak,
                                    const float* const* brow, int64_t bcol, float* c, int64_t ldc, bool acc) {
   if constexpr (RR > 1) {
-    if (rows < RR) return micro_rows<RR - 1>(rows, nv, kc, arow, ak, brow, bcol, c, ldc, acc);
+    if (rows < RR) return micro_rows<RR - 1, NVX>(rows, nv, kc, arow, ak, brow, bcol, c, ldc, acc);
   }
-  if (nv == NVM) return micro<RR, NVM>(kc, arow, ak, brow, bcol, c, ldc, acc);
-  if constexpr (NVM > 1) {
+  if (nv == NVX) return micro<RR, NVX>(kc, arow, ak, brow, bcol, c, ldc, acc);
+  if constexpr (NVX > 1) {
     if (nv == 1) return micro<RR, 1>(kc, arow, ak, brow, bcol, c, ldc, acc);
   }
-  if constexpr (NVM > 2) {
+  if constexpr (NVX > 2) {
     if (nv == 2) return micro<RR, 2>(kc, arow, ak, brow, bcol, c, ldc, acc);
   }
-  if constexpr (NVM > 3) {
+  if constexpr (NVX > 3) {
     if (nv == 3) return micro<RR, 3>(kc, arow, ak, brow, bcol, c, ldc, acc);
   }
 }
 
+struct NoHook {
+  void operator()() const {}
+};
+
+// Vectors per micro-kernel call of gemm<RM>: NVM, or one where RM exceeds R (RM·NVM accumulators would spill).
+constexpr int gemm_nv(int rm) { return rm > R ? 1 : NVM; }
+// Micro-kernel calls gemm<RM> makes for an m × n product.
+constexpr int64_t gemm_calls(int64_t m, int64_t n, int rm) {
+  return (n / L + gemm_nv(rm) - 1) / gemm_nv(rm) * ((m + rm - 1) / rm);
+}
+
 // C[m, n] (acc ? += : =) A[m, kc]·B[kc, n], n a multiple of L, A rows as in micro (arow[i] for row i), B rows
-// at brow[k].
+// at brow[k]; RM rows of A per micro-kernel call; before() runs before each call.
+template <int RM = R, class F = NoHook>
 void gemm(int64_t m, int64_t n, int64_t kc, const float* const* arow, int64_t ak, const float* const* brow, float* c,
-          int64_t ldc, bool acc) {
+          int64_t ldc, bool acc, F&& before = F()) {
+  constexpr int NVX = gemm_nv(RM);
   const int64_t nvec = n / L;
-  for (int64_t v0 = 0; v0 < nvec; v0 += NVM) {
-    const int nv = int(std::min<int64_t>(NVM, nvec - v0));
-    for (int64_t i0 = 0; i0 < m; i0 += R)
-      micro_rows(std::min<int64_t>(R, m - i0), nv, kc, arow + i0, ak, brow, v0 * L, c + i0 * ldc + v0 * L, ldc, acc);
+  for (int64_t v0 = 0; v0 < nvec; v0 += NVX) {
+    const int nv = int(std::min<int64_t>(NVX, nvec - v0));
+    for (int64_t i0 = 0; i0 < m; i0 += RM) {
+      before();
+      micro_rows<RM, NVX>(std::min<int64_t>(RM, m - i0), nv, kc, arow + i0, ak, brow, v0 * L, c + i0 * ldc + v0 * L,
+                          ldc, acc);
+    }
   }
 }
 
@@ -77,6 +93,39 @@ template <int LOC = 3>
 LLMK_ALWAYS_INLINE void prefetch_span(const char* p, int64_t bytes) {
   for (int64_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, LOC);
 }
+
+// Software prefetch for the wide decode tasks that read K/V from memory: the lines of the next unit of work (the
+// K or V rows of one group over a tile's keys, `lpr` lines from each row offset) spread evenly over the
+// micro-kernel calls of the current one, so that reading overlaps the arithmetic. The hardware prefetchers do
+// not help: each token's rows lie in a 4 KiB page of their own.
+struct UnitPrefetch {
+  const char* base = nullptr;     // K or V
+  const int64_t* rows = nullptr;  // element offsets of the unit's rows
+  int64_t esz = 4, lpr = 0;       // bytes per element, lines per row
+  int64_t n = 0, done = 0, ticks = 0, total = 1, row = 0, line = 0;
+  // The nrows rows at r into base (none if base is null), over `calls` ticks.
+  void start(const void* b, const int64_t* r, int64_t nrows, int64_t calls) {
+    base = static_cast<const char*>(b);
+    rows = r;
+    n = b ? nrows * lpr : 0;
+    done = ticks = row = line = 0;
+    total = std::max<int64_t>(calls, 1);
+  }
+  void tick() {
+    const int64_t upto = n * ++ticks / total;
+    while (done < upto) {
+      const int64_t k = std::min(upto - done, lpr - line);
+      const char* p = base + rows[row] * esz + line * 64;
+      for (int64_t x = 0; x < k; x++) __builtin_prefetch(p + x * 64, 0, 3);
+      done += k;
+      line += k;
+      if (line == lpr) {
+        line = 0;
+        row++;
+      }
+    }
+  }
+};
 
 // Sᵀ[j][c·gm + i] = K_j,c · Q_c·gm+i for few query rows (decode), token-major over the groups c (a token's K
 // rows of all KV heads are adjacent in memory, so they are read in address order): two keys at a time against
@@ -385,6 +434,19 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   // during P·V, so that memory stays busy while P·V computes (prefetching only during the scores left it idle
   // then, and P·V stalled on V).
   const bool stream = few && v_in_place;
+  // Wide tasks (GEMM scores over several groups) of a call whose K/V come from memory: UnitPrefetch, in use
+  // order (each group's K, then each group's V, then the next tile's), one unit ahead; else the next tile's
+  // rows are prefetched a group at a time before its scores.
+  const bool units = WIDE_UNIT_PREFETCH && t.from_memory && groups > 1 && !few && v_in_place;
+  UnitPrefetch up;
+  up.esz = esz;
+  up.lpr = (D * esz + 63) / 64;
+  auto tick = [&] {
+    if (units) up.tick();
+  };
+  // Rows per micro-kernel call of the wide scores: 8 where a group's rows are one vector (AVX-512, 16 rows):
+  // 8 accumulators cover the FMA latency where R's 6 do not (1.03-1.07x in cache and from DRAM).
+  constexpr int RS = 8;
   // A token's K (and V) rows of the task's groups are one span: consecutive KV heads (a decode task takes every
   // KV head of its sequence, or it has one group). The next tile's lines (K then V of each token) are prefetched
   // a few dozen at a time, before each group of each key block of the scores and each group of P·V: issued a
@@ -418,7 +480,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
                  [&](int64_t j, int64_t n, int64_t c) { prefetch_until(pf_n / 2 * (j * groups + (c + 1) * n) / units); });
     } else {
       for (int64_t c = 0; c < groups; c++) {
-        if (pn < pe) prefetch_group(at_next, nnk, c);
+        if (pn < pe && !units) prefetch_group(at_next, nnk, c);
         for (int64_t j = 0; j < nk; j++) {
           const int64_t o = at[c * bk + j];
           if (dt == 0) {
@@ -443,7 +505,14 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
         } else {  // the group's columns of Qᵀ (gm a multiple of L: attention_core's wide tasks)
           const float* qc[MAXD];
           for (int64_t d = 0; d < D; d++) qc[d] = w.qtrow[d] + c * gm;
-          gemm(nk, gm, D, krow, 1, qc, w.s + c * gm, ms, false);
+          const bool one_vec = gm == L;
+          if (units) {  // next: group c + 1's K, after the last group this tile's V of group 0
+            const int64_t calls = gemm_calls(nk, gm, one_vec ? RS : R);
+            if (c + 1 < groups) up.start(a.k, at + (c + 1) * bk, nk, calls);
+            else up.start(a.v, at, nk, calls);
+          }
+          if (one_vec) gemm<RS>(nk, gm, D, krow, 1, qc, w.s + c * gm, ms, false, tick);
+          else gemm(nk, gm, D, krow, 1, qc, w.s + c * gm, ms, false, tick);
         }
       }
     }
@@ -455,7 +524,12 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     for (int64_t i = 0; i < m; i++) prow[i] = w.s + i;
     for (int64_t c = 0; c < groups; c++) {
       if (stream) prefetch_until(pf_n / 2 + (pf_n - pf_n / 2) * (c + 1) / groups);
-      gemm(gm, dp, nk, prow + c * gm, ms, w.vrow + c * bk, w.o + c * gm * dp, dp, true);
+      if (units) {  // next: group c + 1's V, after the last group the next tile's K of group 0
+        const int64_t calls = gemm_calls(gm, dp, R);
+        if (c + 1 < groups) up.start(a.v, at + (c + 1) * bk, nk, calls);
+        else up.start(pn < pe ? a.k : nullptr, at_next, nnk, calls);
+      }
+      gemm(gm, dp, nk, prow + c * gm, ms, w.vrow + c * bk, w.o + c * gm * dp, dp, true, tick);
     }
     pi = pn;
     j0 = nj0;
