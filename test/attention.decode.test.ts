@@ -122,18 +122,8 @@ describe('attention decode, serving shapes (cpu)', () => {
   // head) then prefetch a unit ahead. Prefetches cannot change a result; this runs that path's bookkeeping
   // (units over groups, tiles and chunk ends) on a call large enough to take it.
   test('varlen, GQA 32/8, D 128, 4 queries per sequence, causal, K/V beyond the prefetch threshold', async () => {
-    const lensK = [3200, 5], nq = 4, Hq = 32, Hkv = 8, D = 128, row = Hkv * D, rows = sum(lensK);
-    // K/V token rows: distinct windows of one random pool (26 MB of Box-Muller values take ~10 s under Jest)
-    const r = rng(SEED + 7411), pool = randnArray(1 << 18, r);
-    const fill = (stride: number) => {
-      const x = new Float32Array(rows * row);
-      for (let t = 0; t < rows; t++) {
-        const at = (t * stride) % (pool.length - row);
-        x.set(pool.subarray(at, at + row), t * row);
-      }
-      return x;
-    };
-    const s: Seqs = { lensQ: lensK.map(() => nq), lensK, Hq, Hkv, D, q: randnArray(lensK.length * nq * Hq * D, r), k: fill(7919), v: fill(4391) };
+    const lensK = [3200, 5], nq = 4, Hq = 32, Hkv = 8, D = 128;
+    const s = makeSeqs(lensK.map(() => nq), lensK, Hq, Hkv, D);
     const q = tensor(s.q, { shape: [sum(s.lensQ), Hq, D] });
     const k = tensor(s.k, { shape: [sum(s.lensK), Hkv, D] }), v = tensor(s.v, { shape: [sum(s.lensK), Hkv, D] });
     const cq = i32([...offsets(s.lensQ), sum(s.lensQ)]), ck = i32([...offsets(s.lensK), sum(s.lensK)]);

@@ -57,10 +57,13 @@ export { rng } from './reference/random';
 
 /** n standard-normal values (Box-Muller) scaled by `scale`. */
 export function randnArray(n: number, r: () => number, scale = 1): Float32Array {
+  // Math's functions taken once: under Jest a global looked up in a loop costs ~0.3 µs (the test context's
+  // global object), which made 6.5 M values take 9 s instead of 0.4 s.
+  const { sqrt, log, cos, PI } = Math;
   const out = new Float32Array(n);
   for (let i = 0; i < n; i++) {
     const u = 1 - r(), v = r();
-    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+    out[i] = scale * sqrt(-2 * log(u)) * cos(2 * PI * v);
   }
   return out;
 }
