@@ -70,11 +70,12 @@ export function randnArray(n: number, r: () => number, scale = 1): Float32Array 
 
 /** ‖out − ref‖ / ‖ref‖ (Infinity when NaN appears in out but not in ref). */
 export function relL2(out: ArrayLike<number>, ref: ArrayLike<number>): number {
+  const isNaNum = Number.isNaN;  // bound once (randnArray)
   let num = 0, den = 0;
   for (let i = 0; i < ref.length; i++) {
     const o = out[i], r = ref[i];
-    if (Number.isNaN(r) && Number.isNaN(o)) continue;
-    if (Number.isNaN(o) !== Number.isNaN(r)) return Infinity;
+    if (isNaNum(r) && isNaNum(o)) continue;
+    if (isNaNum(o) !== isNaNum(r)) return Infinity;
     num += (o - r) ** 2;
     den += r * r;
   }

