@@ -1,6 +1,11 @@
 // Element conversion between dtypes, written from the definitions (exact BigInt arithmetic for
 // integers): one round-to-nearest-even to floating types, truncation + saturation to integers
 // (NaN -> 0), saturation between integer types.
+
+// Bound once: under Jest each read of a global (Math, Number, Infinity) costs ~0.3 µs, and these run per element.
+const { abs, fround, sign, trunc } = Math;
+const isNaNum = Number.isNaN;
+const INF = Infinity;
 import { roundF16, roundBF16 } from './half';
 
 export const INT_RANGE: Record<string, [bigint, bigint]> = {
@@ -36,19 +41,19 @@ function saturate(v: bigint, dtype: string): bigint {
 export function convertValue(x: number | bigint, to: string): number | bigint {
   if (typeof x === 'bigint') {
     if (isIntDType(to)) return saturate(x, to);
-    if (to === 'float16') { const r = roundIntToBits(x, 11); return Math.abs(r) >= 65520 ? Math.sign(r) * Infinity : r; }
+    if (to === 'float16') { const r = roundIntToBits(x, 11); return abs(r) >= 65520 ? sign(r) * INF : r; }
     return roundIntToBits(x, to === 'bfloat16' ? 8 : 24); // never overflows float32/bfloat16
   }
-  if (isIntDType(to)) return Number.isNaN(x) ? 0n : saturate(clampToBigInt(x), to);
+  if (isIntDType(to)) return isNaNum(x) ? 0n : saturate(clampToBigInt(x), to);
   if (to === 'float16') return roundF16(x);
   if (to === 'bfloat16') return roundBF16(x);
-  return Math.fround(x);
+  return fround(x);
 }
 
 function clampToBigInt(x: number): bigint {
-  if (x === Infinity) return 2n ** 64n;
-  if (x === -Infinity) return -(2n ** 64n);
-  return BigInt(Math.trunc(x));
+  if (x === INF) return 2n ** 64n;
+  if (x === -INF) return -(2n ** 64n);
+  return BigInt(trunc(x));
 }
 
 /** Integer addition with two's-complement wrap-around in `dtype`. */

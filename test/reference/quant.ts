@@ -1,6 +1,10 @@
 // float64 references for quant (docs/architecture.md §4.3), written from the math and from the published bit
 // layouts of GPTQ, AWQ and ONNX Runtime MatMulNBits. Never calls the library.
 
+// Bound once: under Jest each read of a global (Math, Number, Infinity) costs ~0.3 µs, and these run per element.
+const { abs, ceil, floor, max } = Math;
+const INF = Infinity;
+
 /** 4-bit codes [n*k] from a canonical qweight [n, k/2] (low nibble = even k). */
 export function unpackCanonical(qweight: ArrayLike<number>, n: number, k: number): Uint8Array {
   const codes = new Uint8Array(n * k);
@@ -28,7 +32,7 @@ export function dequantRef(codes: ArrayLike<number>, scales: ArrayLike<number>, 
   const w = new Float64Array(n * k);
   for (let r = 0; r < n; r++)
     for (let c = 0; c < k; c++) {
-      const g = Math.floor(c / groupSize);
+      const g = floor(c / groupSize);
       const z = zeros ? zeros[r * G + g] : 8;
       w[r * k + c] = scales[r * G + g] * (codes[r * k + c] - z);
     }
@@ -55,9 +59,9 @@ export function maxErrOverScale(w: ArrayLike<number>, deq: ArrayLike<number>, sc
   let worst = 0;
   for (let r = 0; r < n; r++)
     for (let c = 0; c < k; c++) {
-      const s = scales[r * G + Math.floor(c / groupSize)];
-      const e = Math.abs(w[r * k + c] - deq[r * k + c]);
-      worst = Math.max(worst, s > 0 ? e / s : (e === 0 ? 0 : Infinity));
+      const s = scales[r * G + floor(c / groupSize)];
+      const e = abs(w[r * k + c] - deq[r * k + c]);
+      worst = max(worst, s > 0 ? e / s : (e === 0 ? 0 : INF));
     }
   return worst;
 }
@@ -74,7 +78,7 @@ export function packGptq(codes: ArrayLike<number>, zeros: ArrayLike<number>, n: 
   const qweight = new Int32Array((k / 8) * n);
   for (let c = 0; c < k; c++)
     for (let r = 0; r < n; r++) qweight[(c >> 3) * n + r] |= (codes[r * k + c] & 15) << (4 * (c & 7));
-  const nz = Math.ceil(n / 8);
+  const nz = ceil(n / 8);
   const qzeros = new Int32Array(G * nz);
   for (let g = 0; g < G; g++)
     for (let r = 0; r < n; r++) {
@@ -113,7 +117,7 @@ export function packMatMulNBits(codes: ArrayLike<number>, zeros: ArrayLike<numbe
   for (let r = 0; r < n; r++)
     for (let c = 0; c < k; c += 2) b[r * (k / 2) + c / 2] = (codes[r * k + c] & 15) | ((codes[r * k + c + 1] & 15) << 4);
   if (!zeros) return { b, zeroPoints: null };
-  const per = Math.ceil(blocks / 2);
+  const per = ceil(blocks / 2);
   const zp = new Uint8Array(n * per);
   for (let r = 0; r < n; r++)
     for (let blk = 0; blk < blocks; blk++) zp[r * per + (blk >> 1)] |= (zeros[r * blocks + blk] & 15) << (4 * (blk & 1));
@@ -128,6 +132,6 @@ export function packMatMulNBits(codes: ArrayLike<number>, zeros: ArrayLike<numbe
 export function quadsRef(qweight: ArrayLike<number>, n: number, k: number): Uint8Array {
   const k2 = k / 2, out = new Uint8Array(n * k2);
   for (let r = 0; r < n; r++)
-    for (let o = 0; o < k2; o++) out[Math.floor(r / 4) * 4 * k2 + Math.floor(o / 64) * 256 + (r % 4) * 64 + (o % 64)] = qweight[r * k2 + o];
+    for (let o = 0; o < k2; o++) out[floor(r / 4) * 4 * k2 + floor(o / 64) * 256 + (r % 4) * 64 + (o % 64)] = qweight[r * k2 + o];
   return out;
 }
