@@ -39,9 +39,9 @@ constexpr int64_t SPLIT_PER_THREAD = 8;
 constexpr int64_t INTERLEAVED_CHUNK = 512;
 // Calls reading more K/V bytes than this mark their tasks from_memory: the wide decode tasks then prefetch a
 // unit ahead (attention_tile.h, WIDE_UNIT_PREFETCH). Below it K/V mostly come from the caches, where the
-// prefetches only cost. GQA 32/8, D 128, 4 queries per sequence, AVX-512, against the previous prefetch: 16384
-// keys (128 MiB) 1.15-1.24x with 1 and 2 threads; 8 MiB 0.86-0.88x; 16 MiB 1.02-1.07x with 1 thread, 0.92x with
-// 2; 24 MiB 1.10x / 1.0x; 32 MiB 1.12x / 1.08x.
+// prefetches only cost. GQA 32/8, D 128, 4 queries per sequence, AVX-512, against the per-group prefetch (both
+// with 8-row scores): 16384 keys (128 MiB) 1.14-1.18x with 1 and 2 threads; 8 MiB 0.86-0.88x; 16 MiB 1.02-1.07x
+// with 1 thread, 0.92x with 2; 24 MiB 1.10x / 1.0x; 32 MiB 1.12x / 1.08x.
 constexpr int64_t PREFETCH_MIN_BYTES = int64_t(24) << 20;
 
 // One task: query rows [r0, r0 + nr) of sequence `seq`, query heads h0 .. h0 + g - 1 (g/G KV heads, or one),

@@ -437,12 +437,12 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
   // Wide tasks (GEMM scores over several groups) of a call whose K/V come from memory: UnitPrefetch, in use
   // order (each group's K, then each group's V, then the next tile's), one unit ahead; else the next tile's
   // rows are prefetched a group at a time before its scores.
-  const bool units = WIDE_UNIT_PREFETCH && t.from_memory && groups > 1 && !few && v_in_place;
+  const bool unit_pf = WIDE_UNIT_PREFETCH && t.from_memory && groups > 1 && !few && v_in_place;
   UnitPrefetch up;
   up.esz = esz;
   up.lpr = (D * esz + 63) / 64;
   auto tick = [&] {
-    if (units) up.tick();
+    if (unit_pf) up.tick();
   };
   // Rows per micro-kernel call of the wide scores: 8 where a group's rows are one vector (AVX-512, 16 rows):
   // 8 accumulators cover the FMA latency where R's 6 do not (1.03-1.07x in cache and from DRAM).
@@ -480,7 +480,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
                  [&](int64_t j, int64_t n, int64_t c) { prefetch_until(pf_n / 2 * (j * groups + (c + 1) * n) / units); });
     } else {
       for (int64_t c = 0; c < groups; c++) {
-        if (pn < pe && !units) prefetch_group(at_next, nnk, c);
+        if (pn < pe && !unit_pf) prefetch_group(at_next, nnk, c);
         for (int64_t j = 0; j < nk; j++) {
           const int64_t o = at[c * bk + j];
           if (dt == 0) {
@@ -506,7 +506,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
           const float* qc[MAXD];
           for (int64_t d = 0; d < D; d++) qc[d] = w.qtrow[d] + c * gm;
           const bool one_vec = gm == L;
-          if (units) {  // next: group c + 1's K, after the last group this tile's V of group 0
+          if (unit_pf) {  // next: group c + 1's K, after the last group this tile's V of group 0
             const int64_t calls = gemm_calls(nk, gm, one_vec ? RS : R);
             if (c + 1 < groups) up.start(a.k, at + (c + 1) * bk, nk, calls);
             else up.start(a.v, at, nk, calls);
@@ -524,7 +524,7 @@ void run_task(const AttnCoreArgs& a, const Task& t, Work& w) {
     for (int64_t i = 0; i < m; i++) prow[i] = w.s + i;
     for (int64_t c = 0; c < groups; c++) {
       if (stream) prefetch_until(pf_n / 2 + (pf_n - pf_n / 2) * (c + 1) / groups);
-      if (units) {  // next: group c + 1's V, after the last group the next tile's K of group 0
+      if (unit_pf) {  // next: group c + 1's V, after the last group the next tile's K of group 0
         const int64_t calls = gemm_calls(gm, dp, R);
         if (c + 1 < groups) up.start(a.v, at + (c + 1) * bk, nk, calls);
         else up.start(pn < pe ? a.k : nullptr, at_next, nnk, calls);
