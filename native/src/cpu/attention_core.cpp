@@ -198,8 +198,8 @@ constexpr int pv_cols(int rows) { return rows == 4 ? 3 : rows < 8 ? 8 / rows : 1
 // 1.04-1.09x; 12 KiB 1.01-1.07x, 14 KiB 1.03-1.10x; with K/V in L2 1.01x. MHA 32/32 1.06x, 64/8 0.99x, D 256
 // 0.96-1.00x.
 constexpr int64_t DEC_PF_BYTES = 10240;
-// Wide decode tasks keep the per-group prefetch: AVX2's arithmetic, not memory, bounds them (the unit prefetch
-// was 0.96x from DRAM, 0.89-0.92x in cache, 4 queries at GQA 32/8).
+// Wide decode tasks keep the per-group prefetch: AVX2's arithmetic, not memory, bounds them (a unit prefetch with
+// V copied, as AVX2 does at D 128, was 0.96x from DRAM, 0.89-0.92x in cache, 4 queries at GQA 32/8, 2 threads).
 constexpr bool WIDE_UNIT_PREFETCH = false;
 LLMK_ALWAYS_INLINE V vzero_where_ninf(V x, V r) {
   return _mm256_blendv_ps(r, vzero(), _mm256_cmp_ps(x, vset(-__builtin_inff()), _CMP_EQ_OQ));
